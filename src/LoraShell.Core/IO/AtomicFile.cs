@@ -1,0 +1,71 @@
+namespace LoraShell.Core.IO;
+
+/// <summary>
+/// Writes files and folders so that a reader never sees half of them: everything goes to a temporary
+/// sibling first and is renamed into place only when complete.
+/// </summary>
+public static class AtomicFile
+{
+    public static void Write(string path, Action<Stream> write)
+    {
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    public static void WriteAllText(string path, string text)
+        => Write(path, s => { var bytes = System.Text.Encoding.UTF8.GetBytes(text); s.Write(bytes); });
+
+    /// <summary>
+    /// Fills a temporary folder through <paramref name="fill"/>, then renames it to <paramref name="path"/>.
+    /// An existing folder is replaced only when <paramref name="overwrite"/> is set; a failure leaves the
+    /// previous content (if any) untouched.
+    /// </summary>
+    public static DirectoryInfo WriteDirectory(string path, bool overwrite, Action<string> fill)
+    {
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (File.Exists(full))
+            throw LoraShellException.InvalidArgument("OutputPathIsFile", $"Output path '{full}' is a file; expected a folder path.", full);
+        if (Directory.Exists(full) && !overwrite)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "OutputPathExists",
+                $"Output folder '{full}' already exists. Use -Force to replace it, or choose another path.", full);
+
+        string parent = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(parent);
+        string temp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        string? old = null;
+        Directory.CreateDirectory(temp);
+        try
+        {
+            fill(temp);
+            if (Directory.Exists(full))
+            {
+                old = Path.Combine(parent, $".{Path.GetFileName(full)}.old-{Guid.NewGuid():N}");
+                Directory.Move(full, old);
+            }
+            Directory.Move(temp, full);
+        }
+        catch
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            if (old != null && !Directory.Exists(full)) Directory.Move(old, full);
+            throw;
+        }
+        if (old != null) Directory.Delete(old, recursive: true);
+        return new DirectoryInfo(full);
+    }
+}

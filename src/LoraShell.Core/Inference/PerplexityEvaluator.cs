@@ -1,0 +1,66 @@
+using LoraShell.Core.Models;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Inference;
+
+/// <summary>Mean token loss (natural log) and perplexity = exp(loss).</summary>
+public sealed record PerplexityResult(double Loss, double Perplexity, long Tokens, int Windows);
+
+/// <summary>
+/// The project's one loss definition: the sequence is [BOS] + encode(text); the loss is the mean
+/// cross-entropy of predicting tokens 2..n. Sequences longer than the context are cut into windows
+/// that overlap by one token, so every token from the second on is predicted exactly once.
+/// </summary>
+public static class PerplexityEvaluator
+{
+    public static PerplexityResult Evaluate(LoadedModel loaded, string text, int? windowLength = null, int batchSize = 8,
+        IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        var tokenizer = loaded.RequireTokenizer();
+        var tokens = new List<int> { tokenizer.BosId };
+        tokens.AddRange(tokenizer.Encode(text));
+        return EvaluateTokens(loaded.Model, tokens, windowLength, batchSize, progress, cancel);
+    }
+
+    public static PerplexityResult EvaluateTokens(LlamaForCausalLM model, IReadOnlyList<int> tokens, int? windowLength = null, int batchSize = 8,
+        IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        if (tokens.Count < 2)
+            throw LoraShellException.InvalidArgument("TextTooShort", "The text encodes to no tokens; at least one token after BOS is needed to measure a loss.");
+        int window = Math.Min(windowLength ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
+        if (window < 2) throw LoraShellException.InvalidArgument("InvalidWindow", $"Window length must be at least 2 (got {window}).");
+
+        var starts = new List<int>();
+        for (int s = 0; s < tokens.Count - 1; s += window - 1) starts.Add(s);
+
+        double totalLoss = 0;
+        long counted = 0;
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var _ = no_grad();
+            // Full-length windows go in batches; the shorter last window runs alone.
+            var groups = starts.GroupBy(s => Math.Min(window, tokens.Count - s)).SelectMany(g => g.Chunk(batchSize).Select(c => (Length: g.Key, Starts: c)));
+            int done = 0;
+            foreach (var (length, batchStarts) in groups)
+            {
+                cancel.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                var data = new long[batchStarts.Length * length];
+                for (int b = 0; b < batchStarts.Length; b++)
+                    for (int t = 0; t < length; t++) data[b * length + t] = tokens[batchStarts[b] + t];
+                var ids = tensor(data, new long[] { batchStarts.Length, length }, device: model.Device);
+                var logits = model.forward(ids.narrow(1, 0, length - 1)).to(ScalarType.Float32);
+                var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), ids.narrow(1, 1, length - 1).reshape(-1), reduction: nn.Reduction.Sum);
+                totalLoss += loss.item<float>();
+                counted += batchStarts.Length * (long)(length - 1);
+                done += batchStarts.Length;
+                progress?.Report((double)done / starts.Count);
+            }
+        }
+        finally { if (wasTraining) model.train(); }
+        double mean = totalLoss / counted;
+        return new PerplexityResult(mean, Math.Exp(mean), counted, starts.Count);
+    }
+}

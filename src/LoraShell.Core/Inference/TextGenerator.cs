@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using LoraShell.Core.Models;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Inference;
+
+/// <summary>
+/// Autoregressive decoding with a KV cache: one prefill pass over BOS + prompt, then one position per
+/// step. Greedy at temperature 0; otherwise temperature and top-p sampling from a seeded CPU generator,
+/// so a seed reproduces the same text on any device.
+/// </summary>
+public static class TextGenerator
+{
+    public static GenerationResult Generate(LoadedModel loaded, GenerationOptions options,
+        IProgress<int>? tokensDone = null, CancellationToken cancel = default)
+    {
+        options.Validate();
+        var tokenizer = loaded.RequireTokenizer();
+        var model = loaded.Model;
+        var prompt = new List<int> { tokenizer.BosId };
+        prompt.AddRange(tokenizer.Encode(options.Prompt));
+        int context = model.Config.MaxPositionEmbeddings;
+        if (prompt.Count >= context)
+            throw LoraShellException.InvalidArgument("PromptTooLong", $"The prompt is {prompt.Count} tokens (with BOS); the model's context is {context}.", options.Prompt);
+
+        var generator = options.Seed is long seed ? new Generator((ulong)seed, CPU) : null;
+        var generated = new List<int>();
+        string stop = "MaxTokens";
+        var clock = Stopwatch.StartNew();
+        using (no_grad())
+        using (var cache = model.NewCache())
+        {
+            var next = prompt;
+            while (generated.Count < options.MaxTokens)
+            {
+                cancel.ThrowIfCancellationRequested();
+                if (cache.Length + next.Count > context) { stop = "ContextFull"; break; }
+                using var scope = NewDisposeScope();
+                var ids = tensor(next.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: model.Device).unsqueeze(0);
+                var logits = model.Forward(ids, cache)[0, -1].to(ScalarType.Float32).cpu();
+                int token = Pick(logits, options, generator);
+                if (options.StopAtSpecialTokens && (token == tokenizer.BosId || token == tokenizer.EosId)) { stop = "EndOfText"; break; }
+                generated.Add(token);
+                tokensDone?.Report(generated.Count);
+                next = new List<int> { token };
+            }
+        }
+        clock.Stop();
+        generator?.Dispose();
+        string completion = tokenizer.Decode(generated);
+        string text = tokenizer.Decode(prompt.Skip(1).Concat(generated));
+        return new GenerationResult(text, completion, prompt, generated, stop, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Chooses the next token from float32 CPU logits [vocab].</summary>
+    public static int Pick(Tensor logits, GenerationOptions options, Generator? generator)
+    {
+        if (options.Temperature == 0) return (int)logits.argmax().item<long>();
+        using var scope = NewDisposeScope();
+        var probs = nn.functional.softmax(logits / options.Temperature, 0);
+        if (options.TopP < 1)
+        {
+            var (sorted, order) = probs.sort(descending: true);
+            var before = sorted.cumsum(0) - sorted; // mass of strictly more likely tokens
+            sorted = sorted.masked_fill(before >= options.TopP, 0);
+            probs = zeros_like(probs).scatter(0, order, sorted);
+            probs = probs / probs.sum();
+        }
+        return (int)multinomial(probs, 1, false, generator).item<long>();
+    }
+}

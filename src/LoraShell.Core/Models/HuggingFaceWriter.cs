@@ -1,0 +1,32 @@
+using LoraShell.Core.IO;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Models;
+
+/// <summary>Saves a model as an HF folder (<c>config.json</c> + <c>model.safetensors</c>), atomically.</summary>
+public static class HuggingFaceWriter
+{
+    public static readonly IReadOnlyDictionary<string, string> PtMetadata = new Dictionary<string, string> { ["format"] = "pt" };
+
+    /// <param name="extraFiles">files copied into the folder as they are (e.g. the tokenizer)</param>
+    public static DirectoryInfo Save(LlamaForCausalLM model, string folder, bool overwrite, IEnumerable<string>? extraFiles = null)
+        => AtomicFile.WriteDirectory(folder, overwrite, temp => WriteInto(model, temp, extraFiles));
+
+    public static void WriteInto(LlamaForCausalLM model, string folder, IEnumerable<string>? extraFiles = null)
+    {
+        File.WriteAllText(Path.Combine(folder, HuggingFaceLoader.ConfigFileName), model.Config.ToJson(TorchDTypeName(model.DType)));
+        var tensors = model.state_dict().OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
+        SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, PtMetadata);
+        foreach (var file in extraFiles ?? Enumerable.Empty<string>())
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+    }
+
+    public static string TorchDTypeName(ScalarType type) => type switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        ScalarType.Float64 => "float64",
+        _ => type.ToString().ToLowerInvariant(),
+    };
+}

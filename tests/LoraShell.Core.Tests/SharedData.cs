@@ -1,0 +1,42 @@
+using LoraShell.Core.Models;
+
+namespace LoraShell.Core.Tests;
+
+/// <summary>Locates ../shared (models and data sets read in place, never copied into the repo).</summary>
+public static class SharedData
+{
+    static readonly Lazy<string> Root = new(() =>
+    {
+        string? env = Environment.GetEnvironmentVariable("LORASHELL_SHARED");
+        if (!string.IsNullOrEmpty(env) && Directory.Exists(env)) return Path.GetFullPath(env);
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "shared", "models", "stories260K");
+            if (Directory.Exists(candidate)) return Path.Combine(dir.FullName, "shared");
+        }
+        throw new DirectoryNotFoundException("Could not find ../shared (set LORASHELL_SHARED to its path).");
+    });
+
+    public static string Path_(params string[] parts) => Path.Combine(new[] { Root.Value }.Concat(parts).ToArray());
+    public static string Stories260K => Path_("models", "stories260K", "stories260K.bin");
+    public static string Tok512 => Path_("models", "stories260K", "tok512.bin");
+    public static string Greedy200 => Path_("models", "stories260K", "greedy200.txt");
+    public static string TinyShakespeare => Path_("data", "tinyshakespeare", "input.txt");
+
+    static readonly Lazy<LoadedModel> SharedModel = new(() => LoadStories());
+
+    /// <summary>One read-only stories260K shared by tests that do not modify it.</summary>
+    public static LoadedModel Stories => SharedModel.Value;
+
+    public static LoadedModel LoadStories(string dtype = "float32")
+        => LoadedModel.Load(new ModelLoadOptions { Path = Stories260K, TokenizerPath = Tok512, DType = dtype });
+}
+
+/// <summary>A temporary folder deleted at the end of a test.</summary>
+public sealed class TempFolder : IDisposable
+{
+    public TempFolder() => Directory.CreateDirectory(Path);
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "lorashell-tests", Guid.NewGuid().ToString("N"));
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+    public void Dispose() { try { Directory.Delete(Path, recursive: true); } catch (IOException) { } }
+}
