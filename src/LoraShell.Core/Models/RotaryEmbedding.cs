@@ -22,16 +22,30 @@ public sealed class RotaryEmbedding : IDisposable
     /// <summary>cos and sin for positions [start, start + length), shape [length, headDim], in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Table(long start, long length, Device device, ScalarType dtype)
     {
-        long needed = start + length;
-        if (_cos is null || _cos.shape[0] < needed || _cos.device != device)
-            Build(Math.Max(needed, 256), device);
-        return (_cos!.narrow(0, start, length).to(dtype), _sin!.narrow(0, start, length).to(dtype));
+        var (cos, sin) = Tables(start + length, device);
+        return (cos.narrow(0, start, length).to(dtype), sin.narrow(0, start, length).to(dtype));
+    }
+
+    // Tables only grow; a replaced table may still be read by another thread, so it is kept until
+    // Dispose instead of being freed at once.
+    readonly object _gate = new();
+    readonly List<Tensor> _retired = new();
+
+    (Tensor, Tensor) Tables(long needed, Device device)
+    {
+        lock (_gate)
+        {
+            if (_cos is null || _cos.shape[0] < needed || _cos.device != device)
+            {
+                if (_cos is not null) { _retired.Add(_cos); _retired.Add(_sin!); }
+                Build(Math.Max(needed, 512), device);
+            }
+            return (_cos!, _sin!);
+        }
     }
 
     void Build(long positions, Device device)
     {
-        _cos?.Dispose();
-        _sin?.Dispose();
         using var scope = NewDisposeScope();
         var invFreq = 1.0 / pow(_theta, arange(0, _headDim, 2, dtype: ScalarType.Float64, device: device) / _headDim);
         var t = arange(positions, dtype: ScalarType.Float64, device: device);
@@ -55,5 +69,7 @@ public sealed class RotaryEmbedding : IDisposable
     {
         _cos?.Dispose();
         _sin?.Dispose();
+        foreach (var t in _retired) t.Dispose();
+        _retired.Clear();
     }
 }
