@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using LoraShell.Core.Inference;
+
+namespace LoraShell.PowerShell;
+
+[Cmdlet(VerbsDiagnostic.Measure, "LoraPerplexity", DefaultParameterSetName = TextSet)]
+[OutputType(typeof(PerplexityReport))]
+[CmdletHelp(
+    "Measures a model's mean token loss and perplexity on a text or a file.",
+    "Measure-LoraPerplexity uses LoraShell's one loss definition: the sequence is BOS followed by the encoded text, and the loss is the mean natural-log cross-entropy of predicting tokens 2..n; perplexity is exp(loss). Text longer than the context is cut into windows that overlap by one token, so each token is predicted once. -Path accepts wildcards and reports one result per file.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Measure-LoraPerplexity -Text 'Once upon a time, there was a little girl named Lily.'",
+    "Loss and perplexity of a short in-domain sentence.")]
+[CmdletExample(
+    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin; $m | Measure-LoraPerplexity -Path ./shared/models/stories260K/greedy200.txt",
+    "Loss of a text file (here the model's own greedy output, which it finds very likely).")]
+public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
+{
+    const string TextSet = "Text";
+    const string PathSet = "Path";
+    const string LiteralPathSet = "LiteralPath";
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model, usually piped from Import-LoraModel.")]
+    public LoraModel Model { get; set; } = null!;
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = TextSet, HelpMessage = "The text to score.")]
+    public string Text { get; set; } = "";
+
+    [Parameter(Mandatory = true, ParameterSetName = PathSet, HelpMessage = "UTF-8 text file(s) to score; wildcards allowed, one result per file.")]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, HelpMessage = "Like -Path, without wildcard expansion.")]
+    [Alias("PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = Array.Empty<string>();
+
+    [Parameter(HelpMessage = "Window length in tokens for long texts (default: the model's context length).")]
+    [ValidateRange(2, int.MaxValue)]
+    public int? WindowLength { get; set; }
+
+    protected override void Process()
+    {
+        if (ParameterSetName == TextSet) { WriteObject(Measure(Text, "(text)")); return; }
+        foreach (var file in Files())
+        {
+            if (!File.Exists(file))
+                throw Core.LoraShellException.NotFound("FileNotFound", $"Text file '{file}' does not exist.", file);
+            WriteObject(Measure(File.ReadAllText(file), file));
+        }
+    }
+
+    IEnumerable<string> Files()
+    {
+        if (ParameterSetName == LiteralPathSet) return LiteralPath.Select(ResolveLiteral);
+        var files = new List<string>();
+        foreach (var p in Path)
+        {
+            if (!WildcardPattern.ContainsWildcardCharacters(p)) { files.Add(ResolveLiteral(p)); continue; }
+            try { files.AddRange(GetResolvedProviderPathFromPSPath(p, out _)); }
+            catch (ItemNotFoundException) { throw Core.LoraShellException.NotFound("PathNotFound", $"-Path '{p}' matches no file.", p); }
+        }
+        return files;
+    }
+
+    PerplexityReport Measure(string text, string source)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = RunWithProgress($"Scoring {System.IO.Path.GetFileName(source)}", (report, cancel) =>
+        {
+            lock (Model.Gate)
+                return PerplexityEvaluator.Evaluate(Model.Loaded, text, WindowLength, progress: new InlineProgress<double>(f => report($"{f:P0} of windows", f)), cancel: cancel);
+        });
+        return new PerplexityReport
+        {
+            Model = Model.Name, Source = source, Loss = result.Loss, Perplexity = result.Perplexity,
+            Tokens = result.Tokens, Windows = result.Windows, Seconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+}

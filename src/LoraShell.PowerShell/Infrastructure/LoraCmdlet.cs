@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
+using System.Management.Automation;
+using LoraShell.Core;
+
+namespace LoraShell.PowerShell;
+
+/// <summary>
+/// Shared plumbing of every LoraShell cmdlet: core errors become terminating errors with an id and
+/// a category; paths resolve against the PowerShell location; long work runs on a worker thread
+/// while the pipeline thread writes progress, and Ctrl+C (StopProcessing) cancels it.
+/// </summary>
+public abstract class LoraCmdlet : PSCmdlet
+{
+    readonly CancellationTokenSource _stop = new();
+
+    protected CancellationToken Cancellation => _stop.Token;
+
+    protected override void StopProcessing() => _stop.Cancel();
+
+    protected override void ProcessRecord()
+    {
+        try { Process(); }
+        catch (LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
+    /// <summary>The cmdlet's work for one pipeline input.</summary>
+    protected abstract void Process();
+
+    public static ErrorRecord ToErrorRecord(LoraShellException e)
+    {
+        var category = e.Kind switch
+        {
+            LoraErrorKind.InvalidArgument => ErrorCategory.InvalidArgument,
+            LoraErrorKind.InvalidData => ErrorCategory.InvalidData,
+            LoraErrorKind.ObjectNotFound => ErrorCategory.ObjectNotFound,
+            LoraErrorKind.InvalidOperation => ErrorCategory.InvalidOperation,
+            LoraErrorKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+            _ => ErrorCategory.NotSpecified,
+        };
+        return new ErrorRecord(e, e.ErrorId, category, e.Target);
+    }
+
+    protected void Fail(LoraErrorKind kind, string errorId, string message, object? target = null)
+        => throw new LoraShellException(kind, errorId, message, target);
+
+    /// <summary>A path as the user typed it, resolved against the current PowerShell location (no wildcards).</summary>
+    protected string ResolveLiteral(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+
+    /// <summary>Resolves a path that may contain wildcards; it must match exactly one existing item.</summary>
+    protected string ResolveSingle(string path, string parameterName)
+    {
+        if (!WildcardPattern.ContainsWildcardCharacters(path)) return ResolveLiteral(path);
+        Collection<string> matches;
+        try { matches = GetResolvedProviderPathFromPSPath(path, out _); }
+        catch (ItemNotFoundException)
+        {
+            throw LoraShellException.NotFound("PathNotFound", $"-{parameterName} '{path}' matches nothing.", path);
+        }
+        if (matches.Count != 1)
+            throw LoraShellException.InvalidArgument("AmbiguousPath", $"-{parameterName} '{path}' matches {matches.Count} items ({string.Join(", ", matches.Take(5))}); it must match exactly one. Use -LiteralPath for a name with wildcard characters.", path);
+        return matches[0];
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a worker thread; progress it reports through the given
+    /// callback is written with Write-Progress from this (the pipeline) thread.
+    /// </summary>
+    protected T RunWithProgress<T>(string activity, Func<Action<string, double>, CancellationToken, T> work)
+    {
+        var updates = new BlockingCollection<(string Status, double Fraction)>();
+        var task = Task.Run(() =>
+        {
+            try { return work((status, fraction) => updates.TryAdd((status, fraction)), _stop.Token); }
+            finally { updates.CompleteAdding(); }
+        });
+        var record = new ProgressRecord(Math.Abs(activity.GetHashCode() % 100000), activity, "Starting");
+        var lastWrite = DateTime.MinValue;
+        foreach (var (status, fraction) in updates.GetConsumingEnumerable())
+        {
+            if ((DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && fraction < 1) continue;
+            lastWrite = DateTime.UtcNow;
+            record.StatusDescription = status;
+            record.PercentComplete = (int)Math.Clamp(fraction * 100, 0, 100);
+            WriteProgress(record);
+        }
+        record.RecordType = ProgressRecordType.Completed;
+        WriteProgress(record);
+        try { return task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+}

@@ -1,0 +1,39 @@
+using LoraShell.Core.Models;
+
+namespace LoraShell;
+
+/// <summary>
+/// The pipeline's model handle (type name LoraShell.LoraModel). It carries LoraShell's own
+/// description of the model; the TorchSharp module stays inside.
+/// </summary>
+public sealed class LoraModel
+{
+    internal LoraModel(LoadedModel loaded)
+    {
+        Loaded = loaded;
+    }
+
+    internal LoadedModel Loaded { get; }
+
+    /// <summary>Serialises use of one model from several runspaces (ForEach-Object -Parallel).</summary>
+    internal object Gate { get; } = new();
+
+    public string Name => Loaded.Name;
+    public string Path => Loaded.SourcePath;
+    public string Format => Loaded.Format;
+    public long Parameters => Loaded.Model.parameters().Sum(p => p.numel());
+    public string Device => Loaded.Model.Device.ToString();
+    public string DType => HuggingFaceWriter.TorchDTypeName(Loaded.Model.DType);
+    public int Layers => Loaded.Model.Config.NumHiddenLayers;
+    public int HiddenSize => Loaded.Model.Config.HiddenSize;
+    public int Heads => Loaded.Model.Config.NumAttentionHeads;
+    public int KeyValueHeads => Loaded.Model.Config.NumKeyValueHeads;
+    public int VocabSize => Loaded.Model.Config.VocabSize;
+    public int ContextLength => Loaded.Model.Config.MaxPositionEmbeddings;
+    public string? Tokenizer => Loaded.Tokenizer?.Source;
+
+    /// <summary>Names of the Linear modules inside the decoder layers (what LoRA can target).</summary>
+    public string[] LinearModules => Loaded.Model.LinearSlots().Select(s => s.Path).ToArray();
+
+    public override string ToString() => $"{Name} ({Parameters:N0} parameters, {Device}, {DType})";
+}
