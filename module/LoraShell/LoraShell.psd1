@@ -10,6 +10,7 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @('LoraShell.format.ps1xml')
     CmdletsToExport      = @(
+        'Export-LoraModel'
         'Import-LoraModel'
         'Invoke-LoraGeneration'
         'Measure-LoraPerplexity'
@@ -22,7 +23,7 @@
             Tags         = @('LoRA', 'PEFT', 'fine-tuning', 'LLM', 'Llama', 'TorchSharp', 'machine-learning', 'SVD')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://github.com/lorashell/lorashell'
-            ReleaseNotes = 'Foundation: Import-LoraModel, Invoke-LoraGeneration, Measure-LoraPerplexity.'
+            ReleaseNotes = 'Foundation: Import-LoraModel, Export-LoraModel, Invoke-LoraGeneration, Measure-LoraPerplexity.'
         }
     }
 }

@@ -70,7 +70,7 @@ Describe 'Measure-LoraPerplexity' {
         $r = @($Model | Measure-LoraPerplexity -Path (Join-Path $dir '*.txt'))
         $r.Count | Should -Be 2
         $r.Source | ForEach-Object { Split-Path $_ -Leaf } | Should -Be @('a.txt', 'b.txt')
-        Remove-Item -Recurse $dir
+        Remove-Item -Recurse -Force $dir
     }
     It 'names a missing file' {
         $e = Get-ThrownError { $Model | Measure-LoraPerplexity -LiteralPath '/nonexistent/x.txt' }
@@ -93,7 +93,7 @@ Describe 'Errors carry ids and categories' {
         $e = Get-ThrownError { Import-LoraModel -LiteralPath $bad }
         $e.FullyQualifiedErrorId | Should -BeLike 'InvalidLlama2cCheckpoint,*'
         $e.CategoryInfo.Category | Should -Be 'InvalidData'
-        Remove-Item -Recurse $dir
+        Remove-Item -Recurse -Force $dir
     }
     It 'bad device' {
         $e = Get-ThrownError { Import-LoraModel -Path $StoriesPath -Device 'tpu:0' }
@@ -137,5 +137,33 @@ Describe 'Multi-runspace use' {
         } -ThrottleLimit 3
         $texts.Count | Should -Be 3
         ($texts | Select-Object -Unique).Count | Should -Be 1
+    }
+}
+
+Describe 'Export-LoraModel' {
+    It 'writes an HF folder that imports back with identical loss' {
+        $dir = New-TestFolder
+        $target = Join-Path $dir 'hf'
+        $info = $Model | Export-LoraModel -Path $target
+        $info | Should -BeOfType [System.IO.DirectoryInfo]
+        Test-Path (Join-Path $target 'config.json') | Should -BeTrue
+        Test-Path (Join-Path $target 'model.safetensors') | Should -BeTrue
+        $text = 'Lily and Tom played with the ball.'
+        (Import-LoraModel $target | Measure-LoraPerplexity -Text $text).Loss | Should -Be ($Model | Measure-LoraPerplexity -Text $text).Loss
+        Remove-Item -Recurse -Force $dir
+    }
+    It 'writes nothing with -WhatIf' {
+        $dir = New-TestFolder
+        $Model | Export-LoraModel -Path (Join-Path $dir 'hf') -WhatIf
+        @(Get-ChildItem -Force $dir).Count | Should -Be 0
+        Remove-Item -Recurse -Force $dir
+    }
+    It 'refuses an existing folder without -Force' {
+        $dir = New-TestFolder
+        $e = Get-ThrownError { $Model | Export-LoraModel -Path $dir }
+        $e.FullyQualifiedErrorId | Should -BeLike 'OutputPathExists,*'
+        $e.CategoryInfo.Category | Should -Be 'InvalidOperation'
+        $Model | Export-LoraModel -Path $dir -Force | Should -Not -BeNullOrEmpty
+        Remove-Item -Recurse -Force $dir
     }
 }

@@ -37,13 +37,15 @@ Describe 'Help for <Name>' -ForEach $Cmdlets {
     It 'has at least two examples that run' {
         $examples = @($Help.examples.example)
         $examples.Count | Should -BeGreaterOrEqual 2
-        # Examples use ./shared/...: run them from the folder that holds shared/.
-        Push-Location (Split-Path $Shared)
+        # Examples use ./shared/... and write under ./out: run them in a scratch folder that links shared.
+        $scratch = New-TestFolder
+        New-Item -ItemType SymbolicLink -Path (Join-Path $scratch 'shared') -Target $Shared | Out-Null
+        Push-Location $scratch
         try {
             foreach ($e in $examples) {
                 { [scriptblock]::Create($e.code).Invoke() | Out-Null } | Should -Not -Throw -Because $e.code
             }
         }
-        finally { Pop-Location }
+        finally { Pop-Location; Remove-Item -Recurse -Force $scratch }
     }
 }

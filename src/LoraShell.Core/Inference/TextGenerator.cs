@@ -16,21 +16,38 @@ public static class TextGenerator
     {
         options.Validate();
         var tokenizer = loaded.RequireTokenizer();
-        var model = loaded.Model;
         var prompt = new List<int> { tokenizer.BosId };
         prompt.AddRange(tokenizer.Encode(options.Prompt));
-        int context = model.Config.MaxPositionEmbeddings;
-        if (prompt.Count >= context)
-            throw LoraShellException.InvalidArgument("PromptTooLong", $"The prompt is {prompt.Count} tokens (with BOS); the model's context is {context}.", options.Prompt);
+        var stopTokens = options.StopAtSpecialTokens ? new[] { tokenizer.BosId, tokenizer.EosId } : Array.Empty<int>();
+        var clock = Stopwatch.StartNew();
+        var (generated, stop) = GenerateTokens(loaded.Model, prompt, options, stopTokens, tokensDone, cancel);
+        clock.Stop();
+        string completion = tokenizer.Decode(generated);
+        string text = tokenizer.Decode(prompt.Skip(1).Concat(generated));
+        return new GenerationResult(text, completion, prompt, generated, stop, clock.Elapsed.TotalSeconds);
+    }
 
-        var generator = options.Seed is long seed ? new Generator((ulong)seed, CPU) : null;
+    /// <summary>
+    /// Token-level decoding: prefill <paramref name="prompt"/> (which includes BOS), then one token per
+    /// step until MaxTokens, the context length, or a token in <paramref name="stopTokens"/>.
+    /// </summary>
+    public static (List<int> Tokens, string StopReason) GenerateTokens(LlamaForCausalLM model, IReadOnlyList<int> prompt,
+        GenerationOptions options, IReadOnlyCollection<int> stopTokens, IProgress<int>? tokensDone = null, CancellationToken cancel = default)
+    {
+        options.Validate();
+        int context = model.Config.MaxPositionEmbeddings;
+        if (prompt.Count == 0)
+            throw LoraShellException.InvalidArgument("EmptyPrompt", "The prompt must hold at least the BOS token.");
+        if (prompt.Count >= context)
+            throw LoraShellException.InvalidArgument("PromptTooLong", $"The prompt is {prompt.Count} tokens (with BOS); the model's context is {context}.", prompt.Count);
+
+        using var generator = options.Seed is long seed ? new Generator((ulong)seed, CPU) : null;
         var generated = new List<int>();
         string stop = "MaxTokens";
-        var clock = Stopwatch.StartNew();
         using (no_grad())
         using (var cache = model.NewCache())
         {
-            var next = prompt;
+            IReadOnlyList<int> next = prompt;
             while (generated.Count < options.MaxTokens)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -39,17 +56,13 @@ public static class TextGenerator
                 var ids = tensor(next.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: model.Device).unsqueeze(0);
                 var logits = model.Forward(ids, cache)[0, -1].to(ScalarType.Float32).cpu();
                 int token = Pick(logits, options, generator);
-                if (options.StopAtSpecialTokens && (token == tokenizer.BosId || token == tokenizer.EosId)) { stop = "EndOfText"; break; }
+                if (stopTokens.Contains(token)) { stop = "EndOfText"; break; }
                 generated.Add(token);
                 tokensDone?.Report(generated.Count);
-                next = new List<int> { token };
+                next = new[] { token };
             }
         }
-        clock.Stop();
-        generator?.Dispose();
-        string completion = tokenizer.Decode(generated);
-        string text = tokenizer.Decode(prompt.Skip(1).Concat(generated));
-        return new GenerationResult(text, completion, prompt, generated, stop, clock.Elapsed.TotalSeconds);
+        return (generated, stop);
     }
 
     /// <summary>Chooses the next token from float32 CPU logits [vocab].</summary>

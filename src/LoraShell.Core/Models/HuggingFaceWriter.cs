@@ -18,7 +18,11 @@ public static class HuggingFaceWriter
         var tensors = model.state_dict().OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
         SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, PtMetadata);
         foreach (var file in extraFiles ?? Enumerable.Empty<string>())
-            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+        {
+            // Copy the bytes, not the source's permissions: the output is the user's to change or delete.
+            string target = Path.Combine(folder, Path.GetFileName(file));
+            File.WriteAllBytes(target, File.ReadAllBytes(file));
+        }
     }
 
     public static string TorchDTypeName(ScalarType type) => type switch

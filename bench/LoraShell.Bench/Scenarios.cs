@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using LoraShell.Core.Inference;
+using LoraShell.Core.Models;
+using static TorchSharp.torch;
+
+namespace LoraShell.Bench;
+
+/// <summary>Each scenario measures one thing in this process and returns its numbers.</summary>
+static class Scenarios
+{
+    public static readonly IReadOnlyDictionary<string, Func<bool, BenchResult>> All = new Dictionary<string, Func<bool, BenchResult>>
+    {
+        ["gemm"] = Gemm,
+        ["forward-stories260K"] = quick => Forward("stories260K", quick ? 1 : 8, quick ? 32 : 256, quick),
+        ["forward-synthetic50M"] = quick => Forward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
+        ["generate-stories260K"] = quick => Generate("stories260K", quick ? 16 : 256, quick),
+        ["generate-synthetic50M"] = quick => Generate(quick ? "stories260K" : "synthetic50M", quick ? 16 : 128, quick),
+    };
+
+    /// <summary>This machine's fp32 GEMM throughput through libtorch: the roofline for MFU.</summary>
+    static BenchResult Gemm(bool quick)
+    {
+        int n = quick ? 256 : 2048;
+        var a = randn(n, n); var b = randn(n, n);
+        using (var _ = matmul(a, b)) { } // warm-up
+        int iterations = quick ? 2 : 10;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++) using (var _ = matmul(a, b)) { }
+        double seconds = clock.Elapsed.TotalSeconds / iterations;
+        var r = new BenchResult { Scenario = "gemm" };
+        r.Metrics["gflops"] = 2.0 * n * n * n / seconds / 1e9;
+        r.Metrics["ms_per_matmul"] = seconds * 1000;
+        r.Settings["size"] = $"{n}x{n} fp32";
+        return r;
+    }
+
+    static BenchResult Forward(string modelName, int batch, int seq, bool quick)
+    {
+        using var model = BenchModels.Load(modelName);
+        var ids = randint(3, model.Config.VocabSize, new long[] { batch, seq });
+        using var _ = no_grad();
+        using (var warm = model.forward(ids)) { }
+        int iterations = quick ? 2 : 5;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++) using (var scope = NewDisposeScope()) model.forward(ids);
+        double seconds = clock.Elapsed.TotalSeconds / iterations;
+        var r = new BenchResult { Scenario = $"forward-{modelName}" };
+        r.Metrics["tokens_per_s"] = batch * seq / seconds;
+        r.Metrics["ms_per_forward"] = seconds * 1000;
+        r.Settings["model"] = $"{modelName} ({model.Config.ParameterCount:N0} params)";
+        r.Settings["batch x seq"] = $"{batch} x {seq}";
+        return r;
+    }
+
+    static BenchResult Generate(string modelName, int tokens, bool quick)
+    {
+        using var model = BenchModels.Load(modelName);
+        var options = new GenerationOptions { MaxTokens = tokens, Temperature = 0 };
+        TextGenerator.GenerateTokens(model, new[] { 1 }, options with { MaxTokens = 4 }, Array.Empty<int>()); // warm-up
+        var clock = Stopwatch.StartNew();
+        var (generated, _) = TextGenerator.GenerateTokens(model, new[] { 1 }, options, Array.Empty<int>());
+        double seconds = clock.Elapsed.TotalSeconds;
+        var r = new BenchResult { Scenario = $"generate-{modelName}" };
+        r.Metrics["tokens_per_s"] = generated.Count / seconds;
+        r.Settings["model"] = $"{modelName} ({model.Config.ParameterCount:N0} params)";
+        r.Settings["tokens"] = $"{generated.Count} greedy from BOS, KV cache, batch 1";
+        return r;
+    }
+}

@@ -1,0 +1,83 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    Runs LoraShell's benchmarks and writes bench/RESULTS.md and bench/results.json.
+.DESCRIPTION
+    Every scenario runs in a fresh process (bench/LoraShell.Bench), once to warm up (discarded),
+    then -Repeat times; the tables report the median and the spread (min..max). -Quick runs each
+    scenario once on tiny sizes and writes to out/bench-quick instead: the test suite uses it to prove
+    the harness works, never to judge speed.
+.EXAMPLE
+    pwsh ./bench/run.ps1
+.EXAMPLE
+    pwsh ./bench/run.ps1 -Quick
+#>
+param(
+    [switch] $Quick,
+    [ValidateRange(1, 50)] [int] $Repeat = 5,
+    [string[]] $Scenario,
+    [string] $OutputDirectory
+)
+$ErrorActionPreference = 'Stop'
+$repo = Resolve-Path (Join-Path $PSScriptRoot '..')
+if (-not $OutputDirectory) { $OutputDirectory = if ($Quick) { Join-Path $repo 'out/bench-quick' } else { $PSScriptRoot } }
+New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
+
+dotnet build (Join-Path $PSScriptRoot 'LoraShell.Bench/LoraShell.Bench.csproj') -c Release -nologo -v quiet | Out-Host
+if ($LASTEXITCODE) { throw "bench build failed" }
+$exe = Join-Path $PSScriptRoot 'LoraShell.Bench/bin/Release/net10.0/LoraShell.Bench.dll'
+$all = @(dotnet $exe --list)
+$selected = if ($Scenario) { $all | Where-Object { $_ -in $Scenario } } else { $all }
+$runs = if ($Quick) { 1 } else { $Repeat }
+
+function Invoke-Scenario([string] $name) {
+    $args = @($exe, $name) + $(if ($Quick) { '--quick' })
+    $line = & dotnet @args
+    if ($LASTEXITCODE) { throw "scenario $name failed (exit $LASTEXITCODE)" }
+    $line | Select-Object -Last 1 | ConvertFrom-Json -AsHashtable
+}
+
+$results = [ordered]@{}
+foreach ($name in $selected) {
+    Write-Host "bench: $name ($runs run(s))"
+    if (-not $Quick) { Invoke-Scenario $name | Out-Null }
+    $samples = @(1..$runs | ForEach-Object { Invoke-Scenario $name })
+    $metrics = [ordered]@{}
+    foreach ($metric in $samples[0].Metrics.Keys) {
+        $values = @($samples | ForEach-Object { [double]$_.Metrics[$metric] } | Sort-Object)
+        $median = if ($values.Count % 2) { $values[[int][math]::Floor($values.Count / 2)] } else { ($values[$values.Count / 2 - 1] + $values[$values.Count / 2]) / 2 }
+        $metrics[$metric] = [ordered]@{ median = $median; min = $values[0]; max = $values[-1]; runs = $values.Count }
+    }
+    $results[$name] = [ordered]@{ metrics = $metrics; settings = $samples[0].Settings }
+}
+
+$cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^model name\s*:\s*', ''
+$memGiB = [math]::Round(((Get-Content /proc/meminfo | Select-Object -First 1) -replace '\D', '') / 1MB, 1)
+$machine = [ordered]@{
+    date = (Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm') + ' UTC'
+    command = if ($Quick) { 'pwsh ./bench/run.ps1 -Quick' } else { "pwsh ./bench/run.ps1 -Repeat $Repeat" }
+    cpu = $cpu; cores = [Environment]::ProcessorCount; memory_gib = $memGiB
+    dotnet = (dotnet --version); torchsharp = '0.107.0'; libtorch = '2.10.0 (cpu)'
+}
+[ordered]@{ machine = $machine; results = $results } | ConvertTo-Json -Depth 8 | Set-Content (Join-Path $OutputDirectory 'results.json')
+
+function Format-Number([double] $v) { if ($v -ge 100) { '{0:N0}' -f $v } elseif ($v -ge 1) { '{0:N2}' -f $v } else { '{0:N4}' -f $v } }
+$md = [System.Text.StringBuilder]::new()
+[void]$md.AppendLine('# LoraShell benchmark results')
+[void]$md.AppendLine()
+[void]$md.AppendLine("Produced by ``$($machine.command)`` on $($machine.date). Machine: $($machine.cpu), $($machine.cores) cores, $($machine.memory_gib) GiB; .NET $($machine.dotnet), TorchSharp $($machine.torchsharp), libtorch $($machine.libtorch). Each scenario ran in a fresh process, $(if ($Quick) { 'once, with no warm-up (quick mode: proves the harness, not the speed)' } else { "once to warm up (discarded) and then $runs times" }); the table shows the median and the min..max spread.")
+[void]$md.AppendLine()
+[void]$md.AppendLine('| scenario | metric | median | spread (min..max) | settings |')
+[void]$md.AppendLine('|---|---|---:|---|---|')
+foreach ($name in $results.Keys) {
+    $r = $results[$name]
+    $settings = ($r.settings.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Key): $($_.Value)" }) -join '; '
+    foreach ($metric in $r.metrics.Keys) {
+        $m = $r.metrics[$metric]
+        [void]$md.AppendLine("| $name | $metric | $(Format-Number $m.median) | $(Format-Number $m.min)..$(Format-Number $m.max) | $settings |")
+    }
+}
+$extra = Join-Path $PSScriptRoot 'NOTES.md'
+if (Test-Path $extra) { [void]$md.AppendLine(); [void]$md.Append((Get-Content -Raw $extra)) }
+Set-Content -Path (Join-Path $OutputDirectory 'RESULTS.md') -Value $md.ToString()
+Write-Host "bench: wrote $(Join-Path $OutputDirectory 'RESULTS.md')"

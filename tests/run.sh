@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# LoraShell's test command (README "Run the tests"; .ci/run calls exactly this):
+#   1. builds and publishes the module (module/build.sh; installs pwsh 7.6.9 if missing),
+#   2. runs the core xunit suite,
+#   3. runs the module's Pester suite in a fresh pwsh,
+#   4. runs the benchmark harness in quick mode (proves it works; no timing is judged).
+# Prints one closing line "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+export PATH="$PATH:$HOME/.dotnet/tools"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+results="$repo/out/test-results"
+rm -rf "$results" && mkdir -p "$results"
+status=0
+
+bash module/build.sh || { echo "module build failed"; exit 1; }
+
+echo "== core tests (xunit) =="
+dotnet test LoraShell.sln -c Debug --logger "trx;LogFileName=core.trx" --results-directory "$results" || status=1
+
+echo "== module tests (Pester) =="
+dotnet restore tests/pester/PesterPackage.csproj -v quiet >/dev/null || { echo "could not restore Pester"; exit 1; }
+pwsh -NoProfile -NonInteractive -File tests/run-pester.ps1 || status=1
+
+echo "== benchmark harness (quick mode) =="
+if pwsh -NoProfile -NonInteractive -File bench/run.ps1 -Quick >"$results/bench-quick.log" 2>&1 \
+   && grep -q '| gemm |' out/bench-quick/RESULTS.md; then bench_ok=1; else bench_ok=0; status=1; cat "$results/bench-quick.log"; fi
+
+# One closing line for the whole run, counted from the result files.
+pwsh -NoProfile -NonInteractive -File tests/summarize-results.ps1 -Results "$results" -BenchOk "$bench_ok" || status=1
+exit $status
