@@ -63,4 +63,49 @@ public class TokenizerTests
         var e = Assert.Throws<LoraShellException>(() => TokenizerLoader.Load(dir.File("tokenizer.json")));
         Assert.Equal("TokenizerJsonNotSupported", e.ErrorId);
     }
+
+    /// <summary>llama2.c's encode, transcribed literally (O(n²) rescans): the reference.</summary>
+    static List<int> ReferenceEncode(string text)
+    {
+        string Key(int id) => Encoding.Latin1.GetString(Tok.Piece(id));
+        var lookup = new Dictionary<string, int>();
+        for (int i = 0; i < Tok.VocabSize; i++) lookup.TryAdd(Key(i), i);
+        var ids = new List<int> { lookup[" "] };
+        foreach (var rune in text.EnumerateRunes())
+        {
+            var bytes = Encoding.UTF8.GetBytes(rune.ToString());
+            if (lookup.TryGetValue(Encoding.Latin1.GetString(bytes), out int id)) ids.Add(id);
+            else ids.AddRange(bytes.Select(b => b + 3));
+        }
+        while (true)
+        {
+            float best = -1e10f; int at = -1, bestId = -1;
+            for (int i = 0; i + 1 < ids.Count; i++)
+                if (lookup.TryGetValue(Key(ids[i]) + Key(ids[i + 1]), out int id) && Tok.Score(id) > best) { best = Tok.Score(id); at = i; bestId = id; }
+            if (at < 0) return ids;
+            ids[at] = bestId;
+            ids.RemoveAt(at + 1);
+        }
+    }
+
+    [Fact]
+    public void FastMergeEqualsLlama2cReferenceAlgorithm()
+    {
+        string shakespeare = File.ReadAllText(SharedData.TinyShakespeare);
+        var random = new Random(5);
+        var samples = new List<string> { File.ReadAllText(SharedData.Greedy200), "Café, naïve — 日本語 🙂 aaaa    bbbb\n\n\t" };
+        for (int i = 0; i < 6; i++) samples.Add(shakespeare.Substring(random.Next(shakespeare.Length - 600), 600));
+        foreach (var text in samples)
+            Assert.Equal(ReferenceEncode(text), Tok.Encode(text));
+    }
+
+    [Fact]
+    public void WholeCorpusRoundTrips()
+    {
+        // All of Tiny Shakespeare (1.1 MB) in one call; llama2.c's O(n²) rescans would not finish.
+        string text = File.ReadAllText(SharedData.TinyShakespeare);
+        var ids = Tok.Encode(text);
+        Assert.True(ids.Count > 300_000, $"{ids.Count} tokens");
+        Assert.Equal(text, Tok.Decode(ids));
+    }
 }

@@ -28,6 +28,8 @@ public sealed class Llama2cTokenizer : ITextTokenizer
 
     public string Source { get; }
     public int VocabSize => _pieces.Length;
+    internal byte[] Piece(int id) => _pieces[id];
+    internal float Score(int id) => _scores[id];
     public int BosId => 1;
     public int EosId => 2;
 
@@ -79,24 +81,65 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             else for (int i = 0; i < n; i++) ids.Add(utf8[i] + ByteFallbackOffset);
         }
 
-        // Greedy merges: the adjacent pair whose merged piece has the highest score, first on ties.
-        while (true)
+        return Merge(ids);
+    }
+
+    /// <summary>
+    /// llama2.c's greedy rule — merge the adjacent pair whose merged piece has the highest score,
+    /// the leftmost one on ties, until none merges — done with a priority queue over a linked list,
+    /// so long texts cost O(n log n) instead of llama2.c's O(n²) rescans. Same result: the queue pops
+    /// the highest score first and, on ties, the smallest original position, which is the leftmost.
+    /// </summary>
+    List<int> Merge(List<int> initial)
+    {
+        int n = initial.Count;
+        var id = initial.ToArray();
+        var next = new int[n];
+        var prev = new int[n];
+        var version = new int[n];
+        for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+        var alive = Enumerable.Repeat(true, n).ToArray();
+        var queue = new PriorityQueue<(int Left, int Right, int VersionLeft, int VersionRight, int Merged), (float, int)>();
+
+        void Offer(int left)
         {
-            float best = float.NegativeInfinity;
-            int bestAt = -1, bestId = -1;
-            for (int i = 0; i + 1 < ids.Count; i++)
-            {
-                string merged = Latin1(_pieces[ids[i]]) + Latin1(_pieces[ids[i + 1]]);
-                if (_idOf.TryGetValue(merged, out int id) && _scores[id] > best)
-                {
-                    best = _scores[id]; bestAt = i; bestId = id;
-                }
-            }
-            if (bestAt < 0) break;
-            ids[bestAt] = bestId;
-            ids.RemoveAt(bestAt + 1);
+            if (left < 0) return;
+            int right = next[left];
+            if (right < 0) return;
+            int merged = MergedId(id[left], id[right]);
+            if (merged >= 0) queue.Enqueue((left, right, version[left], version[right], merged), (-_scores[merged], left));
         }
-        return ids;
+
+        for (int i = 0; i + 1 < n; i++) Offer(i);
+        while (queue.TryDequeue(out var m, out _))
+        {
+            if (!alive[m.Left] || !alive[m.Right] || next[m.Left] != m.Right
+                || version[m.Left] != m.VersionLeft || version[m.Right] != m.VersionRight) continue;
+            id[m.Left] = m.Merged;
+            version[m.Left]++;
+            alive[m.Right] = false;
+            next[m.Left] = next[m.Right];
+            if (next[m.Right] >= 0) prev[next[m.Right]] = m.Left;
+            Offer(prev[m.Left]);
+            Offer(m.Left);
+        }
+
+        var result = new List<int>();
+        for (int i = n > 0 ? 0 : -1; i >= 0; i = next[i]) result.Add(id[i]);
+        return result;
+    }
+
+    readonly Dictionary<(int, int), int> _mergeCache = new();
+
+    int MergedId(int a, int b)
+    {
+        lock (_mergeCache)
+        {
+            if (_mergeCache.TryGetValue((a, b), out int cached)) return cached;
+            int merged = _idOf.TryGetValue(Latin1(_pieces[a]) + Latin1(_pieces[b]), out int id) ? id : -1;
+            _mergeCache[(a, b)] = merged;
+            return merged;
+        }
     }
 
     public string Decode(IEnumerable<int> ids)
