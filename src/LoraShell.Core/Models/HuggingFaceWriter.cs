@@ -15,7 +15,7 @@ public static class HuggingFaceWriter
     public static void WriteInto(LlamaForCausalLM model, string folder, IEnumerable<string>? extraFiles = null)
     {
         File.WriteAllText(Path.Combine(folder, HuggingFaceLoader.ConfigFileName), model.Config.ToJson(TorchDTypeName(model.DType)));
-        var tensors = model.state_dict().OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
+        var tensors = HuggingFaceStateDict(model).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
         SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, PtMetadata);
         foreach (var file in extraFiles ?? Enumerable.Empty<string>())
         {
@@ -24,6 +24,15 @@ public static class HuggingFaceWriter
             File.WriteAllBytes(target, File.ReadAllBytes(file));
         }
     }
+
+    /// <summary>
+    /// The model's weights under plain HF names: a LoRA-wrapped layer contributes its base weight
+    /// (with whatever adapters are merged into it) as <c>PATH.weight</c>; adapter factors are left out.
+    /// </summary>
+    public static IEnumerable<KeyValuePair<string, Tensor>> HuggingFaceStateDict(LlamaForCausalLM model)
+        => model.state_dict()
+            .Where(p => !p.Key.Contains(".lora_A.") && !p.Key.Contains(".lora_B."))
+            .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), p.Value));
 
     public static string TorchDTypeName(ScalarType type) => type switch
     {

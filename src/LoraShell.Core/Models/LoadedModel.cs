@@ -1,3 +1,4 @@
+using LoraShell.Core.Lora;
 using LoraShell.Core.Tokenizers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -24,7 +25,11 @@ public sealed class LoadedModel : IDisposable
         Tokenizer = tokenizer;
         SourcePath = sourcePath;
         Format = format;
+        Adapters = new LoraAdapterSet(model);
     }
+
+    /// <summary>The model's LoRA adapters.</summary>
+    public LoraAdapterSet Adapters { get; }
 
     public LlamaForCausalLM Model { get; }
     public ITextTokenizer? Tokenizer { get; }
@@ -85,7 +90,13 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>Writes the model (and its tokenizer file) as a Hugging Face folder.</summary>
     public DirectoryInfo SaveHuggingFace(string folder, bool overwrite)
-        => Models.HuggingFaceWriter.Save(Model, folder, overwrite, TokenizerFiles());
+    {
+        var unmerged = Adapters.Disabled ? new List<string>() : Adapters.ActiveNames.Except(Adapters.MergedNames).ToList();
+        if (unmerged.Count > 0)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "UnmergedAdapters",
+                $"Adapter(s) {string.Join(", ", unmerged)} are active but not merged, so the saved weights would not include them. Merge them first (Merge-LoraWeights) or disable them.", folder);
+        return Models.HuggingFaceWriter.Save(Model, folder, overwrite, TokenizerFiles());
+    }
 
     IEnumerable<string> TokenizerFiles()
     {

@@ -1,0 +1,203 @@
+using LoraShell.Core.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Lora;
+
+/// <summary>
+/// The named LoRA adapters of one model (PEFT's LoraModel): injection by module name, several
+/// adapters side by side, which ones are active, disable, delete, merge and unmerge, and which
+/// parameters train.
+/// </summary>
+public sealed class LoraAdapterSet
+{
+    readonly LlamaForCausalLM _model;
+    readonly List<string> _order = new();
+    readonly Dictionary<string, LoraConfig> _configs = new(StringComparer.Ordinal);
+    readonly Dictionary<string, List<string>> _paths = new(StringComparer.Ordinal);
+
+    public LoraAdapterSet(LlamaForCausalLM model) => _model = model;
+
+    public IReadOnlyList<string> Names => _order;
+    public bool Contains(string name) => _configs.ContainsKey(name);
+    public LoraConfig ConfigOf(string name) => _configs.TryGetValue(name, out var c) ? c : throw NotFound(name);
+    public IReadOnlyList<string> ActiveNames { get; private set; } = Array.Empty<string>();
+    public bool Disabled { get; private set; }
+
+    LoraShellException NotFound(string name) => LoraShellException.NotFound("AdapterNotFound",
+        $"The model has no adapter named '{name}'. Adapters: {(_order.Count == 0 ? "(none)" : string.Join(", ", _order))}.", name);
+
+    /// <summary>Every LoRA-wrapped layer, with its module path.</summary>
+    public IEnumerable<(string Path, LoraLinear Layer)> Layers()
+        => _model.LinearSlots().Where(s => s.Module is LoraLinear).Select(s => (s.Path, (LoraLinear)s.Module));
+
+    /// <summary>What <see cref="Add"/> would do, without doing it.</summary>
+    public List<AdapterPlanItem> Plan(LoraConfig config)
+    {
+        config.Validate();
+        var plan = new List<AdapterPlanItem>();
+        foreach (var slot in TargetMatcher.Select(_model, config))
+        {
+            var weight = BaseLinear(slot).weight!;
+            long outF = weight.shape[0], inF = weight.shape[1];
+            int r = config.RankFor(slot.Path);
+            if (r > Math.Min(inF, outF))
+                throw LoraShellException.InvalidArgument("RankTooLarge",
+                    $"Rank {r} is larger than min(in, out) = {Math.Min(inF, outF)} of '{slot.Path}' [{outF} x {inF}]; choose r <= {Math.Min(inF, outF)}.", r);
+            plan.Add(new AdapterPlanItem(slot.Path, inF, outF, r, config.AlphaFor(slot.Path), config.ScalingFor(slot.Path)));
+        }
+        return plan;
+    }
+
+    static Linear BaseLinear(LinearSlot slot) => slot.Module switch
+    {
+        LoraLinear l => l.base_layer,
+        Linear l => l,
+        _ => throw new InvalidOperationException($"'{slot.Path}' is neither a Linear nor a LoRA layer."),
+    };
+
+    /// <summary>Injects a new adapter and makes it the active one. <paramref name="seed"/> fixes the random init.</summary>
+    public void Add(string name, LoraConfig config, long? seed = null)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Contains('.') || name.Contains('/'))
+            throw LoraShellException.InvalidArgument("InvalidAdapterName", $"Adapter name '{name}' is not valid: use a non-empty name without '.' or '/'.", name);
+        if (_configs.ContainsKey(name))
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
+                $"The model already has an adapter named '{name}'. Choose another -Name or remove it first.", name);
+        if (config.FanInFanOut)
+            throw LoraShellException.InvalidArgument("FanInFanOutNotSupported", "fan_in_fan_out = true is for GPT-2's Conv1D layers; Llama uses Linear layers, so it must be false.", name);
+        var plan = Plan(config);
+        if (seed is long s) manual_seed(s);
+        var slots = _model.LinearSlots().ToDictionary(x => x.Path);
+        foreach (var item in plan)
+        {
+            var slot = slots[item.ModulePath];
+            if (slot.Module is not LoraLinear wrapper)
+            {
+                wrapper = new LoraLinear((Linear)slot.Module);
+                slot.Host.ReplaceProjection(slot.Name, wrapper);
+            }
+            wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init);
+        }
+        _order.Add(name);
+        _configs[name] = config;
+        _paths[name] = plan.Select(p => p.ModulePath).ToList();
+        SetActive(name);
+    }
+
+    /// <summary>Makes the named adapters (and only them) active.</summary>
+    public void SetActive(params string[] names)
+    {
+        foreach (var n in names) if (!_configs.ContainsKey(n)) throw NotFound(n);
+        ActiveNames = names.ToList();
+        foreach (var (_, layer) in Layers()) layer.SetActive(names);
+    }
+
+    /// <summary>Base model only (merged adapters are unmerged first, as PEFT's disable does).</summary>
+    public void Disable()
+    {
+        if (Layers().Any(l => l.Layer.Merged.Count > 0)) Unmerge();
+        Disabled = true;
+        foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = true;
+    }
+
+    public void Enable()
+    {
+        Disabled = false;
+        foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = false;
+    }
+
+    public void Delete(string name)
+    {
+        if (!_configs.ContainsKey(name)) throw NotFound(name);
+        if (Layers().Any(l => l.Layer.Merged.Contains(name)))
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterMerged", $"Adapter '{name}' is merged into the base weights; unmerge before deleting it.", name);
+        foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.DeleteAdapter(name);
+        _order.Remove(name);
+        _configs.Remove(name);
+        _paths.Remove(name);
+        ActiveNames = ActiveNames.Where(n => n != name).ToList();
+    }
+
+    /// <summary>Adapters that are merged now.</summary>
+    public IReadOnlyList<string> MergedNames => _order.Where(n => Layers().Any(l => l.Layer.Merged.Contains(n))).ToList();
+
+    /// <summary>
+    /// Folds the named (default: active) adapters into W0. Returns the names that were merged now;
+    /// ones merged already are skipped (the caller warns).
+    /// </summary>
+    public List<string> Merge(IReadOnlyList<string>? names, bool safe)
+    {
+        var chosen = names is { Count: > 0 } ? names.ToList() : ActiveNames.ToList();
+        if (chosen.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NoAdapterToMerge", "The model has no active adapter to merge; add or import one first.");
+        foreach (var n in chosen) if (!_configs.ContainsKey(n)) throw NotFound(n);
+        var done = new List<string>();
+        foreach (var n in chosen)
+        {
+            bool any = false;
+            foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(n))) any |= layer.Merge(n, safe);
+            if (any) done.Add(n);
+        }
+        return done;
+    }
+
+    public void Unmerge()
+    {
+        foreach (var (_, layer) in Layers()) layer.Unmerge();
+    }
+
+    /// <summary>
+    /// Freezes everything, then makes trainable: the named adapter's A and B, biases per its bias mode
+    /// ("all": every bias; "lora_only": biases of wrapped layers), and its modules_to_save.
+    /// </summary>
+    public void MarkTrainable(string name)
+    {
+        var config = ConfigOf(name);
+        foreach (var p in _model.parameters()) p.requires_grad = false;
+        foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)))
+        {
+            layer.lora_A[name].weight!.requires_grad = true;
+            layer.lora_B[name].weight!.requires_grad = true;
+            if (config.Bias == "lora_only" && layer.base_layer.bias is Parameter b) b.requires_grad = true;
+        }
+        if (config.Bias == "all")
+            foreach (var (pname, p) in _model.named_parameters()) if (pname.EndsWith(".bias", StringComparison.Ordinal)) p.requires_grad = true;
+        foreach (var (_, p) in ModulesToSaveParameters(config)) p.requires_grad = true;
+    }
+
+    /// <summary>Parameters of the modules listed in modules_to_save, with their HF names.</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> ModulesToSaveParameters(LoraConfig config)
+    {
+        if (config.ModulesToSave is null) yield break;
+        foreach (var (pname, p) in _model.named_parameters())
+        {
+            string module = pname[..pname.LastIndexOf('.')];
+            if (config.ModulesToSave.Any(m => module == m || module.EndsWith("." + m, StringComparison.Ordinal)))
+                yield return (pname, p);
+        }
+    }
+
+    public TrainableSummary Summary()
+    {
+        long trainable = 0, all = 0;
+        foreach (var p in _model.parameters())
+        {
+            all += p.numel();
+            if (p.requires_grad) trainable += p.numel();
+        }
+        return new TrainableSummary(trainable, all);
+    }
+
+    public AdapterInfo Info(string name)
+    {
+        var config = ConfigOf(name);
+        var layers = Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList();
+        long trainable = layers.Sum(l => l.Layer.lora_A[name].weight!.numel() + l.Layer.lora_B[name].weight!.numel());
+        var targets = layers.Select(l => l.Path[(l.Path.LastIndexOf('.') + 1)..]).Distinct().ToList();
+        bool merged = layers.Count > 0 && layers.All(l => l.Layer.Merged.Contains(name));
+        return new AdapterInfo(name, config.R, config.LoraAlpha, config.ScalingFor(layers.FirstOrDefault().Path ?? ""),
+            targets, layers.Select(l => l.Path).ToList(), trainable, _model.parameters().Sum(p => p.numel()),
+            merged, !Disabled && ActiveNames.Contains(name), config);
+    }
+}

@@ -1,0 +1,169 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Lora;
+
+/// <summary>
+/// A frozen Linear with one or more named low-rank adapters beside it:
+/// y = W0·x (+ b) + Σ_active scaling·B·A·dropout(x), A [r, in], B [out, r].
+/// State-dict names follow PEFT: <c>base_layer.weight</c>, <c>lora_A.NAME.weight</c>, <c>lora_B.NAME.weight</c>.
+/// The base Linear is the original module (its weight is shared, never copied). Adapter factors are
+/// float32 whatever the base dtype, as PEFT's autocast_adapter_dtype does.
+/// </summary>
+public sealed class LoraLinear : nn.Module<Tensor, Tensor>
+{
+    public Linear base_layer;
+    public ModuleDict<Linear> lora_A = nn.ModuleDict<Linear>();
+    public ModuleDict<Linear> lora_B = nn.ModuleDict<Linear>();
+    readonly Dictionary<string, (double Scaling, Dropout? Dropout)> _settings = new(StringComparer.Ordinal);
+    readonly List<string> _merged = new();
+    readonly Dictionary<string, Linear> _a = new(StringComparer.Ordinal), _b = new(StringComparer.Ordinal);
+    List<string> _active = new();
+
+    public LoraLinear(Linear baseLayer) : base(nameof(LoraLinear))
+    {
+        base_layer = baseLayer;
+        RegisterComponents();
+    }
+
+    public long InFeatures => base_layer.weight!.shape[1];
+    public long OutFeatures => base_layer.weight!.shape[0];
+    public IReadOnlyList<string> Adapters => _settings.Keys.ToList();
+    public IReadOnlyList<string> Merged => _merged;
+    public IReadOnlyList<string> Active => _active;
+    /// <summary>When set, the layer computes the base output only.</summary>
+    public bool AdaptersDisabled { get; set; }
+    public double Scaling(string name) => _settings[name].Scaling;
+    public int Rank(string name) => (int)lora_A[name].weight!.shape[0];
+
+    public void AddAdapter(string name, int rank, double scaling, double dropout, LoraInit init)
+    {
+        if (_settings.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
+        var weight = base_layer.weight!;
+        var device = weight.device;
+        var a = nn.Linear(InFeatures, rank, hasBias: false, device: device, dtype: ScalarType.Float32);
+        var b = nn.Linear(rank, OutFeatures, hasBias: false, device: device, dtype: ScalarType.Float32);
+        using (no_grad())
+        {
+            switch (init)
+            {
+                case LoraInit.Default:
+                    nn.init.kaiming_uniform_(a.weight!, Math.Sqrt(5));
+                    b.weight!.zero_();
+                    break;
+                case LoraInit.Gaussian:
+                    nn.init.normal_(a.weight!, 0, 1.0 / rank);
+                    b.weight!.zero_();
+                    break;
+                case LoraInit.Random:
+                    nn.init.kaiming_uniform_(a.weight!, Math.Sqrt(5));
+                    nn.init.kaiming_uniform_(b.weight!, Math.Sqrt(5));
+                    break;
+                case LoraInit.Pissa:
+                    InitPissa(a.weight!, b.weight!, rank, scaling);
+                    break;
+            }
+        }
+        _a[name] = a;
+        _b[name] = b;
+        lora_A = Rebuild(nameof(lora_A), _a);
+        lora_B = Rebuild(nameof(lora_B), _b);
+        _settings[name] = (scaling, dropout > 0 ? nn.Dropout(dropout) : null);
+    }
+
+    /// <summary>
+    /// PiSSA: A = diag(√(S_r/s))·Vh_r, B = U_r·diag(√(S_r/s)) from W0 = U·S·Vh, then W0 ← W0 − s·B·A,
+    /// so the layer's output is unchanged and the adapter holds the principal part of the weight.
+    /// </summary>
+    void InitPissa(Tensor a, Tensor b, int rank, double scaling)
+    {
+        using var scope = NewDisposeScope();
+        var w = base_layer.weight!;
+        var (u, s, vh) = linalg.svd(w.to(ScalarType.Float32), fullMatrices: false);
+        var root = (s.narrow(0, 0, rank) / scaling).sqrt();
+        a.copy_(root.unsqueeze(1) * vh.narrow(0, 0, rank));
+        b.copy_(u.narrow(1, 0, rank) * root.unsqueeze(0));
+        w.copy_((w.to(ScalarType.Float32) - scaling * b.matmul(a)).to(w.dtype));
+    }
+
+    public void DeleteAdapter(string name)
+    {
+        if (_merged.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; unmerge it first");
+        var a = lora_A[name];
+        var b = lora_B[name];
+        _a.Remove(name);
+        _b.Remove(name);
+        lora_A = Rebuild(nameof(lora_A), _a);
+        lora_B = Rebuild(nameof(lora_B), _b);
+        a.Dispose();
+        b.Dispose();
+        _settings.Remove(name);
+        _active.Remove(name);
+    }
+
+    // TorchSharp's ModuleDict registers its entries when it is built; entries added later would not
+    // appear in parameters() or state_dict(). So each change builds a new dict and re-registers it.
+    ModuleDict<Linear> Rebuild(string field, IEnumerable<KeyValuePair<string, Linear>> items)
+    {
+        var dict = nn.ModuleDict(items.Select(p => (p.Key, p.Value)).ToArray());
+        register_module(field, null!);
+        register_module(field, dict);
+        return dict;
+    }
+
+    public void SetActive(IEnumerable<string> names) => _active = names.Where(_settings.ContainsKey).ToList();
+
+    public override Tensor forward(Tensor x)
+    {
+        var result = base_layer.call(x);
+        if (AdaptersDisabled) return result;
+        foreach (var name in _active)
+        {
+            if (_merged.Contains(name)) continue;
+            var (scaling, dropout) = _settings[name];
+            var h = x.to(ScalarType.Float32);
+            if (dropout is not null && training) h = dropout.call(h);
+            var update = lora_B[name].call(lora_A[name].call(h)) * scaling;
+            result = result + update.to(result.dtype);
+        }
+        return result;
+    }
+
+    /// <summary>scaling·B·A in float32, [out, in].</summary>
+    public Tensor DeltaWeight(string name)
+    {
+        var (scaling, _) = _settings[name];
+        return lora_B[name].weight!.matmul(lora_A[name].weight!) * scaling;
+    }
+
+    /// <summary>
+    /// Folds the adapter into W0 (in float32, whatever W0's dtype). Returns false when it was merged
+    /// already. With <paramref name="safe"/>, the merged weight is checked for NaN/Inf before it replaces W0.
+    /// </summary>
+    public bool Merge(string name, bool safe)
+    {
+        if (_merged.Contains(name)) return false;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var w = base_layer.weight!;
+        var merged = w.to(ScalarType.Float32) + DeltaWeight(name);
+        if (safe && !merged.isfinite().all().item<bool>())
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "MergeProducedNonFinite",
+                $"Merging adapter '{name}' would put NaN or Inf into the base weight; nothing was changed.", name);
+        w.copy_(merged.to(w.dtype));
+        _merged.Add(name);
+        return true;
+    }
+
+    /// <summary>Subtracts every merged adapter again, last merged first.</summary>
+    public void Unmerge()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var w = base_layer.weight!;
+        for (int i = _merged.Count - 1; i >= 0; i--)
+            w.copy_((w.to(ScalarType.Float32) - DeltaWeight(_merged[i])).to(w.dtype));
+        _merged.Clear();
+    }
+}
