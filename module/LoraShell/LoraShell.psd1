@@ -10,10 +10,19 @@
     PowerShellVersion    = '7.4'
     FormatsToProcess     = @('LoraShell.format.ps1xml')
     CmdletsToExport      = @(
+        'Add-LoraAdapter'
+        'Disable-LoraAdapter'
+        'Enable-LoraAdapter'
         'Export-LoraModel'
+        'Get-LoraAdapter'
+        'Import-LoraAdapter'
         'Import-LoraModel'
         'Invoke-LoraGeneration'
         'Measure-LoraPerplexity'
+        'Merge-LoraWeights'
+        'Remove-LoraAdapter'
+        'Save-LoraAdapter'
+        'Set-LoraAdapter'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
@@ -23,7 +32,7 @@
             Tags         = @('LoRA', 'PEFT', 'fine-tuning', 'LLM', 'Llama', 'TorchSharp', 'machine-learning', 'SVD')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://github.com/lorashell/lorashell'
-            ReleaseNotes = 'Foundation: Import-LoraModel, Export-LoraModel, Invoke-LoraGeneration, Measure-LoraPerplexity.'
+            ReleaseNotes = 'Foundation (model import/export, generation, perplexity) and LoRA adapters in PEFT format (add, list, save, import, merge, unmerge, activate, disable, remove).'
         }
     }
 }

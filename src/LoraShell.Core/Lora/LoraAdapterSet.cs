@@ -76,6 +76,7 @@ public sealed class LoraAdapterSet
             if (slot.Module is not LoraLinear wrapper)
             {
                 wrapper = new LoraLinear((Linear)slot.Module);
+                wrapper.train(_model.training); // a new module starts in training mode; follow the model
                 slot.Host.ReplaceProjection(slot.Name, wrapper);
             }
             wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init);

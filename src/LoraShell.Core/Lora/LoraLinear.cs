@@ -16,7 +16,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public Linear base_layer;
     public ModuleDict<Linear> lora_A = nn.ModuleDict<Linear>();
     public ModuleDict<Linear> lora_B = nn.ModuleDict<Linear>();
-    readonly Dictionary<string, (double Scaling, Dropout? Dropout)> _settings = new(StringComparer.Ordinal);
+    readonly Dictionary<string, (double Scaling, double Dropout)> _settings = new(StringComparer.Ordinal);
     readonly List<string> _merged = new();
     readonly Dictionary<string, Linear> _a = new(StringComparer.Ordinal), _b = new(StringComparer.Ordinal);
     List<string> _active = new();
@@ -69,7 +69,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         _b[name] = b;
         lora_A = Rebuild(nameof(lora_A), _a);
         lora_B = Rebuild(nameof(lora_B), _b);
-        _settings[name] = (scaling, dropout > 0 ? nn.Dropout(dropout) : null);
+        _settings[name] = (scaling, dropout);
     }
 
     /// <summary>
@@ -123,7 +123,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             if (_merged.Contains(name)) continue;
             var (scaling, dropout) = _settings[name];
             var h = x.to(ScalarType.Float32);
-            if (dropout is not null && training) h = dropout.call(h);
+            if (dropout > 0 && training) h = nn.functional.dropout(h, dropout, training: true);
             var update = lora_B[name].call(lora_A[name].call(h)) * scaling;
             result = result + update.to(result.dtype);
         }

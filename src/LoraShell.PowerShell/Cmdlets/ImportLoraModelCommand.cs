@@ -25,8 +25,8 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
     public string Path { get; set; } = "";
 
     [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true,
-        HelpMessage = "Like -Path, but taken literally: no wildcard expansion.")]
-    [Alias("PSPath", "LP")]
+        HelpMessage = "Like -Path, but taken literally: no wildcard expansion. Binds from the pipeline by property name (PSPath or FullName), so a folder written by Export-LoraModel or Merge-LoraWeights -OutputPath pipes straight in.")]
+    [Alias("PSPath", "LP", "FullName")]
     [ValidateNotNullOrEmpty]
     public string LiteralPath { get; set; } = "";
 

@@ -31,6 +31,12 @@ public sealed class LoraModel
     public int VocabSize => Loaded.Model.Config.VocabSize;
     public int ContextLength => Loaded.Model.Config.MaxPositionEmbeddings;
     public string? Tokenizer => Loaded.Tokenizer?.Source;
+    /// <summary>Names of the model's LoRA adapters.</summary>
+    public string[] Adapters => Loaded.Adapters.Names.ToArray();
+    public string[] ActiveAdapters => Loaded.Adapters.Disabled ? Array.Empty<string>() : Loaded.Adapters.ActiveNames.ToArray();
+    public string[] MergedAdapters => Loaded.Adapters.MergedNames.ToArray();
+    /// <summary>Logit parity of the last Merge-LoraWeights on this model.</summary>
+    public MergeParity? LastMergeParity { get; internal set; }
 
     /// <summary>Names of the Linear modules inside the decoder layers (what LoRA can target).</summary>
     public string[] LinearModules => Loaded.Model.LinearSlots().Select(s => s.Path).ToArray();

@@ -1,0 +1,110 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Text.RegularExpressions;
+using LoraShell.Core.Lora;
+
+namespace LoraShell.PowerShell;
+
+[Cmdlet(VerbsCommon.Add, "LoraAdapter", SupportsShouldProcess = true)]
+[OutputType(typeof(LoraModel))]
+[CmdletHelp(
+    "Injects a new LoRA adapter (ΔW = B·A beside the frozen weight) into a model's Linear layers.",
+    "Add-LoraAdapter wraps each targeted Linear layer so that its output becomes W0·x + (alpha/r)·B·A·x, with A [r, in] and B [out, r]; B starts at zero (kaiming-uniform A), so the model's output is unchanged until training. -TargetModules takes module names (a name matches a module whose path equals it or ends with it), a regular expression that must match the whole module path (any value with regex characters), or all-linear (every Linear except the output head). Semantics and defaults are Hugging Face PEFT's (r 8, alpha 8), so the adapter saves in PEFT's format. -WhatIf is a dry run that lists the modules that would be wrapped and the parameter count. The new adapter becomes the active one; only its parameters (and biases per -Bias, and -ModulesToSave) are marked trainable. The model is passed through.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj,v_proj | Get-LoraAdapter",
+    "Adds a rank-8 adapter to every q_proj and v_proj and lists it: 10 modules, 8,960 trainable parameters.")]
+[CmdletExample(
+    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin; $m | Add-LoraAdapter -TargetModules all-linear -Rank 4 -WhatIf",
+    "Dry run: shows which 35 Linear modules would be wrapped and how many parameters the adapter would add, without changing the model.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Name pissa -Rank 16 -Alpha 16 -TargetModules 'model\\.layers\\.[0-2]\\..*_proj' -InitMethod Pissa -UseRsLora | Get-LoraAdapter",
+    "A PiSSA-initialised rsLoRA adapter on every projection of the first three layers, selected by a regular expression.")]
+public sealed class AddLoraAdapterCommand : LoraCmdlet
+{
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model to adapt, usually piped from Import-LoraModel.")]
+    public LoraModel Model { get; set; } = null!;
+
+    [Parameter(HelpMessage = "Adapter name (default 'default'). A model can hold several adapters; the new one becomes active.")]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = "default";
+
+    [Parameter(HelpMessage = "Rank r of the update B·A (default 8); at most min(in, out) of each targeted layer.")]
+    [ValidateRange(1, 65536)]
+    public int Rank { get; set; } = 8;
+
+    [Parameter(HelpMessage = "lora_alpha (default 8); the update is scaled by alpha/r, or alpha/sqrt(r) with -UseRsLora.")]
+    [ValidateRange(1e-9, 1e9)]
+    public double Alpha { get; set; } = 8;
+
+    [Parameter(HelpMessage = "Dropout on the adapter's input during training, in [0, 1) (default 0).")]
+    [ValidateRange(0.0, 0.999999)]
+    public double Dropout { get; set; }
+
+    [Parameter(Position = 0, HelpMessage = "Modules to wrap: names such as q_proj,v_proj; a regular expression matching whole module paths; or all-linear (default q_proj,v_proj). Tab completion lists the model's Linear modules.")]
+    [ArgumentCompleter(typeof(TargetModulesCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] TargetModules { get; set; } = { "q_proj", "v_proj" };
+
+    [Parameter(HelpMessage = "Which biases train and are saved with the adapter: none (default), all, or lora_only (biases of wrapped layers).")]
+    [ValidateSet("none", "all", "lora_only")]
+    public string Bias { get; set; } = "none";
+
+    [Parameter(HelpMessage = "Initialisation: Default (PEFT's: kaiming-uniform A, zero B), Gaussian (A ~ N(0, 1/r), zero B), Pissa (principal singular vectors of W0; W0 becomes the residual), or Random (A and B random, for tests).")]
+    [ValidateSet("Default", "Gaussian", "Pissa", "Random")]
+    public string InitMethod { get; set; } = "Default";
+
+    [Parameter(HelpMessage = "Scale by alpha/sqrt(r) (rank-stabilised LoRA) instead of alpha/r.")]
+    public SwitchParameter UseRsLora { get; set; }
+
+    [Parameter(HelpMessage = "Per-module ranks: a hashtable from a module-name pattern to a rank, e.g. @{ v_proj = 4 }. A key matches a path that ends with it (PEFT's rank_pattern).")]
+    public Hashtable? RankPattern { get; set; }
+
+    [Parameter(HelpMessage = "Per-module alphas: a hashtable from a module-name pattern to an alpha (PEFT's alpha_pattern).")]
+    public Hashtable? AlphaPattern { get; set; }
+
+    [Parameter(HelpMessage = "Only these layer indices get adapters (PEFT's layers_to_transform).")]
+    public int[]? LayersToTransform { get; set; }
+
+    [Parameter(HelpMessage = "Modules (besides the adapter) whose weights also train and are saved with the adapter, e.g. lm_head or norm.")]
+    public string[]? ModulesToSave { get; set; }
+
+    [Parameter(HelpMessage = "Seed for the adapter's random initialisation.")]
+    public long? Seed { get; set; }
+
+    static readonly Regex RegexCharacters = new(@"[\\\.\*\+\?\[\]\(\)\{\}\|\^\$]");
+
+    internal static LoraConfig BuildTargets(LoraConfig config, string[] targets)
+    {
+        if (targets.Length == 1 && string.Equals(targets[0], LoraConfig.AllLinear, StringComparison.OrdinalIgnoreCase))
+            return config with { TargetModules = null, TargetRegex = LoraConfig.AllLinear };
+        if (targets.Length == 1 && RegexCharacters.IsMatch(targets[0]))
+            return config with { TargetModules = null, TargetRegex = targets[0] };
+        return config with { TargetModules = targets, TargetRegex = null };
+    }
+
+    protected override void Process()
+    {
+        var config = BuildTargets(new LoraConfig
+        {
+            R = Rank, LoraAlpha = Alpha, LoraDropout = Dropout, Bias = Bias, Init = LoraInitNames.Parse(InitMethod),
+            UseRsLora = UseRsLora,
+            RankPattern = RankPattern?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => Convert.ToInt32(e.Value)) ?? new Dictionary<string, int>(),
+            AlphaPattern = AlphaPattern?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => Convert.ToDouble(e.Value)) ?? new Dictionary<string, double>(),
+            LayersToTransform = LayersToTransform, ModulesToSave = ModulesToSave,
+            BaseModelNameOrPath = Model.Path,
+        }, TargetModules);
+
+        lock (Model.Gate)
+        {
+            var plan = Model.Loaded.Adapters.Plan(config);
+            long parameters = plan.Sum(p => p.Parameters);
+            string what = $"Add LoRA adapter '{Name}' (r={Rank}, alpha={Alpha}) to {plan.Count} modules, {parameters:N0} parameters: " +
+                          string.Join(", ", plan.Select(p => $"{p.ModulePath} [{p.OutFeatures}x{p.InFeatures}] r={p.Rank}"));
+            if (!ShouldProcess(Model.Name, what)) return;
+            Model.Loaded.Adapters.Add(Name, config, Seed);
+            Model.Loaded.Adapters.MarkTrainable(Name);
+            WriteVerbose(Model.Loaded.Adapters.Summary().ToString());
+        }
+        WriteObject(Model);
+    }
+}

@@ -1,0 +1,32 @@
+using System.Management.Automation;
+
+namespace LoraShell.PowerShell;
+
+[Cmdlet(VerbsCommon.Remove, "LoraAdapter", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(LoraModel))]
+[CmdletHelp(
+    "Deletes an adapter from a model.",
+    "Remove-LoraAdapter deletes the named adapter's factors from every layer. A merged adapter must be unmerged first (Merge-LoraWeights -Unmerge), since its update lives in the base weights. The model is passed through.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Name trial | Remove-LoraAdapter -Name trial | Get-LoraAdapter",
+    "Adds and removes an adapter; nothing is listed afterwards.")]
+[CmdletExample(
+    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter; $m | Remove-LoraAdapter -Name default -WhatIf",
+    "Shows what would be removed.")]
+public sealed class RemoveLoraAdapterCommand : LoraCmdlet
+{
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model holding the adapter.")]
+    public LoraModel Model { get; set; } = null!;
+
+    [Parameter(Mandatory = true, Position = 0, HelpMessage = "Adapter name(s) to delete.")]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    protected override void Process()
+    {
+        lock (Model.Gate)
+            foreach (var n in Name)
+                if (ShouldProcess(Model.Name, $"Remove LoRA adapter '{n}'")) Model.Loaded.Adapters.Delete(n);
+        WriteObject(Model);
+    }
+}
