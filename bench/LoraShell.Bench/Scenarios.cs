@@ -15,7 +15,49 @@ static class Scenarios
         ["forward-synthetic50M"] = quick => Forward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
         ["generate-stories260K"] = quick => Generate("stories260K", quick ? 16 : 256, quick),
         ["generate-synthetic50M"] = quick => Generate(quick ? "stories260K" : "synthetic50M", quick ? 16 : 128, quick),
+        ["lora-forward-synthetic50M"] = quick => LoraForward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
     };
+
+    /// <summary>
+    /// Inference cost of adapters, measured alternately in one process: base forward; unmerged LoRA
+    /// (all-linear) at r = 8 and r = 64; and the r = 8 adapter merged, which should cost what the base does.
+    /// </summary>
+    static BenchResult LoraForward(string modelName, int batch, int seq, bool quick)
+    {
+        using var model = BenchModels.Load(modelName);
+        var loaded = new LoadedModel(model, null, modelName, "bench");
+        var ids = randint(3, model.Config.VocabSize, new long[] { batch, seq });
+        int rounds = quick ? 1 : 5;
+        double Time()
+        {
+            using var _ = no_grad();
+            using (var scope = NewDisposeScope()) model.forward(ids); // warm-up after every change
+            var clock = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope()) model.forward(ids);
+            return clock.Elapsed.TotalMilliseconds;
+        }
+        var samples = new Dictionary<string, List<double>> { ["base"] = new(), ["lora_r8"] = new(), ["lora_r64"] = new(), ["merged_r8"] = new() };
+        loaded.Adapters.Add("r8", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear", Init = LoraShell.Core.Lora.LoraInit.Random }, seed: 1);
+        loaded.Adapters.Add("r64", new LoraShell.Core.Lora.LoraConfig { R = 64, LoraAlpha = 128, TargetRegex = "all-linear", Init = LoraShell.Core.Lora.LoraInit.Random }, seed: 2);
+        for (int i = 0; i < rounds; i++)
+        {
+            loaded.Adapters.Disable(); samples["base"].Add(Time()); loaded.Adapters.Enable();
+            loaded.Adapters.SetActive("r8"); samples["lora_r8"].Add(Time());
+            loaded.Adapters.SetActive("r64"); samples["lora_r64"].Add(Time());
+            loaded.Adapters.SetActive("r8"); loaded.Adapters.Merge(null, safe: false); samples["merged_r8"].Add(Time()); loaded.Adapters.Unmerge();
+        }
+        double Median(List<double> v) { var s = v.OrderBy(x => x).ToList(); return s[s.Count / 2]; }
+        var r = new BenchResult { Scenario = $"lora-forward-{modelName}" };
+        double b = Median(samples["base"]);
+        r.Metrics["base_ms"] = b;
+        r.Metrics["merged_over_base"] = Median(samples["merged_r8"]) / b;
+        r.Metrics["lora_r8_over_base"] = Median(samples["lora_r8"]) / b;
+        r.Metrics["lora_r64_over_base"] = Median(samples["lora_r64"]) / b;
+        r.Settings["model"] = $"{modelName} ({model.Config.ParameterCount:N0} params)";
+        r.Settings["batch x seq"] = $"{batch} x {seq}";
+        r.Settings["adapters"] = "all-linear, unmerged unless 'merged'; ratios of medians over rounds";
+        return r;
+    }
 
     /// <summary>This machine's fp32 GEMM throughput through libtorch: the roofline for MFU.</summary>
     static BenchResult Gemm(bool quick)

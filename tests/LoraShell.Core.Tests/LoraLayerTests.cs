@@ -235,4 +235,32 @@ public class LoraLayerTests
         var e = Assert.Throws<LoraShellException>(() => m.Adapters.Add("default", new LoraConfig()));
         Assert.Equal("AdapterExists", e.ErrorId);
     }
+
+    [Fact]
+    public void Bfloat16BaseKeepsFloat32AdaptersAndMergesInFloat32()
+    {
+        using var m = SharedData.LoadStories("bfloat16");
+        m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { "q_proj", "down_proj" }, Init = LoraInit.Random }, seed: 9);
+        var layer = (LoraLinear)m.Model.model.layers[0].self_attn.q_proj;
+        Assert.Equal(ScalarType.Float32, layer.lora_A["default"].weight!.dtype);
+        Assert.Equal(ScalarType.BFloat16, layer.base_layer.weight!.dtype);
+        var unmerged = Logits(m).to(ScalarType.Float32);
+        m.Adapters.Merge(null, safe: true);
+        Assert.Equal(ScalarType.BFloat16, layer.base_layer.weight!.dtype);
+        Assert.True(RelDiff(unmerged, Logits(m).to(ScalarType.Float32)) < 0.05);
+    }
+
+    [Fact]
+    public void DropoutActsOnlyInTraining()
+    {
+        var lora = new LoraLinear(nn.Linear(32, 32));
+        lora.AddAdapter("default", 4, 1, 0.5, LoraInit.Random);
+        lora.SetActive(new[] { "default" });
+        var x = randn(8, 32);
+        using var _ = no_grad();
+        lora.train();
+        Assert.True(TensorAssert.MaxAbsDiff(lora.forward(x), lora.forward(x)) > 0);
+        lora.eval();
+        TensorAssert.Identical(lora.forward(x), lora.forward(x));
+    }
 }

@@ -124,8 +124,18 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             var (scaling, dropout) = _settings[name];
             var h = x.to(ScalarType.Float32);
             if (dropout > 0 && training) h = nn.functional.dropout(h, dropout, training: true);
-            var update = lora_B[name].call(lora_A[name].call(h)) * scaling;
-            result = result + update.to(result.dtype);
+            var down = nn.functional.linear(h, lora_A[name].weight!); // [..., r]
+            if (result.dtype == ScalarType.Float32)
+            {
+                // One fused GEMM: result + scaling·(x·Aᵀ)·Bᵀ, without materialising the scaled update.
+                long outF = result.shape[^1];
+                result = addmm(result.reshape(-1, outF), down.reshape(-1, down.shape[^1]), lora_B[name].weight!.t(), beta: 1, alpha: (float)scaling)
+                    .view(result.shape);
+            }
+            else
+            {
+                result = result + (nn.functional.linear(down, lora_B[name].weight!) * scaling).to(result.dtype);
+            }
         }
         return result;
     }
