@@ -1,0 +1,73 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Training;
+
+/// <summary>
+/// AdamW written out (the same update as torch.optim.AdamW): decoupled weight decay, bias-corrected
+/// moments. Its state is plain named tensors, so checkpoints save and restore it exactly. Parameters
+/// with fewer than two dimensions (norms, biases) get no weight decay.
+/// </summary>
+public sealed class AdamW : IDisposable
+{
+    readonly List<(string Name, Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq, bool Decay)> _slots = new();
+    readonly double _beta1, _beta2, _eps, _weightDecay;
+
+    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double beta1, double beta2, double eps, double weightDecay)
+    {
+        _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay;
+        foreach (var (name, p) in parameters)
+            _slots.Add((name, p, zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), p.dim() >= 2));
+    }
+
+    public int StepCount { get; private set; }
+    public IEnumerable<Parameter> Parameters => _slots.Select(s => s.Param);
+
+    public void Step(double learningRate)
+    {
+        StepCount++;
+        double bc1 = 1 - Math.Pow(_beta1, StepCount);
+        double bc2 = 1 - Math.Pow(_beta2, StepCount);
+        using var _ = no_grad();
+        foreach (var (_, p, m, v, decay) in _slots)
+        {
+            if (p.grad is null) continue;
+            using var scope = NewDisposeScope();
+            var g = p.grad.to(ScalarType.Float32);
+            if (decay && _weightDecay > 0) p.mul_(1 - learningRate * _weightDecay);
+            m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
+            v.mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
+            var denom = (v.sqrt() / Math.Sqrt(bc2)).add_(_eps);
+            if (p.dtype == ScalarType.Float32) p.addcdiv_(m, denom, value: -learningRate / bc1);
+            else p.copy_((p.to(ScalarType.Float32) - learningRate / bc1 * m / denom).to(p.dtype));
+        }
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var s in _slots)
+            if (s.Param.grad is Tensor g) { g.Dispose(); s.Param.grad = null; }
+    }
+
+    /// <summary>Moments by name (<c>NAME.exp_avg</c>, <c>NAME.exp_avg_sq</c>) for a checkpoint.</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> State()
+        => _slots.SelectMany(s => new[] { KeyValuePair.Create(s.Name + ".exp_avg", s.ExpAvg), KeyValuePair.Create(s.Name + ".exp_avg_sq", s.ExpAvgSq) });
+
+    public void LoadState(Func<string, Tensor> read, int stepCount)
+    {
+        using var _ = no_grad();
+        foreach (var (name, _, m, v, _) in _slots)
+        {
+            using (var t = read(name + ".exp_avg")) m.copy_(t);
+            using (var t = read(name + ".exp_avg_sq")) v.copy_(t);
+        }
+        StepCount = stepCount;
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _slots) { s.ExpAvg.Dispose(); s.ExpAvgSq.Dispose(); }
+        _slots.Clear();
+    }
+}

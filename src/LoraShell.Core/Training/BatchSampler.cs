@@ -1,0 +1,78 @@
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Training;
+
+/// <summary>
+/// Cuts a token stream into windows of SequenceLength + 1 tokens (stride SequenceLength) and hands
+/// them out in a seeded random order, reshuffled each epoch. The k-th window drawn depends only on
+/// (seed, k), so a resumed run sees exactly the batches the uninterrupted run would have seen.
+/// Targets the stream marks as not predicted become -100 (ignored by the loss).
+/// </summary>
+public sealed class BatchSampler
+{
+    public const long IgnoreIndex = -100;
+    readonly TokenStream _stream;
+    readonly int _length;
+    readonly long _seed;
+    readonly Dictionary<long, int[]> _orders = new();
+
+    public BatchSampler(TokenStream stream, int sequenceLength, long seed)
+    {
+        _stream = stream;
+        _length = sequenceLength;
+        _seed = seed;
+        WindowCount = stream.Length > sequenceLength ? (stream.Length - 1) / sequenceLength : 0;
+    }
+
+    public int WindowCount { get; }
+
+    int[] Order(long epoch)
+    {
+        if (_orders.TryGetValue(epoch, out var order)) return order;
+        order = Enumerable.Range(0, WindowCount).ToArray();
+        new Random(unchecked((int)(_seed * 1_000_003 + epoch))).Shuffle(order);
+        if (_orders.Count > 4) _orders.Clear();
+        return _orders[epoch] = order;
+    }
+
+    /// <summary>Inputs and targets [rows, SequenceLength] for draws firstDraw .. firstDraw + rows - 1.</summary>
+    public (Tensor Inputs, Tensor Targets) Batch(long firstDraw, int rows, Device device)
+    {
+        var inputs = new long[rows * _length];
+        var targets = new long[rows * _length];
+        for (int r = 0; r < rows; r++)
+        {
+            long draw = firstDraw + r;
+            int window = Order(draw / WindowCount)[(int)(draw % WindowCount)];
+            int start = window * _length;
+            for (int t = 0; t < _length; t++)
+            {
+                inputs[r * _length + t] = _stream.Tokens[start + t];
+                targets[r * _length + t] = _stream.Predict[start + t + 1] ? _stream.Tokens[start + t + 1] : IgnoreIndex;
+            }
+        }
+        return (tensor(inputs, new long[] { rows, _length }, device: device), tensor(targets, new long[] { rows, _length }, device: device));
+    }
+
+    /// <summary>Every window in order (for validation), in batches of at most <paramref name="rows"/>.</summary>
+    public IEnumerable<(Tensor Inputs, Tensor Targets)> Sequential(int rows, Device device, int maxWindows = 0)
+    {
+        int total = maxWindows > 0 ? Math.Min(maxWindows, WindowCount) : WindowCount;
+        for (int first = 0; first < total; first += rows)
+        {
+            int n = Math.Min(rows, total - first);
+            var inputs = new long[n * _length];
+            var targets = new long[n * _length];
+            for (int r = 0; r < n; r++)
+            {
+                int start = (first + r) * _length;
+                for (int t = 0; t < _length; t++)
+                {
+                    inputs[r * _length + t] = _stream.Tokens[start + t];
+                    targets[r * _length + t] = _stream.Predict[start + t + 1] ? _stream.Tokens[start + t + 1] : IgnoreIndex;
+                }
+            }
+            yield return (tensor(inputs, new long[] { n, _length }, device: device), tensor(targets, new long[] { n, _length }, device: device));
+        }
+    }
+}

@@ -1,0 +1,222 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using LoraShell.Core.IO;
+using LoraShell.Core.Tokenizers;
+
+namespace LoraShell.Core.Training;
+
+/// <summary>A token stream with, per token, whether the model is trained to predict it.</summary>
+public sealed class TokenStream
+{
+    public TokenStream(int[] tokens, bool[] predict)
+    {
+        Tokens = tokens;
+        Predict = predict;
+    }
+    public int[] Tokens { get; }
+    public bool[] Predict { get; }
+    public int Length => Tokens.Length;
+    public long PredictedCount => Predict.LongCount(p => p);
+
+    public static TokenStream Concat(IEnumerable<TokenStream> parts)
+    {
+        var list = parts.ToList();
+        return new TokenStream(list.SelectMany(p => p.Tokens).ToArray(), list.SelectMany(p => p.Predict).ToArray());
+    }
+}
+
+/// <summary>
+/// Training and validation token streams built from files. Every document is [BOS] + its tokens;
+/// plain text files are one document each; .jsonl lines are {"text": …} documents or
+/// {"prompt": …, "completion": …} pairs whose prompt tokens carry no loss. Without a validation path,
+/// the last <c>fraction</c> of the data is held out: of the characters when there is one document,
+/// else of the documents. The result is cached under a key of file contents, tokenizer and split, so
+/// a second run does not re-tokenize and a changed input never reuses a stale cache.
+/// </summary>
+public sealed class TokenCorpus
+{
+    const int CacheVersion = 1;
+
+    public TokenCorpus(TokenStream train, TokenStream validation, IReadOnlyList<string> files, bool fromCache)
+    {
+        Train = train;
+        Validation = validation;
+        Files = files;
+        FromCache = fromCache;
+    }
+
+    public TokenStream Train { get; }
+    public TokenStream Validation { get; }
+    public IReadOnlyList<string> Files { get; }
+    public bool FromCache { get; }
+
+    /// <summary>Expands files, folders (every .txt/.jsonl/.md inside, sorted) and wildcards in the last path segment.</summary>
+    public static List<string> ExpandPaths(IEnumerable<string> paths)
+    {
+        var files = new List<string>();
+        foreach (var raw in paths)
+        {
+            string full = Path.GetFullPath(raw);
+            if (File.Exists(full)) { files.Add(full); continue; }
+            if (Directory.Exists(full))
+            {
+                var inside = Directory.EnumerateFiles(full, "*", SearchOption.AllDirectories)
+                    .Where(f => Path.GetExtension(f).ToLowerInvariant() is ".txt" or ".jsonl" or ".md")
+                    .OrderBy(f => f, StringComparer.Ordinal).ToList();
+                if (inside.Count == 0) throw LoraShellException.NotFound("NoDataFiles", $"Data folder '{full}' holds no .txt, .md or .jsonl file.", full);
+                files.AddRange(inside);
+                continue;
+            }
+            string dir = Path.GetDirectoryName(full)!, pattern = Path.GetFileName(full);
+            if ((pattern.Contains('*') || pattern.Contains('?')) && Directory.Exists(dir))
+            {
+                var matches = Directory.GetFiles(dir, pattern).OrderBy(f => f, StringComparer.Ordinal).ToList();
+                if (matches.Count == 0) throw LoraShellException.NotFound("DataPathNotFound", $"Data path '{raw}' matches no file.", raw);
+                files.AddRange(matches);
+                continue;
+            }
+            throw LoraShellException.NotFound("DataPathNotFound", $"Data path '{full}' does not exist.", full);
+        }
+        return files;
+    }
+
+    public static TokenCorpus Load(IReadOnlyList<string> dataPaths, IReadOnlyList<string>? validationPaths, double fraction,
+        ITextTokenizer tokenizer, string? cacheFolder)
+    {
+        var files = ExpandPaths(dataPaths);
+        var validationFiles = validationPaths is null ? null : ExpandPaths(validationPaths);
+        string key = CacheKey(files, validationFiles, fraction, tokenizer);
+        string? cachePath = cacheFolder is null ? null : Path.Combine(cacheFolder, $"tokens-{key}.bin");
+        if (cachePath != null && File.Exists(cachePath))
+        {
+            var (train, validation) = ReadCache(cachePath);
+            return new TokenCorpus(train, validation, files, fromCache: true);
+        }
+
+        TokenStream trainStream, validationStream;
+        if (validationFiles != null)
+        {
+            trainStream = TokenStream.Concat(files.SelectMany(f => Documents(f, tokenizer)));
+            validationStream = TokenStream.Concat(validationFiles.SelectMany(f => Documents(f, tokenizer)));
+        }
+        else if (files.Count == 1 && !IsJsonl(files[0]))
+        {
+            string text = ReadText(files[0]);
+            int cut = (int)(text.Length * (1 - fraction));
+            if (cut > 0 && cut < text.Length && char.IsLowSurrogate(text[cut])) cut++;
+            trainStream = Document(tokenizer, null, text[..cut]);
+            validationStream = fraction > 0 ? Document(tokenizer, null, text[cut..]) : new TokenStream(Array.Empty<int>(), Array.Empty<bool>());
+        }
+        else
+        {
+            var docs = files.SelectMany(f => Documents(f, tokenizer)).ToList();
+            int held = fraction > 0 ? Math.Max(1, (int)Math.Round(docs.Count * fraction)) : 0;
+            if (held >= docs.Count) throw LoraShellException.InvalidArgument("TooFewDocuments", $"The data holds {docs.Count} document(s); holding out {fraction:P0} for validation leaves none to train on. Pass -ValidationPath.", fraction);
+            trainStream = TokenStream.Concat(docs.Take(docs.Count - held));
+            validationStream = TokenStream.Concat(docs.Skip(docs.Count - held));
+        }
+        if (trainStream.PredictedCount == 0)
+            throw LoraShellException.InvalidData("EmptyTrainingData", $"The training data ({string.Join(", ", files.Select(Path.GetFileName))}) holds no text to learn from.", files[0]);
+        if (cachePath != null) WriteCache(cachePath, trainStream, validationStream);
+        return new TokenCorpus(trainStream, validationStream, files, fromCache: false);
+    }
+
+    static bool IsJsonl(string file) => file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
+
+    static string ReadText(string file)
+    {
+        string text = File.ReadAllText(file);
+        if (text.Length == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' is empty.", file);
+        return text;
+    }
+
+    static TokenStream Document(ITextTokenizer tokenizer, string? prompt, string text)
+    {
+        var tokens = new List<int> { tokenizer.BosId };
+        var predict = new List<bool> { false };
+        if (prompt != null)
+        {
+            var p = tokenizer.Encode(prompt);
+            tokens.AddRange(p);
+            predict.AddRange(Enumerable.Repeat(false, p.Count));
+        }
+        var t = tokenizer.Encode(text);
+        tokens.AddRange(t);
+        predict.AddRange(Enumerable.Repeat(true, t.Count));
+        return new TokenStream(tokens.ToArray(), predict.ToArray());
+    }
+
+    static IEnumerable<TokenStream> Documents(string file, ITextTokenizer tokenizer)
+    {
+        if (!IsJsonl(file)) { yield return Document(tokenizer, null, ReadText(file)); yield break; }
+        int lineNumber = 0, count = 0;
+        foreach (var line in File.ReadLines(file))
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string? prompt = null, text;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                var root = doc.RootElement;
+                if (root.ValueKind != JsonValueKind.Object) throw new JsonException("not an object");
+                if (root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String) text = t.GetString()!;
+                else if (root.TryGetProperty("prompt", out var p) && p.ValueKind == JsonValueKind.String
+                      && root.TryGetProperty("completion", out var c) && c.ValueKind == JsonValueKind.String)
+                { prompt = p.GetString()!; text = c.GetString()!; }
+                else throw new JsonException("expected {\"text\": …} or {\"prompt\": …, \"completion\": …} with string values");
+            }
+            catch (JsonException e)
+            {
+                throw LoraShellException.InvalidData("InvalidJsonlLine", $"'{file}' line {lineNumber} is not a usable JSONL record: {e.Message}", $"{file}:{lineNumber}");
+            }
+            count++;
+            yield return Document(tokenizer, prompt, text);
+        }
+        if (count == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' has no records.", file);
+    }
+
+    static string CacheKey(List<string> files, List<string>? validation, double fraction, ITextTokenizer tokenizer)
+    {
+        using var sha = SHA256.Create();
+        void Add(string s) { var b = Encoding.UTF8.GetBytes(s + "\n"); sha.TransformBlock(b, 0, b.Length, null, 0); }
+        void AddFile(string f) { using var stream = File.OpenRead(f); Add(Convert.ToHexString(SHA256.HashData(stream))); }
+        Add($"v{CacheVersion}|fraction={fraction:R}|tokenizer-type={tokenizer.GetType().Name}|bos={tokenizer.BosId}");
+        AddFile(tokenizer.Source);
+        foreach (var f in files) AddFile(f);
+        Add("|validation|");
+        foreach (var f in validation ?? new List<string>()) AddFile(f);
+        sha.TransformFinalBlock(Array.Empty<byte>(), 0, 0);
+        return Convert.ToHexString(sha.Hash!)[..24].ToLowerInvariant();
+    }
+
+    static void WriteCache(string path, TokenStream train, TokenStream validation)
+    {
+        AtomicFile.Write(path, stream =>
+        {
+            using var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+            foreach (var s in new[] { train, validation })
+            {
+                w.Write(s.Length);
+                foreach (var t in s.Tokens) w.Write(t);
+                foreach (var p in s.Predict) w.Write(p);
+            }
+        });
+    }
+
+    static (TokenStream, TokenStream) ReadCache(string path)
+    {
+        using var r = new BinaryReader(File.OpenRead(path));
+        TokenStream Read()
+        {
+            int n = r.ReadInt32();
+            var tokens = new int[n];
+            for (int i = 0; i < n; i++) tokens[i] = r.ReadInt32();
+            var predict = new bool[n];
+            for (int i = 0; i < n; i++) predict[i] = r.ReadBoolean();
+            return new TokenStream(tokens, predict);
+        }
+        return (Read(), Read());
+    }
+}

@@ -1,0 +1,330 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using LoraShell.Core.IO;
+using LoraShell.Core.Lora;
+using LoraShell.Core.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Training;
+
+/// <summary>
+/// One training loop for every method (nanoGPT's shape): seeded batches, AdamW, linear warmup then
+/// cosine decay, gradient accumulation and clipping, validation every N steps, metrics.jsonl as it
+/// goes, atomic checkpoints that resume to the same loss curve, and a clean stop on cancellation.
+/// </summary>
+public static class Trainer
+{
+    public const string MetricsFile = "metrics.jsonl";
+    public const string AdapterFolder = "adapter";
+    public const string ModelFolder = "model";
+
+    public static TrainingResult Run(LoadedModel loaded, TrainingOptions o, IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancel = default, Action<string>? log = null)
+    {
+        o.Validate();
+        var tokenizer = loaded.RequireTokenizer();
+        var model = loaded.Model;
+        string? output = o.OutputPath is null ? null : Path.GetFullPath(o.OutputPath);
+        if (output != null) EnsureWritable(output);
+
+        string? adapter = PrepareMethod(loaded, o, log);
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        if (trainable.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NothingToTrain", "No parameter is trainable for this method.");
+
+        var corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
+        log?.Invoke($"Data: {corpus.Train.Length:N0} training tokens, {corpus.Validation.Length:N0} validation tokens{(corpus.FromCache ? " (from cache)" : "")}.");
+        var sampler = new BatchSampler(corpus.Train, o.SequenceLength, o.Seed);
+        if (sampler.WindowCount == 0)
+            throw LoraShellException.InvalidData("DataTooSmall",
+                $"The training data holds {corpus.Train.Length} tokens; one window of -SequenceLength {o.SequenceLength} needs {o.SequenceLength + 1}.", o.DataPaths[0]);
+        var validation = new BatchSampler(corpus.Validation, o.SequenceLength, o.Seed);
+        int rowsPerStep = o.BatchSize * o.GradientAccumulationSteps;
+        int totalSteps = o.MaxSteps ?? Math.Max(1, (int)Math.Ceiling(o.Epochs!.Value * sampler.WindowCount / rowsPerStep));
+        var schedule = new LearningRateSchedule(o.LearningRate, o.WarmupSteps, totalSteps, o.MinLearningRateRatio);
+        string fingerprint = Fingerprint(loaded, o, adapter);
+
+        using var optimizer = new AdamW(trainable.Select(p => (p.name, p.parameter)), o.Beta1, o.Beta2, o.AdamEpsilon, o.WeightDecay);
+        var losses = new List<double>();
+        var evaluations = new List<EvalRecord>();
+        double? initialValidation = null;
+        int startStep = 0;
+        string? metricsPath = output is null ? null : Path.Combine(output, MetricsFile);
+
+        if (o.Resume)
+        {
+            string checkpoint = TrainingCheckpoint.Latest(output!) ?? throw LoraShellException.NotFound("NoCheckpoint",
+                $"-Resume found no checkpoint in '{Path.Combine(output!, TrainingCheckpoint.Folder)}'. Train with -CheckpointEvery (or stop with Ctrl+C) to create one.", output);
+            var state = TrainingCheckpoint.ReadState(checkpoint);
+            if (state.Fingerprint != fingerprint || state.Method != o.Method.ToString())
+                throw LoraShellException.InvalidData("CheckpointMismatch",
+                    $"Checkpoint '{checkpoint}' was written for another model or setup (method {state.Method}, batch {state.BatchSize}, sequence {state.SequenceLength}, adapter {state.AdapterName ?? "-"}); it cannot resume this run (method {o.Method}, batch {o.BatchSize}, sequence {o.SequenceLength}, model '{loaded.Name}').", checkpoint);
+            RestoreWeights(loaded, checkpoint, o.Method, adapter);
+            TrainingCheckpoint.RestoreOptimizer(checkpoint, optimizer, state.Step);
+            startStep = state.Step;
+            losses.AddRange(state.Losses);
+            evaluations.AddRange(state.Evaluations);
+            initialValidation = state.InitialValidationLoss;
+            if (metricsPath != null) TruncateMetrics(metricsPath, startStep);
+            log?.Invoke($"Resumed from '{checkpoint}' at step {startStep}.");
+        }
+        else
+        {
+            manual_seed(o.Seed);
+            if (metricsPath != null) File.WriteAllText(metricsPath, "");
+        }
+
+        if (!o.Resume && validation.WindowCount > 0)
+        {
+            initialValidation = Evaluate(model, validation, o);
+            evaluations.Add(new EvalRecord(0, initialValidation.Value));
+            AppendMetrics(metricsPath, new { step = 0, val_loss = initialValidation });
+        }
+
+        MemoryMeter.ResetPeak();
+        double startMemory = MemoryMeter.CurrentMiB;
+        var clock = Stopwatch.StartNew();
+        var stepTimes = new List<double>();
+        long tokensSeen = 0;
+        bool cancelled = false;
+        string? lastCheckpoint = null;
+        int step = startStep;
+        model.train();
+        try
+        {
+            for (; step < totalSteps; step++)
+            {
+                if (cancel.IsCancellationRequested) { cancelled = true; break; }
+                var stepClock = Stopwatch.StartNew();
+                double lr = schedule.At(step);
+                double lossSum = 0;
+                long predicted = 0;
+                for (int micro = 0; micro < o.GradientAccumulationSteps; micro++)
+                {
+                    using var scope = NewDisposeScope();
+                    long firstDraw = ((long)step * o.GradientAccumulationSteps + micro) * o.BatchSize;
+                    var (inputs, targets) = sampler.Batch(firstDraw, o.BatchSize, model.Device);
+                    var logits = model.forward(inputs);
+                    var flatTargets = targets.reshape(-1);
+                    long count = flatTargets.ne(BatchSampler.IgnoreIndex).sum().item<long>();
+                    if (count == 0) continue;
+                    var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flatTargets,
+                        ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum);
+                    (loss / (count * (double)o.GradientAccumulationSteps)).backward();
+                    lossSum += loss.item<float>() / count;
+                    predicted += count;
+                    tokensSeen += inputs.numel();
+                }
+                double stepLoss = lossSum / o.GradientAccumulationSteps;
+                if (!double.IsFinite(stepLoss))
+                    throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteLoss",
+                        $"The training loss became {stepLoss} at step {step + 1}; training stopped before the update. " +
+                        (lastCheckpoint != null ? $"Last good checkpoint: '{lastCheckpoint}'." : "Lower -LearningRate or add -WarmupSteps."), step + 1);
+                if (o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, o.MaxGradNorm);
+                optimizer.Step(lr);
+                optimizer.ZeroGrad();
+                losses.Add(stepLoss);
+                double seconds = stepClock.Elapsed.TotalSeconds;
+                stepTimes.Add(seconds * 1000);
+
+                double? validationLoss = null;
+                bool last = step + 1 == totalSteps;
+                if (validation.WindowCount > 0 && (last || (o.EvalEvery > 0 && (step + 1) % o.EvalEvery == 0)))
+                {
+                    validationLoss = Evaluate(model, validation, o);
+                    evaluations.Add(new EvalRecord(step + 1, validationLoss.Value));
+                }
+                double tokensPerSecond = rowsPerStep * (double)o.SequenceLength / seconds;
+                AppendMetrics(metricsPath, new
+                {
+                    step = step + 1, loss = stepLoss, lr, tokens_per_s = tokensPerSecond, elapsed_s = clock.Elapsed.TotalSeconds,
+                    memory_mib = MemoryMeter.CurrentMiB, val_loss = validationLoss,
+                });
+                var remaining = TimeSpan.FromSeconds(stepTimes.TakeLast(20).Average() / 1000 * (totalSteps - step - 1));
+                progress?.Report(new TrainingProgress(step + 1, totalSteps, stepLoss, lr, tokensPerSecond, clock.Elapsed, remaining, validationLoss));
+
+                if (output != null && o.CheckpointEvery > 0 && (step + 1) % o.CheckpointEvery == 0 && !last)
+                    lastCheckpoint = SaveCheckpoint(loaded, o, output, step + 1, totalSteps, fingerprint, adapter, optimizer, losses, evaluations, initialValidation);
+            }
+        }
+        finally { model.eval(); }
+
+        if (cancelled && output != null && step > startStep)
+            lastCheckpoint = SaveCheckpoint(loaded, o, output, step, totalSteps, fingerprint, adapter, optimizer, losses, evaluations, initialValidation);
+
+        string? adapterPath = null, modelPath = null;
+        if (output != null && !cancelled)
+        {
+            if (o.Method == TrainingMethod.Lora) adapterPath = PeftAdapterFormat.Save(loaded.Adapters, adapter!, Path.Combine(output, AdapterFolder), true, loaded.SourcePath).Folder.FullName;
+            else modelPath = loaded.SaveHuggingFace(Path.Combine(output, ModelFolder), true).FullName;
+        }
+
+        var result = new TrainingResult
+        {
+            Method = o.Method.ToString(), Model = loaded.Name, Steps = step, TotalSteps = totalSteps, BatchSize = o.BatchSize,
+            SequenceLength = o.SequenceLength, GradientAccumulationSteps = o.GradientAccumulationSteps, LearningRate = o.LearningRate, Seed = o.Seed,
+            Losses = losses.ToList(), Evaluations = evaluations.ToList(), InitialValidationLoss = initialValidation,
+            FinalValidationLoss = evaluations.Count > 0 && evaluations[^1].Step == step && step > 0 ? evaluations[^1].Loss : null,
+            TrainableParameters = trainable.Sum(p => p.parameter.numel()), TotalParameters = model.parameters().Sum(p => p.numel()),
+            MillisecondsPerStep = stepTimes.Count == 0 ? 0 : Median(stepTimes), TokensPerSecond = stepTimes.Count == 0 ? 0 : tokensSeen / (stepTimes.Sum() / 1000),
+            PeakMemoryMiB = MemoryMeter.PeakMiB, StartMemoryMiB = startMemory, Seconds = clock.Elapsed.TotalSeconds, TrainingTokens = tokensSeen,
+            Cancelled = cancelled, ResumedFromStep = startStep, OutputPath = output, AdapterPath = adapterPath, ModelPath = modelPath,
+            MetricsPath = metricsPath, CheckpointPath = lastCheckpoint,
+        };
+        if (output != null) AtomicFile.WriteAllText(Path.Combine(output, "result.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        return result;
+    }
+
+    static double Median(List<double> values) { var s = values.OrderBy(v => v).ToList(); return s[s.Count / 2]; }
+
+    /// <summary>Sets what trains; returns the adapter name for Method Lora.</summary>
+    static string? PrepareMethod(LoadedModel loaded, TrainingOptions o, Action<string>? log)
+    {
+        var set = loaded.Adapters;
+        switch (o.Method)
+        {
+            case TrainingMethod.Lora:
+            {
+                string? name = o.AdapterName ?? set.ActiveNames.FirstOrDefault();
+                if (name is null)
+                {
+                    name = "default";
+                    set.Add(name, new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = new[] { "q_proj", "v_proj" }, BaseModelNameOrPath = loaded.SourcePath }, o.Seed);
+                    log?.Invoke("The model had no adapter; added 'default' (r 8, alpha 16, q_proj and v_proj).");
+                }
+                if (!set.Contains(name)) throw LoraShellException.NotFound("AdapterNotFound", $"The model has no adapter named '{name}'.", name);
+                if (set.MergedNames.Contains(name))
+                    throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterMerged", $"Adapter '{name}' is merged into the base weights; unmerge it before training it.", name);
+                set.Enable();
+                set.SetActive(name);
+                set.MarkTrainable(name);
+                return name;
+            }
+            case TrainingMethod.Full:
+                if (set.Names.Count > 0)
+                    throw new LoraShellException(LoraErrorKind.InvalidOperation, "FullWithAdapters",
+                        $"Full fine-tuning trains the base weights, but the model holds adapter(s) {string.Join(", ", set.Names)}. Merge or remove them first, or use -Method Lora.");
+                foreach (var p in loaded.Model.parameters()) p.requires_grad = true;
+                return null;
+            default:
+                throw LoraShellException.InvalidArgument("MethodNotAvailable", $"Training method {o.Method} is not available yet; use Full or Lora.", o.Method);
+        }
+    }
+
+    static void EnsureWritable(string output)
+    {
+        try
+        {
+            Directory.CreateDirectory(output);
+            string probe = Path.Combine(output, $".write-test-{Guid.NewGuid():N}");
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "OutputPathNotWritable", $"Output folder '{output}' cannot be written: {e.Message}", output);
+        }
+    }
+
+    /// <summary>Mean loss over the validation windows (targets marked not-predicted are ignored).</summary>
+    public static double Evaluate(LlamaForCausalLM model, BatchSampler validation, TrainingOptions o)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        double sum = 0;
+        long count = 0;
+        using (no_grad())
+        {
+            foreach (var (inputs, targets) in validation.Sequential(o.BatchSize, model.Device, o.MaxEvalWindows))
+            {
+                using var scope = NewDisposeScope();
+                inputs.DetachFromDisposeScope(); targets.DetachFromDisposeScope();
+                using var i = inputs; using var t = targets;
+                var logits = model.forward(i);
+                var flat = t.reshape(-1);
+                sum += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flat,
+                    ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum).item<float>();
+                count += flat.ne(BatchSampler.IgnoreIndex).sum().item<long>();
+            }
+        }
+        if (wasTraining) model.train();
+        return count == 0 ? double.NaN : sum / count;
+    }
+
+    static string Fingerprint(LoadedModel loaded, TrainingOptions o, string? adapter)
+    {
+        var text = new StringBuilder();
+        text.Append(loaded.Model.Config.ToJson("any"));
+        foreach (var (name, p) in loaded.Model.named_parameters()) text.Append($"{name}:{string.Join("x", p.shape)};");
+        text.Append($"|{o.Method}|{o.BatchSize}|{o.SequenceLength}|{o.GradientAccumulationSteps}|{adapter}");
+        if (adapter != null) text.Append(loaded.Adapters.ConfigOf(adapter).ToJson());
+        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32];
+    }
+
+    static string SaveCheckpoint(LoadedModel loaded, TrainingOptions o, string output, int step, int totalSteps, string fingerprint, string? adapter,
+        AdamW optimizer, List<double> losses, List<EvalRecord> evaluations, double? initialValidation)
+    {
+        string folder = TrainingCheckpoint.PathFor(output, step);
+        var state = new TrainingCheckpoint.State(step, o.Method.ToString(), fingerprint, o.Seed, totalSteps, o.BatchSize, o.SequenceLength,
+            o.GradientAccumulationSteps, o.LearningRate, adapter, losses.ToList(), evaluations.ToList(), initialValidation);
+        TrainingCheckpoint.Write(folder, state, optimizer, temp =>
+        {
+            if (o.Method == TrainingMethod.Lora)
+            {
+                var tensors = PeftAdapterFormat.StateDict(loaded.Adapters, adapter!);
+                Directory.CreateDirectory(Path.Combine(temp, AdapterFolder));
+                File.WriteAllText(Path.Combine(temp, AdapterFolder, PeftAdapterFormat.ConfigFile), loaded.Adapters.ConfigOf(adapter!).ToJson());
+                SafetensorsWriter.Write(Path.Combine(temp, AdapterFolder, PeftAdapterFormat.WeightsFile), tensors, HuggingFaceWriter.PtMetadata);
+            }
+            else
+            {
+                Directory.CreateDirectory(Path.Combine(temp, ModelFolder));
+                HuggingFaceWriter.WriteInto(loaded.Model, Path.Combine(temp, ModelFolder));
+            }
+        });
+        return folder;
+    }
+
+    static void RestoreWeights(LoadedModel loaded, string checkpoint, TrainingMethod method, string? adapter)
+    {
+        if (method == TrainingMethod.Lora)
+        {
+            using var file = SafetensorsFile.Open(Path.Combine(checkpoint, AdapterFolder, PeftAdapterFormat.WeightsFile));
+            var expected = PeftAdapterFormat.StateDict(loaded.Adapters, adapter!);
+            using var _ = no_grad();
+            foreach (var (key, tensor) in expected)
+            {
+                if (!file.Contains(key) || !file[key].Shape.SequenceEqual(tensor.shape))
+                    throw LoraShellException.InvalidData("CheckpointMismatch", $"Checkpoint '{checkpoint}' has no tensor '{key}' of shape [{string.Join(", ", tensor.shape)}].", checkpoint);
+                using var value = file.ReadTensor(key);
+                tensor.copy_(value);
+            }
+        }
+        else
+        {
+            using var weights = SafetensorsCheckpoint.Open(Path.Combine(checkpoint, ModelFolder));
+            var shapes = weights.Names.ToDictionary(n => n, n => weights.Entry(n).Shape);
+            StateDictLoader.Load(loaded.Model, checkpoint, shapes, weights.Read, loaded.Model.Config.TieWordEmbeddings ? new HashSet<string> { "lm_head.weight" } : null);
+        }
+    }
+
+    static void AppendMetrics(string? path, object record)
+    {
+        if (path is null) return;
+        File.AppendAllText(path, JsonSerializer.Serialize(record, new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }) + "\n");
+    }
+
+    static void TruncateMetrics(string path, int step)
+    {
+        if (!File.Exists(path)) return;
+        var kept = File.ReadAllLines(path).Where(line =>
+        {
+            try { using var d = JsonDocument.Parse(line); return d.RootElement.GetProperty("step").GetInt32() <= step; }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException) { return false; }
+        });
+        AtomicFile.WriteAllText(path, string.Concat(kept.Select(l => l + "\n")));
+    }
+}

@@ -1,0 +1,66 @@
+namespace LoraShell.Core.Training;
+
+/// <summary>What the trainer updates.</summary>
+public enum TrainingMethod
+{
+    /// <summary>Every weight of the model.</summary>
+    Full,
+    /// <summary>The active LoRA adapter only (plus its biases and modules_to_save).</summary>
+    Lora,
+    /// <summary>A ladder side network beside the frozen model.</summary>
+    Ladder,
+}
+
+/// <summary>Settings of one training run; the same for every method so runs compare on equal terms.</summary>
+public sealed record TrainingOptions
+{
+    public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
+    /// <summary>Text files, folders, wildcards; .jsonl files hold {"text"} or {"prompt","completion"} lines.</summary>
+    public IReadOnlyList<string> DataPaths { get; init; } = Array.Empty<string>();
+    public IReadOnlyList<string>? ValidationPaths { get; init; }
+    /// <summary>Share of the data held out for validation when no validation path is given (the last part).</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+    public int? MaxSteps { get; init; }
+    public double? Epochs { get; init; }
+    public int BatchSize { get; init; } = 8;
+    public int SequenceLength { get; init; } = 256;
+    public double LearningRate { get; init; } = 1e-3;
+    public int WarmupSteps { get; init; }
+    /// <summary>The cosine schedule ends at this fraction of the peak learning rate.</summary>
+    public double MinLearningRateRatio { get; init; } = 0.1;
+    public int GradientAccumulationSteps { get; init; } = 1;
+    public double WeightDecay { get; init; } = 0.0;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double AdamEpsilon { get; init; } = 1e-8;
+    /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Evaluate every N steps (0: only before and after training).</summary>
+    public int EvalEvery { get; init; }
+    /// <summary>Cap on validation windows per evaluation (0: all).</summary>
+    public int MaxEvalWindows { get; init; }
+    public string? OutputPath { get; init; }
+    public int CheckpointEvery { get; init; }
+    public bool Resume { get; init; }
+    public long Seed { get; init; } = 1337;
+    /// <summary>Adapter to train with Method Lora (default: the first active one).</summary>
+    public string? AdapterName { get; init; }
+
+    public void Validate()
+    {
+        void Bad(string id, string message, object? value) => throw LoraShellException.InvalidArgument(id, message, value);
+        if (DataPaths.Count == 0) Bad("NoTrainingData", "No training data was given; pass -DataPath.", null);
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) Bad("InvalidLearningRate", $"Learning rate must be positive (got {LearningRate}).", LearningRate);
+        if (BatchSize < 1) Bad("InvalidBatchSize", $"Batch size must be at least 1 (got {BatchSize}).", BatchSize);
+        if (SequenceLength < 2) Bad("InvalidSequenceLength", $"Sequence length must be at least 2 (got {SequenceLength}).", SequenceLength);
+        if (GradientAccumulationSteps < 1) Bad("InvalidAccumulation", $"Gradient accumulation steps must be at least 1 (got {GradientAccumulationSteps}).", GradientAccumulationSteps);
+        if (WarmupSteps < 0) Bad("InvalidWarmup", $"Warmup steps cannot be negative (got {WarmupSteps}).", WarmupSteps);
+        if (MaxSteps is < 1) Bad("InvalidMaxSteps", $"MaxSteps must be at least 1 (got {MaxSteps}).", MaxSteps);
+        if (Epochs is double e && !(e > 0)) Bad("InvalidEpochs", $"Epochs must be positive (got {e}).", e);
+        if (MaxSteps is null && Epochs is null) Bad("NoStopCondition", "Give -MaxSteps or -Epochs.", null);
+        if (!(ValidationFraction >= 0 && ValidationFraction < 1)) Bad("InvalidValidationFraction", $"Validation fraction must be in [0, 1) (got {ValidationFraction}).", ValidationFraction);
+        if (CheckpointEvery < 0 || EvalEvery < 0) Bad("InvalidInterval", "CheckpointEvery and EvalEvery cannot be negative.", null);
+        if (Resume && OutputPath is null) Bad("ResumeNeedsOutputPath", "-Resume needs -OutputPath: checkpoints live there.", null);
+        if (CheckpointEvery > 0 && OutputPath is null) Bad("CheckpointNeedsOutputPath", "-CheckpointEvery needs -OutputPath.", null);
+    }
+}

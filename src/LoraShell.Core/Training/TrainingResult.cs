@@ -1,0 +1,41 @@
+namespace LoraShell.Core.Training;
+
+/// <summary>A validation measurement during training.</summary>
+public sealed record EvalRecord(int Step, double Loss);
+
+/// <summary>Progress of a running training, reported once per optimizer step.</summary>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond, TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss);
+
+/// <summary>What a training run did and produced.</summary>
+public sealed record TrainingResult
+{
+    public required string Method { get; init; }
+    public required string Model { get; init; }
+    public int Steps { get; init; }
+    public int TotalSteps { get; init; }
+    public int BatchSize { get; init; }
+    public int SequenceLength { get; init; }
+    public int GradientAccumulationSteps { get; init; }
+    public double LearningRate { get; init; }
+    public long Seed { get; init; }
+    public IReadOnlyList<double> Losses { get; init; } = Array.Empty<double>();
+    public IReadOnlyList<EvalRecord> Evaluations { get; init; } = Array.Empty<EvalRecord>();
+    public double? InitialValidationLoss { get; init; }
+    public double? FinalValidationLoss { get; init; }
+    public long TrainableParameters { get; init; }
+    public long TotalParameters { get; init; }
+    public double MillisecondsPerStep { get; init; }
+    public double TokensPerSecond { get; init; }
+    /// <summary>Peak resident memory of the process during training (CPU), MiB.</summary>
+    public double PeakMemoryMiB { get; init; }
+    public double StartMemoryMiB { get; init; }
+    public double Seconds { get; init; }
+    public long TrainingTokens { get; init; }
+    public bool Cancelled { get; init; }
+    public int ResumedFromStep { get; init; }
+    public string? OutputPath { get; init; }
+    public string? AdapterPath { get; init; }
+    public string? ModelPath { get; init; }
+    public string? MetricsPath { get; init; }
+    public string? CheckpointPath { get; init; }
+}
