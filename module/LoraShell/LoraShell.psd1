@@ -13,6 +13,7 @@
         'Add-LoraAdapter'
         'Disable-LoraAdapter'
         'Enable-LoraAdapter'
+        'Export-LoraChart'
         'Export-LoraModel'
         'Get-LoraAdapter'
         'Import-LoraAdapter'
@@ -23,6 +24,7 @@
         'Remove-LoraAdapter'
         'Save-LoraAdapter'
         'Set-LoraAdapter'
+        'Start-LoraTraining'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

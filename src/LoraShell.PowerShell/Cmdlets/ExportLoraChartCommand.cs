@@ -1,0 +1,59 @@
+using System.Management.Automation;
+using LoraShell.Core.Reporting;
+
+namespace LoraShell.PowerShell;
+
+[Cmdlet(VerbsData.Export, "LoraChart", SupportsShouldProcess = true)]
+[OutputType(typeof(FileInfo))]
+[CmdletHelp(
+    "Draws LoraShell results as a self-contained Plotly.NET HTML chart (plotly.js embedded, so it opens offline).",
+    "Export-LoraChart collects the objects piped to it and writes one chart: for LoraShell.TrainingResult objects, the training loss per step and the validation losses of every run on one set of axes. The HTML embeds plotly.js (about 3.6 MB) instead of loading it from a CDN, so the chart works offline and in archives. The file is written atomically; an existing file is replaced only with -Force. Supports -WhatIf.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 | Export-LoraChart -Path ./out/loss.html -Force",
+    "The loss curve of a short run.")]
+[CmdletExample(
+    "$full = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64; $lora = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64; $full, $lora | Export-LoraChart -Path ./out/compare.html -Title 'Full vs LoRA' -Force",
+    "Two methods on one chart.")]
+public sealed class ExportLoraChartCommand : LoraCmdlet
+{
+    readonly List<TrainingResult> _training = new();
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "Results to draw: LoraShell.TrainingResult objects.")]
+    public PSObject InputObject { get; set; } = null!;
+
+    [Parameter(Mandatory = true, Position = 0, HelpMessage = "The HTML file to write. Relative paths resolve against the current location.")]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    [Parameter(HelpMessage = "Chart title (default depends on the input).")]
+    public string? Title { get; set; }
+
+    [Parameter(HelpMessage = "Replace the file if it exists.")]
+    public SwitchParameter Force { get; set; }
+
+    protected override void Process()
+    {
+        switch (InputObject.BaseObject)
+        {
+            case TrainingResult t: _training.Add(t); break;
+            default:
+                throw Core.LoraShellException.InvalidArgument("UnsupportedChartInput",
+                    $"Export-LoraChart draws LoraShell.TrainingResult objects; got {InputObject.BaseObject.GetType().FullName}.", InputObject.BaseObject);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        try
+        {
+            string target = ResolveLiteral(Path);
+            if (_training.Count == 0) return;
+            if (File.Exists(target) && !Force)
+                Fail(Core.LoraErrorKind.InvalidOperation, "OutputPathExists", $"File '{target}' already exists. Use -Force to replace it.", target);
+            if (!ShouldProcess(target, $"Write a loss chart of {_training.Count} training run(s)")) return;
+            var runs = _training.Select((t, i) => (Label: _training.Count == 1 ? t.Method : $"{i + 1}. {t.Method}", t.Core)).ToList();
+            WriteObject(ChartHtml.Save(TrainingCharts.LossCurves(runs, Title ?? "Training and validation loss"), target));
+        }
+        catch (Core.LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Management.Automation;
+using LoraShell.Core.Training;
+
+namespace LoraShell.PowerShell;
+
+[Cmdlet(VerbsLifecycle.Start, "LoraTraining", SupportsShouldProcess = true)]
+[OutputType(typeof(TrainingResult))]
+[CmdletHelp(
+    "Trains a model on text: LoRA (the active adapter only) or full fine-tuning, with validation, checkpoints and resume.",
+    "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/) or a Hugging Face model (model/). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1",
+    "A short LoRA run on Tiny Shakespeare; the adapter lands in ./out/run1/adapter and per-step records in ./out/run1/metrics.jsonl.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/full -CheckpointEvery 5 | Export-LoraChart -Path ./out/full/loss.html",
+    "Full fine-tuning with checkpoints, then the loss curves as an offline HTML chart.")]
+public sealed class StartLoraTrainingCommand : LoraCmdlet
+{
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model to train, usually piped from Import-LoraModel or Add-LoraAdapter.")]
+    public LoraModel Model { get; set; } = null!;
+
+    [Parameter(Mandatory = true, Position = 0, HelpMessage = "Training data: text files, folders or wildcards; .jsonl files hold {\"text\"} or {\"prompt\",\"completion\"} records.")]
+    [ValidateNotNullOrEmpty]
+    public string[] DataPath { get; set; } = Array.Empty<string>();
+
+    [Parameter(HelpMessage = "What trains: Lora (default; the active adapter), Full (every weight) or Ladder (a side network).")]
+    [ValidateSet("Lora", "Full", "Ladder")]
+    public string Method { get; set; } = "Lora";
+
+    [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]
+    [ValidateRange(1, int.MaxValue)]
+    public int? MaxSteps { get; set; }
+
+    [Parameter(HelpMessage = "Passes over the training windows (fractions allowed). Give this or -MaxSteps.")]
+    [ValidateRange(1e-6, 1e6)]
+    public double? Epochs { get; set; }
+
+    [Parameter(HelpMessage = "Sequences per micro-batch (default 8).")]
+    [ValidateRange(1, 65536)]
+    public int BatchSize { get; set; } = 8;
+
+    [Parameter(HelpMessage = "Tokens per training sequence (default 256).")]
+    [ValidateRange(2, 1_000_000)]
+    public int SequenceLength { get; set; } = 256;
+
+    [Parameter(HelpMessage = "Peak learning rate (default 1e-3); must be positive.")]
+    public double LearningRate { get; set; } = 1e-3;
+
+    [Parameter(HelpMessage = "Steps of linear warmup before the cosine decay (default 0).")]
+    [ValidateRange(0, int.MaxValue)]
+    public int WarmupSteps { get; set; }
+
+    [Parameter(HelpMessage = "Micro-batches whose gradients add up to one optimizer step (default 1).")]
+    [ValidateRange(1, 65536)]
+    public int GradientAccumulationSteps { get; set; } = 1;
+
+    [Parameter(HelpMessage = "Validation data (files, folders, wildcards); default: the last -ValidationFraction of -DataPath.")]
+    public string[]? ValidationPath { get; set; }
+
+    [Parameter(HelpMessage = "Share of the data held out for validation when -ValidationPath is not given (default 0.1: the last 10%).")]
+    [ValidateRange(0.0, 0.9)]
+    public double ValidationFraction { get; set; } = 0.1;
+
+    [Parameter(HelpMessage = "Evaluate on the validation data every N steps (default: only before and after training).")]
+    [ValidateRange(0, int.MaxValue)]
+    public int EvalEvery { get; set; }
+
+    [Parameter(HelpMessage = "At most this many validation windows per evaluation (default: all).")]
+    [ValidateRange(0, int.MaxValue)]
+    public int MaxEvalWindows { get; set; }
+
+    [Parameter(HelpMessage = "Folder for metrics.jsonl, the token cache, checkpoints and the trained adapter or model.")]
+    public string? OutputPath { get; set; }
+
+    [Parameter(HelpMessage = "Write a resumable checkpoint every N steps (needs -OutputPath).")]
+    [ValidateRange(0, int.MaxValue)]
+    public int CheckpointEvery { get; set; }
+
+    [Parameter(HelpMessage = "Continue from the latest checkpoint in -OutputPath.")]
+    public SwitchParameter Resume { get; set; }
+
+    [Parameter(HelpMessage = "Seed for data order and initialisation; the same seed reproduces a run on CPU (default 1337).")]
+    public long Seed { get; set; } = 1337;
+
+    [Parameter(HelpMessage = "Clip the gradient norm to this value; 0 disables clipping (default 1).")]
+    [ValidateRange(0.0, double.MaxValue)]
+    public double MaxGradNorm { get; set; } = 1.0;
+
+    [Parameter(HelpMessage = "AdamW weight decay for weight matrices (default 0).")]
+    [ValidateRange(0.0, 10.0)]
+    public double WeightDecay { get; set; }
+
+    [Parameter(HelpMessage = "With -Method Lora, the adapter to train (default: the active one).")]
+    public string? AdapterName { get; set; }
+
+    protected override void Process()
+    {
+        string? output = OutputPath is null ? null : ResolveLiteral(OutputPath);
+        var options = new TrainingOptions
+        {
+            Method = Enum.Parse<TrainingMethod>(Method, ignoreCase: true),
+            DataPaths = DataPath.Select(ResolveLiteral).ToList(),
+            ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
+            ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,
+            SequenceLength = SequenceLength, LearningRate = LearningRate, WarmupSteps = WarmupSteps,
+            GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = MaxEvalWindows,
+            OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Seed = Seed, MaxGradNorm = MaxGradNorm,
+            WeightDecay = WeightDecay, AdapterName = AdapterName,
+        };
+        options.Validate();
+        if (output != null && !ShouldProcess(output, $"Train {Model.Name} ({Method}) and write checkpoints, metrics and the result")) return;
+
+        var messages = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var result = RunWithProgress($"Training {Model.Name} ({Method})", (report, cancel) =>
+        {
+            lock (Model.Gate)
+                return Trainer.Run(Model.Loaded, options, new InlineProgress<TrainingProgress>(p =>
+                    report($"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  {p.TokensPerSecond:N0} tok/s  {p.Remaining:hh\\:mm\\:ss} left", (double)p.Step / p.TotalSteps)),
+                    cancel, messages.Enqueue);
+        });
+        foreach (var m in messages) WriteVerbose(m);
+        if (result.Cancelled)
+            WriteWarning($"Training stopped at step {result.Steps} of {result.TotalSteps}." +
+                (result.CheckpointPath is null ? "" : $" Checkpoint: {result.CheckpointPath}; continue with -Resume."));
+        WriteObject(new TrainingResult(result));
+    }
+}

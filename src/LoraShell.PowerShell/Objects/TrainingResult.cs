@@ -1,0 +1,35 @@
+namespace LoraShell;
+
+/// <summary>Output of Start-LoraTraining (type name LoraShell.TrainingResult).</summary>
+public sealed class TrainingResult
+{
+    internal TrainingResult(Core.Training.TrainingResult r) => Core = r;
+
+    internal Core.Training.TrainingResult Core { get; }
+    public string Method => Core.Method;
+    public string Model => Core.Model;
+    public int Steps => Core.Steps;
+    public int TotalSteps => Core.TotalSteps;
+    public double? InitialValidationLoss => Core.InitialValidationLoss;
+    public double? FinalValidationLoss => Core.FinalValidationLoss;
+    public double? FinalTrainingLoss => Core.Losses.Count > 0 ? Core.Losses[^1] : null;
+    public double[] Losses => Core.Losses.ToArray();
+    public object[] Evaluations => Core.Evaluations.Select(e => (object)new { e.Step, e.Loss }).ToArray();
+    public long TrainableParameters => Core.TrainableParameters;
+    public long TotalParameters => Core.TotalParameters;
+    public double MillisecondsPerStep => Core.MillisecondsPerStep;
+    public double TokensPerSecond => Core.TokensPerSecond;
+    public double PeakMemoryMiB => Core.PeakMemoryMiB;
+    public double Seconds => Core.Seconds;
+    public int BatchSize => Core.BatchSize;
+    public int SequenceLength => Core.SequenceLength;
+    public double LearningRate => Core.LearningRate;
+    public long Seed => Core.Seed;
+    public bool Cancelled => Core.Cancelled;
+    public int ResumedFromStep => Core.ResumedFromStep;
+    public string? OutputPath => Core.OutputPath;
+    public string? AdapterPath => Core.AdapterPath;
+    public string? ModelPath => Core.ModelPath;
+    public string? MetricsPath => Core.MetricsPath;
+    public string? CheckpointPath => Core.CheckpointPath;
+}

@@ -1,0 +1,70 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Data = Join-Path $Shared 'data/tinyshakespeare/input.txt'
+    $script:Dir = New-TestFolder
+}
+AfterAll { Remove-Item -Recurse -Force $Dir }
+
+Describe 'Start-LoraTraining | Export-LoraChart' {
+    It 'writes the adapter, metrics.jsonl and an offline HTML chart' {
+        $out = Join-Path $Dir 'run'
+        $chart = Join-Path $Dir 'loss.html'
+        $file = Import-LoraModel $StoriesPath | Add-LoraAdapter -Rank 8 -Alpha 16 |
+            Start-LoraTraining -DataPath $Data -MaxSteps 12 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -MaxEvalWindows 16 -OutputPath $out |
+            Export-LoraChart -Path $chart
+        $file | Should -BeOfType [System.IO.FileInfo]
+        Test-Path (Join-Path $out 'adapter/adapter_model.safetensors') | Should -BeTrue
+        (Get-Content (Join-Path $out 'metrics.jsonl')).Count | Should -Be 13
+        $html = Get-Content -Raw $chart
+        $html | Should -Match 'Plotly'
+        $html | Should -Not -Match '<script[^>]*src\s*=\s*"?https?://'
+        $file.Length | Should -BeGreaterThan 1MB
+    }
+
+    It 'returns a typed result whose validation loss went down' {
+        $r = Import-LoraModel $StoriesPath | Start-LoraTraining -Method Full -DataPath $Data -MaxSteps 15 -BatchSize 8 -SequenceLength 64 -LearningRate 2e-3 -MaxEvalWindows 16
+        $r.PSObject.TypeNames[0] | Should -Be 'LoraShell.TrainingResult'
+        $r.Steps | Should -Be 15
+        $r.FinalValidationLoss | Should -BeLessThan $r.InitialValidationLoss
+        $r.TrainableParameters | Should -Be 260032
+        ($r | Format-Table | Out-String) | Should -Match 'ValLossAfter'
+    }
+
+    It 'stops cleanly on Stop (Ctrl+C) and leaves a checkpoint that resumes' {
+        $out = Join-Path $Dir 'stopped'
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript({
+            param($module, $model, $data, $out)
+            Import-Module $module
+            Import-LoraModel $model | Add-LoraAdapter -Seed 1 | Start-LoraTraining -DataPath $data -MaxSteps 100000 -BatchSize 4 -SequenceLength 64 -MaxEvalWindows 4 -OutputPath $out
+        }).AddArgument((Join-Path $RepoRoot 'module/LoraShell/LoraShell.psd1')).AddArgument($StoriesPath).AddArgument($Data).AddArgument($out)
+        $handle = $ps.BeginInvoke()
+        $metrics = Join-Path $out 'metrics.jsonl'
+        $deadline = (Get-Date).AddSeconds(120)
+        while ((Get-Date) -lt $deadline -and -not ((Test-Path $metrics) -and @(Get-Content $metrics).Count -ge 5)) { Start-Sleep -Milliseconds 200 }
+        $ps.Stop()
+        $ps.Dispose()
+        $checkpoints = @(Get-ChildItem (Join-Path $out 'checkpoints') -Directory)
+        $checkpoints.Count | Should -Be 1
+        Test-Path (Join-Path $checkpoints[0].FullName 'trainer_state.json') | Should -BeTrue
+        $done = [int]($checkpoints[0].Name -replace 'step-0*', '')
+        $r = Import-LoraModel $StoriesPath | Add-LoraAdapter -Seed 1 | Start-LoraTraining -DataPath $Data -MaxSteps ($done + 2) -BatchSize 4 -SequenceLength 64 -MaxEvalWindows 4 -OutputPath $out -Resume
+        $r.ResumedFromStep | Should -Be $done
+        $r.Steps | Should -Be ($done + 2)
+    }
+
+    It 'names bad input' {
+        $m = Import-LoraModel $StoriesPath
+        (Get-ThrownError { $m | Start-LoraTraining -DataPath $Data -MaxSteps 2 -LearningRate 0 }).FullyQualifiedErrorId | Should -BeLike 'InvalidLearningRate,*'
+        (Get-ThrownError { $m | Start-LoraTraining -DataPath $Data -MaxSteps 2 -OutputPath (Join-Path $Dir 'none') -Resume }).FullyQualifiedErrorId | Should -BeLike 'NoCheckpoint,*'
+        $e = Get-ThrownError { $m | Start-LoraTraining -DataPath (Join-Path $Dir 'missing.txt') -MaxSteps 2 }
+        $e.FullyQualifiedErrorId | Should -BeLike 'DataPathNotFound,*'
+        $e.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+    }
+
+    It 'writes nothing with -WhatIf' {
+        $out = Join-Path $Dir 'whatif'
+        Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $Data -MaxSteps 2 -OutputPath $out -WhatIf
+        Test-Path $out | Should -BeFalse
+    }
+}
