@@ -27,8 +27,14 @@ dotnet build (Join-Path $PSScriptRoot 'LoraShell.Bench/LoraShell.Bench.csproj') 
 if ($LASTEXITCODE) { throw "bench build failed" }
 $exe = Join-Path $PSScriptRoot 'LoraShell.Bench/bin/Release/net10.0/LoraShell.Bench.dll'
 $all = @(dotnet $exe --list)
-$selected = if ($Scenario) { $all | Where-Object { $_ -in $Scenario } } else { $all }
+# pwsh -File passes "a,b" as one string: split it.
+$Scenario = @($Scenario | ForEach-Object { $_ -split "," } | Where-Object { $_ })
+$unknown = @($Scenario | Where-Object { $_ -notin $all })
+if ($unknown.Count) { throw "Unknown scenario(s): $($unknown -join ", "). Known: $($all -join ", ")" }
+$selected = if ($Scenario.Count) { $all | Where-Object { $_ -in $Scenario } } else { $all }
 $runs = if ($Quick) { 1 } else { $Repeat }
+# Training runs are long and their losses deterministic: one run each, no warm-up.
+function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*') { 1 } else { $runs } }
 
 function Invoke-Scenario([string] $name) {
     $args = @($exe, $name) + $(if ($Quick) { '--quick' })
@@ -38,10 +44,17 @@ function Invoke-Scenario([string] $name) {
 }
 
 $results = [ordered]@{}
+# With -Scenario, the other rows of an earlier full run are kept, so one scenario can be refreshed.
+$previous = Join-Path $OutputDirectory 'results.json'
+if ($Scenario.Count -and -not $Quick -and (Test-Path $previous)) {
+    $old = Get-Content -Raw $previous | ConvertFrom-Json -AsHashtable
+    foreach ($name in $all) { if ($old.results.Contains($name) -and $name -notin $selected) { $results[$name] = $old.results[$name] } }
+}
 foreach ($name in $selected) {
-    Write-Host "bench: $name ($runs run(s))"
-    if (-not $Quick) { Invoke-Scenario $name | Out-Null }
-    $samples = @(1..$runs | ForEach-Object { Invoke-Scenario $name })
+    $n = Get-RunCount $name
+    Write-Host "bench: $name ($n run(s))"
+    if (-not $Quick -and $name -notlike 'train-*') { Invoke-Scenario $name | Out-Null }
+    $samples = @(1..$n | ForEach-Object { Invoke-Scenario $name })
     $metrics = [ordered]@{}
     foreach ($metric in $samples[0].Metrics.Keys) {
         $values = @($samples | ForEach-Object { [double]$_.Metrics[$metric] } | Sort-Object)
@@ -69,12 +82,24 @@ $md = [System.Text.StringBuilder]::new()
 [void]$md.AppendLine()
 [void]$md.AppendLine('| scenario | metric | median | spread (min..max) | settings |')
 [void]$md.AppendLine('|---|---|---:|---|---|')
-foreach ($name in $results.Keys) {
+foreach ($name in ($all | Where-Object { $results.Contains($_) })) {
     $r = $results[$name]
     $settings = ($r.settings.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Key): $($_.Value)" }) -join '; '
     foreach ($metric in $r.metrics.Keys) {
         $m = $r.metrics[$metric]
         [void]$md.AppendLine("| $name | $metric | $(Format-Number $m.median) | $(Format-Number $m.min)..$(Format-Number $m.max) | $settings |")
+    }
+}
+$training = @($all | Where-Object { $_ -like 'train-*' -and $results.Contains($_) })
+if ($training.Count) {
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## Fine-tuning stories260K on Tiny Shakespeare (one run each, same data, steps, seed, sequence length)')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| method | trainable params | validation loss before | after | ms/step | tokens/s | peak RSS MiB | run |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|---:|---|')
+    foreach ($name in $training) {
+        $m = $results[$name].metrics
+        [void]$md.AppendLine("| $($name -replace '^train-stories260K-', '') | $('{0:N0}' -f $m.trainable_params.median) | $('{0:N4}' -f $m.val_loss_before.median) | $('{0:N4}' -f $m.val_loss_after.median) | $(Format-Number $m.ms_per_step.median) | $(Format-Number $m.tokens_per_s.median) | $(Format-Number $m.peak_mib.median) | $($results[$name].settings.run) |")
     }
 }
 $extra = Join-Path $PSScriptRoot 'NOTES.md'

@@ -19,6 +19,7 @@
         'Import-LoraAdapter'
         'Import-LoraModel'
         'Invoke-LoraGeneration'
+        'Invoke-SvdDelta'
         'Measure-LoraPerplexity'
         'Merge-LoraWeights'
         'Remove-LoraAdapter'

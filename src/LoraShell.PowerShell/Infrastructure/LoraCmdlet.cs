@@ -68,21 +68,31 @@ public abstract class LoraCmdlet : PSCmdlet
     /// callback is written with Write-Progress from this (the pipeline) thread.
     /// </summary>
     protected T RunWithProgress<T>(string activity, Func<Action<string, double>, CancellationToken, T> work)
+        => RunWithProgress(activity, (report, _, cancel) => work(report, cancel));
+
+    sealed record ProgressItem(string Status, double Fraction);
+
+    /// <summary>
+    /// As above, and objects the work emits are written to the pipeline as they arrive, in order,
+    /// from the pipeline thread.
+    /// </summary>
+    protected T RunWithProgress<T>(string activity, Func<Action<string, double>, Action<object>, CancellationToken, T> work)
     {
-        var updates = new BlockingCollection<(string Status, double Fraction)>();
+        var items = new BlockingCollection<object>();
         var task = Task.Run(() =>
         {
-            try { return work((status, fraction) => updates.TryAdd((status, fraction)), _stop.Token); }
-            finally { updates.CompleteAdding(); }
+            try { return work((status, fraction) => items.Add(new ProgressItem(status, fraction)), o => items.Add(o), _stop.Token); }
+            finally { items.CompleteAdding(); }
         });
         var record = new ProgressRecord(Math.Abs(activity.GetHashCode() % 100000), activity, "Starting");
         var lastWrite = DateTime.MinValue;
-        foreach (var (status, fraction) in updates.GetConsumingEnumerable())
+        foreach (var item in items.GetConsumingEnumerable())
         {
-            if ((DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && fraction < 1) continue;
+            if (item is not ProgressItem p) { WriteObject(item); continue; }
+            if ((DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;
             lastWrite = DateTime.UtcNow;
-            record.StatusDescription = status;
-            record.PercentComplete = (int)Math.Clamp(fraction * 100, 0, 100);
+            record.StatusDescription = p.Status;
+            record.PercentComplete = (int)Math.Clamp(p.Fraction * 100, 0, 100);
             WriteProgress(record);
         }
         record.RecordType = ProgressRecordType.Completed;

@@ -1,0 +1,84 @@
+using System.Text.Json;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.IO;
+
+/// <summary>
+/// Writes a safetensors file one tensor at a time, for outputs too large to hold in memory: tensor
+/// bytes are appended to a temporary data file as they are added; <see cref="Finish"/> writes the
+/// header and the data into the final file. Nothing appears at the final path until Finish.
+/// </summary>
+public sealed class SafetensorsStreamWriter : IDisposable
+{
+    readonly string _dataPath;
+    readonly FileStream _data;
+    readonly List<(string Name, string DType, long[] Shape, long Begin, long End)> _entries = new();
+    readonly HashSet<string> _names = new(StringComparer.Ordinal);
+
+    public SafetensorsStreamWriter(string scratchFolder)
+    {
+        Directory.CreateDirectory(scratchFolder);
+        _dataPath = Path.Combine(scratchFolder, $".tensors-{Guid.NewGuid():N}.tmp");
+        _data = new FileStream(_dataPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20);
+    }
+
+    public int Count => _entries.Count;
+    public long Bytes => _data.Length;
+
+    public void Add(string name, Tensor tensor)
+    {
+        if (!_names.Add(name)) throw LoraShellException.InvalidArgument("DuplicateTensorName", $"Tensor name '{name}' was added twice.");
+        using var scope = NewDisposeScope();
+        var cpu = tensor.detach().cpu().contiguous();
+        long begin = _data.Length;
+        if (cpu.numel() > 0) cpu.WriteBytesToStream(_data);
+        _entries.Add((name, SafetensorsDType.NameOf(cpu.dtype), cpu.shape, begin, _data.Length));
+    }
+
+    public void Finish(string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                json.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata.OrderBy(p => p.Key, StringComparer.Ordinal)) json.WriteString(k, v);
+                json.WriteEndObject();
+            }
+            foreach (var e in _entries)
+            {
+                json.WriteStartObject(e.Name);
+                json.WriteString("dtype", e.DType);
+                json.WriteStartArray("shape");
+                foreach (var d in e.Shape) json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(e.Begin);
+                json.WriteNumberValue(e.End);
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+            json.WriteEndObject();
+        }
+        int padded = (int)((buffer.Length + 7) / 8 * 8);
+        var header = new byte[padded];
+        buffer.ToArray().CopyTo(header, 0);
+        for (int i = (int)buffer.Length; i < padded; i++) header[i] = (byte)' ';
+        _data.Flush();
+        AtomicFile.Write(path, stream =>
+        {
+            stream.Write(BitConverter.GetBytes((ulong)header.Length));
+            stream.Write(header);
+            _data.Seek(0, SeekOrigin.Begin);
+            _data.CopyTo(stream, 1 << 20);
+        });
+    }
+
+    public void Dispose()
+    {
+        _data.Dispose();
+        if (File.Exists(_dataPath)) File.Delete(_dataPath);
+    }
+}
