@@ -34,7 +34,7 @@ if ($unknown.Count) { throw "Unknown scenario(s): $($unknown -join ", "). Known:
 $selected = if ($Scenario.Count) { $all | Where-Object { $_ -in $Scenario } } else { $all }
 $runs = if ($Quick) { 1 } else { $Repeat }
 # Training runs are long and their losses deterministic: one run each, no warm-up.
-function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*') { 1 } else { $runs } }
+function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*' -or $name -like 'svd-*') { 1 } else { $runs } }
 
 function Invoke-Scenario([string] $name) {
     $args = @($exe, $name) + $(if ($Quick) { '--quick' })
@@ -53,7 +53,7 @@ if ($Scenario.Count -and -not $Quick -and (Test-Path $previous)) {
 foreach ($name in $selected) {
     $n = Get-RunCount $name
     Write-Host "bench: $name ($n run(s))"
-    if (-not $Quick -and $name -notlike 'train-*') { Invoke-Scenario $name | Out-Null }
+    if ((Get-RunCount $name) -gt 1) { Invoke-Scenario $name | Out-Null }
     $samples = @(1..$n | ForEach-Object { Invoke-Scenario $name })
     $metrics = [ordered]@{}
     foreach ($metric in $samples[0].Metrics.Keys) {
@@ -87,7 +87,8 @@ foreach ($name in ($all | Where-Object { $results.Contains($_) })) {
     $settings = ($r.settings.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Key): $($_.Value)" }) -join '; '
     foreach ($metric in $r.metrics.Keys) {
         $m = $r.metrics[$metric]
-        [void]$md.AppendLine("| $name | $metric | $(Format-Number $m.median) | $(Format-Number $m.min)..$(Format-Number $m.max) | $settings |")
+        $fmt = if ($metric -like '*_over_*') { { param($v) '{0:N4}' -f $v } } else { { param($v) Format-Number $v } }
+        [void]$md.AppendLine("| $name | $metric | $(& $fmt $m.median) | $(& $fmt $m.min)..$(& $fmt $m.max) | $settings |")
     }
 }
 $training = @($all | Where-Object { $_ -like 'train-*' -and $results.Contains($_) })

@@ -74,6 +74,7 @@ public static class SvdDeltaCompressor
             var r = matrix ? CompressOne(baseCk, ftCk, name, o, writer, o.UniformRank ? factors : null)
                            : NonMatrix(baseCk, ftCk, name, o, writer, exactTensors);
             Emit(r);
+            NativeMemory.Trim();
         }
         progress?.Invoke(total, total, "");
 
@@ -143,8 +144,15 @@ public static class SvdDeltaCompressor
         var delta = ftCk.Read(name).to(ScalarType.Float32);
         using (var w0 = baseCk.Read(name)) delta.sub_(w0);
         long m = delta.shape[0], n = delta.shape[1];
-        double froSquared = delta.to(ScalarType.Float64).pow(2).sum().item<double>();
-        double maxAbs = delta.abs().max().item<float>();
+        // Norm and largest entry row block by row block: no temporary the size of the matrix.
+        double froSquared = 0, maxAbs = 0;
+        for (long row = 0; row < m; row += ResidualRows)
+        {
+            using var blockScope = NewDisposeScope();
+            var wide = delta.narrow(0, row, Math.Min(ResidualRows, m - row)).to(ScalarType.Float64);
+            froSquared += wide.pow(2).sum().item<double>();
+            maxAbs = Math.Max(maxAbs, wide.abs().max().item<double>());
+        }
         long before = m * n * 4;
         if (froSquared == 0)
             return new SvdDeltaReport { Name = name, Status = DeltaStatus.ZeroDelta, Shape = new[] { m, n }, BytesBefore = before, Method = o.Method.ToString(), Seconds = clock.Elapsed.TotalSeconds };
@@ -163,8 +171,9 @@ public static class SvdDeltaCompressor
         double residualSquared = 0;
         for (long row = 0; row < m; row += ResidualRows)
         {
+            using var blockScope = NewDisposeScope();
             long rows = Math.Min(ResidualRows, m - row);
-            using var block = delta.narrow(0, row, rows) - b.narrow(0, row, rows).matmul(a);
+            var block = delta.narrow(0, row, rows) - b.narrow(0, row, rows).matmul(a);
             residualSquared += block.to(ScalarType.Float64).pow(2).sum().item<double>();
         }
         double kept = sigma.Take(rank).Sum(s => s * s);

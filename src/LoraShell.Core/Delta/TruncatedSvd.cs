@@ -49,11 +49,11 @@ public static class TruncatedSvd
         int k = (int)Math.Min(rank + oversample, Math.Min(m, n));
         using var generator = new Generator((ulong)seed, a.device);
         var omega = randn(new long[] { n, k }, generator: generator, device: a.device);
-        var (q, _) = linalg.qr(a.matmul(omega));
+        var (q, _) = linalg.qr(a.matmul(omega), linalg.QRMode.Reduced);
         for (int i = 0; i < powerIterations; i++)
         {
-            (q, _) = linalg.qr(a.t().matmul(q));
-            (q, _) = linalg.qr(a.matmul(q));
+            (q, _) = linalg.qr(a.t().matmul(q), linalg.QRMode.Reduced);
+            (q, _) = linalg.qr(a.matmul(q), linalg.QRMode.Reduced);
         }
         var b = q.t().matmul(a);                       // [k, n]
         var (ub, s, vh) = linalg.svd(b, fullMatrices: false);

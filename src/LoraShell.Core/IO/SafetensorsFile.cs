@@ -161,7 +161,7 @@ public sealed class SafetensorsFile : IDisposable
         lock (_stream)
         {
             _stream.Seek(_dataStart + entry.Begin, SeekOrigin.Begin);
-            try { tensor.ReadBytesFromStream(_stream); }
+            try { TensorBytes.ReadInto(tensor, _stream, entry.ByteLength); }
             catch (EndOfStreamException) { tensor.Dispose(); throw Bad(FilePath, "file ended while reading the tensor's bytes", name); }
         }
         return tensor;

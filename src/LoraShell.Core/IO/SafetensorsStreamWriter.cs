@@ -31,7 +31,7 @@ public sealed class SafetensorsStreamWriter : IDisposable
         using var scope = NewDisposeScope();
         var cpu = tensor.detach().cpu().contiguous();
         long begin = _data.Length;
-        if (cpu.numel() > 0) cpu.WriteBytesToStream(_data);
+        if (cpu.numel() > 0) TensorBytes.Write(cpu, _data);
         _entries.Add((name, SafetensorsDType.NameOf(cpu.dtype), cpu.shape, begin, _data.Length));
     }
 

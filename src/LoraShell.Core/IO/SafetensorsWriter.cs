@@ -27,7 +27,7 @@ public static class SafetensorsWriter
             {
                 using var scope = NewDisposeScope();
                 var cpu = tensor.detach().cpu().contiguous();
-                if (cpu.numel() > 0) cpu.WriteBytesToStream(stream);
+                if (cpu.numel() > 0) TensorBytes.Write(cpu, stream);
             }
         });
     }

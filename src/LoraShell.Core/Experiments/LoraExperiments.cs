@@ -1,0 +1,87 @@
+using LoraShell.Core.Inference;
+using LoraShell.Core.Lora;
+using LoraShell.Core.Training;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Experiments;
+
+/// <summary>Trainable parameters of LoRA at one rank, next to the dense matrices it adapts.</summary>
+public sealed record RankCount(int Rank, long QvParameters, long AllLinearParameters, long DenseQvParameters, long DenseAllLinearParameters);
+
+/// <summary>One method's training run in a comparison.</summary>
+public sealed record MethodRun(string Label, TrainingResult Result)
+{
+    public double? ValidationBefore => Result.InitialValidationLoss;
+    public double? ValidationAfter => Result.FinalValidationLoss;
+}
+
+/// <summary>How far merged logits are from unmerged ones.</summary>
+public sealed record MergeParity(double MaxAbsDifference, double MeanAbsDifference, double MaxAbsLogit, bool UnmergeRestoresBase);
+
+/// <summary>The LoRA experiments of notebooks/01-lora.ipynb and samples/01-lora.cs.</summary>
+public static class LoraExperiments
+{
+    /// <summary>LoRA's parameter count 2·r·d (per square matrix) against d² for ranks 1..64, on the real model's shapes.</summary>
+    public static List<RankCount> RankSweep(ExperimentSetup setup, IEnumerable<int>? ranks = null)
+    {
+        using var model = setup.LoadBase();
+        var slots = model.Model.LinearSlots().ToList();
+        long Dense(IEnumerable<Models.LinearSlot> s) => s.Sum(x => ((TorchSharp.Modules.Linear)x.Module).weight!.numel());
+        long Lora(IEnumerable<Models.LinearSlot> s, int r) => s.Sum(x => { var w = ((TorchSharp.Modules.Linear)x.Module).weight!; return r * (w.shape[0] + w.shape[1]); });
+        var qv = slots.Where(s => s.Name is "q_proj" or "v_proj").ToList();
+        return (ranks ?? new[] { 1, 2, 4, 8, 16, 32, 64 }).Select(r => new RankCount(r, Lora(qv, r), Lora(slots, r), Dense(qv), Dense(slots))).ToList();
+    }
+
+    /// <summary>
+    /// Full fine-tuning and LoRA (q,v at each rank; all-linear at the first rank) on the same data,
+    /// steps, seed and sequence length.
+    /// </summary>
+    public static List<MethodRun> CompareMethods(ExperimentSetup setup, IEnumerable<int> qvRanks, bool includeFull = true, bool includeAllLinear = true,
+        Action<string>? log = null)
+    {
+        var runs = new List<MethodRun>();
+        var ranks = qvRanks.ToList();
+        if (includeFull)
+        {
+            using var m = setup.LoadBase();
+            log?.Invoke("full fine-tuning");
+            runs.Add(new MethodRun("full", Trainer.Run(m, setup.Training(TrainingMethod.Full))));
+        }
+        foreach (int r in ranks)
+        {
+            using var m = setup.LoadBase();
+            m.Adapters.Add("default", new LoraConfig { R = r, LoraAlpha = 2 * r, TargetModules = new[] { "q_proj", "v_proj" } }, setup.Seed);
+            log?.Invoke($"LoRA q,v r={r}");
+            runs.Add(new MethodRun($"lora q,v r={r}", Trainer.Run(m, setup.Training(TrainingMethod.Lora))));
+        }
+        if (includeAllLinear && ranks.Count > 0)
+        {
+            using var m = setup.LoadBase();
+            m.Adapters.Add("default", new LoraConfig { R = ranks[0], LoraAlpha = 2 * ranks[0], TargetRegex = LoraConfig.AllLinear }, setup.Seed);
+            log?.Invoke($"LoRA all-linear r={ranks[0]}");
+            runs.Add(new MethodRun($"lora all-linear r={ranks[0]}", Trainer.Run(m, setup.Training(TrainingMethod.Lora))));
+        }
+        return runs;
+    }
+
+    /// <summary>Trains a q,v adapter briefly, then compares merged against unmerged logits and checks unmerge.</summary>
+    public static (MergeParity Parity, string Before, string After) MergeAndGenerate(ExperimentSetup setup, int rank = 8, string prompt = "Once upon a time", int tokens = 60)
+    {
+        using var m = setup.LoadBase();
+        string before = TextGenerator.Generate(m, new GenerationOptions { Prompt = prompt, MaxTokens = tokens, Temperature = 0 }).Text;
+        m.Adapters.Add("default", new LoraConfig { R = rank, LoraAlpha = 2 * rank, TargetModules = new[] { "q_proj", "v_proj" } }, setup.Seed);
+        Trainer.Run(m, setup.Training(TrainingMethod.Lora));
+        var ids = tensor(Enumerable.Range(0, 64).Select(i => i == 0 ? 1L : 3 + (i * 37L) % 500).ToArray()).unsqueeze(0);
+        Tensor unmerged, merged;
+        using (no_grad()) unmerged = m.Model.forward(ids);
+        var w0 = ((LoraLinear)m.Model.model.layers[0].self_attn.q_proj).base_layer.weight!.clone();
+        m.Adapters.Merge(null, safe: true);
+        using (no_grad()) merged = m.Model.forward(ids);
+        string after = TextGenerator.Generate(m, new GenerationOptions { Prompt = prompt, MaxTokens = tokens, Temperature = 0 }).Text;
+        var diff = (merged - unmerged).abs();
+        m.Adapters.Unmerge();
+        var w = ((LoraLinear)m.Model.model.layers[0].self_attn.q_proj).base_layer.weight!;
+        bool restored = (w - w0).abs().max().item<float>() < 1e-6;
+        return (new MergeParity(diff.max().item<float>(), diff.mean().item<float>(), unmerged.abs().max().item<float>(), restored), before, after);
+    }
+}
