@@ -3,7 +3,8 @@
 #   1. builds and publishes the module (module/build.sh; installs pwsh 7.6.9 if missing),
 #   2. runs the core xunit suite,
 #   3. runs the module's Pester suite in a fresh pwsh,
-#   4. runs the benchmark harness in quick mode (proves it works; no timing is judged).
+#   4. runs every samples/*.cs twin with `dotnet run` (each must finish and write its charts),
+#   5. runs the benchmark harness in quick mode (proves it works; no timing is judged).
 # Prints one closing line "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,10 +24,22 @@ echo "== module tests (Pester) =="
 dotnet restore tests/pester/PesterPackage.csproj -v quiet >/dev/null || { echo "could not restore Pester"; exit 1; }
 pwsh -NoProfile -NonInteractive -File tests/run-pester.ps1 || status=1
 
+echo "== samples (dotnet run twins of the notebooks) =="
+samples_ok=0; samples_failed=0
+for sample in samples/*.cs; do
+  name=$(basename "$sample" .cs)
+  if dotnet run "$sample" "out/samples/$name" >"$results/sample-$name.log" 2>&1 && ls "out/samples/$name"/*.html >/dev/null 2>&1; then
+    samples_ok=$((samples_ok + 1)); echo "  passed: $sample"
+  else
+    samples_failed=$((samples_failed + 1)); status=1; echo "  FAILED: $sample"; tail -20 "$results/sample-$name.log"
+  fi
+done
+
 echo "== benchmark harness (quick mode) =="
 if pwsh -NoProfile -NonInteractive -File bench/run.ps1 -Quick >"$results/bench-quick.log" 2>&1 \
    && grep -q '| gemm |' out/bench-quick/RESULTS.md; then bench_ok=1; else bench_ok=0; status=1; cat "$results/bench-quick.log"; fi
 
 # One closing line for the whole run, counted from the result files.
-pwsh -NoProfile -NonInteractive -File tests/summarize-results.ps1 -Results "$results" -BenchOk "$bench_ok" || status=1
+pwsh -NoProfile -NonInteractive -File tests/summarize-results.ps1 -Results "$results" -BenchOk "$bench_ok" \
+  -ExtraPassed "$samples_ok" -ExtraFailed "$samples_failed" || status=1
 exit $status

@@ -1,7 +1,7 @@
 #requires -Version 7.4
 # Prints the test run's closing line, "N passed, N failed, N skipped", from the xunit TRX files and
-# the Pester NUnit file in -Results, plus one result for the benchmark harness check.
-param([Parameter(Mandatory)] [string] $Results, [Parameter(Mandatory)] [int] $BenchOk)
+# the Pester NUnit file in -Results, plus one result for the benchmark harness check and one per sample run.
+param([Parameter(Mandatory)] [string] $Results, [Parameter(Mandatory)] [int] $BenchOk, [int] $ExtraPassed, [int] $ExtraFailed)
 $passed = 0; $failed = 0; $skipped = 0
 $trxFiles = @(Get-ChildItem $Results -Filter *.trx -Recurse)
 if ($trxFiles.Count -eq 0) { $failed += 1 }
@@ -17,4 +17,5 @@ if (Test-Path $nunit) {
     $passed += [int]$t.total - [int]$t.failures - [int]$t.errors - [int]$t.'not-run'
 } else { $failed += 1 }
 if ($BenchOk) { $passed += 1 } else { $failed += 1 }
+$passed += $ExtraPassed; $failed += $ExtraFailed
 '{0} passed, {1} failed, {2} skipped' -f $passed, $failed, $skipped

@@ -1,0 +1,30 @@
+#:project ../src/LoraShell.Core/LoraShell.Core.csproj
+#:property PublishAot=false
+#:property JsonSerializerIsReflectionEnabledByDefault=true
+// The dotnet-run twin of notebooks/01-lora.ipynb: `dotnet run samples/01-lora.cs [output folder]`.
+// Every number comes from LoraShell.Core.Experiments; this file only prints and charts.
+using LoraShell.Core.Experiments;
+using LoraShell.Core.Reporting;
+
+string output = Path.GetFullPath(args.Length > 0 ? args[0] : "out/samples/01-lora");
+Directory.CreateDirectory(output);
+var setup = new ExperimentSetup { SharedFolder = ExperimentSetup.FindShared(), Steps = 60, BatchSize = 8, SequenceLength = 128, MaxEvalWindows = 64 };
+
+Console.WriteLine("1. LoRA's trainable parameters: r·(in + out) per matrix instead of in·out (stories260K)");
+Console.WriteLine($"{"rank",5} {"q,v LoRA",10} {"q,v dense",10} {"all-linear LoRA",16} {"all-linear dense",17}");
+foreach (var r in LoraExperiments.RankSweep(setup))
+    Console.WriteLine($"{r.Rank,5} {r.QvParameters,10:N0} {r.DenseQvParameters,10:N0} {r.AllLinearParameters,16:N0} {r.DenseAllLinearParameters,17:N0}");
+
+Console.WriteLine($"\n2. Training on Tiny Shakespeare: {setup.Steps} steps, batch {setup.BatchSize} x {setup.SequenceLength}, seed {setup.Seed}");
+var runs = LoraExperiments.CompareMethods(setup, new[] { 1, 4, 16 }, log: m => Console.WriteLine($"   training: {m}"));
+Console.WriteLine($"{"method",-22} {"trainable",10} {"val before",11} {"val after",10} {"ms/step",8} {"peak MiB",9}");
+foreach (var run in runs)
+    Console.WriteLine($"{run.Label,-22} {run.Result.TrainableParameters,10:N0} {run.ValidationBefore,11:F4} {run.ValidationAfter,10:F4} {run.Result.MillisecondsPerStep,8:F1} {run.Result.PeakMemoryMiB,9:F0}");
+var chart = TrainingCharts.LossCurves(runs.Select(r => (r.Label, r.Result)).ToList(), "LoRA ranks vs full fine-tuning on Tiny Shakespeare");
+Console.WriteLine($"   chart: {ChartHtml.Save(chart, Path.Combine(output, "loss-curves.html")).FullName}");
+
+Console.WriteLine("\n3. Merge: W0 + scaling·B·A gives the same logits, and unmerge restores W0");
+var (parity, before, after) = LoraExperiments.MergeAndGenerate(setup);
+Console.WriteLine($"   max |Δlogit| {parity.MaxAbsDifference:E2} (largest logit {parity.MaxAbsLogit:F2}), mean {parity.MeanAbsDifference:E2}; unmerge restores W0: {parity.UnmergeRestoresBase}");
+Console.WriteLine($"   before training: {before}");
+Console.WriteLine($"   after training:  {after}");
