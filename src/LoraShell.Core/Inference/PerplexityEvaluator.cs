@@ -19,12 +19,13 @@ public static class PerplexityEvaluator
         var tokenizer = loaded.RequireTokenizer();
         var tokens = new List<int> { tokenizer.BosId };
         tokens.AddRange(tokenizer.Encode(text));
-        return EvaluateTokens(loaded.Model, tokens, windowLength, batchSize, progress, cancel);
+        return EvaluateTokens(loaded.Model, tokens, windowLength, batchSize, progress, cancel, loaded.SideNetwork is null ? null : loaded.Logits);
     }
 
     public static PerplexityResult EvaluateTokens(LlamaForCausalLM model, IReadOnlyList<int> tokens, int? windowLength = null, int batchSize = 8,
-        IProgress<double>? progress = null, CancellationToken cancel = default)
+        IProgress<double>? progress = null, CancellationToken cancel = default, Func<Tensor, Tensor>? logits = null)
     {
+        logits ??= model.forward;
         if (tokens.Count < 2)
             throw LoraShellException.InvalidArgument("TextTooShort", "The text encodes to no tokens; at least one token after BOS is needed to measure a loss.");
         int window = Math.Min(windowLength ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
@@ -51,8 +52,8 @@ public static class PerplexityEvaluator
                 for (int b = 0; b < batchStarts.Length; b++)
                     for (int t = 0; t < length; t++) data[b * length + t] = tokens[batchStarts[b] + t];
                 var ids = tensor(data, new long[] { batchStarts.Length, length }, device: model.Device);
-                var logits = model.forward(ids.narrow(1, 0, length - 1)).to(ScalarType.Float32);
-                var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), ids.narrow(1, 1, length - 1).reshape(-1), reduction: nn.Reduction.Sum);
+                var output = logits(ids.narrow(1, 0, length - 1)).to(ScalarType.Float32);
+                var loss = nn.functional.cross_entropy(output.reshape(-1, output.shape[^1]), ids.narrow(1, 1, length - 1).reshape(-1), reduction: nn.Reduction.Sum);
                 totalLoss += loss.item<float>();
                 counted += batchStarts.Length * (long)(length - 1);
                 done += batchStarts.Length;

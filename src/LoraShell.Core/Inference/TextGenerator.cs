@@ -15,6 +15,9 @@ public static class TextGenerator
         IProgress<int>? tokensDone = null, CancellationToken cancel = default)
     {
         options.Validate();
+        if (loaded.SideNetwork is not null)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "GenerationWithSideNetwork",
+                "Generation with a ladder side network is not implemented yet (its side blocks have no KV cache); score text with Measure-LoraPerplexity instead.");
         var tokenizer = loaded.RequireTokenizer();
         var prompt = new List<int> { tokenizer.BosId };
         prompt.AddRange(tokenizer.Encode(options.Prompt));

@@ -22,14 +22,16 @@ public sealed class LlamaModel : nn.Module
     }
 
     /// <summary>
-    /// Runs the decoder. <paramref name="onLayerOutput"/> (optional) sees each layer's output hidden
-    /// state, for side networks. Returns the final normalised hidden states [batch, seq, hidden].
+    /// Runs the decoder. <paramref name="onLayerOutput"/> (optional) sees the embeddings (index -1) and
+    /// each layer's output hidden state, for side networks. Returns the final normalised hidden states
+    /// [batch, seq, hidden].
     /// </summary>
     public Tensor Forward(Tensor inputIds, KvCache? cache = null, Action<int, Tensor>? onLayerOutput = null)
     {
         var h = embed_tokens.call(inputIds);
         long start = cache?.Length ?? 0;
         var (cos, sin) = _rotary.Table(start, inputIds.shape[1], h.device, h.dtype);
+        onLayerOutput?.Invoke(-1, h);
         for (int i = 0; i < layers.Count; i++)
         {
             h = layers[i].Forward(h, cos, sin, cache, i, start);
@@ -37,6 +39,9 @@ public sealed class LlamaModel : nn.Module
         }
         return norm.call(h);
     }
+
+    /// <summary>cos/sin tables for positions [0, length), for side networks that share this model's RoPE.</summary>
+    public (Tensor Cos, Tensor Sin) RotaryTable(long length, Device device, ScalarType dtype) => _rotary.Table(0, length, device, dtype);
 
     protected override void Dispose(bool disposing)
     {

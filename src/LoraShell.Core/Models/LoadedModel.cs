@@ -31,6 +31,12 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The model's LoRA adapters.</summary>
     public LoraAdapterSet Adapters { get; }
 
+    /// <summary>A ladder side network beside the model, when one is attached (trained or loaded).</summary>
+    public SideTuning.LadderSideNetwork? SideNetwork { get; set; }
+
+    /// <summary>Logits of the whole model: backbone (with adapters) plus the side network if attached.</summary>
+    public TorchSharp.torch.Tensor Logits(TorchSharp.torch.Tensor ids) => SideNetwork?.Forward(Model, ids) ?? Model.forward(ids);
+
     public LlamaForCausalLM Model { get; }
     public ITextTokenizer? Tokenizer { get; }
     public string SourcePath { get; }
@@ -105,5 +111,9 @@ public sealed class LoadedModel : IDisposable
         yield return Tokenizer.Source;
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        SideNetwork?.Dispose();
+        Model.Dispose();
+    }
 }

@@ -21,6 +21,7 @@ public static class Trainer
     public const string MetricsFile = "metrics.jsonl";
     public const string AdapterFolder = "adapter";
     public const string ModelFolder = "model";
+    public const string SideNetworkFolder = "side-network";
 
     public static TrainingResult Run(LoadedModel loaded, TrainingOptions o, IProgress<TrainingProgress>? progress = null,
         CancellationToken cancel = default, Action<string>? log = null)
@@ -31,11 +32,14 @@ public static class Trainer
         string? output = o.OutputPath is null ? null : Path.GetFullPath(o.OutputPath);
         if (output != null) EnsureWritable(output);
 
-        string? adapter = PrepareMethod(loaded, o, log);
-        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        var corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
+        string? adapter = PrepareMethod(loaded, o, corpus, log);
+        var side = o.Method == TrainingMethod.Ladder ? loaded.SideNetwork : null;
+        var trainable = (side is null ? model.named_parameters() : side.named_parameters().Select(p => ($"side.{p.name}", p.parameter)))
+            .Where(p => p.Item2.requires_grad).Select(p => (name: p.Item1, parameter: p.Item2)).ToList();
+        Func<Tensor, Tensor> forward = side is null ? model.forward : ids => side.Forward(model, ids);
         if (trainable.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NothingToTrain", "No parameter is trainable for this method.");
 
-        var corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
         log?.Invoke($"Data: {corpus.Train.Length:N0} training tokens, {corpus.Validation.Length:N0} validation tokens{(corpus.FromCache ? " (from cache)" : "")}.");
         var sampler = new BatchSampler(corpus.Train, o.SequenceLength, o.Seed);
         if (sampler.WindowCount == 0)
@@ -79,7 +83,7 @@ public static class Trainer
 
         if (!o.Resume && validation.WindowCount > 0)
         {
-            initialValidation = Evaluate(model, validation, o);
+            initialValidation = Evaluate(forward, model, side, validation, o);
             evaluations.Add(new EvalRecord(0, initialValidation.Value));
             AppendMetrics(metricsPath, new { step = 0, val_loss = initialValidation });
         }
@@ -93,6 +97,7 @@ public static class Trainer
         string? lastCheckpoint = null;
         int step = startStep;
         model.train();
+        side?.train();
         try
         {
             for (; step < totalSteps; step++)
@@ -107,7 +112,7 @@ public static class Trainer
                     using var scope = NewDisposeScope();
                     long firstDraw = ((long)step * o.GradientAccumulationSteps + micro) * o.BatchSize;
                     var (inputs, targets) = sampler.Batch(firstDraw, o.BatchSize, model.Device);
-                    var logits = model.forward(inputs);
+                    var logits = forward(inputs);
                     var flatTargets = targets.reshape(-1);
                     long count = flatTargets.ne(BatchSampler.IgnoreIndex).sum().item<long>();
                     if (count == 0) continue;
@@ -134,7 +139,7 @@ public static class Trainer
                 bool last = step + 1 == totalSteps;
                 if (validation.WindowCount > 0 && (last || (o.EvalEvery > 0 && (step + 1) % o.EvalEvery == 0)))
                 {
-                    validationLoss = Evaluate(model, validation, o);
+                    validationLoss = Evaluate(forward, model, side, validation, o);
                     evaluations.Add(new EvalRecord(step + 1, validationLoss.Value));
                 }
                 double tokensPerSecond = rowsPerStep * (double)o.SequenceLength / seconds;
@@ -150,15 +155,16 @@ public static class Trainer
                     lastCheckpoint = SaveCheckpoint(loaded, o, output, step + 1, totalSteps, fingerprint, adapter, optimizer, losses, evaluations, initialValidation);
             }
         }
-        finally { model.eval(); }
+        finally { model.eval(); side?.eval(); }
 
         if (cancelled && output != null && step > startStep)
             lastCheckpoint = SaveCheckpoint(loaded, o, output, step, totalSteps, fingerprint, adapter, optimizer, losses, evaluations, initialValidation);
 
-        string? adapterPath = null, modelPath = null;
+        string? adapterPath = null, modelPath = null, sidePath = null;
         if (output != null && !cancelled)
         {
             if (o.Method == TrainingMethod.Lora) adapterPath = PeftAdapterFormat.Save(loaded.Adapters, adapter!, Path.Combine(output, AdapterFolder), true, loaded.SourcePath).Folder.FullName;
+            else if (o.Method == TrainingMethod.Ladder) { side!.Save(Path.Combine(output, SideNetworkFolder), true); sidePath = Path.Combine(output, SideNetworkFolder); }
             else modelPath = loaded.SaveHuggingFace(Path.Combine(output, ModelFolder), true).FullName;
         }
 
@@ -172,7 +178,8 @@ public static class Trainer
             MillisecondsPerStep = stepTimes.Count == 0 ? 0 : Median(stepTimes), TokensPerSecond = stepTimes.Count == 0 ? 0 : tokensSeen / (stepTimes.Sum() / 1000),
             PeakMemoryMiB = MemoryMeter.PeakMiB, StartMemoryMiB = startMemory, Seconds = clock.Elapsed.TotalSeconds, TrainingTokens = tokensSeen,
             Cancelled = cancelled, ResumedFromStep = startStep, OutputPath = output, AdapterPath = adapterPath, ModelPath = modelPath,
-            MetricsPath = metricsPath, CheckpointPath = lastCheckpoint,
+            MetricsPath = metricsPath, CheckpointPath = lastCheckpoint, SideNetworkPath = sidePath,
+            GateValues = side?.GateValues(),
         };
         if (output != null) AtomicFile.WriteAllText(Path.Combine(output, "result.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
         return result;
@@ -181,7 +188,7 @@ public static class Trainer
     static double Median(List<double> values) { var s = values.OrderBy(v => v).ToList(); return s[s.Count / 2]; }
 
     /// <summary>Sets what trains; returns the adapter name for Method Lora.</summary>
-    static string? PrepareMethod(LoadedModel loaded, TrainingOptions o, Action<string>? log)
+    static string? PrepareMethod(LoadedModel loaded, TrainingOptions o, TokenCorpus corpus, Action<string>? log)
     {
         var set = loaded.Adapters;
         switch (o.Method)
@@ -209,8 +216,28 @@ public static class Trainer
                         $"Full fine-tuning trains the base weights, but the model holds adapter(s) {string.Join(", ", set.Names)}. Merge or remove them first, or use -Method Lora.");
                 foreach (var p in loaded.Model.parameters()) p.requires_grad = true;
                 return null;
+            case TrainingMethod.Ladder:
+            {
+                if (set.ActiveNames.Except(set.MergedNames).Any() && !set.Disabled)
+                    throw new LoraShellException(LoraErrorKind.InvalidOperation, "LadderWithAdapters",
+                        "Ladder side-tuning keeps the backbone frozen as it is; merge, disable or remove the active adapters first.");
+                foreach (var p in loaded.Model.parameters()) p.requires_grad = false;
+                if (loaded.SideNetwork is null)
+                {
+                    var config = o.Ladder ?? new SideTuning.LadderConfig();
+                    manual_seed(o.Seed);
+                    var side = new SideTuning.LadderSideNetwork(config, loaded.Model.Config);
+                    side.to(loaded.Model.Device);
+                    if (config.Init == SideTuning.LadderInit.Magnitude) side.InitFromBackbone(loaded.Model);
+                    else if (config.Init == SideTuning.LadderInit.Fisher) side.InitFromBackbone(loaded.Model, FisherImportance(loaded.Model, corpus, o));
+                    loaded.SideNetwork = side;
+                    log?.Invoke($"Side network: width {side.SideConfig.HiddenSize}, {side.Layers.Count} blocks, {side.parameters().Sum(p => p.numel()):N0} parameters, init {config.Init}.");
+                }
+                foreach (var p in loaded.SideNetwork.parameters()) p.requires_grad = true;
+                return null;
+            }
             default:
-                throw LoraShellException.InvalidArgument("MethodNotAvailable", $"Training method {o.Method} is not available yet; use Full or Lora.", o.Method);
+                throw LoraShellException.InvalidArgument("MethodNotAvailable", $"Training method {o.Method} is not available.", o.Method);
         }
     }
 
@@ -229,11 +256,45 @@ public static class Trainer
         }
     }
 
+    /// <summary>
+    /// Fisher information of each backbone weight, estimated as Σ (w · ∂L/∂w)² over a few training
+    /// batches: the importance used to prune the backbone into the side network's initial weights.
+    /// </summary>
+    static Func<string, Tensor, Tensor> FisherImportance(LlamaForCausalLM model, TokenCorpus corpus, TrainingOptions o)
+    {
+        var sampler = new BatchSampler(corpus.Train, o.SequenceLength, o.Seed + 1);
+        var named = model.named_parameters().ToList();
+        var scores = named.ToDictionary(p => p.name, p => zeros_like(p.parameter, dtype: ScalarType.Float32).DetachFromDisposeScope());
+        foreach (var (_, p) in named) p.requires_grad = true;
+        try
+        {
+            for (int b = 0; b < o.FisherBatches; b++)
+            {
+                using var scope = NewDisposeScope();
+                var (inputs, targets) = sampler.Batch((long)b * o.BatchSize, o.BatchSize, model.Device);
+                var logits = model.forward(inputs);
+                nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), targets.reshape(-1), ignore_index: BatchSampler.IgnoreIndex).backward();
+                using (no_grad())
+                    foreach (var (name, p) in named)
+                        if (p.grad is Tensor g) { scores[name].add_((p.to(ScalarType.Float32) * g.to(ScalarType.Float32)).pow(2)); g.zero_(); }
+            }
+        }
+        finally
+        {
+            foreach (var (_, p) in named) { p.requires_grad = false; p.grad?.Dispose(); p.grad = null; }
+        }
+        return (name, _) => scores[name];
+    }
+
     /// <summary>Mean loss over the validation windows (targets marked not-predicted are ignored).</summary>
     public static double Evaluate(LlamaForCausalLM model, BatchSampler validation, TrainingOptions o)
+        => Evaluate(model.forward, model, null, validation, o);
+
+    static double Evaluate(Func<Tensor, Tensor> forward, LlamaForCausalLM model, SideTuning.LadderSideNetwork? side, BatchSampler validation, TrainingOptions o)
     {
         bool wasTraining = model.training;
         model.eval();
+        side?.eval();
         double sum = 0;
         long count = 0;
         using (no_grad())
@@ -243,14 +304,14 @@ public static class Trainer
                 using var scope = NewDisposeScope();
                 inputs.DetachFromDisposeScope(); targets.DetachFromDisposeScope();
                 using var i = inputs; using var t = targets;
-                var logits = model.forward(i);
+                var logits = forward(i);
                 var flat = t.reshape(-1);
                 sum += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flat,
                     ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum).item<float>();
                 count += flat.ne(BatchSampler.IgnoreIndex).sum().item<long>();
             }
         }
-        if (wasTraining) model.train();
+        if (wasTraining) { model.train(); side?.train(); }
         return count == 0 ? double.NaN : sum / count;
     }
 
@@ -261,6 +322,7 @@ public static class Trainer
         foreach (var (name, p) in loaded.Model.named_parameters()) text.Append($"{name}:{string.Join("x", p.shape)};");
         text.Append($"|{o.Method}|{o.BatchSize}|{o.SequenceLength}|{o.GradientAccumulationSteps}|{adapter}");
         if (adapter != null) text.Append(loaded.Adapters.ConfigOf(adapter).ToJson());
+        if (o.Method == TrainingMethod.Ladder && loaded.SideNetwork is not null) text.Append(loaded.SideNetwork.Config.ToJson());
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32];
     }
 
@@ -272,7 +334,12 @@ public static class Trainer
             o.GradientAccumulationSteps, o.LearningRate, adapter, losses.ToList(), evaluations.ToList(), initialValidation);
         TrainingCheckpoint.Write(folder, state, optimizer, temp =>
         {
-            if (o.Method == TrainingMethod.Lora)
+            if (o.Method == TrainingMethod.Ladder)
+            {
+                Directory.CreateDirectory(Path.Combine(temp, SideNetworkFolder));
+                loaded.SideNetwork!.WriteInto(Path.Combine(temp, SideNetworkFolder));
+            }
+            else if (o.Method == TrainingMethod.Lora)
             {
                 var tensors = PeftAdapterFormat.StateDict(loaded.Adapters, adapter!);
                 Directory.CreateDirectory(Path.Combine(temp, AdapterFolder));
@@ -290,6 +357,14 @@ public static class Trainer
 
     static void RestoreWeights(LoadedModel loaded, string checkpoint, TrainingMethod method, string? adapter)
     {
+        if (method == TrainingMethod.Ladder)
+        {
+            var restored = SideTuning.LadderSideNetwork.Load(Path.Combine(checkpoint, SideNetworkFolder), loaded.Model);
+            using var _ = no_grad();
+            foreach (var (name, t) in loaded.SideNetwork!.state_dict()) t.copy_(restored.state_dict()[name]);
+            restored.Dispose();
+            return;
+        }
         if (method == TrainingMethod.Lora)
         {
             using var file = SafetensorsFile.Open(Path.Combine(checkpoint, AdapterFolder, PeftAdapterFormat.WeightsFile));

@@ -45,6 +45,10 @@ public sealed record TrainingOptions
     public long Seed { get; init; } = 1337;
     /// <summary>Adapter to train with Method Lora (default: the first active one).</summary>
     public string? AdapterName { get; init; }
+    /// <summary>Side network shape for Method Ladder (default: reduction 8, all layers, magnitude pruning).</summary>
+    public SideTuning.LadderConfig? Ladder { get; init; }
+    /// <summary>Batches used to estimate Fisher information for LadderInit.Fisher.</summary>
+    public int FisherBatches { get; init; } = 4;
 
     public void Validate()
     {

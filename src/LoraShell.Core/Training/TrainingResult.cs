@@ -38,4 +38,7 @@ public sealed record TrainingResult
     public string? ModelPath { get; init; }
     public string? MetricsPath { get; init; }
     public string? CheckpointPath { get; init; }
+    public string? SideNetworkPath { get; init; }
+    /// <summary>Ladder gate values μ_i after training.</summary>
+    public double[]? GateValues { get; init; }
 }
