@@ -91,7 +91,7 @@ foreach ($name in ($all | Where-Object { $results.Contains($_) })) {
         [void]$md.AppendLine("| $name | $metric | $(& $fmt $m.median) | $(& $fmt $m.min)..$(& $fmt $m.max) | $settings |")
     }
 }
-$training = @($all | Where-Object { $_ -like 'train-*' -and $results.Contains($_) })
+$training = @($all | Where-Object { $_ -like 'train-stories*' -and $results.Contains($_) })
 if ($training.Count) {
     [void]$md.AppendLine()
     [void]$md.AppendLine('## Fine-tuning stories260K on Tiny Shakespeare (one run each, same data, steps, seed, sequence length)')
@@ -102,6 +102,24 @@ if ($training.Count) {
         $m = $results[$name].metrics
         [void]$md.AppendLine("| $($name -replace '^train-stories260K-', '') | $('{0:N0}' -f $m.trainable_params.median) | $('{0:N4}' -f $m.val_loss_before.median) | $('{0:N4}' -f $m.val_loss_after.median) | $(Format-Number $m.ms_per_step.median) | $(Format-Number $m.tokens_per_s.median) | $(Format-Number $m.peak_mib.median) | $($results[$name].settings.run) |")
     }
+}
+$memory = @('full', 'lora', 'ladder') | ForEach-Object { "train-memory-synthetic50M-$_" } | Where-Object { $results.Contains($_) }
+if (@($memory).Count -eq 3) {
+    $peak = @{}; $grow = @{}; $ms = @{}; $params = @{}
+    foreach ($m in 'full', 'lora', 'ladder') {
+        $x = $results["train-memory-synthetic50M-$m"].metrics
+        $peak[$m] = $x.peak_mib.median; $grow[$m] = $x.training_mib.median; $ms[$m] = $x.ms_per_step.median; $params[$m] = $x.trainable_params.median
+    }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## Training memory: Full vs LoRA vs Ladder side-tuning (synthetic 50.5M-parameter Llama, batch 4 x 256, fp32, CPU)')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| method | trainable params | peak RSS MiB | growth over weights MiB | saved vs Full (peak) | ms/step |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|')
+    foreach ($m in 'full', 'lora', 'ladder') {
+        [void]$md.AppendLine("| $m | $('{0:N0}' -f $params[$m]) | $('{0:N0}' -f $peak[$m]) | $('{0:N0}' -f $grow[$m]) | $('{0:P0}' -f (1 - $peak[$m] / $peak['full'])) | $('{0:N0}' -f $ms[$m]) |")
+    }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("Goals: LoRA peak <= 0.5x Full: $('{0:N2}' -f ($peak['lora'] / $peak['full']))x ($(if ($peak['lora'] -le 0.5 * $peak['full']) { 'pass' } else { 'short' })); Ladder <= 0.45x LoRA: $('{0:N2}' -f ($peak['ladder'] / $peak['lora']))x ($(if ($peak['ladder'] -le 0.45 * $peak['lora']) { 'pass' } else { 'short' })). The LST paper reports 69% saved by LST and about 26% by LoRA/Adapters against full fine-tuning of T5.")
 }
 $extra = Join-Path $PSScriptRoot 'NOTES.md'
 if (Test-Path $extra) { [void]$md.AppendLine(); [void]$md.Append((Get-Content -Raw $extra)) }

@@ -2,7 +2,8 @@
 <#
 .SYNOPSIS
     LoraShell's main demo: load a real Llama-architecture model, check it against llama2.c, generate,
-    score in-domain and out-of-domain text, and round-trip it through a Hugging Face folder.
+    score in-domain and out-of-domain text, round-trip it through a Hugging Face folder, adapt it to
+    Shakespeare with LoRA (train, save, import, merge), and compress a full fine-tune with SVD.
 .PARAMETER Shared
     The folder holding models/stories260K and data/ (default: ../shared beside the repository).
 #>
@@ -47,3 +48,39 @@ $again = Import-LoraModel -Path $hf
 $a = ($model | Measure-LoraPerplexity -Text $reference).Loss
 $b = ($again | Measure-LoraPerplexity -Text $reference).Loss
 Write-Host ("loss before export {0:N6}, after re-import {1:N6}: identical = {2}" -f $a, $b, ($a -eq $b)) -ForegroundColor Green
+
+$data = Join-Path $Shared 'data/tinyshakespeare/input.txt'
+$common = @{ DataPath = $data; BatchSize = 16; SequenceLength = 256; WarmupSteps = 20; Seed = 1337; MaxEvalWindows = 64 }
+
+Write-Host "`n== 6. LoRA on Tiny Shakespeare: r 8, alpha 16, q_proj + v_proj (200 steps, batch 16 x 256)" -ForegroundColor Cyan
+$lora = Import-LoraModel -Path (Join-Path $stories 'stories260K.bin') | Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj, v_proj
+$lora | Get-LoraAdapter | Format-Table | Out-Host
+$loraRun = $lora | Start-LoraTraining @common -MaxSteps 200 -LearningRate 3e-3 -OutputPath (Join-Path $OutputPath 'lora')
+$loraRun | Format-Table | Out-Host
+
+Write-Host "== 7. The PEFT adapter travels: import into a fresh base, merge, export a plain HF model" -ForegroundColor Cyan
+$merged = Import-LoraModel -Path (Join-Path $stories 'stories260K.bin') | Import-LoraAdapter -Path $loraRun.AdapterPath | Merge-LoraWeights -Verbose 4>&1 |
+    ForEach-Object { if ($_ -is [System.Management.Automation.VerboseRecord]) { Write-Host "   $($_.Message)" } else { $_ } }
+$mergedFolder = Join-Path $OutputPath 'lora-merged'
+if (Test-Path $mergedFolder) { Remove-Item -Recurse -Force $mergedFolder }
+$merged | Merge-LoraWeights -OutputPath $mergedFolder -WarningAction SilentlyContinue | Out-Null
+@(
+    [pscustomobject]@{ Model = 'base'; Loss = ($model | Measure-LoraPerplexity -Text $validation).Loss }
+    [pscustomobject]@{ Model = 'LoRA (merged, re-imported)'; Loss = (Import-LoraModel $mergedFolder | Measure-LoraPerplexity -Text $validation).Loss }
+) | Format-Table Model, @{ n = 'Validation loss'; e = { '{0:N4}' -f $_.Loss } } | Out-Host
+$merged | Invoke-LoraGeneration -Prompt 'ROMEO:' -MaxTokens 60 -Temperature 0.8 -Seed 3 | Out-Host
+
+Write-Host "`n== 8. Full fine-tuning, then SVD compression of the weight deltas into a rank-8 PEFT adapter" -ForegroundColor Cyan
+$fullRun = Import-LoraModel -Path (Join-Path $stories 'stories260K.bin') | Start-LoraTraining @common -Method Full -MaxSteps 150 -LearningRate 1e-3 -OutputPath (Join-Path $OutputPath 'full')
+$deltaFolder = Join-Path $OutputPath 'svd-r8'
+$reports = Invoke-SvdDelta -BasePath $hf -FineTunedPath $fullRun.ModelPath -OutputPath $deltaFolder -Rank 8 -IncludeNonMatrix -Force
+$reports | Select-Object -Last 1 | Format-List | Out-Host
+$svdModel = Import-LoraModel $hf | Import-LoraAdapter $deltaFolder | Merge-LoraWeights
+@(
+    [pscustomobject]@{ Model = 'full fine-tune'; Loss = (Import-LoraModel $fullRun.ModelPath | Measure-LoraPerplexity -Text $validation).Loss }
+    [pscustomobject]@{ Model = 'rank-8 SVD delta, merged'; Loss = ($svdModel | Measure-LoraPerplexity -Text $validation).Loss }
+) | Format-Table Model, @{ n = 'Validation loss'; e = { '{0:N4}' -f $_.Loss } } | Out-Host
+
+Write-Host "== 9. Charts (offline HTML)" -ForegroundColor Cyan
+$loraRun, $fullRun | Export-LoraChart -Path (Join-Path $OutputPath 'loss-lora-vs-full.html') -Title 'LoRA vs full fine-tuning on Tiny Shakespeare' -Force | ForEach-Object { Write-Host "   $($_.FullName)" }
+$reports | Export-LoraChart -Path (Join-Path $OutputPath 'svd-delta.html') -Force | ForEach-Object { Write-Host "   $($_.FullName)" }

@@ -19,9 +19,42 @@ static class Scenarios
         ["train-stories260K-lora-qv"] = quick => Train("lora-qv", quick),
         ["train-stories260K-lora-all"] = quick => Train("lora-all", quick),
         ["train-stories260K-full"] = quick => Train("full", quick),
+        ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", quick),
+        ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", quick),
+        ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", quick),
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
     };
+
+    /// <summary>
+    /// Peak training memory and step time of one method on the synthetic ~50M model (batch 4 x 256,
+    /// 6 steps): Full, LoRA r 8 all-linear, Ladder k 8. Peak RSS is measured from the start of training
+    /// (the kernel's counter is reset), so it includes the weights; "training_mib" is the growth over them.
+    /// </summary>
+    static BenchResult TrainMemory(string method, bool quick)
+    {
+        string shared = BenchModels.SharedRoot();
+        var model = BenchModels.Load(quick ? "stories260K" : "synthetic50M");
+        var tokenizer = LoraShell.Core.Tokenizers.Llama2cTokenizer.Load(Path.Combine(shared, "models", "stories260K", "tok512.bin"));
+        var loaded = new LoadedModel(model, tokenizer, "synthetic50M", "bench");
+        if (method == "lora")
+            loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+        var options = new LoraShell.Core.Training.TrainingOptions
+        {
+            Method = method switch { "full" => LoraShell.Core.Training.TrainingMethod.Full, "lora" => LoraShell.Core.Training.TrainingMethod.Lora, _ => LoraShell.Core.Training.TrainingMethod.Ladder },
+            DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = quick ? 2 : 6,
+            BatchSize = quick ? 2 : 4, SequenceLength = quick ? 32 : 256, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
+            Ladder = new LoraShell.Core.SideTuning.LadderConfig { ReductionFactor = 8 },
+        };
+        var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
+        var r = new BenchResult { Scenario = $"train-memory-synthetic50M-{method}" };
+        r.Metrics["peak_mib"] = t.PeakMemoryMiB;
+        r.Metrics["training_mib"] = t.PeakMemoryMiB - t.StartMemoryMiB;
+        r.Metrics["ms_per_step"] = t.MillisecondsPerStep;
+        r.Metrics["trainable_params"] = t.TrainableParameters;
+        r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize} x seq {options.SequenceLength}, {(quick ? "stories260K" : "synthetic50M")}";
+        return r;
+    }
 
     /// <summary>σ_i = (i+1)^-1/2 (slow decay, the hard case for sketching) with random singular vectors.</summary>
     static Tensor Planted(long n, long seed)

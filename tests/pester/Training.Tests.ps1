@@ -68,3 +68,21 @@ Describe 'Start-LoraTraining | Export-LoraChart' {
         Test-Path $out | Should -BeFalse
     }
 }
+
+Describe 'Ladder side-tuning from PowerShell' {
+    It 'trains a side network and loads it back with -SideNetworkPath' {
+        $out = Join-Path $Dir 'lst'
+        $r = Import-LoraModel $StoriesPath | Start-LoraTraining -Method Ladder -ReductionFactor 4 -DataPath $Data -MaxSteps 15 -BatchSize 8 -SequenceLength 64 -LearningRate 5e-3 -MaxEvalWindows 16 -OutputPath $out
+        $r.FinalValidationLoss | Should -BeLessThan $r.InitialValidationLoss
+        $r.GateValues.Count | Should -Be 5
+        $m = Import-LoraModel $StoriesPath -SideNetworkPath $r.SideNetworkPath
+        $m.SideNetwork | Should -Match 'width 16'
+        $text = [System.IO.File]::ReadAllText($Data).Substring(1000000, 2000)
+        ($m | Measure-LoraPerplexity -Text $text).Loss | Should -BeLessThan ((Import-LoraModel $StoriesPath | Measure-LoraPerplexity -Text $text).Loss)
+    }
+    It 'names a reduction factor that does not fit' {
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Start-LoraTraining -Method Ladder -ReductionFactor 3 -DataPath $Data -MaxSteps 1 }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidReductionFactor,*'
+        $e.CategoryInfo.Category | Should -Be 'InvalidArgument'
+    }
+}

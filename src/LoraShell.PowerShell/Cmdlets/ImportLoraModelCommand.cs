@@ -33,6 +33,9 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
     [Parameter(HelpMessage = "Tokenizer file to use instead of the one beside the model: a SentencePiece tokenizer.model or a llama2.c tok*.bin file.")]
     public string? TokenizerPath { get; set; }
 
+    [Parameter(HelpMessage = "A side-network folder written by Start-LoraTraining -Method Ladder (side_network.json + side_network.safetensors) to attach to the model; it must have been trained on this backbone.")]
+    public string? SideNetworkPath { get; set; }
+
     [Parameter(HelpMessage = "Device to hold the model: cpu (default), cuda or cuda:N. Tab completion lists the devices present.")]
     [ArgumentCompleter(typeof(DeviceCompleter))]
     public string Device { get; set; } = "cpu";
@@ -51,6 +54,11 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
             Device = Device,
             DType = DType,
         });
+        if (SideNetworkPath is not null)
+        {
+            try { loaded.SideNetwork = Core.SideTuning.LadderSideNetwork.Load(ResolveLiteral(SideNetworkPath), loaded.Model); }
+            catch { loaded.Dispose(); throw; }
+        }
         if (loaded.Tokenizer is null)
             WriteWarning($"No tokenizer was found beside '{path}'; text cmdlets need one. Pass -TokenizerPath.");
         WriteObject(new LoraModel(loaded));

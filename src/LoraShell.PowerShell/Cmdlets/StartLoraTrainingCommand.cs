@@ -7,10 +7,13 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(TrainingResult))]
 [CmdletHelp(
     "Trains a model on text: LoRA (the active adapter only) or full fine-tuning, with validation, checkpoints and resume.",
-    "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/) or a Hugging Face model (model/). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left.")]
+    "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight; -Method Ladder trains a ladder side network (width / -ReductionFactor, gated down-projections of -SideLayers, initialised by pruning the backbone per -PruneBy) while the backbone runs without autograd, so backpropagation never enters it. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/), a Hugging Face model (model/) or a side network (side-network/, loadable with Import-LoraModel -SideNetworkPath). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1",
     "A short LoRA run on Tiny Shakespeare; the adapter lands in ./out/run1/adapter and per-step records in ./out/run1/metrics.jsonl.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Ladder -ReductionFactor 4 -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/lst | Select-Object Method, InitialValidationLoss, FinalValidationLoss, GateValues",
+    "Ladder side-tuning: the backbone stays frozen and out of backpropagation; the result lists the learned gate values.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/full -CheckpointEvery 5 | Export-LoraChart -Path ./out/full/loss.html",
     "Full fine-tuning with checkpoints, then the loss curves as an offline HTML chart.")]
@@ -93,6 +96,17 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "With -Method Lora, the adapter to train (default: the active one).")]
     public string? AdapterName { get; set; }
 
+    [Parameter(HelpMessage = "With -Method Ladder, the side network's width is the backbone's divided by this (default 8); it must divide the width and the head count.")]
+    [ValidateRange(1, 4096)]
+    public int ReductionFactor { get; set; } = 8;
+
+    [Parameter(HelpMessage = "With -Method Ladder, the backbone layers that feed the side network (default: all).")]
+    public int[]? SideLayers { get; set; }
+
+    [Parameter(HelpMessage = "With -Method Ladder, how the side network starts: Magnitude (prune the backbone by weight magnitude, default), Fisher (by Fisher information on a few batches) or Random.")]
+    [ValidateSet("Magnitude", "Fisher", "Random")]
+    public string PruneBy { get; set; } = "Magnitude";
+
     protected override void Process()
     {
         string? output = OutputPath is null ? null : ResolveLiteral(OutputPath);
@@ -106,6 +120,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = MaxEvalWindows,
             OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Seed = Seed, MaxGradNorm = MaxGradNorm,
             WeightDecay = WeightDecay, AdapterName = AdapterName,
+            Ladder = new Core.SideTuning.LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = Enum.Parse<Core.SideTuning.LadderInit>(PruneBy, true) },
         };
         options.Validate();
         if (output != null && !ShouldProcess(output, $"Train {Model.Name} ({Method}) and write checkpoints, metrics and the result")) return;

@@ -35,6 +35,8 @@ public sealed class LoraModel
     public string[] Adapters => Loaded.Adapters.Names.ToArray();
     public string[] ActiveAdapters => Loaded.Adapters.Disabled ? Array.Empty<string>() : Loaded.Adapters.ActiveNames.ToArray();
     public string[] MergedAdapters => Loaded.Adapters.MergedNames.ToArray();
+    /// <summary>The attached ladder side network's folder or shape, if any.</summary>
+    public string? SideNetwork => Loaded.SideNetwork is { } s ? $"width {s.SideConfig.HiddenSize}, {s.Layers.Count} blocks, {s.parameters().Sum(p => p.numel()):N0} parameters" : null;
     /// <summary>Logit parity of the last Merge-LoraWeights on this model.</summary>
     public MergeParity? LastMergeParity { get; internal set; }
 

@@ -32,4 +32,6 @@ public sealed class TrainingResult
     public string? ModelPath => Core.ModelPath;
     public string? MetricsPath => Core.MetricsPath;
     public string? CheckpointPath => Core.CheckpointPath;
+    public string? SideNetworkPath => Core.SideNetworkPath;
+    public double[]? GateValues => Core.GateValues;
 }
