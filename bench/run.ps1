@@ -121,6 +121,39 @@ if (@($memory).Count -eq 3) {
     [void]$md.AppendLine()
     [void]$md.AppendLine("Goals: LoRA peak <= 0.5x Full: $('{0:N2}' -f ($peak['lora'] / $peak['full']))x ($(if ($peak['lora'] -le 0.5 * $peak['full']) { 'pass' } else { 'short' })); Ladder <= 0.45x LoRA: $('{0:N2}' -f ($peak['ladder'] / $peak['lora']))x ($(if ($peak['ladder'] -le 0.45 * $peak['lora']) { 'pass' } else { 'short' })). The LST paper reports 69% saved by LST and about 26% by LoRA/Adapters against full fine-tuning of T5.")
 }
+if ($results.Contains('svd-sweep-stories260K')) {
+    $x = $results['svd-sweep-stories260K'].metrics
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("## SVD-compressed full fine-tune, merged back ($($results['svd-sweep-stories260K'].settings.run))")
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| model | validation loss | adapter KiB | mean relative error of ΔW_r |')
+    [void]$md.AppendLine('|---|---:|---:|---:|')
+    [void]$md.AppendLine("| base | $('{0:N4}' -f $x.base_val_loss.median) | | |")
+    foreach ($rank in 1, 2, 4, 8, 16, 32) {
+        [void]$md.AppendLine("| rank $rank | $('{0:N4}' -f $x["r$($rank)_val_loss"].median) | $('{0:N1}' -f $x["r$($rank)_adapter_kib"].median) | $('{0:N4}' -f $x["r$($rank)_mean_rel_error"].median) |")
+    }
+    [void]$md.AppendLine("| full fine-tuning | $('{0:N4}' -f $x.full_ft_val_loss.median) | | |")
+    $smallest = $x['smallest_rank_within_0.05'].median
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("Smallest rank within 0.05 nats of full fine-tuning: $(if ([double]::IsNaN($smallest)) { 'none up to 32' } else { $smallest }).")
+}
+# Model FLOPs utilisation against this machine's measured GEMM throughput (forward: 2·P FLOPs per token; training: 6·P).
+if ($results.Contains('gemm')) {
+    $gemm = $results['gemm'].metrics.gflops.median
+    $rows = @()
+    if ($results.Contains('forward-synthetic50M')) { $rows += ,@('forward, synthetic 50.5M, batch 4 x 256', 2 * 50473472 * $results['forward-synthetic50M'].metrics.tokens_per_s.median / 1e9) }
+    if ($results.Contains('train-memory-synthetic50M-full')) { $rows += ,@('full fine-tuning step, synthetic 50.5M, batch 4 x 256', 6 * 50473472 * 1024 / ($results['train-memory-synthetic50M-full'].metrics.ms_per_step.median / 1000) / 1e9) }
+    if ($rows.Count) {
+        [void]$md.AppendLine()
+        [void]$md.AppendLine("## Model FLOPs utilisation (against $('{0:N0}' -f $gemm) GFLOP/s measured fp32 GEMM)")
+        [void]$md.AppendLine()
+        [void]$md.AppendLine('| workload | model GFLOP/s | MFU | goal >= 40% |')
+        [void]$md.AppendLine('|---|---:|---:|---|')
+        foreach ($row in $rows) { [void]$md.AppendLine("| $($row[0]) | $('{0:N1}' -f $row[1]) | $('{0:P0}' -f ($row[1] / $gemm)) | $(if ($row[1] / $gemm -ge 0.4) { 'pass' } else { 'short' }) |") }
+        [void]$md.AppendLine()
+        [void]$md.AppendLine('FLOPs are counted from the shapes as 2·P per token forward and 6·P per token for a training step (attention scores excluded), P = 50,473,472.')
+    }
+}
 $extra = Join-Path $PSScriptRoot 'NOTES.md'
 if (Test-Path $extra) { [void]$md.AppendLine(); [void]$md.Append((Get-Content -Raw $extra)) }
 Set-Content -Path (Join-Path $OutputDirectory 'RESULTS.md') -Value $md.ToString()

@@ -22,6 +22,7 @@ static class Scenarios
         ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", quick),
         ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", quick),
         ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", quick),
+        ["svd-sweep-stories260K"] = SvdSweep,
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
     };
@@ -54,6 +55,39 @@ static class Scenarios
         r.Metrics["trainable_params"] = t.TrainableParameters;
         r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize} x seq {options.SequenceLength}, {(quick ? "stories260K" : "synthetic50M")}";
         return r;
+    }
+
+    /// <summary>
+    /// The SVD-delta experiment on real data: full fine-tuning with the training protocol (300 steps,
+    /// batch 16 x 256), then merged rank-r deltas (norms and embeddings stored exactly) for r = 1..32,
+    /// each scored on the whole validation set.
+    /// </summary>
+    static BenchResult SvdSweep(bool quick)
+    {
+        var setup = new LoraShell.Core.Experiments.ExperimentSetup
+        {
+            SharedFolder = BenchModels.SharedRoot(), Steps = quick ? 3 : 300, BatchSize = quick ? 2 : 16, SequenceLength = quick ? 32 : 256,
+            MaxEvalWindows = quick ? 4 : 0, FullLearningRate = 1e-3,
+        };
+        string dir = Path.Combine(Path.GetTempPath(), $"lorashell-svd-sweep-{Environment.ProcessId}");
+        try
+        {
+            var ft = LoraShell.Core.Experiments.SvdExperiments.FineTune(setup, dir);
+            var rows = LoraShell.Core.Experiments.SvdExperiments.MergedLossByRank(setup, ft, dir, new[] { 1, 2, 4, 8, 16, 32 });
+            var r = new BenchResult { Scenario = "svd-sweep-stories260K" };
+            r.Metrics["base_val_loss"] = ft.BaseValidationLoss;
+            r.Metrics["full_ft_val_loss"] = ft.FineTunedValidationLoss;
+            foreach (var row in rows)
+            {
+                r.Metrics[$"r{row.Rank}_val_loss"] = row.ValidationLoss;
+                r.Metrics[$"r{row.Rank}_adapter_kib"] = row.AdapterBytes / 1024.0;
+                r.Metrics[$"r{row.Rank}_mean_rel_error"] = row.MeanRelativeError;
+            }
+            r.Metrics["smallest_rank_within_0.05"] = LoraShell.Core.Experiments.SvdExperiments.SmallestRankWithin(rows, ft.FineTunedValidationLoss) ?? double.NaN;
+            r.Settings["run"] = $"full FT {setup.Steps} steps, batch {setup.BatchSize} x seq {setup.SequenceLength}, lr {setup.FullLearningRate}; exact SVD, norms/embeddings exact";
+            return r;
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
     }
 
     /// <summary>σ_i = (i+1)^-1/2 (slow decay, the hard case for sketching) with random singular vectors.</summary>

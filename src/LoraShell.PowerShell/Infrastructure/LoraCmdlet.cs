@@ -86,17 +86,29 @@ public abstract class LoraCmdlet : PSCmdlet
         });
         var record = new ProgressRecord(Math.Abs(activity.GetHashCode() % 100000), activity, "Starting");
         var lastWrite = DateTime.MinValue;
-        foreach (var item in items.GetConsumingEnumerable())
+        try
         {
-            if (item is not ProgressItem p) { WriteObject(item); continue; }
-            if ((DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;
-            lastWrite = DateTime.UtcNow;
-            record.StatusDescription = p.Status;
-            record.PercentComplete = (int)Math.Clamp(p.Fraction * 100, 0, 100);
+            foreach (var item in items.GetConsumingEnumerable())
+            {
+                if (item is not ProgressItem p) { WriteObject(item); continue; }
+                if ((DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;
+                lastWrite = DateTime.UtcNow;
+                record.StatusDescription = p.Status;
+                record.PercentComplete = (int)Math.Clamp(p.Fraction * 100, 0, 100);
+                WriteProgress(record);
+            }
+            record.RecordType = ProgressRecordType.Completed;
             WriteProgress(record);
         }
-        record.RecordType = ProgressRecordType.Completed;
-        WriteProgress(record);
+        catch (PipelineStoppedException)
+        {
+            // Ctrl+C: the work was told to stop; let it finish cleanly (a training run writes its
+            // checkpoint now) before the pipeline unwinds.
+            _stop.Cancel();
+            foreach (var _ in items.GetConsumingEnumerable()) { }
+            try { task.Wait(); } catch (AggregateException) { }
+            throw;
+        }
         try { return task.GetAwaiter().GetResult(); }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
     }
