@@ -16,7 +16,9 @@ param(
     [switch] $Quick,
     [ValidateRange(1, 50)] [int] $Repeat = 5,
     [string[]] $Scenario,
-    [string] $OutputDirectory
+    [string] $OutputDirectory,
+    # Re-render RESULTS.md from results.json without running anything.
+    [switch] $ReportOnly
 )
 $ErrorActionPreference = 'Stop'
 $repo = Resolve-Path (Join-Path $PSScriptRoot '..')
@@ -31,10 +33,10 @@ $all = @(dotnet $exe --list)
 $Scenario = @($Scenario | ForEach-Object { $_ -split "," } | Where-Object { $_ })
 $unknown = @($Scenario | Where-Object { $_ -notin $all })
 if ($unknown.Count) { throw "Unknown scenario(s): $($unknown -join ", "). Known: $($all -join ", ")" }
-$selected = if ($Scenario.Count) { $all | Where-Object { $_ -in $Scenario } } else { $all }
+$selected = if ($ReportOnly) { @() } elseif ($Scenario.Count) { $all | Where-Object { $_ -in $Scenario } } else { $all }
 $runs = if ($Quick) { 1 } else { $Repeat }
 # Training runs are long and their losses deterministic: one run each, no warm-up.
-function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*' -or $name -like 'svd-*') { 1 } else { $runs } }
+function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*' -or $name -like 'svd-*' -or $name -like 'lora-step-vs-*') { 1 } else { $runs } }
 
 function Invoke-Scenario([string] $name) {
     $args = @($exe, $name) + $(if ($Quick) { '--quick' })
@@ -46,7 +48,7 @@ function Invoke-Scenario([string] $name) {
 $results = [ordered]@{}
 # With -Scenario, the other rows of an earlier full run are kept, so one scenario can be refreshed.
 $previous = Join-Path $OutputDirectory 'results.json'
-if ($Scenario.Count -and -not $Quick -and (Test-Path $previous)) {
+if (($Scenario.Count -or $ReportOnly) -and -not $Quick -and (Test-Path $previous)) {
     $old = Get-Content -Raw $previous | ConvertFrom-Json -AsHashtable
     foreach ($name in $all) { if ($old.results.Contains($name) -and $name -notin $selected) { $results[$name] = $old.results[$name] } }
 }
@@ -66,12 +68,13 @@ foreach ($name in $selected) {
 
 $cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^model name\s*:\s*', ''
 $memGiB = [math]::Round(((Get-Content /proc/meminfo | Select-Object -First 1) -replace '\D', '') / 1MB, 1)
-$machine = [ordered]@{
+$previousMachine = if ($ReportOnly -and (Test-Path $previous)) { (Get-Content -Raw $previous | ConvertFrom-Json -AsHashtable).machine } else { $null }
+$machine = if ($previousMachine) { $previousMachine } else { [ordered]@{
     date = (Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm') + ' UTC'
     command = if ($Quick) { 'pwsh ./bench/run.ps1 -Quick' } else { "pwsh ./bench/run.ps1 -Repeat $Repeat" }
     cpu = $cpu; cores = [Environment]::ProcessorCount; memory_gib = $memGiB
     dotnet = (dotnet --version); torchsharp = '0.107.0'; libtorch = '2.10.0 (cpu)'
-}
+} }
 [ordered]@{ machine = $machine; results = $results } | ConvertTo-Json -Depth 8 | Set-Content (Join-Path $OutputDirectory 'results.json')
 
 function Format-Number([double] $v) { if ($v -ge 100) { '{0:N0}' -f $v } elseif ($v -ge 1) { '{0:N2}' -f $v } else { '{0:N4}' -f $v } }
@@ -135,14 +138,29 @@ if ($results.Contains('svd-sweep-stories260K')) {
     [void]$md.AppendLine("| full fine-tuning | $('{0:N4}' -f $x.full_ft_val_loss.median) | | |")
     $smallest = $x['smallest_rank_within_0.05'].median
     [void]$md.AppendLine()
-    [void]$md.AppendLine("Smallest rank within 0.05 nats of full fine-tuning: $(if ([double]::IsNaN($smallest)) { 'none up to 32' } else { $smallest }).")
+    [void]$md.AppendLine("Smallest rank within 0.05 nats of full fine-tuning: $(if ($smallest -lt 0) { 'none up to 32' } else { $smallest }).")
+}
+$peers = @('stories260K', 'synthetic50M') | Where-Object { $results.Contains("lora-step-vs-pytorch-$_") -and $results["lora-step-vs-pytorch-$_"].metrics.Contains('ours_over_pytorch') }
+if (@($peers).Count) {
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## LoRA training step: LoraShell vs eager PyTorch (bench/peer/lora_step.py, Debian python3-torch 1.13 + OpenBLAS, same threads)')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| model | ours ms/step | PyTorch ms/step | ours / PyTorch | goal <= 0.9x | loss diff, step 1 | loss diff, last step |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---|---:|---:|')
+    foreach ($p in $peers) {
+        $x = $results["lora-step-vs-pytorch-$p"].metrics
+        $ratio = $x.ours_over_pytorch.median
+        [void]$md.AppendLine("| $p ($($results["lora-step-vs-pytorch-$p"].settings.run)) | $(Format-Number $x.ours_ms_per_step.median) | $(Format-Number $x.pytorch_ms_per_step.median) | $('{0:N3}' -f $ratio) | $(if ($ratio -le 0.9) { 'pass' } else { 'short' }) | $('{0:E1}' -f $x.first_loss_abs_diff.median) | $('{0:E1}' -f $x.last_loss_abs_diff.median) |")
+    }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('Same weights, LoRA factors (r 8, alpha 16, q_proj + v_proj, random non-zero init), batch and AdamW settings on both sides; the loss columns check that both compute the same thing (goal: < 1e-4).')
 }
 # Model FLOPs utilisation against this machine's measured GEMM throughput (forward: 2·P FLOPs per token; training: 6·P).
 if ($results.Contains('gemm')) {
     $gemm = $results['gemm'].metrics.gflops.median
     $rows = @()
-    if ($results.Contains('forward-synthetic50M')) { $rows += ,@('forward, synthetic 50.5M, batch 4 x 256', 2 * 50473472 * $results['forward-synthetic50M'].metrics.tokens_per_s.median / 1e9) }
-    if ($results.Contains('train-memory-synthetic50M-full')) { $rows += ,@('full fine-tuning step, synthetic 50.5M, batch 4 x 256', 6 * 50473472 * 1024 / ($results['train-memory-synthetic50M-full'].metrics.ms_per_step.median / 1000) / 1e9) }
+    if ($results.Contains('forward-synthetic50M')) { $rows += ,@('forward, synthetic 50.5M, batch 4 x 256', ([double]2 * 50473472 * [double]$results['forward-synthetic50M'].metrics.tokens_per_s.median / 1e9)) }
+    if ($results.Contains('train-memory-synthetic50M-full')) { $rows += ,@('full fine-tuning step, synthetic 50.5M, batch 4 x 256', ([double]6 * 50473472 * 1024 / ([double]$results['train-memory-synthetic50M-full'].metrics.ms_per_step.median / 1000) / 1e9)) }
     if ($rows.Count) {
         [void]$md.AppendLine()
         [void]$md.AppendLine("## Model FLOPs utilisation (against $('{0:N0}' -f $gemm) GFLOP/s measured fp32 GEMM)")

@@ -10,5 +10,5 @@ sealed class BenchResult
     public Dictionary<string, double> Metrics { get; } = new();
     public Dictionary<string, string> Settings { get; } = new();
 
-    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
+    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals });
 }

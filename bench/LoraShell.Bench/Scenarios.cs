@@ -22,6 +22,8 @@ static class Scenarios
         ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", quick),
         ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", quick),
         ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", quick),
+        ["lora-step-vs-pytorch-stories260K"] = quick => PeerStep("stories260K", quick),
+        ["lora-step-vs-pytorch-synthetic50M"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick),
         ["svd-sweep-stories260K"] = SvdSweep,
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
@@ -58,6 +60,107 @@ static class Scenarios
     }
 
     /// <summary>
+    /// The same LoRA training step (r 8, alpha 16, q_proj + v_proj, AdamW lr 1e-3, mean cross-entropy)
+    /// in LoraShell and in eager PyTorch (bench/peer/lora_step.py, Debian's python3-torch with OpenBLAS),
+    /// from identical weights and batch, run alternately in rounds. Reports the time ratio ours/peer
+    /// and the loss differences (first step and last step).
+    /// </summary>
+    static BenchResult PeerStep(string modelName, bool quick)
+    {
+        int batch = modelName == "synthetic50M" ? 4 : 8, seq = quick ? 32 : 256, steps = quick ? 2 : 6, rounds = quick ? 1 : 3;
+        using var model = BenchModels.Load(modelName);
+        var loaded = new LoadedModel(model, null, modelName, "bench");
+        loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetModules = new[] { "q_proj", "v_proj" }, Init = LoraShell.Core.Lora.LoraInit.Random }, seed: 1);
+        loaded.Adapters.MarkTrainable("default");
+        manual_seed(2);
+        var ids = randint(3, model.Config.VocabSize, new long[] { batch, seq });
+        var targets = randint(3, model.Config.VocabSize, new long[] { batch, seq });
+        var lora = LoraShell.Core.Lora.PeftAdapterFormat.StateDict(loaded.Adapters, "default")
+            .Select(p => KeyValuePair.Create(p.Key["base_model.model.".Length..], p.Value)).ToList();
+        var initial = lora.Select(p => p.Value.detach().clone()).ToList();
+
+        string dir = Path.Combine(Path.GetTempPath(), $"lorashell-peer-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        var r = new BenchResult { Scenario = $"lora-step-vs-pytorch-{modelName}" };
+        try
+        {
+            var inputs = LoraShell.Core.Models.HuggingFaceWriter.HuggingFaceStateDict(model).Concat(lora)
+                .Append(KeyValuePair.Create("input_ids", ids)).Append(KeyValuePair.Create("targets", targets)).ToList();
+            LoraShell.Core.IO.SafetensorsWriter.Write(Path.Combine(dir, "inputs.safetensors"), inputs);
+            var c = model.Config;
+            File.WriteAllText(Path.Combine(dir, "config.json"), System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["head_dim"] = c.HeadDim, ["heads"] = c.NumAttentionHeads, ["kv_heads"] = c.NumKeyValueHeads, ["layers"] = c.NumHiddenLayers,
+                ["rope_theta"] = c.RopeTheta, ["eps"] = c.RmsNormEps, ["seq"] = seq, ["scaling"] = 2.0, ["lr"] = 1e-3,
+            }));
+            string peer = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "peer", "lora_step.py");
+            bool peerAvailable = File.Exists("/usr/bin/python3") && RunProcess("/usr/bin/python3", "-c \"import torch\"", out _) == 0;
+            var ours = new List<double>(); var theirs = new List<double>();
+            List<double>? ourLosses = null, peerLosses = null;
+            for (int round = 0; round < rounds; round++)
+            {
+                using (no_grad()) foreach (var (p, init) in lora.Select(p => p.Value).Zip(initial)) p.copy_(init);
+                var (ms, losses) = OurSteps(loaded, ids, targets, steps);
+                ours.Add(ms); ourLosses ??= losses;
+                if (!peerAvailable) continue;
+                if (RunProcess("/usr/bin/python3", $"\"{Path.GetFullPath(peer)}\" \"{Path.Combine(dir, "inputs.safetensors")}\" \"{Path.Combine(dir, "config.json")}\" --steps {steps} --threads {get_num_threads()}", out string output) != 0)
+                    throw new InvalidOperationException("peer failed: " + output);
+                using var doc = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+                theirs.Add(doc.RootElement.GetProperty("ms_per_step").GetDouble());
+                peerLosses ??= doc.RootElement.GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToList();
+            }
+            double Median(List<double> v) { var o = v.OrderBy(x => x).ToList(); return o[o.Count / 2]; }
+            r.Metrics["ours_ms_per_step"] = Median(ours);
+            if (peerAvailable)
+            {
+                r.Metrics["pytorch_ms_per_step"] = Median(theirs);
+                r.Metrics["ours_over_pytorch"] = Median(ours) / Median(theirs);
+                r.Metrics["first_loss_abs_diff"] = Math.Abs(ourLosses![0] - peerLosses![0]);
+                r.Metrics["last_loss_abs_diff"] = Math.Abs(ourLosses[^1] - peerLosses[^1]);
+            }
+            r.Settings["run"] = $"{modelName}, batch {batch} x seq {seq}, {steps} steps x {rounds} alternating rounds{(peerAvailable ? "" : "; PyTorch peer not installed (apt-get install python3-torch libopenblas0-pthread)")}";
+            return r;
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    static (double Ms, List<double> Losses) OurSteps(LoadedModel loaded, Tensor ids, Tensor targets, int steps)
+    {
+        var trainable = loaded.Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
+        using var optimizer = new LoraShell.Core.Training.AdamW(trainable, 0.9, 0.999, 1e-8, 0);
+        var times = new List<double>(); var losses = new List<double>();
+        loaded.Model.train();
+        for (int i = 0; i < steps; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+            {
+                var logits = loaded.Model.forward(ids);
+                var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1));
+                loss.backward();
+                optimizer.Step(1e-3);
+                optimizer.ZeroGrad();
+                losses.Add(loss.item<float>());
+            }
+            times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        loaded.Model.eval();
+        var rest = times.Skip(steps > 1 ? 1 : 0).OrderBy(x => x).ToList();
+        return (rest[rest.Count / 2], losses);
+    }
+
+    static int RunProcess(string file, string arguments, out string output)
+    {
+        var psi = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) output += stderr.Result;
+        return p.ExitCode;
+    }
+
+    /// <summary>
     /// The SVD-delta experiment on real data: full fine-tuning with the training protocol (300 steps,
     /// batch 16 x 256), then merged rank-r deltas (norms and embeddings stored exactly) for r = 1..32,
     /// each scored on the whole validation set.
@@ -83,7 +186,7 @@ static class Scenarios
                 r.Metrics[$"r{row.Rank}_adapter_kib"] = row.AdapterBytes / 1024.0;
                 r.Metrics[$"r{row.Rank}_mean_rel_error"] = row.MeanRelativeError;
             }
-            r.Metrics["smallest_rank_within_0.05"] = LoraShell.Core.Experiments.SvdExperiments.SmallestRankWithin(rows, ft.FineTunedValidationLoss) ?? double.NaN;
+            r.Metrics["smallest_rank_within_0.05"] = LoraShell.Core.Experiments.SvdExperiments.SmallestRankWithin(rows, ft.FineTunedValidationLoss) ?? -1; // -1: none
             r.Settings["run"] = $"full FT {setup.Steps} steps, batch {setup.BatchSize} x seq {setup.SequenceLength}, lr {setup.FullLearningRate}; exact SVD, norms/embeddings exact";
             return r;
         }
