@@ -56,8 +56,7 @@ public sealed class ExportLoraChartCommand : LoraCmdlet
             if (_training.Count == 0 && _svd.Count == 0) return;
             if (_training.Count > 0 && _svd.Count > 0)
                 Fail(Core.LoraErrorKind.InvalidArgument, "MixedChartInput", "Pipe either training results or SVD delta reports to one Export-LoraChart, not both.", target);
-            if (File.Exists(target) && !Force)
-                Fail(Core.LoraErrorKind.InvalidOperation, "OutputPathExists", $"File '{target}' already exists. Use -Force to replace it.", target);
+            RefuseExisting(target, Force);
             if (_training.Count > 0)
             {
                 if (!ShouldProcess(target, $"Write a loss chart of {_training.Count} training run(s)")) return;

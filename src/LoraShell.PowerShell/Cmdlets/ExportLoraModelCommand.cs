@@ -28,8 +28,7 @@ public sealed class ExportLoraModelCommand : LoraCmdlet
     protected override void Process()
     {
         string target = ResolveLiteral(Path);
-        if (Directory.Exists(target) && !Force)
-            Fail(Core.LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{target}' already exists. Use -Force to replace it, or choose another path.", target);
+        RefuseExisting(target, Force);
         if (!ShouldProcess(target, $"Write Hugging Face model folder ({Model.Parameters:N0} parameters, {Model.DType})")) return;
         DirectoryInfo written;
         lock (Model.Gate) written = Model.Loaded.SaveHuggingFace(target, overwrite: Force);

@@ -82,8 +82,7 @@ public sealed class InvokeSvdDeltaCommand : LoraCmdlet
             Policy = policy, Method = Enum.Parse<SvdMethod>(Method, true), Float64 = Float64, TargetModules = TargetModules,
             SkipMissing = SkipMissing, IncludeNonMatrix = IncludeNonMatrix, UniformRank = UniformRank, Overwrite = Force, Seed = Seed,
         };
-        if (Directory.Exists(options.OutputPath) && !Force)
-            Fail(Core.LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{options.OutputPath}' already exists. Use -Force to replace it, or choose another path.", options.OutputPath);
+        RefuseExisting(options.OutputPath, Force);
         if (!ShouldProcess(options.OutputPath, $"Write the SVD-compressed delta of '{options.FineTunedPath}' against '{options.BasePath}' as a PEFT adapter")) return;
 
         var summary = RunWithProgress("Invoke-SvdDelta", (report, emit, cancel) =>

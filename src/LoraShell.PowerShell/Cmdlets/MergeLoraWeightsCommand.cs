@@ -49,8 +49,7 @@ public sealed class MergeLoraWeightsCommand : LoraCmdlet
 
             var names = Name is { Length: > 0 } ? Name : set.ActiveNames.ToArray();
             string? target = OutputPath is null ? null : ResolveLiteral(OutputPath);
-            if (target is not null && Directory.Exists(target) && !Force)
-                Fail(Core.LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{target}' already exists. Use -Force to replace it, or choose another path.", target);
+            if (target is not null) RefuseExisting(target, Force);
             if (names.Length == 0)
                 Fail(Core.LoraErrorKind.InvalidOperation, "NoAdapterToMerge", $"Model '{Model.Name}' has no active adapter to merge; add or import one first.", Model.Name);
 

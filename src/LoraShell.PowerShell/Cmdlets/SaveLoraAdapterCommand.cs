@@ -44,8 +44,7 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
             {
                 if (!set.Contains(name))
                     Fail(Core.LoraErrorKind.ObjectNotFound, "AdapterNotFound", $"The model has no adapter named '{name}'. Adapters: {string.Join(", ", set.Names)}.", name);
-                if (Directory.Exists(folder) && !Force && !(folder == root && targets.Length > 1 && name != "default"))
-                    Fail(Core.LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{folder}' already exists. Use -Force to replace it, or choose another path.", folder);
+                if (!(folder == root && targets.Length > 1 && name != "default")) RefuseExisting(folder, Force);
                 var info = set.Info(name);
                 if (!ShouldProcess(folder, $"Save LoRA adapter '{name}' (r={info.Rank}, {info.ModulePaths.Count} modules, {info.TrainableParameters:N0} parameters) in PEFT format")) continue;
                 var result = PeftAdapterFormat.Save(set, name, folder, Force, Model.Path);

@@ -45,6 +45,19 @@ public abstract class LoraCmdlet : PSCmdlet
     protected void Fail(LoraErrorKind kind, string errorId, string message, object? target = null)
         => throw new LoraShellException(kind, errorId, message, target);
 
+    /// <summary>
+    /// Checked before ShouldProcess, so that -WhatIf and a real run fail alike: an existing output
+    /// file or folder is replaced only with -Force.
+    /// </summary>
+    protected void RefuseExisting(string path, bool force)
+    {
+        if (force) return;
+        if (Directory.Exists(path))
+            Fail(LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{path}' already exists. Use -Force to replace it, or choose another path.", path);
+        if (File.Exists(path))
+            Fail(LoraErrorKind.InvalidOperation, "OutputPathExists", $"File '{path}' already exists. Use -Force to replace it, or choose another path.", path);
+    }
+
     /// <summary>A path as the user typed it, resolved against the current PowerShell location (no wildcards).</summary>
     protected string ResolveLiteral(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
