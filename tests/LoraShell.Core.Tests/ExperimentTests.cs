@@ -64,3 +64,18 @@ public class ExperimentTests
         Assert.Null(SvdExperiments.SmallestRankWithin(rows, ft.FineTunedValidationLoss, tolerance: -10));
     }
 }
+
+public class LadderExperimentTests
+{
+    [Fact]
+    public void LadderComparisonCoversEveryMethodAndReportsGates()
+    {
+        var setup = new ExperimentSetup { SharedFolder = SharedData.Path_(), Steps = 8, BatchSize = 4, SequenceLength = 64, MaxEvalWindows = 8 };
+        var rows = LadderExperiments.Compare(setup, reductionFactor: 4);
+        Assert.Equal(new[] { "full", "lora all-linear r=8", "ladder k=4 magnitude", "ladder k=4 random" }, rows.Select(r => r.Method));
+        Assert.All(rows, r => Assert.True(r.ValidationAfter < r.ValidationBefore, r.Method));
+        Assert.Null(rows[0].Gates);
+        Assert.Equal(5, rows[2].Gates!.Length);
+        Assert.True(rows[0].TrainableParameters > rows[2].TrainableParameters);
+    }
+}

@@ -1,0 +1,28 @@
+#:project ../src/LoraShell.Core/LoraShell.Core.csproj
+#:property PublishAot=false
+#:property JsonSerializerIsReflectionEnabledByDefault=true
+// The dotnet-run twin of notebooks/02-ladder-side-tuning.ipynb: `dotnet run samples/02-ladder-side-tuning.cs [output folder]`.
+// Every number comes from LoraShell.Core.Experiments; this file only prints and charts.
+using LoraShell.Core.Experiments;
+using LoraShell.Core.Reporting;
+using Plotly.NET.CSharp;
+
+string output = Path.GetFullPath(args.Length > 0 ? args[0] : "out/samples/02-ladder-side-tuning");
+Directory.CreateDirectory(output);
+var setup = new ExperimentSetup { SharedFolder = ExperimentSetup.FindShared(), Steps = 60, BatchSize = 8, SequenceLength = 128, MaxEvalWindows = 64, LoraLearningRate = 3e-3 };
+
+Console.WriteLine("Backpropagation depth sets training cost: LoRA trains few parameters but still backpropagates through");
+Console.WriteLine("the whole backbone; a ladder side network takes the backbone's hidden states without autograd.\n");
+Console.WriteLine($"Full vs LoRA vs Ladder on Tiny Shakespeare ({setup.Steps} steps, batch {setup.BatchSize} x {setup.SequenceLength}, seed {setup.Seed})");
+var rows = LadderExperiments.Compare(setup, reductionFactor: 4, log: m => Console.WriteLine($"   training: {m}"));
+Console.WriteLine($"{"method",-24} {"trainable",10} {"peak MiB",9} {"growth MiB",11} {"ms/step",8} {"val before",11} {"val after",10}");
+foreach (var r in rows)
+    Console.WriteLine($"{r.Method,-24} {r.TrainableParameters,10:N0} {r.PeakMemoryMiB,9:F0} {r.TrainingMemoryMiB,11:F0} {r.MillisecondsPerStep,8:F1} {r.ValidationBefore,11:F4} {r.ValidationAfter,10:F4}");
+foreach (var r in rows.Where(r => r.Gates is not null))
+    Console.WriteLine($"   gates μ_i of {r.Method}: {string.Join(", ", r.Gates!.Select(g => g.ToString("F3")))}");
+
+var names = rows.Select(r => r.Method).ToArray();
+var memory = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: rows.Select(r => r.TrainingMemoryMiB).ToArray(), Keys: names, Name: "memory growth during training (MiB)");
+var time = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: rows.Select(r => r.MillisecondsPerStep).ToArray(), Keys: names, Name: "ms per step");
+var loss = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: rows.Select(r => r.ValidationAfter ?? double.NaN).ToArray(), Keys: names, Name: "validation loss after");
+Console.WriteLine($"   chart: {ChartHtml.Save(Plotly.NET.CSharp.Chart.Grid(new[] { memory, time, loss }, 3, 1), Path.Combine(output, "methods.html")).FullName}");
