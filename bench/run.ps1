@@ -99,7 +99,7 @@ if ($training.Count) {
     [void]$md.AppendLine()
     [void]$md.AppendLine('## Fine-tuning stories260K on Tiny Shakespeare (one run each, same data, steps, seed, sequence length)')
     [void]$md.AppendLine()
-    [void]$md.AppendLine('| method | trainable params | validation loss before | after | ms/step | tokens/s | peak RSS MiB | run |')
+    [void]$md.AppendLine('| method | trainable params | validation loss before | after | ms/step | tokens/s | peak RSS MiB (allocator high-water) | run |')
     [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|---:|---|')
     foreach ($name in $training) {
         $m = $results[$name].metrics

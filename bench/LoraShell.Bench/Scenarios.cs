@@ -19,6 +19,8 @@ static class Scenarios
         ["train-stories260K-lora-qv"] = quick => Train("lora-qv", quick),
         ["train-stories260K-lora-all"] = quick => Train("lora-all", quick),
         ["train-stories260K-full"] = quick => Train("full", quick),
+        ["train-stories260K-ladder-magnitude"] = quick => Train("ladder-magnitude", quick),
+        ["train-stories260K-ladder-random"] = quick => Train("ladder-random", quick),
         ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", quick),
         ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", quick),
         ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", quick),
@@ -47,6 +49,7 @@ static class Scenarios
             Method = method switch { "full" => LoraShell.Core.Training.TrainingMethod.Full, "lora" => LoraShell.Core.Training.TrainingMethod.Lora, _ => LoraShell.Core.Training.TrainingMethod.Ladder },
             DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = quick ? 2 : 6,
             BatchSize = quick ? 2 : 4, SequenceLength = quick ? 32 : 256, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
+            TrimMemoryEachStep = true, // peak RSS of live memory, not the allocator's high-water mark
             Ladder = new LoraShell.Core.SideTuning.LadderConfig { ReductionFactor = 8 },
         };
         var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
@@ -286,13 +289,15 @@ static class Scenarios
     /// <summary>
     /// The training protocol of DESIGN.md §5 on stories260K and Tiny Shakespeare (last 10% held out):
     /// 300 steps, batch 16, sequence 256, seed 1337, warmup 30, cosine to 10%; whole validation set
-    /// before and after. LoRA is r 8, alpha 16 (lr 3e-3); full fine-tuning uses lr 1e-3.
+    /// before and after. LoRA is r 8, alpha 16 (lr 3e-3); Ladder is k 4 (width 16), magnitude-pruned
+    /// or random init (lr 3e-3); full fine-tuning uses lr 1e-3.
     /// </summary>
     static BenchResult Train(string variant, bool quick)
     {
         var loaded = LoadedModel.Load(new ModelLoadOptions { Path = Path.Combine(BenchModels.SharedRoot(), "models", "stories260K", "stories260K.bin") });
-        var method = variant == "full" ? LoraShell.Core.Training.TrainingMethod.Full : LoraShell.Core.Training.TrainingMethod.Lora;
-        if (variant != "full")
+        var method = variant == "full" ? LoraShell.Core.Training.TrainingMethod.Full
+            : variant.StartsWith("ladder") ? LoraShell.Core.Training.TrainingMethod.Ladder : LoraShell.Core.Training.TrainingMethod.Lora;
+        if (variant.StartsWith("lora"))
             loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig
             {
                 R = 8, LoraAlpha = 16,
@@ -304,6 +309,11 @@ static class Scenarios
             Method = method, DataPaths = new[] { Path.Combine(BenchModels.SharedRoot(), "data", "tinyshakespeare", "input.txt") },
             MaxSteps = quick ? 3 : 300, BatchSize = quick ? 2 : 16, SequenceLength = quick ? 32 : 256, WarmupSteps = quick ? 0 : 30,
             LearningRate = method == LoraShell.Core.Training.TrainingMethod.Full ? 1e-3 : 3e-3, Seed = 1337, MaxEvalWindows = quick ? 4 : 0,
+            Ladder = new LoraShell.Core.SideTuning.LadderConfig
+            {
+                ReductionFactor = 4,
+                Init = variant == "ladder-random" ? LoraShell.Core.SideTuning.LadderInit.Random : LoraShell.Core.SideTuning.LadderInit.Magnitude,
+            },
         };
         var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
         var r = new BenchResult { Scenario = $"train-stories260K-{variant}" };

@@ -131,7 +131,7 @@ public static class Trainer
                 if (o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, o.MaxGradNorm);
                 optimizer.Step(lr);
                 optimizer.ZeroGrad();
-                NativeMemory.Trim(); // return this step's freed activations to the OS, so RSS tracks live memory
+                if (o.TrimMemoryEachStep) NativeMemory.Trim(); // RSS then tracks live memory (costs page faults)
                 losses.Add(stepLoss);
                 double seconds = stepClock.Elapsed.TotalSeconds;
                 stepTimes.Add(seconds * 1000);

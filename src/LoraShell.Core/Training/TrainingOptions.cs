@@ -47,6 +47,11 @@ public sealed record TrainingOptions
     public string? AdapterName { get; init; }
     /// <summary>Side network shape for Method Ladder (default: reduction 8, all layers, magnitude pruning).</summary>
     public SideTuning.LadderConfig? Ladder { get; init; }
+    /// <summary>
+    /// Hand freed native memory back to the OS after every step, so RSS tracks live memory (for memory
+    /// measurements). Off by default: re-faulting the pages costs time every step.
+    /// </summary>
+    public bool TrimMemoryEachStep { get; init; }
     /// <summary>Batches used to estimate Fisher information for LadderInit.Fisher.</summary>
     public int FisherBatches { get; init; } = 4;
 
