@@ -213,3 +213,29 @@ public class PeftFormatTests
         Assert.True(TensorAssert.MaxAbsDiff(unmerged, Logits(back)) / unmerged.abs().max().item<float>() < 1e-5);
     }
 }
+
+public class BiasModeTests
+{
+    static LoadedModel WithBiases()
+    {
+        var config = SharedData.Stories.Model.Config with { AttentionBias = true };
+        return new LoadedModel(new LlamaForCausalLM(config), null, "biased", "test");
+    }
+
+    [Theory]
+    [InlineData("all", 20)]       // every q/k/v/o bias of the 5 layers
+    [InlineData("lora_only", 5)]  // the biases of the wrapped q_proj layers
+    [InlineData("none", 0)]
+    public void BiasModeDecidesWhatTrainsAndWhatIsSaved(string bias, int expected)
+    {
+        using var m = WithBiases();
+        m.Adapters.Add("default", new LoraConfig { R = 2, TargetModules = new[] { "q_proj" }, Bias = bias });
+        m.Adapters.MarkTrainable("default");
+        var saved = PeftAdapterFormat.StateDict(m.Adapters, "default").Where(p => p.Key.EndsWith(".bias")).Select(p => p.Key).ToList();
+        Assert.Equal(expected, saved.Count);
+        Assert.DoesNotContain(saved, k => k.Contains("base_layer"));
+        if (bias == "lora_only") Assert.All(saved, k => Assert.EndsWith("q_proj.bias", k));
+        var trainableBiases = m.Model.named_parameters().Where(p => p.name.EndsWith(".bias") && p.parameter.requires_grad).Count();
+        Assert.Equal(expected, trainableBiases);
+    }
+}

@@ -160,11 +160,27 @@ public sealed class LoraAdapterSet
         {
             layer.lora_A[name].weight!.requires_grad = true;
             layer.lora_B[name].weight!.requires_grad = true;
-            if (config.Bias == "lora_only" && layer.base_layer.bias is Parameter b) b.requires_grad = true;
         }
-        if (config.Bias == "all")
-            foreach (var (pname, p) in _model.named_parameters()) if (pname.EndsWith(".bias", StringComparison.Ordinal)) p.requires_grad = true;
+        foreach (var (_, p) in TrainedBiases(name)) p.requires_grad = true;
         foreach (var (_, p) in ModulesToSaveParameters(config)) p.requires_grad = true;
+    }
+
+    /// <summary>
+    /// The biases an adapter trains and saves, by its bias mode, with their HF names (a wrapped layer's
+    /// <c>PATH.base_layer.bias</c> is <c>PATH.bias</c>): "all" every bias of the model, "lora_only" the
+    /// biases of the layers it wraps, "none" none.
+    /// </summary>
+    public IEnumerable<(string Name, Parameter Parameter)> TrainedBiases(string name)
+    {
+        var config = ConfigOf(name);
+        if (config.Bias == "none") yield break;
+        var wrapped = Layers().Where(l => l.Layer.Adapters.Contains(name)).Select(l => l.Path + ".bias").ToHashSet(StringComparer.Ordinal);
+        foreach (var (pname, p) in _model.named_parameters())
+        {
+            if (!pname.EndsWith(".bias", StringComparison.Ordinal)) continue;
+            string hfName = pname.Replace(".base_layer.", ".");
+            if (config.Bias == "all" || wrapped.Contains(hfName)) yield return (hfName, p);
+        }
     }
 
     /// <summary>Parameters of the modules listed in modules_to_save, with their HF names.</summary>

@@ -29,11 +29,9 @@ public static class PeftAdapterFormat
         {
             result.Add(new($"{Prefix}{path}.lora_A.weight", layer.lora_A[name].weight!));
             result.Add(new($"{Prefix}{path}.lora_B.weight", layer.lora_B[name].weight!));
-            if (config.Bias == "lora_only" && layer.base_layer.bias is Tensor b) result.Add(new($"{Prefix}{path}.bias", b));
         }
-        if (config.Bias == "all")
-            foreach (var (pname, p) in set.Layers().SelectMany(l => new[] { (l.Path + ".bias", l.Layer.base_layer.bias) }).Where(x => x.Item2 is not null))
-                result.Add(new($"{Prefix}{pname}", p!));
+        foreach (var (pname, p) in set.TrainedBiases(name))
+            result.Add(new($"{Prefix}{pname}", p));
         foreach (var (pname, p) in set.ModulesToSaveParameters(config))
             result.Add(new($"{Prefix}{pname}", p));
         return result;
