@@ -16,14 +16,7 @@ static class BenchModels
         VocabSize = 32000, MaxPositionEmbeddings = 1024, RmsNormEps = 1e-5, TieWordEmbeddings = true,
     };
 
-    public static string SharedRoot()
-    {
-        string? env = Environment.GetEnvironmentVariable("LORASHELL_SHARED");
-        if (!string.IsNullOrEmpty(env)) return env;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            if (Directory.Exists(Path.Combine(dir.FullName, "shared", "models", "stories260K"))) return Path.Combine(dir.FullName, "shared");
-        throw new DirectoryNotFoundException("../shared not found; set LORASHELL_SHARED.");
-    }
+    public static string SharedRoot() => LoraShell.Core.Experiments.ExperimentSetup.FindShared(AppContext.BaseDirectory);
 
     public static LlamaForCausalLM Load(string name)
     {

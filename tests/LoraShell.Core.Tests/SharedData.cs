@@ -5,17 +5,7 @@ namespace LoraShell.Core.Tests;
 /// <summary>Locates ../shared (models and data sets read in place, never copied into the repo).</summary>
 public static class SharedData
 {
-    static readonly Lazy<string> Root = new(() =>
-    {
-        string? env = Environment.GetEnvironmentVariable("LORASHELL_SHARED");
-        if (!string.IsNullOrEmpty(env) && Directory.Exists(env)) return Path.GetFullPath(env);
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "shared", "models", "stories260K");
-            if (Directory.Exists(candidate)) return Path.Combine(dir.FullName, "shared");
-        }
-        throw new DirectoryNotFoundException("Could not find ../shared (set LORASHELL_SHARED to its path).");
-    });
+    static readonly Lazy<string> Root = new(() => LoraShell.Core.Experiments.ExperimentSetup.FindShared(AppContext.BaseDirectory));
 
     public static string Path_(params string[] parts) => Path.Combine(new[] { Root.Value }.Concat(parts).ToArray());
     public static string Stories260K => Path_("models", "stories260K", "stories260K.bin");

@@ -37,42 +37,31 @@ public sealed class BatchSampler
 
     /// <summary>Inputs and targets [rows, SequenceLength] for draws firstDraw .. firstDraw + rows - 1.</summary>
     public (Tensor Inputs, Tensor Targets) Batch(long firstDraw, int rows, Device device)
-    {
-        var inputs = new long[rows * _length];
-        var targets = new long[rows * _length];
-        for (int r = 0; r < rows; r++)
-        {
-            long draw = firstDraw + r;
-            int window = Order(draw / WindowCount)[(int)(draw % WindowCount)];
-            int start = window * _length;
-            for (int t = 0; t < _length; t++)
-            {
-                inputs[r * _length + t] = _stream.Tokens[start + t];
-                targets[r * _length + t] = _stream.Predict[start + t + 1] ? _stream.Tokens[start + t + 1] : IgnoreIndex;
-            }
-        }
-        return (tensor(inputs, new long[] { rows, _length }, device: device), tensor(targets, new long[] { rows, _length }, device: device));
-    }
+        => Windows(Enumerable.Range(0, rows).Select(r => { long draw = firstDraw + r; return Order(draw / WindowCount)[(int)(draw % WindowCount)]; }).ToList(), device);
 
     /// <summary>Every window in order (for validation), in batches of at most <paramref name="rows"/>.</summary>
     public IEnumerable<(Tensor Inputs, Tensor Targets)> Sequential(int rows, Device device, int maxWindows = 0)
     {
         int total = maxWindows > 0 ? Math.Min(maxWindows, WindowCount) : WindowCount;
         for (int first = 0; first < total; first += rows)
+            yield return Windows(Enumerable.Range(first, Math.Min(rows, total - first)).ToList(), device);
+    }
+
+    /// <summary>The given windows as inputs and next-token targets (-100 where the stream predicts nothing).</summary>
+    (Tensor Inputs, Tensor Targets) Windows(IReadOnlyList<int> windows, Device device)
+    {
+        var inputs = new long[windows.Count * _length];
+        var targets = new long[windows.Count * _length];
+        for (int r = 0; r < windows.Count; r++)
         {
-            int n = Math.Min(rows, total - first);
-            var inputs = new long[n * _length];
-            var targets = new long[n * _length];
-            for (int r = 0; r < n; r++)
+            int start = windows[r] * _length;
+            for (int t = 0; t < _length; t++)
             {
-                int start = (first + r) * _length;
-                for (int t = 0; t < _length; t++)
-                {
-                    inputs[r * _length + t] = _stream.Tokens[start + t];
-                    targets[r * _length + t] = _stream.Predict[start + t + 1] ? _stream.Tokens[start + t + 1] : IgnoreIndex;
-                }
+                inputs[r * _length + t] = _stream.Tokens[start + t];
+                targets[r * _length + t] = _stream.Predict[start + t + 1] ? _stream.Tokens[start + t + 1] : IgnoreIndex;
             }
-            yield return (tensor(inputs, new long[] { n, _length }, device: device), tensor(targets, new long[] { n, _length }, device: device));
         }
+        var shape = new long[] { windows.Count, _length };
+        return (tensor(inputs, shape, device: device), tensor(targets, shape, device: device));
     }
 }

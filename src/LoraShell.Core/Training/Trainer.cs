@@ -303,7 +303,6 @@ public static class Trainer
             foreach (var (inputs, targets) in validation.Sequential(o.BatchSize, model.Device, o.MaxEvalWindows))
             {
                 using var scope = NewDisposeScope();
-                inputs.DetachFromDisposeScope(); targets.DetachFromDisposeScope();
                 using var i = inputs; using var t = targets;
                 var logits = forward(i);
                 var flat = t.reshape(-1);
