@@ -20,6 +20,7 @@
         'Import-LoraModel'
         'Invoke-LoraGeneration'
         'Invoke-SvdDelta'
+        'Measure-LoraMemory'
         'Measure-LoraPerplexity'
         'Merge-LoraWeights'
         'Remove-LoraAdapter'

@@ -12,7 +12,24 @@ public static class NativeMemory
     [DllImport("libc", EntryPoint = "malloc_trim")]
     static extern int MallocTrim(UIntPtr pad);
 
+    [DllImport("libc", EntryPoint = "mallopt")]
+    static extern int MallOpt(int parameter, int value);
+
+    const int M_MMAP_THRESHOLD = -3;
     static bool _unavailable;
+
+    /// <summary>
+    /// Serves every allocation of at least <paramref name="bytes"/> with its own mmap, returned to the OS
+    /// on free. glibc otherwise raises its mmap threshold each time a large block is freed, after which
+    /// tensors come from the heap and fragment it: peak RSS then drifts far above live memory. Fixing
+    /// the threshold costs page faults on each large allocation, so it is for memory-sensitive runs.
+    /// </summary>
+    public static void MapLargeAllocations(int bytes = 1 << 20)
+    {
+        if (_unavailable || !OperatingSystem.IsLinux()) return;
+        try { MallOpt(M_MMAP_THRESHOLD, bytes); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { _unavailable = true; }
+    }
 
     public static void Trim()
     {

@@ -21,7 +21,10 @@ public sealed class LlamaDecoderLayer : nn.Module
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache, int layer, long past)
     {
+        // Intermediate handles die with the layer; autograd keeps its own references to what backward
+        // needs. Without the scope every temporary of every layer would live until the step ends.
+        using var scope = NewDisposeScope();
         var h = x + self_attn.Forward(input_layernorm.call(x), cos, sin, cache, layer, past);
-        return h + mlp.call(post_attention_layernorm.call(h));
+        return (h + mlp.call(post_attention_layernorm.call(h))).MoveToOuterDisposeScope();
     }
 }

@@ -28,6 +28,23 @@ public sealed record LadderConfig
     public int SideIntermediate(LlamaConfig c) => Math.Max(1, c.IntermediateSize / ReductionFactor);
     public IReadOnlyList<int> Layers(LlamaConfig c) => SideLayers ?? Enumerable.Range(0, c.NumHiddenLayers).ToList();
 
+    /// <summary>The side blocks' own shape: the backbone's at width d/k, heads/k (whole heads), one block per fed layer.</summary>
+    public LlamaConfig SideModel(LlamaConfig c) => c with
+    {
+        HiddenSize = SideWidth(c), IntermediateSize = SideIntermediate(c),
+        NumAttentionHeads = SideHeads(c), NumKeyValueHeads = SideHeads(c),
+        NumHiddenLayers = Layers(c).Count, HeadDimOverride = c.HeadDim, AttentionBias = false, MlpBias = false,
+    };
+
+    /// <summary>Trainable parameters of the side network: down-projections, gates, side blocks, final norm and up-projection.</summary>
+    public long TrainableParameters(LlamaConfig c)
+    {
+        var side = SideModel(c);
+        long blocks = side.ParameterCount - (long)side.VocabSize * side.HiddenSize * (side.TieWordEmbeddings ? 1 : 2) - side.HiddenSize;
+        int fed = Layers(c).Count;
+        return (fed + 1L) * c.HiddenSize * side.HiddenSize + fed + blocks + side.HiddenSize + (long)side.HiddenSize * c.HiddenSize;
+    }
+
     /// <summary>Checks the factor against the backbone; throws with what is wrong and what would work.</summary>
     public void Validate(LlamaConfig c)
     {

@@ -28,12 +28,7 @@ public sealed class LadderSideNetwork : nn.Module
         config.Validate(backbone);
         Config = config.For(backbone);
         _layers = Config.SideLayers!;
-        SideConfig = backbone with
-        {
-            HiddenSize = config.SideWidth(backbone), IntermediateSize = config.SideIntermediate(backbone),
-            NumAttentionHeads = config.SideHeads(backbone), NumKeyValueHeads = config.SideHeads(backbone),
-            NumHiddenLayers = _layers.Count, HeadDimOverride = backbone.HeadDim, AttentionBias = false, MlpBias = false,
-        };
+        SideConfig = config.SideModel(backbone);
         int d = backbone.HiddenSize, ds = SideConfig.HiddenSize;
         downs = nn.ModuleList(Enumerable.Range(0, _layers.Count + 1).Select(_ => nn.Linear(d, ds, hasBias: false)).ToArray());
         gates = nn.Parameter(zeros(_layers.Count));

@@ -88,6 +88,7 @@ public static class Trainer
             AppendMetrics(metricsPath, new { step = 0, val_loss = initialValidation });
         }
 
+        if (o.TrimMemoryEachStep) { NativeMemory.MapLargeAllocations(); NativeMemory.Trim(); }
         MemoryMeter.ResetPeak();
         double startMemory = MemoryMeter.CurrentMiB;
         var clock = Stopwatch.StartNew();
@@ -116,8 +117,12 @@ public static class Trainer
                     var flatTargets = targets.reshape(-1);
                     long count = flatTargets.ne(BatchSampler.IgnoreIndex).sum().item<long>();
                     if (count == 0) continue;
-                    var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flatTargets,
-                        ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum);
+                    var flatLogits = logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32);
+                    var loss = nn.functional.cross_entropy(flatLogits, flatTargets, ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum);
+                    // The loss keeps its log-softmax for backward; the logits themselves are not needed
+                    // again, so their [tokens, vocab] buffer is released now rather than at step end.
+                    flatLogits.Dispose();
+                    logits.Dispose();
                     (loss / (count * (double)o.GradientAccumulationSteps)).backward();
                     lossSum += loss.item<float>() / count;
                     predicted += count;

@@ -48,8 +48,9 @@ public sealed record TrainingOptions
     /// <summary>Side network shape for Method Ladder (default: reduction 8, all layers, magnitude pruning).</summary>
     public SideTuning.LadderConfig? Ladder { get; init; }
     /// <summary>
-    /// Hand freed native memory back to the OS after every step, so RSS tracks live memory (for memory
-    /// measurements). Off by default: re-faulting the pages costs time every step.
+    /// Hand freed native memory back to the OS after every step and give large tensors their own
+    /// mappings (process-wide, see NativeMemory.MapLargeAllocations), so RSS tracks live memory (for
+    /// memory measurements). Off by default: re-faulting the pages costs time every step.
     /// </summary>
     public bool TrimMemoryEachStep { get; init; }
     /// <summary>Batches used to estimate Fisher information for LadderInit.Fisher.</summary>

@@ -1,0 +1,38 @@
+using LoraShell.Core.Training;
+
+namespace LoraShell.Core.Memory;
+
+/// <summary>What is being trained, how, and on what GPUs; the inputs of <see cref="MemoryEstimator"/>.</summary>
+public sealed record MemoryEstimateOptions
+{
+    public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Fp32;
+    public int BatchSize { get; init; } = 1;
+    public int SequenceLength { get; init; } = 2048;
+
+    /// <summary>Keep only each layer's input and recompute the layer in backward (one layer's activations live at a time).</summary>
+    public bool ActivationCheckpointing { get; init; }
+
+    /// <summary>
+    /// Cross-entropy computed in vocabulary chunks (fused linear + loss kernels): logits and their gradient
+    /// in the compute dtype only. Off: float32 log-softmax and gradient on top of the logits, as plain
+    /// frameworks (and LoraShell's trainer) do.
+    /// </summary>
+    public bool FusedCrossEntropy { get; init; }
+
+    /// <summary>Attention keeps its [heads, seq, seq] probabilities for backward (eager attention) instead of a fused kernel's row statistics.</summary>
+    public bool EagerAttention { get; init; }
+
+    public int LoraRank { get; init; } = 8;
+
+    /// <summary>LoRA targets: "all-linear" or short module names (q_proj, v_proj, …).</summary>
+    public IReadOnlyList<string> LoraTargets { get; init; } = new[] { "all-linear" };
+
+    public int ReductionFactor { get; init; } = 8;
+    public IReadOnlyList<int>? SideLayers { get; init; }
+
+    public double GpuMemoryGB { get; init; } = 80;
+
+    /// <summary>Memory each GPU loses to the runtime (CUDA context, communication buffers), in GB.</summary>
+    public double PerGpuOverheadGB { get; init; }
+}

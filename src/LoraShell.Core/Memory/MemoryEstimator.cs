@@ -1,0 +1,183 @@
+using LoraShell.Core.Lora;
+using LoraShell.Core.Models;
+using LoraShell.Core.SideTuning;
+using LoraShell.Core.Training;
+
+namespace LoraShell.Core.Memory;
+
+/// <summary>
+/// Training memory from a model's architecture: bytes of weights, gradients and AdamW states per
+/// precision and method, plus the activations backward needs, counted tensor by tensor for a
+/// Llama-family block (what a framework that frees every other temporary keeps alive).
+/// </summary>
+public static class MemoryEstimator
+{
+    static readonly string[] AllLinear = { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" };
+
+    public static MemoryEstimate Estimate(LlamaConfig c, MemoryEstimateOptions o, string modelName = "")
+    {
+        Validate(c, o);
+        bool mixed = o.Precision != TrainingPrecision.Fp32;
+        double act = mixed ? 2 : 4;                       // bytes per activation element
+        long total = c.ParameterCount;
+        long embeddings = (long)c.VocabSize * c.HiddenSize * (c.TieWordEmbeddings ? 1 : 2);
+        long linear = LinearWeights(c);
+
+        long trainable = o.Method switch
+        {
+            TrainingMethod.Full => total,
+            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(o.LoraTargets)),
+            _ => Ladder(c, o).TrainableParameters(c),
+        };
+
+        // Frozen weights: quantised formats apply to the decoder's Linear weights only; embeddings,
+        // LM head and norms stay in the compute dtype, as bitsandbytes leaves them.
+        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : o.Precision switch
+        {
+            TrainingPrecision.Fp32 => 4.0 * total,
+            TrainingPrecision.Bf16Mixed => 2.0 * total,
+            TrainingPrecision.Int8Base => 1.0 * linear + 2.0 * (total - linear),
+            _ => (0.5 + 4.0 / 64) * linear + 2.0 * (total - linear),
+        };
+        // Per trainable weight: its working copy, its gradient (plus a float32 accumulation buffer in
+        // mixed precision), AdamW's two float32 moments (plus float32 master weights in mixed precision).
+        double weights = frozenBytes + (mixed ? 2 : 4) * (double)trainable;
+        double gradients = (mixed ? 2 + 4 : 4) * (double)trainable;
+        double optimizer = (mixed ? 4 + 8 : 8) * (double)trainable;
+
+        double activations = ActivationElements(c, o) * act + LossBytes(c, o, act);
+
+        var estimate = new MemoryEstimate
+        {
+            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = total, TrainableParameters = trainable,
+            BatchSize = o.BatchSize, SequenceLength = o.SequenceLength, ActivationCheckpointing = o.ActivationCheckpointing,
+            WeightBytes = weights, GradientBytes = gradients, OptimizerBytes = optimizer, ActivationBytes = activations,
+            GpuMemoryGB = o.GpuMemoryGB,
+        };
+        return WithGpus(estimate, o);
+    }
+
+    /// <summary>
+    /// Full fine-tuning from a parameter count alone: weights, gradients and optimizer states; without
+    /// the architecture there are no activations to count (the estimate says so in its notes).
+    /// </summary>
+    public static MemoryEstimate EstimateStates(long parameters, MemoryEstimateOptions o, string modelName = "")
+    {
+        if (parameters < 1) throw LoraShellException.InvalidArgument("InvalidParameterCount", $"Parameter count must be positive (got {parameters}).", parameters);
+        if (o.Method != TrainingMethod.Full)
+            throw LoraShellException.InvalidArgument("ArchitectureNeeded",
+                $"Estimating {o.Method} needs the architecture (adapter and side-network sizes depend on the layer shapes); give the hidden size and layer count, a config.json, or a preset.", o.Method);
+        Validate(new LlamaConfig(), o);
+        bool mixed = o.Precision != TrainingPrecision.Fp32;
+        var estimate = new MemoryEstimate
+        {
+            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = parameters, TrainableParameters = parameters,
+            BatchSize = o.BatchSize, SequenceLength = o.SequenceLength, ActivationCheckpointing = o.ActivationCheckpointing,
+            WeightBytes = (mixed ? 2.0 : 4.0) * parameters, GradientBytes = (mixed ? 6.0 : 4.0) * parameters, OptimizerBytes = (mixed ? 12.0 : 8.0) * parameters,
+            GpuMemoryGB = o.GpuMemoryGB,
+        };
+        var sized = WithGpus(estimate, o);
+        return sized with { Notes = sized.Notes + " Activations not included: the architecture is unknown." };
+    }
+
+    /// <summary>
+    /// Fewest GPUs N with states/N + activations + overhead ≤ GPU memory: ZeRO-3/FSDP shards weights,
+    /// gradients and optimizer states; every GPU runs its own micro-batch, so activations do not shrink.
+    /// </summary>
+    static MemoryEstimate WithGpus(MemoryEstimate e, MemoryEstimateOptions o)
+    {
+        double budget = o.GpuMemoryGB * MemoryEstimate.GB - e.ActivationBytes - o.PerGpuOverheadGB * MemoryEstimate.GB;
+        if (budget <= 0)
+            return e with { Notes = $"One micro-batch's activations ({e.ActivationBytes / MemoryEstimate.GB:F1} GB) do not fit a {o.GpuMemoryGB} GB GPU; use activation checkpointing or a smaller batch/sequence." };
+        int gpus = (int)Math.Max(1, Math.Ceiling(e.StateBytes / budget - 1e-9));
+        double perGpu = e.StateBytes / gpus + e.ActivationBytes + o.PerGpuOverheadGB * MemoryEstimate.GB;
+        string notes = gpus == 1 ? "Fits one GPU." : $"States sharded over {gpus} GPUs (ZeRO-3/FSDP); activations per GPU.";
+        return e with { Gpus = gpus, PerGpuGB = perGpu / MemoryEstimate.GB, Notes = notes };
+    }
+
+    /// <summary>
+    /// Activation elements kept for backward per micro-batch. Per token, a Llama block keeps: its input
+    /// and the normed input and output of each RMSNorm (2h twice), q before and after RoPE plus the
+    /// rotated half (3h), the same for k (3·kv), v (kv), the attention output and its contiguous copy for
+    /// o_proj (2h), the residual sums (2h), and in the MLP gate, up, silu(gate) and their product (4·i).
+    /// </summary>
+    public static double ActivationElements(LlamaConfig c, MemoryEstimateOptions o)
+    {
+        double tokens = (double)o.BatchSize * o.SequenceLength;
+        if (o.Method == TrainingMethod.Ladder)
+        {
+            var ladder = Ladder(c, o);
+            var side = ladder.SideModel(c);
+            int fed = ladder.Layers(c).Count;
+            // No backbone activations: only the hidden states handed to the down-projections, the side
+            // blocks at width d/k, the gate mixes (2·d/k per block) and the up-projection's input and output.
+            double perToken = (fed + 1.0) * c.HiddenSize + fed * (BlockElements(side, o) + 2.0 * side.HiddenSize) + 2.0 * side.HiddenSize + 2.0 * c.HiddenSize;
+            return tokens * perToken;
+        }
+        double lora = o.Method == TrainingMethod.Lora ? LoraTargetNames(o.LoraTargets).Count * (double)o.LoraRank : 0; // A·x per target
+        double block = BlockElements(c, o) + lora;
+        double layers = o.ActivationCheckpointing
+            ? c.NumHiddenLayers * (double)c.HiddenSize + block      // each layer's input, and one layer recomputed
+            : c.NumHiddenLayers * block;
+        return tokens * (layers + 2.0 * c.HiddenSize);              // final norm's input and output
+    }
+
+    static double BlockElements(LlamaConfig c, MemoryEstimateOptions o)
+    {
+        double h = c.HiddenSize, q = (double)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
+        double attention = 2 * h + 3 * q + 3 * kv + kv + 2 * q + h;
+        double mlp = 2 * h + 4 * i + h;
+        double scores = o.EagerAttention ? 2.0 * c.NumAttentionHeads * o.SequenceLength : 0; // scores and probabilities per query
+        return attention + mlp + scores;
+    }
+
+    /// <summary>
+    /// Logits buffers at the start of backward: standard cross-entropy holds the logits, a float32
+    /// log-softmax and its float32 gradient; a fused/chunked loss holds only logits and their gradient.
+    /// </summary>
+    static double LossBytes(LlamaConfig c, MemoryEstimateOptions o, double act)
+        => (double)o.BatchSize * o.SequenceLength * c.VocabSize * (o.FusedCrossEntropy ? 2 * act : act + 4 + 4);
+
+    static LadderConfig Ladder(LlamaConfig c, MemoryEstimateOptions o)
+    {
+        var ladder = new LadderConfig { ReductionFactor = o.ReductionFactor, SideLayers = o.SideLayers };
+        ladder.Validate(c);
+        return ladder;
+    }
+
+    static IReadOnlyList<string> LoraTargetNames(IReadOnlyList<string> targets)
+        => targets.Any(t => t.Equals("all-linear", StringComparison.OrdinalIgnoreCase)) ? AllLinear : targets.Distinct().ToList();
+
+    /// <summary>r·(in + out) per adapted Linear in every layer.</summary>
+    public static long LoraParameters(LlamaConfig c, int rank, IReadOnlyList<string> targets)
+    {
+        long h = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
+        long perLayer = 0;
+        foreach (var t in targets)
+            perLayer += rank * t switch
+            {
+                "q_proj" => h + q, "k_proj" or "v_proj" => h + kv, "o_proj" => q + h,
+                "gate_proj" or "up_proj" => h + i, "down_proj" => i + h,
+                _ => throw LoraShellException.InvalidArgument("UnknownTarget", $"LoRA target '{t}' is not a Llama Linear module; use all-linear or some of {string.Join(", ", AllLinear)}.", t),
+            };
+        return perLayer * c.NumHiddenLayers;
+    }
+
+    /// <summary>Weights of the decoder's Linear layers (what 8-/4-bit formats quantise).</summary>
+    static long LinearWeights(LlamaConfig c)
+    {
+        long h = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
+        return c.NumHiddenLayers * (h * q + 2 * h * kv + q * h + 3 * h * i);
+    }
+
+    static void Validate(LlamaConfig c, MemoryEstimateOptions o)
+    {
+        if (o.BatchSize < 1) throw LoraShellException.InvalidArgument("InvalidBatchSize", $"Batch size must be at least 1 (got {o.BatchSize}).", o.BatchSize);
+        if (o.SequenceLength < 1) throw LoraShellException.InvalidArgument("InvalidSequenceLength", $"Sequence length must be at least 1 (got {o.SequenceLength}).", o.SequenceLength);
+        if (o.LoraRank < 1) throw LoraShellException.InvalidArgument("InvalidRank", $"LoRA rank must be at least 1 (got {o.LoraRank}).", o.LoraRank);
+        if (!(o.GpuMemoryGB > 0)) throw LoraShellException.InvalidArgument("InvalidGpuMemory", $"GPU memory must be positive (got {o.GpuMemoryGB} GB).", o.GpuMemoryGB);
+        if (o.Method == TrainingMethod.Full && o.Precision is TrainingPrecision.Int8Base or TrainingPrecision.Int4Base)
+            throw LoraShellException.InvalidArgument("QuantizedFullFineTune",
+                $"{o.Precision} quantises frozen base weights, so it applies to Lora and Ladder only; full fine-tuning trains every weight (use Fp32 or Bf16Mixed).", o.Precision);
+    }
+}

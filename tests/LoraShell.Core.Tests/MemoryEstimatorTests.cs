@@ -1,0 +1,131 @@
+using LoraShell.Core.Memory;
+using LoraShell.Core.Models;
+using LoraShell.Core.SideTuning;
+using LoraShell.Core.Training;
+using Xunit;
+
+namespace LoraShell.Core.Tests;
+
+public class MemoryEstimatorTests
+{
+    // The settings under which the seed's two claims are stated for large-model full fine-tuning:
+    // bf16 with float32 master weights (DeepSpeed), activation checkpointing, 2048 tokens per GPU, a fused loss.
+    static MemoryEstimateOptions LargeModel(TrainingMethod method) => new()
+    {
+        Method = method, Precision = TrainingPrecision.Bf16Mixed, ActivationCheckpointing = true, FusedCrossEntropy = true,
+        BatchSize = 1, SequenceLength = 2048, GpuMemoryGB = 80,
+    };
+
+    [Fact]
+    public void Full_fine_tuning_of_Qwen_7B_needs_two_80GB_GPUs_and_72B_twenty()
+    {
+        var q7 = MemoryEstimator.Estimate(ModelPresets.Get("Qwen1.5-7B"), LargeModel(TrainingMethod.Full));
+        var q72 = MemoryEstimator.Estimate(ModelPresets.Get("Qwen1.5-72B"), LargeModel(TrainingMethod.Full));
+        Assert.Equal(2, q7.Gpus);
+        Assert.Equal(20, q72.Gpus);
+        Assert.True(q72.Gpus * q72.GpuMemoryGB >= 1600);
+        Assert.InRange(q7.Parameters, 7.6e9, 7.8e9);    // Qwen1.5-7B: 7.72B with untied 152k-vocab embeddings
+        Assert.InRange(q72.Parameters, 72.0e9, 72.5e9);
+    }
+
+    [Fact]
+    public void Lora_needs_a_fraction_of_full_fine_tuning()
+    {
+        foreach (var preset in new[] { "Qwen1.5-7B", "Qwen1.5-72B", "Llama-2-7B", "Llama-3-8B" })
+        {
+            var full = MemoryEstimator.Estimate(ModelPresets.Get(preset), LargeModel(TrainingMethod.Full));
+            var lora = MemoryEstimator.Estimate(ModelPresets.Get(preset), LargeModel(TrainingMethod.Lora));
+            Assert.True(lora.TotalBytes < 0.2 * full.TotalBytes, $"{preset}: LoRA {lora.TotalBytes:E2} vs full {full.TotalBytes:E2}");
+            Assert.True(lora.Gpus < full.Gpus);
+        }
+    }
+
+    [Fact]
+    public void Trainable_counts_match_the_real_modules()
+    {
+        var loaded = SharedData.LoadStories();
+        var config = ModelPresets.Get("stories260K");
+        Assert.Equal(loaded.Model.Config.ParameterCount, config.ParameterCount);
+
+        loaded.Adapters.Add("a", new Lora.LoraConfig { R = 4, LoraAlpha = 8, TargetRegex = "all-linear" }, seed: 1);
+        long adapters = loaded.Adapters.Info("a").TrainableParameters;
+        var lora = MemoryEstimator.Estimate(config, new MemoryEstimateOptions { Method = TrainingMethod.Lora, LoraRank = 4 });
+        Assert.Equal(adapters, lora.TrainableParameters);
+
+        using var side = new LadderSideNetwork(new LadderConfig { ReductionFactor = 2, SideLayers = new[] { 0, 2, 4 } }, config);
+        var ladder = MemoryEstimator.Estimate(config, new MemoryEstimateOptions { Method = TrainingMethod.Ladder, ReductionFactor = 2, SideLayers = new[] { 0, 2, 4 } });
+        Assert.Equal(side.parameters().Sum(p => p.numel()), ladder.TrainableParameters);
+    }
+
+    [Fact]
+    public void Checkpointing_precision_and_quantisation_shrink_what_they_should()
+    {
+        var c = ModelPresets.Get("Llama-2-7B");
+        var plain = MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Bf16Mixed });
+        var ckpt = MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Bf16Mixed, ActivationCheckpointing = true });
+        var int8 = MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Int8Base });
+        var int4 = MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Int4Base });
+        var fp32 = MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Fp32 });
+        Assert.True(ckpt.ActivationBytes < plain.ActivationBytes / 3);
+        Assert.True(fp32.WeightBytes > plain.WeightBytes && plain.WeightBytes > int8.WeightBytes && int8.WeightBytes > int4.WeightBytes);
+        // QLoRA's headline: a 7B model's frozen weights in about 4 GB.
+        Assert.InRange(int4.WeightBytes / MemoryEstimate.GB, 3.5, 4.5);
+        var longer = MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, SequenceLength = 4096 });
+        Assert.Equal(2 * fp32.ActivationBytes, longer.ActivationBytes, 1e-6 * longer.ActivationBytes);
+    }
+
+    [Fact]
+    public void Bad_requests_are_refused_with_what_is_allowed()
+    {
+        var c = ModelPresets.Get("stories260K");
+        var quantisedFull = Assert.Throws<LoraShellException>(() => MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Full, Precision = TrainingPrecision.Int4Base }));
+        Assert.Equal("QuantizedFullFineTune", quantisedFull.ErrorId);
+        var preset = Assert.Throws<LoraShellException>(() => ModelPresets.Get("GPT-5"));
+        Assert.Contains("Qwen1.5-72B", preset.Message);
+        var target = Assert.Throws<LoraShellException>(() => MemoryEstimator.Estimate(c, new MemoryEstimateOptions { LoraTargets = new[] { "c_attn" } }));
+        Assert.Contains("q_proj", target.Message);
+        var ladder = Assert.Throws<LoraShellException>(() => MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Ladder, ReductionFactor = 3 }));
+        Assert.Equal("InvalidReductionFactor", ladder.ErrorId);
+        var tooBig = MemoryEstimator.Estimate(ModelPresets.Get("Qwen1.5-72B"), new MemoryEstimateOptions { Method = TrainingMethod.Full, SequenceLength = 32768, BatchSize = 8 });
+        Assert.Null(tooBig.Gpus);
+        Assert.Contains("checkpointing", tooBig.Notes);
+    }
+}
+
+[CollectionDefinition(nameof(MemoryMeasurementCollection), DisableParallelization = true)]
+public sealed class MemoryMeasurementCollection { }
+
+/// <summary>The estimator against the peak RSS of real training runs; alone, so no other test's tensors are counted.</summary>
+[Collection(nameof(MemoryMeasurementCollection))]
+public class MemoryEstimatorMeasuredTests
+{
+    static readonly LlamaConfig Synthetic = new()
+    {
+        HiddenSize = 512, IntermediateSize = 1536, NumHiddenLayers = 6, NumAttentionHeads = 8, NumKeyValueHeads = 8,
+        VocabSize = 32000, MaxPositionEmbeddings = 512, RmsNormEps = 1e-5, TieWordEmbeddings = true,
+    };
+
+    [Theory]
+    [InlineData(TrainingMethod.Full)]
+    [InlineData(TrainingMethod.Lora)]
+    public void Estimate_is_within_25_percent_of_a_measured_training_run(TrainingMethod method)
+    {
+        const int batch = 4, sequence = 256;
+        IO.NativeMemory.Trim();
+        double baseline = MemoryMeter.CurrentMiB;
+        TorchSharp.torch.manual_seed(0);
+        using var model = new LlamaForCausalLM(Synthetic);
+        var loaded = new LoadedModel(model, Tokenizers.Llama2cTokenizer.Load(SharedData.Tok512), "synthetic", "test");
+        if (method == TrainingMethod.Lora)
+            loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+        var result = Trainer.Run(loaded, new TrainingOptions
+        {
+            Method = method, DataPaths = new[] { SharedData.TinyShakespeare }, MaxSteps = 3, BatchSize = batch, SequenceLength = sequence,
+            LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1, TrimMemoryEachStep = true,
+        });
+        double measured = (result.PeakMemoryMiB - baseline) * 1024 * 1024;
+        var estimate = MemoryEstimator.Estimate(Synthetic, new MemoryEstimateOptions { Method = method, BatchSize = batch, SequenceLength = sequence });
+        double ratio = estimate.TotalBytes / measured;
+        Assert.True(ratio is > 0.75 and < 1.25, $"{method}: estimate {estimate.TotalBytes / 1048576:F0} MiB, measured {measured / 1048576:F0} MiB (ratio {ratio:F2})");
+    }
+}
