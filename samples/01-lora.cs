@@ -21,7 +21,7 @@ Console.WriteLine($"{"method",-22} {"trainable",10} {"val before",11} {"val afte
 foreach (var run in runs)
     Console.WriteLine($"{run.Label,-22} {run.Result.TrainableParameters,10:N0} {run.ValidationBefore,11:F4} {run.ValidationAfter,10:F4} {run.Result.MillisecondsPerStep,8:F1} {run.Result.PeakMemoryMiB,9:F0}");
 var chart = TrainingCharts.LossCurves(runs.Select(r => (r.Label, r.Result)).ToList(), "LoRA ranks vs full fine-tuning on Tiny Shakespeare");
-Console.WriteLine($"   chart: {ChartHtml.Save(chart, Path.Combine(output, "loss-curves.html")).FullName}");
+Console.WriteLine($"   charts: {ChartHtml.Save(chart, Path.Combine(output, "loss-curves.html")).FullName}, {ChartImage.SavePng(chart, Path.Combine(output, "loss-curves.png")).FullName}");
 
 Console.WriteLine("\n3. Merge: W0 + scaling·B·A gives the same logits, and unmerge restores W0");
 var (parity, before, after) = LoraExperiments.MergeAndGenerate(setup);

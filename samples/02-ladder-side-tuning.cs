@@ -5,7 +5,6 @@
 // Every number comes from LoraShell.Core.Experiments; this file only prints and charts.
 using LoraShell.Core.Experiments;
 using LoraShell.Core.Reporting;
-using Plotly.NET.CSharp;
 
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : "out/samples/02-ladder-side-tuning");
 Directory.CreateDirectory(output);
@@ -21,8 +20,5 @@ foreach (var r in rows)
 foreach (var r in rows.Where(r => r.Gates is not null))
     Console.WriteLine($"   gates μ_i of {r.Method}: {string.Join(", ", r.Gates!.Select(g => g.ToString("F3")))}");
 
-var names = rows.Select(r => r.Method).ToArray();
-var memory = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: rows.Select(r => r.TrainingMemoryMiB).ToArray(), Keys: names, Name: "memory growth during training (MiB)");
-var time = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: rows.Select(r => r.MillisecondsPerStep).ToArray(), Keys: names, Name: "ms per step");
-var loss = Plotly.NET.CSharp.Chart.Column<double, string, string>(values: rows.Select(r => r.ValidationAfter ?? double.NaN).ToArray(), Keys: names, Name: "validation loss after");
-Console.WriteLine($"   chart: {ChartHtml.Save(Plotly.NET.CSharp.Chart.Grid(new[] { memory, time, loss }, 3, 1), Path.Combine(output, "methods.html")).FullName}");
+var chart = ExperimentCharts.MethodCosts(rows);
+Console.WriteLine($"   charts: {ChartHtml.Save(chart, Path.Combine(output, "methods.html")).FullName}, {ChartImage.SavePng(chart, Path.Combine(output, "methods.png")).FullName}");

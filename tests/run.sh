@@ -4,7 +4,8 @@
 #   2. runs the core xunit suite,
 #   3. runs the module's Pester suite in a fresh pwsh,
 #   4. runs every samples/*.cs twin with `dotnet run` (each must finish and write its charts),
-#   5. runs the benchmark harness in quick mode (proves it works; no timing is judged).
+#   5. runs the benchmark harness in quick mode (proves it works; no timing is judged),
+#   6. executes every notebook under Jupyter with the .NET Interactive kernel (notebooks/run.sh).
 # Prints one closing line "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,12 @@ for sample in samples/*.cs; do
     samples_failed=$((samples_failed + 1)); status=1; echo "  FAILED: $sample"; tail -20 "$results/sample-$name.log"
   fi
 done
+
+echo "== notebooks (Jupyter, .NET Interactive C# kernel) =="
+while read -r line; do
+  echo "  $line"
+  case "$line" in "notebook ok"*) samples_ok=$((samples_ok + 1));; "notebook FAILED"*) samples_failed=$((samples_failed + 1)); status=1;; esac
+done < <(bash notebooks/run.sh 2>&1 | grep -E '^notebook ')
 
 echo "== benchmark harness (quick mode) =="
 if pwsh -NoProfile -NonInteractive -File bench/run.ps1 -Quick >"$results/bench-quick.log" 2>&1 \
