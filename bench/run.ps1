@@ -106,6 +106,18 @@ if ($training.Count) {
         [void]$md.AppendLine("| $($name -replace '^train-stories260K-', '') | $('{0:N0}' -f $m.trainable_params.median) | $('{0:N4}' -f $m.val_loss_before.median) | $('{0:N4}' -f $m.val_loss_after.median) | $(Format-Number $m.ms_per_step.median) | $(Format-Number $m.tokens_per_s.median) | $(Format-Number $m.peak_mib.median) | $($results[$name].settings.run) |")
     }
 }
+$sst2 = @($all | Where-Object { $_ -like 'train-sst2-*' -and $results.Contains($_) })
+if ($sst2.Count) {
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## SST-2 sentiment classification from stories260K (one run each; a head on the last token''s hidden state)')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| method | trainable params | accuracy before | accuracy after | validation loss after | ms/step | run |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|---|')
+    foreach ($name in $sst2) {
+        $m = $results[$name].metrics
+        [void]$md.AppendLine("| $($name -replace '^train-sst2-', '') | $('{0:N0}' -f $m.trainable_params.median) | $('{0:P1}' -f $m.accuracy_before.median) | $('{0:P1}' -f $m.accuracy_after.median) | $('{0:N4}' -f $m.val_loss_after.median) | $(Format-Number $m.ms_per_step.median) | $($results[$name].settings.run) |")
+    }
+}
 $memory = @('full', 'lora', 'ladder') | ForEach-Object { "train-memory-synthetic50M-$_" } | Where-Object { $results.Contains($_) }
 if (@($memory).Count -eq 3) {
     $peak = @{}; $grow = @{}; $ms = @{}; $params = @{}

@@ -21,6 +21,10 @@ static class Scenarios
         ["train-stories260K-full"] = quick => Train("full", quick),
         ["train-stories260K-ladder-magnitude"] = quick => Train("ladder-magnitude", quick),
         ["train-stories260K-ladder-random"] = quick => Train("ladder-random", quick),
+        ["train-sst2-full"] = quick => Classify("full", quick),
+        ["train-sst2-lora-all"] = quick => Classify("lora-all", quick),
+        ["train-sst2-ladder-magnitude"] = quick => Classify("ladder-magnitude", quick),
+        ["train-sst2-ladder-random"] = quick => Classify("ladder-random", quick),
         ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", quick),
         ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", quick),
         ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", quick),
@@ -324,6 +328,40 @@ static class Scenarios
         r.Metrics["tokens_per_s"] = t.TokensPerSecond;
         r.Metrics["peak_mib"] = t.PeakMemoryMiB;
         r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize} x seq {options.SequenceLength}, lr {options.LearningRate:G}, seed {options.Seed}";
+        return r;
+    }
+
+    /// <summary>
+    /// SST-2 sentiment from stories260K: train on sst2/train.tsv for a fixed budget, accuracy on the first
+    /// 1,000 sentences of sst2/validation.tsv; Full, LoRA (r 8 all-linear) and Ladder (k 4, both inits).
+    /// </summary>
+    static BenchResult Classify(string variant, bool quick)
+    {
+        string shared = BenchModels.SharedRoot();
+        var loaded = LoadedModel.Load(new ModelLoadOptions { Path = Path.Combine(shared, "models", "stories260K", "stories260K.bin") });
+        var method = variant == "full" ? LoraShell.Core.Training.TrainingMethod.Full
+            : variant.StartsWith("ladder") ? LoraShell.Core.Training.TrainingMethod.Ladder : LoraShell.Core.Training.TrainingMethod.Lora;
+        if (method == LoraShell.Core.Training.TrainingMethod.Lora)
+            loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1337);
+        var options = new LoraShell.Core.Training.TrainingOptions
+        {
+            Method = method, DataPaths = new[] { Path.Combine(shared, "data", "sst2", "train.tsv") }, ValidationPaths = new[] { Path.Combine(shared, "data", "sst2", "validation.tsv") },
+            MaxSteps = quick ? 3 : 300, BatchSize = quick ? 4 : 32, SequenceLength = 64, WarmupSteps = quick ? 0 : 30,
+            LearningRate = method == LoraShell.Core.Training.TrainingMethod.Full ? 1e-3 : 3e-3, Seed = 1337, MaxEvalWindows = quick ? 16 : 1000,
+            Ladder = new LoraShell.Core.SideTuning.LadderConfig
+            {
+                ReductionFactor = 4,
+                Init = variant == "ladder-random" ? LoraShell.Core.SideTuning.LadderInit.Random : LoraShell.Core.SideTuning.LadderInit.Magnitude,
+            },
+        };
+        var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
+        var r = new BenchResult { Scenario = $"train-sst2-{variant}" };
+        r.Metrics["accuracy_before"] = t.InitialValidationAccuracy ?? double.NaN;
+        r.Metrics["accuracy_after"] = t.FinalValidationAccuracy ?? double.NaN;
+        r.Metrics["val_loss_after"] = t.FinalValidationLoss ?? double.NaN;
+        r.Metrics["trainable_params"] = t.TrainableParameters;
+        r.Metrics["ms_per_step"] = t.MillisecondsPerStep;
+        r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize}, max {options.SequenceLength} tokens, lr {options.LearningRate:G}, seed {options.Seed}; accuracy on the first {options.MaxEvalWindows} validation sentences";
         return r;
     }
 

@@ -86,3 +86,26 @@ Describe 'Ladder side-tuning from PowerShell' {
         $e.CategoryInfo.Category | Should -Be 'InvalidArgument'
     }
 }
+
+Describe 'Sentence classification from PowerShell' {
+    It 'trains on .tsv data, reports accuracy and writes the head' {
+        $tsv = Join-Path $Dir 'words.tsv'
+        $lines = 1..240 | ForEach-Object { if ($_ % 2) { "Tom was very happy at the park .`tpos" } else { "Lily was very sad in the house .`tneg" } }
+        Set-Content -Path $tsv -Value (@("sentence`tlabel") + $lines)
+        $out = Join-Path $Dir 'cls'
+        $r = Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules all-linear | Start-LoraTraining -DataPath $tsv -MaxSteps 30 -BatchSize 16 -SequenceLength 32 -LearningRate 1e-2 -OutputPath $out
+        $r.Task | Should -Be 'Classification'
+        $r.Labels | Should -Be @('neg', 'pos')
+        $r.FinalValidationAccuracy | Should -Be 1
+        (Join-Path $r.ClassifierPath 'score.safetensors') | Should -Exist
+        ($r | Out-String -Width 200) | Should -Match '100.0 ?%'
+    }
+    It 'names the malformed line' {
+        $tsv = Join-Path $Dir 'bad.tsv'
+        Set-Content -Path $tsv -Value @("good`t1", 'no tab on this line', "bad`t0")
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $tsv -MaxSteps 1 }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidClassificationLine,*'
+        $e.CategoryInfo.Category | Should -Be 'InvalidData'
+        $e.Exception.Message | Should -Match 'bad.tsv:2'
+    }
+}

@@ -51,7 +51,10 @@ public sealed class LadderSideNetwork : nn.Module
     }
 
     /// <summary>Logits [batch, seq, vocab] of backbone + side network.</summary>
-    public Tensor Forward(LlamaForCausalLM backbone, Tensor ids)
+    public Tensor Forward(LlamaForCausalLM backbone, Tensor ids) => backbone.Logits(Hidden(backbone, ids));
+
+    /// <summary>Final hidden states [batch, seq, hidden]: the backbone's plus the side network's up-projection.</summary>
+    public Tensor Hidden(LlamaForCausalLM backbone, Tensor ids)
     {
         var states = new Dictionary<int, Tensor>();
         var wanted = new HashSet<int>(_layers) { -1 };
@@ -69,7 +72,7 @@ public sealed class LadderSideNetwork : nn.Module
             side = blocks[j].Forward(side, cos, sin, null, j, 0);
         }
         var combined = final.to(dtype) + up.call(norm.call(side));
-        return backbone.Logits(combined.to(final.dtype));
+        return combined.to(final.dtype);
     }
 
     // ---- initialisation from the backbone (structured pruning) ----

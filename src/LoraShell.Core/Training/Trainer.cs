@@ -27,13 +27,14 @@ public static class Trainer
         CancellationToken cancel = default, Action<string>? log = null)
     {
         o.Validate();
+        if (o.IsClassification) return ClassificationTrainer.Run(loaded, o, progress, cancel, log);
         var tokenizer = loaded.RequireTokenizer();
         var model = loaded.Model;
         string? output = o.OutputPath is null ? null : Path.GetFullPath(o.OutputPath);
         if (output != null) EnsureWritable(output);
 
         var corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
-        string? adapter = PrepareMethod(loaded, o, corpus, log);
+        string? adapter = PrepareMethod(loaded, o, corpus.Train, log);
         var side = o.Method == TrainingMethod.Ladder ? loaded.SideNetwork : null;
         var trainable = (side is null ? model.named_parameters() : side.named_parameters().Select(p => ($"side.{p.name}", p.parameter)))
             .Where(p => p.Item2.requires_grad).Select(p => (name: p.Item1, parameter: p.Item2)).ToList();
@@ -166,13 +167,7 @@ public static class Trainer
         if (cancelled && output != null && step > startStep)
             lastCheckpoint = SaveCheckpoint(loaded, o, output, step, totalSteps, fingerprint, adapter, optimizer, losses, evaluations, initialValidation);
 
-        string? adapterPath = null, modelPath = null, sidePath = null;
-        if (output != null && !cancelled)
-        {
-            if (o.Method == TrainingMethod.Lora) adapterPath = PeftAdapterFormat.Save(loaded.Adapters, adapter!, Path.Combine(output, AdapterFolder), true, loaded.SourcePath).Folder.FullName;
-            else if (o.Method == TrainingMethod.Ladder) { side!.Save(Path.Combine(output, SideNetworkFolder), true); sidePath = Path.Combine(output, SideNetworkFolder); }
-            else modelPath = loaded.SaveHuggingFace(Path.Combine(output, ModelFolder), true).FullName;
-        }
+        var (adapterPath, modelPath, sidePath) = output != null && !cancelled ? SaveTrained(loaded, o.Method, output, adapter) : (null, null, null);
 
         var result = new TrainingResult
         {
@@ -191,10 +186,25 @@ public static class Trainer
         return result;
     }
 
-    static double Median(List<double> values) { var s = values.OrderBy(v => v).ToList(); return s[s.Count / 2]; }
+    /// <summary>Writes what a finished run trained: the PEFT adapter, the side network or the whole model.</summary>
+    internal static (string? Adapter, string? Model, string? Side) SaveTrained(LoadedModel loaded, TrainingMethod method, string output, string? adapter)
+    {
+        switch (method)
+        {
+            case TrainingMethod.Lora:
+                return (PeftAdapterFormat.Save(loaded.Adapters, adapter!, Path.Combine(output, AdapterFolder), true, loaded.SourcePath).Folder.FullName, null, null);
+            case TrainingMethod.Ladder:
+                loaded.SideNetwork!.Save(Path.Combine(output, SideNetworkFolder), true);
+                return (null, null, Path.Combine(output, SideNetworkFolder));
+            default:
+                return (null, loaded.SaveHuggingFace(Path.Combine(output, ModelFolder), true).FullName, null);
+        }
+    }
 
-    /// <summary>Sets what trains; returns the adapter name for Method Lora.</summary>
-    static string? PrepareMethod(LoadedModel loaded, TrainingOptions o, TokenCorpus corpus, Action<string>? log)
+    internal static double Median(List<double> values) { var s = values.OrderBy(v => v).ToList(); return s[s.Count / 2]; }
+
+    /// <summary>Sets what trains; returns the adapter name for Method Lora. <paramref name="fisherData"/> feeds Fisher pruning.</summary>
+    internal static string? PrepareMethod(LoadedModel loaded, TrainingOptions o, TokenStream fisherData, Action<string>? log)
     {
         var set = loaded.Adapters;
         switch (o.Method)
@@ -235,7 +245,7 @@ public static class Trainer
                     var side = new SideTuning.LadderSideNetwork(config, loaded.Model.Config);
                     side.to(loaded.Model.Device);
                     if (config.Init == SideTuning.LadderInit.Magnitude) side.InitFromBackbone(loaded.Model);
-                    else if (config.Init == SideTuning.LadderInit.Fisher) side.InitFromBackbone(loaded.Model, FisherImportance(loaded.Model, corpus, o));
+                    else if (config.Init == SideTuning.LadderInit.Fisher) side.InitFromBackbone(loaded.Model, FisherImportance(loaded.Model, fisherData, o));
                     loaded.SideNetwork = side;
                     log?.Invoke($"Side network: width {side.SideConfig.HiddenSize}, {side.Layers.Count} blocks, {side.parameters().Sum(p => p.numel()):N0} parameters, init {config.Init}.");
                 }
@@ -247,7 +257,7 @@ public static class Trainer
         }
     }
 
-    static void EnsureWritable(string output)
+    internal static void EnsureWritable(string output)
     {
         try
         {
@@ -266,9 +276,9 @@ public static class Trainer
     /// Fisher information of each backbone weight, estimated as Σ (w · ∂L/∂w)² over a few training
     /// batches: the importance used to prune the backbone into the side network's initial weights.
     /// </summary>
-    static Func<string, Tensor, Tensor> FisherImportance(LlamaForCausalLM model, TokenCorpus corpus, TrainingOptions o)
+    static Func<string, Tensor, Tensor> FisherImportance(LlamaForCausalLM model, TokenStream data, TrainingOptions o)
     {
-        var sampler = new BatchSampler(corpus.Train, o.SequenceLength, o.Seed + 1);
+        var sampler = new BatchSampler(data, o.SequenceLength, o.Seed + 1);
         var named = model.named_parameters().ToList();
         var scores = named.ToDictionary(p => p.name, p => zeros_like(p.parameter, dtype: ScalarType.Float32).DetachFromDisposeScope());
         foreach (var (_, p) in named) p.requires_grad = true;
@@ -391,7 +401,7 @@ public static class Trainer
         }
     }
 
-    static void AppendMetrics(string? path, object record)
+    internal static void AppendMetrics(string? path, object record)
     {
         if (path is null) return;
         File.AppendAllText(path, JsonSerializer.Serialize(record, new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }) + "\n");

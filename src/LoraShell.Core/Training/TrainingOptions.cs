@@ -11,10 +11,23 @@ public enum TrainingMethod
     Ladder,
 }
 
+/// <summary>What the model learns from the data.</summary>
+public enum TrainingTask
+{
+    /// <summary>Next-token prediction on text (.txt, .jsonl).</summary>
+    LanguageModeling,
+    /// <summary>One label per sentence (.tsv: sentence&lt;TAB&gt;label), from the last token's hidden state.</summary>
+    Classification,
+}
+
 /// <summary>Settings of one training run; the same for every method so runs compare on equal terms.</summary>
 public sealed record TrainingOptions
 {
     public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
+    /// <summary>The task; null chooses Classification when every data path is a .tsv file, else LanguageModeling.</summary>
+    public TrainingTask? Task { get; init; }
+    public bool IsClassification => Task == TrainingTask.Classification
+        || (Task is null && DataPaths.Count > 0 && DataPaths.All(ClassificationData.IsClassificationFile));
     /// <summary>Text files, folders, wildcards; .jsonl files hold {"text"} or {"prompt","completion"} lines.</summary>
     public IReadOnlyList<string> DataPaths { get; init; } = Array.Empty<string>();
     public IReadOnlyList<string>? ValidationPaths { get; init; }

@@ -1,7 +1,7 @@
 namespace LoraShell.Core.Training;
 
 /// <summary>A validation measurement during training.</summary>
-public sealed record EvalRecord(int Step, double Loss);
+public sealed record EvalRecord(int Step, double Loss, double? Accuracy = null);
 
 /// <summary>Progress of a running training, reported once per optimizer step.</summary>
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond, TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss);
@@ -11,6 +11,7 @@ public sealed record TrainingResult
 {
     public required string Method { get; init; }
     public required string Model { get; init; }
+    public string Task { get; init; } = nameof(TrainingTask.LanguageModeling);
     public int Steps { get; init; }
     public int TotalSteps { get; init; }
     public int BatchSize { get; init; }
@@ -39,6 +40,12 @@ public sealed record TrainingResult
     public string? MetricsPath { get; init; }
     public string? CheckpointPath { get; init; }
     public string? SideNetworkPath { get; init; }
+    /// <summary>Classification: the class labels (index order) and validation accuracy before and after training.</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
+    public double? InitialValidationAccuracy { get; init; }
+    public double? FinalValidationAccuracy { get; init; }
+    /// <summary>Classification: the folder holding the trained head (score.safetensors, labels.json).</summary>
+    public string? ClassifierPath { get; init; }
     /// <summary>Ladder gate values μ_i after training.</summary>
     public double[]? GateValues { get; init; }
 }

@@ -7,13 +7,16 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(TrainingResult))]
 [CmdletHelp(
     "Trains a model on text: LoRA (the active adapter only) or full fine-tuning, with validation, checkpoints and resume.",
-    "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight; -Method Ladder trains a ladder side network (width / -ReductionFactor, gated down-projections of -SideLayers, initialised by pruning the backbone per -PruneBy) while the backbone runs without autograd, so backpropagation never enters it. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/), a Hugging Face model (model/) or a side network (side-network/, loadable with Import-LoraModel -SideNetworkPath). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left.")]
+    "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight; -Method Ladder trains a ladder side network (width / -ReductionFactor, gated down-projections of -SideLayers, initialised by pruning the backbone per -PruneBy) while the backbone runs without autograd, so backpropagation never enters it. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/), a Hugging Face model (model/) or a side network (side-network/, loadable with Import-LoraModel -SideNetworkPath). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left. With -Task Classification (the default for .tsv data: sentence<TAB>label lines, header optional) every method trains a classification head on the final hidden state of each sentence's last token (for Ladder, backbone plus side network), reports validation accuracy, and saves the head to classifier/ (score.safetensors, labels.json); checkpoints are not available for classification yet.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1",
     "A short LoRA run on Tiny Shakespeare; the adapter lands in ./out/run1/adapter and per-step records in ./out/run1/metrics.jsonl.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Ladder -ReductionFactor 4 -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/lst | Select-Object Method, InitialValidationLoss, FinalValidationLoss, GateValues",
     "Ladder side-tuning: the backbone stays frozen and out of backpropagation; the result lists the learned gate values.")]
+[CmdletExample(
+    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -TargetModules all-linear | Start-LoraTraining -DataPath ./shared/data/sst2/train.tsv -ValidationPath ./shared/data/sst2/validation.tsv -MaxSteps 10 -BatchSize 8 -SequenceLength 64 -MaxEvalWindows 64 -LearningRate 3e-3 | Select-Object Task, Labels, InitialValidationAccuracy, FinalValidationAccuracy",
+    "Sentence classification (SST-2 sentiment): .tsv data selects -Task Classification, a head reads the last token, and accuracy is reported.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/full -CheckpointEvery 5 | Export-LoraChart -Path ./out/full/loss.html",
     "Full fine-tuning with checkpoints, then the loss curves as an offline HTML chart.")]
@@ -29,6 +32,10 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "What trains: Lora (default; the active adapter), Full (every weight) or Ladder (a side network).")]
     [ValidateSet("Lora", "Full", "Ladder")]
     public string Method { get; set; } = "Lora";
+
+    [Parameter(HelpMessage = "LanguageModeling (next-token loss on text) or Classification (sentence<TAB>label .tsv data, a head on the last token, accuracy); default: Classification when every -DataPath is a .tsv file.")]
+    [ValidateSet("LanguageModeling", "Classification")]
+    public string? Task { get; set; }
 
     [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]
     [ValidateRange(1, int.MaxValue)]
@@ -113,6 +120,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
         var options = new TrainingOptions
         {
             Method = Enum.Parse<TrainingMethod>(Method, ignoreCase: true),
+            Task = Task is null ? null : Enum.Parse<TrainingTask>(Task, ignoreCase: true),
             DataPaths = DataPath.Select(ResolveLiteral).ToList(),
             ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
             ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,

@@ -8,13 +8,19 @@ public sealed class TrainingResult
     internal Core.Training.TrainingResult Core { get; }
     public string Method => Core.Method;
     public string Model => Core.Model;
+    public string Task => Core.Task;
     public int Steps => Core.Steps;
     public int TotalSteps => Core.TotalSteps;
     public double? InitialValidationLoss => Core.InitialValidationLoss;
     public double? FinalValidationLoss => Core.FinalValidationLoss;
     public double? FinalTrainingLoss => Core.Losses.Count > 0 ? Core.Losses[^1] : null;
     public double[] Losses => Core.Losses.ToArray();
-    public object[] Evaluations => Core.Evaluations.Select(e => (object)new { e.Step, e.Loss }).ToArray();
+    public object[] Evaluations => Core.Evaluations.Select(e => (object)new { e.Step, e.Loss, e.Accuracy }).ToArray();
+    /// <summary>Classification only: validation accuracy before and after training, and the class labels.</summary>
+    public double? InitialValidationAccuracy => Core.InitialValidationAccuracy;
+    public double? FinalValidationAccuracy => Core.FinalValidationAccuracy;
+    public string[]? Labels => Core.Labels?.ToArray();
+    public string? ClassifierPath => Core.ClassifierPath;
     public long TrainableParameters => Core.TrainableParameters;
     public long TotalParameters => Core.TotalParameters;
     public double MillisecondsPerStep => Core.MillisecondsPerStep;
