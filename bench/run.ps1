@@ -27,6 +27,9 @@ New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
 
 dotnet build (Join-Path $PSScriptRoot 'LoraShell.Bench/LoraShell.Bench.csproj') -c Release -nologo -v quiet | Out-Host
 if ($LASTEXITCODE) { throw "bench build failed" }
+# Build servers left running disturb the measurements (measured: full fine-tuning's peak RSS reads ~550 MiB higher
+# and its steps ~8% slower while MSBuild/Roslyn nodes linger after a build), so stop them first.
+dotnet build-server shutdown *> $null
 $exe = Join-Path $PSScriptRoot 'LoraShell.Bench/bin/Release/net10.0/LoraShell.Bench.dll'
 $all = @(dotnet $exe --list)
 # pwsh -File passes "a,b" as one string: split it.
@@ -182,6 +185,40 @@ if ($results.Contains('gemm')) {
         foreach ($row in $rows) { [void]$md.AppendLine("| $($row[0]) | $('{0:N1}' -f $row[1]) | $('{0:P0}' -f ($row[1] / $gemm)) | $(if ($row[1] / $gemm -ge 0.4) { 'pass' } else { 'short' }) |") }
         [void]$md.AppendLine()
         [void]$md.AppendLine('FLOPs are counted from the shapes as 2·P per token forward and 6·P per token for a training step (attention scores excluded), P = 50,473,472.')
+    }
+}
+# Charts of the headline numbers, drawn by the module's own Export-LoraChart as PNG and linked here.
+$chartFolder = Join-Path $OutputDirectory 'charts'
+if ((Test-Path (Join-Path $repo 'module/LoraShell/bin/LoraShell.dll')) -and (Get-Command chromium -ErrorAction Ignore)) {
+    Import-Module (Join-Path $repo 'module/LoraShell/LoraShell.psd1')
+    New-Item -ItemType Directory -Force $chartFolder | Out-Null
+    $drawn = [System.Collections.Generic.List[object]]::new()
+    function Out-Chart([string] $name, [string] $title, [object[]] $bars) {
+        if (@($bars).Count -eq 0) { return }
+        $bars | Export-LoraChart -Path (Join-Path $chartFolder "$name.png") -Title $title -Force | Out-Null
+        $drawn.Add(@($name, $title))
+    }
+    Out-Chart 'training-memory' 'Peak RSS while training the synthetic 50.5M model (MiB)' @(
+        'full', 'lora', 'ladder' | Where-Object { $results.Contains("train-memory-synthetic50M-$_") } |
+            ForEach-Object { [pscustomobject]@{ Name = $_; Value = $results["train-memory-synthetic50M-$_"].metrics.peak_mib.median } })
+    Out-Chart 'tinyshakespeare-loss' 'Validation loss on Tiny Shakespeare after training (lower is better)' @(
+        $training | ForEach-Object { [pscustomobject]@{ Name = $_ -replace '^train-stories260K-', ''; Value = $results[$_].metrics.val_loss_after.median } })
+    Out-Chart 'sst2-accuracy' 'SST-2 validation accuracy after training' @(
+        $sst2 | ForEach-Object { [pscustomobject]@{ Name = $_ -replace '^train-sst2-', ''; Value = $results[$_].metrics.accuracy_after.median } })
+    $ratios = @()
+    if ($results.Contains('lora-forward-synthetic50M')) {
+        $x = $results['lora-forward-synthetic50M'].metrics
+        $ratios += [pscustomobject]@{ Name = 'merged LoRA / base forward'; Value = $x.merged_over_base.median }
+        $ratios += [pscustomobject]@{ Name = 'unmerged LoRA r8 / base forward'; Value = $x.lora_r8_over_base.median }
+    }
+    foreach ($p in 'stories260K', 'synthetic50M') {
+        if ($results.Contains("lora-step-vs-pytorch-$p")) { $ratios += [pscustomobject]@{ Name = "LoRA step, ours / PyTorch ($p)"; Value = $results["lora-step-vs-pytorch-$p"].metrics.ours_over_pytorch.median } }
+    }
+    Out-Chart 'ratios' 'Ratios (1 = parity; lower is better)' $ratios
+    if ($drawn.Count) {
+        [void]$md.AppendLine()
+        [void]$md.AppendLine('## Charts')
+        foreach ($c in $drawn) { [void]$md.AppendLine(); [void]$md.AppendLine("![$($c[1])](charts/$($c[0]).png)") }
     }
 }
 $extra = Join-Path $PSScriptRoot 'NOTES.md'

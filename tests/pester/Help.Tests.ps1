@@ -16,6 +16,24 @@ Describe 'Module manifest' {
         $manifest.CompatiblePSEditions | Should -Be @('Core')
         [version]$manifest.PowerShellVersion | Should -BeGreaterOrEqual ([version]'7.4')
     }
+    It 'has a table view for every LoraShell type a cmdlet returns, and no view without a cmdlet' {
+        [xml]$formats = Get-Content (Join-Path $RepoRoot 'module/LoraShell/LoraShell.format.ps1xml') -Raw
+        $views = @($formats.Configuration.ViewDefinitions.View.ViewSelectedBy.TypeName)
+        $outputs = @(Get-Command -Module LoraShell -CommandType Cmdlet | ForEach-Object { $_.OutputType.Name } |
+            Where-Object { $_ -like 'LoraShell.*' } | Sort-Object -Unique)
+        foreach ($type in $outputs) { $views | Should -Contain $type -Because "$type is a cmdlet's output" }
+        foreach ($type in $views) { $outputs | Should -Contain $type -Because "the view for $type should serve some cmdlet" }
+    }
+    It 'completes -Method, -InitMethod, -Task and -Precision from their sets' {
+        foreach ($case in @(
+                @('Start-LoraTraining -Method L', @('Lora', 'Ladder')),
+                @('Start-LoraTraining -Task C', @('Classification')),
+                @('Add-LoraAdapter -InitMethod P', @('Pissa')),
+                @('Measure-LoraMemory -Precision Int', @('Int8Base', 'Int4Base')))) {
+            $line = $case[0]
+            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be $case[1]
+        }
+    }
     It 'has an about topic' {
         (Get-Help about_LoraShell | Out-String) | Should -Match 'LoraShell adapts'
     }

@@ -15,15 +15,12 @@ public static class TextGenerator
         IProgress<int>? tokensDone = null, CancellationToken cancel = default)
     {
         options.Validate();
-        if (loaded.SideNetwork is not null)
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "GenerationWithSideNetwork",
-                "Generation with a ladder side network is not implemented yet (its side blocks have no KV cache); score text with Measure-LoraPerplexity instead.");
         var tokenizer = loaded.RequireTokenizer();
         var prompt = new List<int> { tokenizer.BosId };
         prompt.AddRange(tokenizer.Encode(options.Prompt));
         var stopTokens = options.StopAtSpecialTokens ? new[] { tokenizer.BosId, tokenizer.EosId } : Array.Empty<int>();
         var clock = Stopwatch.StartNew();
-        var (generated, stop) = GenerateTokens(loaded.Model, prompt, options, stopTokens, tokensDone, cancel);
+        var (generated, stop) = GenerateTokens(loaded.Model, prompt, options, stopTokens, tokensDone, cancel, loaded.SideNetwork);
         clock.Stop();
         string completion = tokenizer.Decode(generated);
         string text = tokenizer.Decode(prompt.Skip(1).Concat(generated));
@@ -32,10 +29,12 @@ public static class TextGenerator
 
     /// <summary>
     /// Token-level decoding: prefill <paramref name="prompt"/> (which includes BOS), then one token per
-    /// step until MaxTokens, the context length, or a token in <paramref name="stopTokens"/>.
+    /// step until MaxTokens, the context length, or a token in <paramref name="stopTokens"/>. With a ladder
+    /// <paramref name="side"/> network, its blocks keep their own KV cache beside the backbone's.
     /// </summary>
     public static (List<int> Tokens, string StopReason) GenerateTokens(LlamaForCausalLM model, IReadOnlyList<int> prompt,
-        GenerationOptions options, IReadOnlyCollection<int> stopTokens, IProgress<int>? tokensDone = null, CancellationToken cancel = default)
+        GenerationOptions options, IReadOnlyCollection<int> stopTokens, IProgress<int>? tokensDone = null, CancellationToken cancel = default,
+        SideTuning.LadderSideNetwork? side = null)
     {
         options.Validate();
         int context = model.Config.MaxPositionEmbeddings;
@@ -49,6 +48,7 @@ public static class TextGenerator
         string stop = "MaxTokens";
         using (no_grad())
         using (var cache = model.NewCache())
+        using (var sideCache = side?.NewCache())
         {
             IReadOnlyList<int> next = prompt;
             while (generated.Count < options.MaxTokens)
@@ -57,7 +57,8 @@ public static class TextGenerator
                 if (cache.Length + next.Count > context) { stop = "ContextFull"; break; }
                 using var scope = NewDisposeScope();
                 var ids = tensor(next.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: model.Device).unsqueeze(0);
-                var logits = model.Forward(ids, cache)[0, -1].to(ScalarType.Float32).cpu();
+                var all = side is null ? model.Forward(ids, cache) : side.Forward(model, ids, cache, sideCache!);
+                var logits = all[0, -1].to(ScalarType.Float32).cpu();
                 int token = Pick(logits, options, generator);
                 if (stopTokens.Contains(token)) { stop = "EndOfText"; break; }
                 generated.Add(token);

@@ -40,8 +40,8 @@ public sealed class LlamaModel : nn.Module
         return norm.call(h);
     }
 
-    /// <summary>cos/sin tables for positions [0, length), for side networks that share this model's RoPE.</summary>
-    public (Tensor Cos, Tensor Sin) RotaryTable(long length, Device device, ScalarType dtype) => _rotary.Table(0, length, device, dtype);
+    /// <summary>cos/sin tables for positions [start, start + length), for side networks that share this model's RoPE.</summary>
+    public (Tensor Cos, Tensor Sin) RotaryTable(long start, long length, Device device, ScalarType dtype) => _rotary.Table(start, length, device, dtype);
 
     protected override void Dispose(bool disposing)
     {

@@ -53,23 +53,35 @@ public sealed class LadderSideNetwork : nn.Module
     /// <summary>Logits [batch, seq, vocab] of backbone + side network.</summary>
     public Tensor Forward(LlamaForCausalLM backbone, Tensor ids) => backbone.Logits(Hidden(backbone, ids));
 
+    /// <summary>
+    /// Logits of the new positions for incremental decoding: the backbone appends to <paramref name="backboneCache"/>,
+    /// the side blocks to <paramref name="sideCache"/> (one entry per side block, see <see cref="NewCache"/>).
+    /// </summary>
+    public Tensor Forward(LlamaForCausalLM backbone, Tensor ids, KvCache backboneCache, KvCache sideCache)
+        => backbone.Logits(Hidden(backbone, ids, backboneCache, sideCache));
+
+    public KvCache NewCache() => new(_layers.Count);
+
     /// <summary>Final hidden states [batch, seq, hidden]: the backbone's plus the side network's up-projection.</summary>
-    public Tensor Hidden(LlamaForCausalLM backbone, Tensor ids)
+    public Tensor Hidden(LlamaForCausalLM backbone, Tensor ids, KvCache? backboneCache = null, KvCache? sideCache = null)
     {
+        if ((backboneCache is null) != (sideCache is null))
+            throw new ArgumentException("Give both caches (backbone and side) or neither.");
         var states = new Dictionary<int, Tensor>();
         var wanted = new HashSet<int>(_layers) { -1 };
         Tensor final;
         using (no_grad())
-            final = backbone.model.Forward(ids, null, (i, h) => { if (wanted.Contains(i)) states[i] = h; });
+            final = backbone.model.Forward(ids, backboneCache, (i, h) => { if (wanted.Contains(i)) states[i] = h; });
 
         var dtype = downs[0].weight!.dtype;
-        var (cos, sin) = backbone.model.RotaryTable(ids.shape[1], ids.device, dtype);
+        long past = sideCache?.Length ?? 0;
+        var (cos, sin) = backbone.model.RotaryTable(past, ids.shape[1], ids.device, dtype);
         var side = downs[0].call(states[-1].to(dtype));
         for (int j = 0; j < _layers.Count; j++)
         {
             var mu = sigmoid(gates[j] / Config.GateTemperature);
             side = mu * downs[j + 1].call(states[_layers[j]].to(dtype)) + (1 - mu) * side;
-            side = blocks[j].Forward(side, cos, sin, null, j, 0);
+            side = blocks[j].Forward(side, cos, sin, sideCache, j, past);
         }
         var combined = final.to(dtype) + up.call(norm.call(side));
         return combined.to(final.dtype);

@@ -6,8 +6,8 @@ namespace LoraShell.PowerShell;
 [Cmdlet(VerbsData.Export, "LoraChart", SupportsShouldProcess = true)]
 [OutputType(typeof(FileInfo))]
 [CmdletHelp(
-    "Draws LoraShell results as a self-contained Plotly.NET HTML chart (plotly.js embedded, so it opens offline).",
-    "Export-LoraChart collects the objects piped to it and writes one chart: for LoraShell.TrainingResult objects, the training loss per step and the validation losses of every run on one set of axes; for LoraShell.SvdDeltaReport objects (Invoke-SvdDelta's output), the singular-value spectra on a log scale and the Eckart–Young error-vs-rank curves with each matrix's measured error at its chosen rank. The HTML embeds plotly.js (about 3.6 MB) instead of loading it from a CDN, so the chart works offline and in archives. The file is written atomically; an existing file is replaced only with -Force. Supports -WhatIf.")]
+    "Draws LoraShell results as a self-contained Plotly.NET chart: HTML with plotly.js embedded (opens offline), or PNG.",
+    "Export-LoraChart collects the objects piped to it and writes one chart: for LoraShell.TrainingResult objects, the training loss per step and the validation losses of every run on one set of axes; for LoraShell.SvdDeltaReport objects (Invoke-SvdDelta's output), the singular-value spectra on a log scale and the Eckart–Young error-vs-rank curves with each matrix's measured error at its chosen rank; for any other objects with a Name and a numeric Value property (and optionally a Series), grouped bars (benchmark tables, for instance). A .html path gets HTML that embeds plotly.js (about 3.6 MB) instead of loading it from a CDN, so the chart works offline and in archives; a .png path gets an image rendered by headless Chromium (Debian's chromium package, or LORASHELL_CHROMIUM). The file is written atomically; an existing file is replaced only with -Force. Supports -WhatIf.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 | Export-LoraChart -Path ./out/loss.html -Force",
     "The loss curve of a short run.")]
@@ -17,15 +17,19 @@ namespace LoraShell.PowerShell;
 [CmdletExample(
     "$full = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64; $lora = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64; $full, $lora | Export-LoraChart -Path ./out/compare.html -Title 'Full vs LoRA' -Force",
     "Two methods on one chart.")]
+[CmdletExample(
+    "@([pscustomobject]@{ Name = 'Full'; Value = 2236 }, [pscustomobject]@{ Name = 'LoRA'; Value = 1432 }, [pscustomobject]@{ Name = 'Ladder'; Value = 1141 }) | Export-LoraChart -Path ./out/memory.html -Title 'Peak MiB' -Force",
+    "Bars of any named values, here peak training memory per method.")]
 public sealed class ExportLoraChartCommand : LoraCmdlet
 {
     readonly List<TrainingResult> _training = new();
     readonly List<SvdDeltaReport> _svd = new();
+    readonly List<(string Series, string Name, double Value)> _bars = new();
 
-    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "Results to draw: LoraShell.TrainingResult objects, or the output of Invoke-SvdDelta.")]
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "Results to draw: LoraShell.TrainingResult objects, the output of Invoke-SvdDelta, or objects with Name and Value (and optional Series) properties.")]
     public PSObject InputObject { get; set; } = null!;
 
-    [Parameter(Mandatory = true, Position = 0, HelpMessage = "The HTML file to write. Relative paths resolve against the current location.")]
+    [Parameter(Mandatory = true, Position = 0, HelpMessage = "The file to write: .html (interactive, offline) or .png (needs Chromium). Relative paths resolve against the current location.")]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
@@ -43,8 +47,14 @@ public sealed class ExportLoraChartCommand : LoraCmdlet
             case SvdDeltaReport r: _svd.Add(r); break;
             case SvdDeltaSummary: break; // Invoke-SvdDelta's closing line: nothing to draw
             default:
+                if (InputObject.Properties["Name"]?.Value is object name && InputObject.Properties["Value"]?.Value is object value
+                    && LanguagePrimitives.TryConvertTo(value, System.Globalization.CultureInfo.InvariantCulture, out double number))
+                {
+                    _bars.Add((InputObject.Properties["Series"]?.Value?.ToString() ?? "value", name.ToString()!, number));
+                    break;
+                }
                 throw Core.LoraShellException.InvalidArgument("UnsupportedChartInput",
-                    $"Export-LoraChart draws LoraShell.TrainingResult and LoraShell.SvdDeltaReport objects; got {InputObject.BaseObject.GetType().FullName}.", InputObject.BaseObject);
+                    $"Export-LoraChart draws LoraShell.TrainingResult and LoraShell.SvdDeltaReport objects, or objects with a Name and a numeric Value; got {InputObject.BaseObject.GetType().FullName}.", InputObject.BaseObject);
         }
     }
 
@@ -53,21 +63,34 @@ public sealed class ExportLoraChartCommand : LoraCmdlet
         try
         {
             string target = ResolveLiteral(Path);
-            if (_training.Count == 0 && _svd.Count == 0) return;
-            if (_training.Count > 0 && _svd.Count > 0)
-                Fail(Core.LoraErrorKind.InvalidArgument, "MixedChartInput", "Pipe either training results or SVD delta reports to one Export-LoraChart, not both.", target);
+            int kinds = (_training.Count > 0 ? 1 : 0) + (_svd.Count > 0 ? 1 : 0) + (_bars.Count > 0 ? 1 : 0);
+            if (kinds == 0) return;
+            if (kinds > 1)
+                Fail(Core.LoraErrorKind.InvalidArgument, "MixedChartInput", "Pipe one kind of input to one Export-LoraChart: training results, SVD delta reports, or named values.", target);
+            string extension = System.IO.Path.GetExtension(target).ToLowerInvariant();
+            if (extension is not (".html" or ".htm" or ".png"))
+                Fail(Core.LoraErrorKind.InvalidArgument, "UnsupportedChartFormat", $"Chart path '{target}' should end in .html (interactive, offline) or .png (image).", target);
             RefuseExisting(target, Force);
+            Plotly.NET.GenericChart chart;
+            string what;
             if (_training.Count > 0)
             {
-                if (!ShouldProcess(target, $"Write a loss chart of {_training.Count} training run(s)")) return;
+                what = $"a loss chart of {_training.Count} training run(s)";
                 var runs = _training.Select((t, i) => (Label: _training.Count == 1 ? t.Method : $"{i + 1}. {t.Method}", t.Core)).ToList();
-                WriteObject(ChartHtml.Save(TrainingCharts.LossCurves(runs, Title ?? "Training and validation loss"), target));
+                chart = TrainingCharts.LossCurves(runs, Title ?? "Training and validation loss");
+            }
+            else if (_svd.Count > 0)
+            {
+                what = $"spectra and error-vs-rank curves of {_svd.Count} SVD report(s)";
+                chart = SvdCharts.SpectraAndErrors(_svd.Select(r => r.Core).ToList(), Title ?? "SVD of weight deltas");
             }
             else
             {
-                if (!ShouldProcess(target, $"Write spectra and error-vs-rank curves of {_svd.Count} SVD report(s)")) return;
-                WriteObject(ChartHtml.Save(SvdCharts.SpectraAndErrors(_svd.Select(r => r.Core).ToList(), Title ?? "SVD of weight deltas"), target));
+                what = $"a bar chart of {_bars.Count} value(s)";
+                chart = BarCharts.Grouped(_bars, Title ?? "");
             }
+            if (!ShouldProcess(target, $"Write {what}")) return;
+            WriteObject(extension == ".png" ? ChartImage.SavePng(chart, target) : ChartHtml.Save(chart, target));
         }
         catch (Core.LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
     }
