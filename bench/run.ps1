@@ -27,11 +27,10 @@ New-Item -ItemType Directory -Force $OutputDirectory | Out-Null
 
 dotnet build (Join-Path $PSScriptRoot 'LoraShell.Bench/LoraShell.Bench.csproj') -c Release -nologo -v quiet | Out-Host
 if ($LASTEXITCODE) { throw "bench build failed" }
-# Build servers left running disturb the measurements (measured: full fine-tuning's peak RSS reads ~550 MiB higher
-# and its steps ~8% slower while MSBuild/Roslyn nodes linger after a build), so stop them first.
-dotnet build-server shutdown *> $null
 $exe = Join-Path $PSScriptRoot 'LoraShell.Bench/bin/Release/net10.0/LoraShell.Bench.dll'
 $all = @(dotnet $exe --list)
+# The one scenario outside the console app: importing the module in a fresh pwsh, and its first call.
+$all += 'pwsh-module-import'
 # pwsh -File passes "a,b" as one string: split it.
 $Scenario = @($Scenario | ForEach-Object { $_ -split "," } | Where-Object { $_ })
 $unknown = @($Scenario | Where-Object { $_ -notin $all })
@@ -41,7 +40,19 @@ $runs = if ($Quick) { 1 } else { $Repeat }
 # Training runs are long and their losses deterministic: one run each, no warm-up.
 function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*' -or $name -like 'svd-*' -or $name -like 'lora-step-vs-*') { 1 } else { $runs } }
 
+function Measure-ModuleImport {
+    $psd1 = Join-Path $repo 'module/LoraShell/LoraShell.psd1'
+    $model = Join-Path (Resolve-Path (Join-Path $repo '../shared')) 'models/stories260K/stories260K.bin'
+    $script = "`$c = [Diagnostics.Stopwatch]::StartNew(); Import-Module '$psd1'; `$i = `$c.Elapsed.TotalMilliseconds; " +
+        "`$m = Import-LoraModel '$model'; `$m | Invoke-LoraGeneration -MaxTokens 1 -Temperature 0 | Out-Null; " +
+        "'{0};{1}' -f `$i, (`$c.Elapsed.TotalMilliseconds - `$i)"
+    $parts = (pwsh -NoProfile -NonInteractive -Command $script | Select-Object -Last 1) -split ';'
+    @{ Scenario = 'pwsh-module-import'; Metrics = [ordered]@{ import_ms = [double]$parts[0]; first_call_ms = [double]$parts[1] }
+       Settings = [ordered]@{ run = 'fresh pwsh -NoProfile: Import-Module, then Import-LoraModel stories260K + one generated token (libtorch loads on first use)' } }
+}
+
 function Invoke-Scenario([string] $name) {
+    if ($name -eq 'pwsh-module-import') { return Measure-ModuleImport }
     $args = @($exe, $name) + $(if ($Quick) { '--quick' })
     $line = & dotnet @args
     if ($LASTEXITCODE) { throw "scenario $name failed (exit $LASTEXITCODE)" }

@@ -60,6 +60,11 @@ static class Scenarios
         var r = new BenchResult { Scenario = $"train-memory-synthetic50M-{method}" };
         r.Metrics["peak_mib"] = t.PeakMemoryMiB;
         r.Metrics["training_mib"] = t.PeakMemoryMiB - t.StartMemoryMiB;
+        // What the process holds after training, split: anonymous memory (tensors, runtime) and file-backed
+        // pages (mapped libraries), since peak RSS counts both.
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("RssAnon:") || line.StartsWith("RssFile:"))
+                r.Metrics[line.StartsWith("RssAnon:") ? "end_anon_mib" : "end_file_mib"] = double.Parse(line.Split(':')[1].Trim().Split(' ')[0]) / 1024;
         r.Metrics["ms_per_step"] = t.MillisecondsPerStep;
         r.Metrics["trainable_params"] = t.TrainableParameters;
         r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize} x seq {options.SequenceLength}, {(quick ? "stories260K" : "synthetic50M")}";

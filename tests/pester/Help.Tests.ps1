@@ -31,7 +31,7 @@ Describe 'Module manifest' {
                 @('Add-LoraAdapter -InitMethod P', @('Pissa')),
                 @('Measure-LoraMemory -Precision Int', @('Int8Base', 'Int4Base')))) {
             $line = $case[0]
-            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be $case[1]
+            ((TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Sort-Object) | Should -Be ($case[1] | Sort-Object)
         }
     }
     It 'has an about topic' {

@@ -20,6 +20,12 @@ public sealed record MemoryEstimateOptions
     /// </summary>
     public bool FusedCrossEntropy { get; init; }
 
+    /// <summary>
+    /// Tokens whose logits exist at once when the loss is computed in chunks (LoraShell's trainer uses
+    /// <c>ChunkedCrossEntropy.RowsPerChunk(vocab)</c>); null: the whole micro-batch's logits at once.
+    /// </summary>
+    public int? LossChunkTokens { get; init; }
+
     /// <summary>Attention keeps its [heads, seq, seq] probabilities for backward (eager attention) instead of a fused kernel's row statistics.</summary>
     public bool EagerAttention { get; init; }
 

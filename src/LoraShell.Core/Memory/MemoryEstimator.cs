@@ -136,7 +136,13 @@ public static class MemoryEstimator
     /// log-softmax and its float32 gradient; a fused/chunked loss holds only logits and their gradient.
     /// </summary>
     static double LossBytes(LlamaConfig c, MemoryEstimateOptions o, double act)
-        => (double)o.BatchSize * o.SequenceLength * c.VocabSize * (o.FusedCrossEntropy ? 2 * act : act + 4 + 4);
+    {
+        double tokens = (double)o.BatchSize * o.SequenceLength;
+        double held = o.LossChunkTokens is int chunk ? Math.Min(chunk, tokens) : tokens;
+        // Chunking keeps a detached copy of the final hidden states and their gradient besides one chunk's logits.
+        double cut = o.LossChunkTokens is null ? 0 : 2 * tokens * c.HiddenSize * act;
+        return held * c.VocabSize * (o.FusedCrossEntropy ? 2 * act : act + 4 + 4) + cut;
+    }
 
     static LadderConfig Ladder(LlamaConfig c, MemoryEstimateOptions o)
     {
@@ -173,6 +179,7 @@ public static class MemoryEstimator
     static void Validate(LlamaConfig c, MemoryEstimateOptions o)
     {
         if (o.BatchSize < 1) throw LoraShellException.InvalidArgument("InvalidBatchSize", $"Batch size must be at least 1 (got {o.BatchSize}).", o.BatchSize);
+        if (o.LossChunkTokens is < 1) throw LoraShellException.InvalidArgument("InvalidLossChunk", $"Loss chunk must be at least 1 token (got {o.LossChunkTokens}).", o.LossChunkTokens);
         if (o.SequenceLength < 1) throw LoraShellException.InvalidArgument("InvalidSequenceLength", $"Sequence length must be at least 1 (got {o.SequenceLength}).", o.SequenceLength);
         if (o.LoraRank < 1) throw LoraShellException.InvalidArgument("InvalidRank", $"LoRA rank must be at least 1 (got {o.LoraRank}).", o.LoraRank);
         if (!(o.GpuMemoryGB > 0)) throw LoraShellException.InvalidArgument("InvalidGpuMemory", $"GPU memory must be positive (got {o.GpuMemoryGB} GB).", o.GpuMemoryGB);

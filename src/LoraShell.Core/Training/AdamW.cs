@@ -30,10 +30,14 @@ public sealed class AdamW : IDisposable
         double bc1 = 1 - Math.Pow(_beta1, StepCount);
         double bc2 = 1 - Math.Pow(_beta2, StepCount);
         using var _ = no_grad();
+        // Every read of p.grad makes a new handle that keeps the gradient alive until it is disposed (or,
+        // if no scope owns it, until the GC finalizes it - for full fine-tuning, hundreds of MiB), so all
+        // reads happen inside a dispose scope.
+        using var stepScope = NewDisposeScope();
         foreach (var (_, p, m, v, decay) in _slots)
         {
-            if (p.grad is null) continue;
             using var scope = NewDisposeScope();
+            if (p.grad is null) continue;
             var g = p.grad.to(ScalarType.Float32);
             if (decay && _weightDecay > 0) p.mul_(1 - learningRate * _weightDecay);
             m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
@@ -46,6 +50,7 @@ public sealed class AdamW : IDisposable
 
     public void ZeroGrad()
     {
+        using var scope = NewDisposeScope();
         foreach (var s in _slots)
             if (s.Param.grad is Tensor g) { g.Dispose(); s.Param.grad = null; }
     }

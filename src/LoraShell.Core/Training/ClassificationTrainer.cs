@@ -82,7 +82,7 @@ public static class ClassificationTrainer
                 double stepLoss = lossSum / o.GradientAccumulationSteps;
                 if (!double.IsFinite(stepLoss))
                     throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteLoss", $"The training loss became {stepLoss} at step {step + 1}; lower -LearningRate or add -WarmupSteps.", step + 1);
-                if (o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, o.MaxGradNorm);
+                if (o.MaxGradNorm > 0) using (NewDisposeScope()) nn.utils.clip_grad_norm_(optimizer.Parameters, o.MaxGradNorm); // grad handles die here
                 optimizer.Step(lr);
                 optimizer.ZeroGrad();
                 losses.Add(stepLoss);

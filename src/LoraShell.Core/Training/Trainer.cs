@@ -39,6 +39,8 @@ public static class Trainer
         var trainable = (side is null ? model.named_parameters() : side.named_parameters().Select(p => ($"side.{p.name}", p.parameter)))
             .Where(p => p.Item2.requires_grad).Select(p => (name: p.Item1, parameter: p.Item2)).ToList();
         Func<Tensor, Tensor> forward = side is null ? model.forward : ids => side.Forward(model, ids);
+        // Training goes through the final hidden states: the loss is computed a chunk of tokens at a time.
+        Func<Tensor, Tensor> hidden = side is null ? ids => model.model.Forward(ids) : ids => side.Hidden(model, ids);
         if (trainable.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NothingToTrain", "No parameter is trainable for this method.");
 
         log?.Invoke($"Data: {corpus.Train.Length:N0} training tokens, {corpus.Validation.Length:N0} validation tokens{(corpus.FromCache ? " (from cache)" : "")}.");
@@ -114,18 +116,13 @@ public static class Trainer
                     using var scope = NewDisposeScope();
                     long firstDraw = ((long)step * o.GradientAccumulationSteps + micro) * o.BatchSize;
                     var (inputs, targets) = sampler.Batch(firstDraw, o.BatchSize, model.Device);
-                    var logits = forward(inputs);
                     var flatTargets = targets.reshape(-1);
                     long count = flatTargets.ne(BatchSampler.IgnoreIndex).sum().item<long>();
                     if (count == 0) continue;
-                    var flatLogits = logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32);
-                    var loss = nn.functional.cross_entropy(flatLogits, flatTargets, ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum);
-                    // The loss keeps its log-softmax for backward; the logits themselves are not needed
-                    // again, so their [tokens, vocab] buffer is released now rather than at step end.
-                    flatLogits.Dispose();
-                    logits.Dispose();
-                    (loss / (count * (double)o.GradientAccumulationSteps)).backward();
-                    lossSum += loss.item<float>() / count;
+                    var states = hidden(inputs);
+                    double loss = ChunkedCrossEntropy.SumAndBackward(states.reshape(-1, states.shape[^1]), model.Logits, flatTargets,
+                        ChunkedCrossEntropy.RowsPerChunk(model.Config.VocabSize), 1.0 / (count * (double)o.GradientAccumulationSteps), BatchSampler.IgnoreIndex);
+                    lossSum += loss / count;
                     predicted += count;
                     tokensSeen += inputs.numel();
                 }
@@ -134,7 +131,7 @@ public static class Trainer
                     throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteLoss",
                         $"The training loss became {stepLoss} at step {step + 1}; training stopped before the update. " +
                         (lastCheckpoint != null ? $"Last good checkpoint: '{lastCheckpoint}'." : "Lower -LearningRate or add -WarmupSteps."), step + 1);
-                if (o.MaxGradNorm > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, o.MaxGradNorm);
+                if (o.MaxGradNorm > 0) using (NewDisposeScope()) nn.utils.clip_grad_norm_(optimizer.Parameters, o.MaxGradNorm); // grad handles die here
                 optimizer.Step(lr);
                 optimizer.ZeroGrad();
                 if (o.TrimMemoryEachStep) NativeMemory.Trim(); // RSS then tracks live memory (costs page faults)

@@ -89,6 +89,10 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [Parameter(HelpMessage = "Count a chunked/fused cross-entropy (logits and their gradient only) instead of float32 log-softmax and gradient buffers.")]
     public SwitchParameter FusedCrossEntropy { get; set; }
 
+    [Parameter(HelpMessage = "Tokens whose logits exist at once when the loss is computed in chunks (LoraShell's own trainer: about 8M logits per chunk); default: the whole micro-batch.")]
+    [ValidateRange(1, int.MaxValue)]
+    public int? LossChunkTokens { get; set; }
+
     [Parameter(HelpMessage = "Count eager attention, which keeps [heads, seq, seq] scores and probabilities, instead of a fused kernel.")]
     public SwitchParameter EagerAttention { get; set; }
 
@@ -125,7 +129,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                     {
                         Method = Enum.Parse<TrainingMethod>(method, true), Precision = Enum.Parse<TrainingPrecision>(precision, true),
                         BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
-                        FusedCrossEntropy = FusedCrossEntropy, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = TargetModules,
+                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = TargetModules,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,
                     };
                     var estimate = config is null ? MemoryEstimator.EstimateStates(ParameterCount, options, name) : MemoryEstimator.Estimate(config, options, name);
