@@ -301,7 +301,8 @@ static class Scenarios
     /// before and after. LoRA is r 8, alpha 16 (lr 3e-3); Ladder is k 4 (width 16), magnitude-pruned
     /// or random init (lr 3e-3); full fine-tuning uses lr 1e-3.
     /// </summary>
-    static BenchResult Train(string variant, bool quick)
+    /// <summary>stories260K ready for a variant: full, lora-qv / lora-all (r 8, alpha 16) or ladder-*.</summary>
+    static (LoadedModel, LoraShell.Core.Training.TrainingMethod) StoriesFor(string variant)
     {
         var loaded = LoadedModel.Load(new ModelLoadOptions { Path = Path.Combine(BenchModels.SharedRoot(), "models", "stories260K", "stories260K.bin") });
         var method = variant == "full" ? LoraShell.Core.Training.TrainingMethod.Full
@@ -313,6 +314,12 @@ static class Scenarios
                 TargetModules = variant == "lora-qv" ? new[] { "q_proj", "v_proj" } : null,
                 TargetRegex = variant == "lora-all" ? "all-linear" : null,
             }, seed: 1337);
+        return (loaded, method);
+    }
+
+    static BenchResult Train(string variant, bool quick)
+    {
+        var (loaded, method) = StoriesFor(variant);
         var options = new LoraShell.Core.Training.TrainingOptions
         {
             Method = method, DataPaths = new[] { Path.Combine(BenchModels.SharedRoot(), "data", "tinyshakespeare", "input.txt") },
@@ -343,11 +350,7 @@ static class Scenarios
     static BenchResult Classify(string variant, bool quick)
     {
         string shared = BenchModels.SharedRoot();
-        var loaded = LoadedModel.Load(new ModelLoadOptions { Path = Path.Combine(shared, "models", "stories260K", "stories260K.bin") });
-        var method = variant == "full" ? LoraShell.Core.Training.TrainingMethod.Full
-            : variant.StartsWith("ladder") ? LoraShell.Core.Training.TrainingMethod.Ladder : LoraShell.Core.Training.TrainingMethod.Lora;
-        if (method == LoraShell.Core.Training.TrainingMethod.Lora)
-            loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1337);
+        var (loaded, method) = StoriesFor(variant);
         var options = new LoraShell.Core.Training.TrainingOptions
         {
             Method = method, DataPaths = new[] { Path.Combine(shared, "data", "sst2", "train.tsv") }, ValidationPaths = new[] { Path.Combine(shared, "data", "sst2", "validation.tsv") },

@@ -167,7 +167,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
 
     IEnumerable<string> ConfigFiles()
     {
-        var paths = ParameterSetName == LiteralPathSet ? LiteralPath.Select(ResolveLiteral) : Path.SelectMany(ResolvePattern);
+        var paths = ParameterSetName == LiteralPathSet ? LiteralPath.Select(ResolveLiteral) : Path.SelectMany(p => ResolveMany(p, nameof(Path)));
         foreach (var path in paths)
         {
             string file = Directory.Exists(path) ? System.IO.Path.Combine(path, "config.json") : path;
@@ -176,13 +176,6 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                     Directory.Exists(path) ? $"Folder '{path}' has no config.json; Measure-LoraMemory reads a Hugging Face config.json." : $"'{path}' does not exist; give a config.json or the model folder holding it.", path);
             yield return file;
         }
-    }
-
-    IEnumerable<string> ResolvePattern(string p)
-    {
-        if (!WildcardPattern.ContainsWildcardCharacters(p)) return new[] { ResolveLiteral(p) };
-        try { return GetResolvedProviderPathFromPSPath(p, out _); }
-        catch (ItemNotFoundException) { throw Core.LoraShellException.NotFound("PathNotFound", $"-Path '{p}' matches nothing.", p); }
     }
 }
 

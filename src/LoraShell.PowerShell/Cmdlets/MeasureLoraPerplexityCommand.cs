@@ -52,17 +52,7 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
     }
 
     IEnumerable<string> Files()
-    {
-        if (ParameterSetName == LiteralPathSet) return LiteralPath.Select(ResolveLiteral);
-        var files = new List<string>();
-        foreach (var p in Path)
-        {
-            if (!WildcardPattern.ContainsWildcardCharacters(p)) { files.Add(ResolveLiteral(p)); continue; }
-            try { files.AddRange(GetResolvedProviderPathFromPSPath(p, out _)); }
-            catch (ItemNotFoundException) { throw Core.LoraShellException.NotFound("PathNotFound", $"-Path '{p}' matches no file.", p); }
-        }
-        return files;
-    }
+        => ParameterSetName == LiteralPathSet ? LiteralPath.Select(ResolveLiteral) : Path.SelectMany(p => ResolveMany(p, nameof(Path))).ToList();
 
     PerplexityReport Measure(string text, string source)
     {

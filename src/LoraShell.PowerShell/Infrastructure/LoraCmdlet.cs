@@ -61,6 +61,14 @@ public abstract class LoraCmdlet : PSCmdlet
     /// <summary>A path as the user typed it, resolved against the current PowerShell location (no wildcards).</summary>
     protected string ResolveLiteral(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
+    /// <summary>Resolves a path that may contain wildcards to every item it matches (a plain path is taken as is).</summary>
+    protected IEnumerable<string> ResolveMany(string path, string parameterName)
+    {
+        if (!WildcardPattern.ContainsWildcardCharacters(path)) return new[] { ResolveLiteral(path) };
+        try { return GetResolvedProviderPathFromPSPath(path, out _); }
+        catch (ItemNotFoundException) { throw LoraShellException.NotFound("PathNotFound", $"-{parameterName} '{path}' matches nothing.", path); }
+    }
+
     /// <summary>Resolves a path that may contain wildcards; it must match exactly one existing item.</summary>
     protected string ResolveSingle(string path, string parameterName)
     {
