@@ -317,6 +317,13 @@ static class Scenarios
         return (loaded, method);
     }
 
+    /// <summary>The side network of the ladder-* variants: k 4, magnitude-pruned or random init.</summary>
+    static LoraShell.Core.SideTuning.LadderConfig LadderFor(string variant) => new()
+    {
+        ReductionFactor = 4,
+        Init = variant == "ladder-random" ? LoraShell.Core.SideTuning.LadderInit.Random : LoraShell.Core.SideTuning.LadderInit.Magnitude,
+    };
+
     static BenchResult Train(string variant, bool quick)
     {
         var (loaded, method) = StoriesFor(variant);
@@ -325,11 +332,7 @@ static class Scenarios
             Method = method, DataPaths = new[] { Path.Combine(BenchModels.SharedRoot(), "data", "tinyshakespeare", "input.txt") },
             MaxSteps = quick ? 3 : 300, BatchSize = quick ? 2 : 16, SequenceLength = quick ? 32 : 256, WarmupSteps = quick ? 0 : 30,
             LearningRate = method == LoraShell.Core.Training.TrainingMethod.Full ? 1e-3 : 3e-3, Seed = 1337, MaxEvalWindows = quick ? 4 : 0,
-            Ladder = new LoraShell.Core.SideTuning.LadderConfig
-            {
-                ReductionFactor = 4,
-                Init = variant == "ladder-random" ? LoraShell.Core.SideTuning.LadderInit.Random : LoraShell.Core.SideTuning.LadderInit.Magnitude,
-            },
+            Ladder = LadderFor(variant),
         };
         var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
         var r = new BenchResult { Scenario = $"train-stories260K-{variant}" };
@@ -356,11 +359,7 @@ static class Scenarios
             Method = method, DataPaths = new[] { Path.Combine(shared, "data", "sst2", "train.tsv") }, ValidationPaths = new[] { Path.Combine(shared, "data", "sst2", "validation.tsv") },
             MaxSteps = quick ? 3 : 300, BatchSize = quick ? 4 : 32, SequenceLength = 64, WarmupSteps = quick ? 0 : 30,
             LearningRate = method == LoraShell.Core.Training.TrainingMethod.Full ? 1e-3 : 3e-3, Seed = 1337, MaxEvalWindows = quick ? 16 : 1000,
-            Ladder = new LoraShell.Core.SideTuning.LadderConfig
-            {
-                ReductionFactor = 4,
-                Init = variant == "ladder-random" ? LoraShell.Core.SideTuning.LadderInit.Random : LoraShell.Core.SideTuning.LadderInit.Magnitude,
-            },
+            Ladder = LadderFor(variant),
         };
         var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
         var r = new BenchResult { Scenario = $"train-sst2-{variant}" };
