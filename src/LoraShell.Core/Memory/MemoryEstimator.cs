@@ -16,11 +16,9 @@ public static class MemoryEstimator
 
     public static MemoryEstimate Estimate(LlamaConfig c, MemoryEstimateOptions o, string modelName = "")
     {
-        Validate(c, o);
-        bool mixed = o.Precision != TrainingPrecision.Fp32;
-        double act = mixed ? 2 : 4;                       // bytes per activation element
+        Validate(o);
+        double act = o.Precision == TrainingPrecision.Fp32 ? 4 : 2; // bytes per activation element
         long total = c.ParameterCount;
-        long embeddings = (long)c.VocabSize * c.HiddenSize * (c.TieWordEmbeddings ? 1 : 2);
         long linear = LinearWeights(c);
 
         long trainable = o.Method switch
@@ -39,22 +37,7 @@ public static class MemoryEstimator
             TrainingPrecision.Int8Base => 1.0 * linear + 2.0 * (total - linear),
             _ => (0.5 + 4.0 / 64) * linear + 2.0 * (total - linear),
         };
-        // Per trainable weight: its working copy, its gradient (plus a float32 accumulation buffer in
-        // mixed precision), AdamW's two float32 moments (plus float32 master weights in mixed precision).
-        double weights = frozenBytes + (mixed ? 2 : 4) * (double)trainable;
-        double gradients = (mixed ? 2 + 4 : 4) * (double)trainable;
-        double optimizer = (mixed ? 4 + 8 : 8) * (double)trainable;
-
-        double activations = ActivationElements(c, o) * act + LossBytes(c, o, act);
-
-        var estimate = new MemoryEstimate
-        {
-            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = total, TrainableParameters = trainable,
-            BatchSize = o.BatchSize, SequenceLength = o.SequenceLength, ActivationCheckpointing = o.ActivationCheckpointing,
-            WeightBytes = weights, GradientBytes = gradients, OptimizerBytes = optimizer, ActivationBytes = activations,
-            GpuMemoryGB = o.GpuMemoryGB,
-        };
-        return WithGpus(estimate, o);
+        return Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act));
     }
 
     /// <summary>
@@ -67,17 +50,29 @@ public static class MemoryEstimator
         if (o.Method != TrainingMethod.Full)
             throw LoraShellException.InvalidArgument("ArchitectureNeeded",
                 $"Estimating {o.Method} needs the architecture (adapter and side-network sizes depend on the layer shapes); give the hidden size and layer count, a config.json, or a preset.", o.Method);
-        Validate(new LlamaConfig(), o);
+        Validate(o);
+        var sized = Sized(modelName, o, parameters, parameters, frozenBytes: 0, activationBytes: 0);
+        return sized with { Notes = sized.Notes + " Activations not included: the architecture is unknown." };
+    }
+
+    /// <summary>
+    /// The estimate from its parts. Per trainable weight: its working copy, its gradient (plus a float32
+    /// accumulation buffer in mixed precision), AdamW's two float32 moments (plus float32 master weights
+    /// in mixed precision).
+    /// </summary>
+    static MemoryEstimate Sized(string modelName, MemoryEstimateOptions o, long total, long trainable, double frozenBytes, double activationBytes)
+    {
         bool mixed = o.Precision != TrainingPrecision.Fp32;
         var estimate = new MemoryEstimate
         {
-            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = parameters, TrainableParameters = parameters,
+            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = total, TrainableParameters = trainable,
             BatchSize = o.BatchSize, SequenceLength = o.SequenceLength, ActivationCheckpointing = o.ActivationCheckpointing,
-            WeightBytes = (mixed ? 2.0 : 4.0) * parameters, GradientBytes = (mixed ? 6.0 : 4.0) * parameters, OptimizerBytes = (mixed ? 12.0 : 8.0) * parameters,
-            GpuMemoryGB = o.GpuMemoryGB,
+            WeightBytes = frozenBytes + (mixed ? 2 : 4) * (double)trainable,
+            GradientBytes = (mixed ? 2 + 4 : 4) * (double)trainable,
+            OptimizerBytes = (mixed ? 4 + 8 : 8) * (double)trainable,
+            ActivationBytes = activationBytes, GpuMemoryGB = o.GpuMemoryGB,
         };
-        var sized = WithGpus(estimate, o);
-        return sized with { Notes = sized.Notes + " Activations not included: the architecture is unknown." };
+        return WithGpus(estimate, o);
     }
 
     /// <summary>
@@ -176,7 +171,7 @@ public static class MemoryEstimator
         return c.NumHiddenLayers * (h * q + 2 * h * kv + q * h + 3 * h * i);
     }
 
-    static void Validate(LlamaConfig c, MemoryEstimateOptions o)
+    static void Validate(MemoryEstimateOptions o)
     {
         if (o.BatchSize < 1) throw LoraShellException.InvalidArgument("InvalidBatchSize", $"Batch size must be at least 1 (got {o.BatchSize}).", o.BatchSize);
         if (o.LossChunkTokens is < 1) throw LoraShellException.InvalidArgument("InvalidLossChunk", $"Loss chunk must be at least 1 token (got {o.LossChunkTokens}).", o.LossChunkTokens);

@@ -33,10 +33,8 @@ public static class ClassificationTrainer
         manual_seed(o.Seed);
         using var head = new ClassificationHead(model.Config.HiddenSize, data.Labels.Count);
         head.to(model.Device);
-        var trainable = (side is null ? model.named_parameters() : side.named_parameters().Select(p => ($"side.{p.name}", p.parameter)))
-            .Where(p => p.Item2.requires_grad).Concat(head.named_parameters().Select(p => ($"head.{p.name}", p.parameter)))
-            .Select(p => (name: p.Item1, parameter: p.Item2)).ToList();
-        Func<Tensor, Tensor> hidden = side is null ? ids => model.model.Forward(ids) : ids => side.Hidden(model, ids);
+        var trainable = Trainer.TrainableOf(model, side).Concat(head.named_parameters().Select(p => (name: $"head.{p.name}", parameter: p.parameter))).ToList();
+        var hidden = Trainer.HiddenStatesOf(model, side);
         var validation = o.MaxEvalWindows > 0 ? data.Validation.Take(o.MaxEvalWindows).ToList() : data.Validation.ToList();
         log?.Invoke($"Data: {data.Train.Count:N0} training and {validation.Count:N0} validation sentences, labels {string.Join(", ", data.Labels)}.");
 

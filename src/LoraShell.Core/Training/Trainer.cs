@@ -36,11 +36,10 @@ public static class Trainer
         var corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
         string? adapter = PrepareMethod(loaded, o, corpus.Train, log);
         var side = o.Method == TrainingMethod.Ladder ? loaded.SideNetwork : null;
-        var trainable = (side is null ? model.named_parameters() : side.named_parameters().Select(p => ($"side.{p.name}", p.parameter)))
-            .Where(p => p.Item2.requires_grad).Select(p => (name: p.Item1, parameter: p.Item2)).ToList();
+        var trainable = TrainableOf(model, side);
         Func<Tensor, Tensor> forward = side is null ? model.forward : ids => side.Forward(model, ids);
         // Training goes through the final hidden states: the loss is computed a chunk of tokens at a time.
-        Func<Tensor, Tensor> hidden = side is null ? ids => model.model.Forward(ids) : ids => side.Hidden(model, ids);
+        var hidden = HiddenStatesOf(model, side);
         if (trainable.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NothingToTrain", "No parameter is trainable for this method.");
 
         log?.Invoke($"Data: {corpus.Train.Length:N0} training tokens, {corpus.Validation.Length:N0} validation tokens{(corpus.FromCache ? " (from cache)" : "")}.");
@@ -182,6 +181,15 @@ public static class Trainer
         if (output != null) AtomicFile.WriteAllText(Path.Combine(output, "result.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
         return result;
     }
+
+    /// <summary>What the optimizer updates: the side network's parameters (named side.*) for Ladder, else the model's that require grad.</summary>
+    internal static List<(string name, Parameter parameter)> TrainableOf(LlamaForCausalLM model, SideTuning.LadderSideNetwork? side)
+        => (side is null ? model.named_parameters() : side.named_parameters().Select(p => ($"side.{p.name}", p.parameter)))
+            .Where(p => p.Item2.requires_grad).Select(p => (name: p.Item1, parameter: p.Item2)).ToList();
+
+    /// <summary>Final hidden states [batch, seq, hidden]: the backbone's, or for Ladder the backbone's plus the side network's.</summary>
+    internal static Func<Tensor, Tensor> HiddenStatesOf(LlamaForCausalLM model, SideTuning.LadderSideNetwork? side)
+        => side is null ? ids => model.model.Forward(ids) : ids => side.Hidden(model, ids);
 
     /// <summary>Writes what a finished run trained: the PEFT adapter, the side network or the whole model.</summary>
     internal static (string? Adapter, string? Model, string? Side) SaveTrained(LoadedModel loaded, TrainingMethod method, string output, string? adapter)
