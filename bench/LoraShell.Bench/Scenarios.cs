@@ -25,9 +25,12 @@ static class Scenarios
         ["train-sst2-lora-all"] = quick => Classify("lora-all", quick),
         ["train-sst2-ladder-magnitude"] = quick => Classify("ladder-magnitude", quick),
         ["train-sst2-ladder-random"] = quick => Classify("ladder-random", quick),
-        ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", quick),
-        ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", quick),
-        ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", quick),
+        ["train-memory-synthetic50M-full"] = quick => TrainMemory("full", 4, quick),
+        ["train-memory-synthetic50M-lora"] = quick => TrainMemory("lora", 4, quick),
+        ["train-memory-synthetic50M-ladder"] = quick => TrainMemory("ladder", 4, quick),
+        ["train-memory-synthetic50M-full-b16"] = quick => TrainMemory("full", 16, quick),
+        ["train-memory-synthetic50M-lora-b16"] = quick => TrainMemory("lora", 16, quick),
+        ["train-memory-synthetic50M-ladder-b16"] = quick => TrainMemory("ladder", 16, quick),
         ["lora-step-vs-pytorch-stories260K"] = quick => PeerStep("stories260K", quick),
         ["lora-step-vs-pytorch-synthetic50M"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick),
         ["svd-sweep-stories260K"] = SvdSweep,
@@ -36,13 +39,19 @@ static class Scenarios
     };
 
     /// <summary>
-    /// Peak training memory and step time of one method on the synthetic ~50M model (batch 4 x 256,
+    /// Peak training memory and step time of one method on the synthetic ~50M model (batch x 256,
     /// 6 steps): Full, LoRA r 8 all-linear, Ladder k 8. Peak RSS is measured from the start of training
-    /// (the kernel's counter is reset), so it includes the weights; "training_mib" is the growth over them.
+    /// (the kernel's counter is reset), so it includes the weights; "training_mib" is the growth over them,
+    /// and "model_mib" the peak less what the process held before the model existed (runtime, libtorch,
+    /// JIT): weights + training state + activations, the quantity a GPU's allocator would report.
     /// </summary>
-    static BenchResult TrainMemory(string method, bool quick)
+    static BenchResult TrainMemory(string method, int batch, bool quick)
     {
         string shared = BenchModels.SharedRoot();
+        LoraShell.Core.IO.NativeMemory.MapLargeAllocations();
+        using (var warm = ones(64, 64)) warm.matmul(warm).Dispose(); // libtorch loaded and its thread pool up
+        LoraShell.Core.IO.NativeMemory.Trim();
+        double runtimeMiB = LoraShell.Core.Training.MemoryMeter.CurrentMiB;
         var model = BenchModels.Load(quick ? "stories260K" : "synthetic50M");
         var tokenizer = LoraShell.Core.Tokenizers.Llama2cTokenizer.Load(Path.Combine(shared, "models", "stories260K", "tok512.bin"));
         var loaded = new LoadedModel(model, tokenizer, "synthetic50M", "bench");
@@ -52,13 +61,15 @@ static class Scenarios
         {
             Method = method switch { "full" => LoraShell.Core.Training.TrainingMethod.Full, "lora" => LoraShell.Core.Training.TrainingMethod.Lora, _ => LoraShell.Core.Training.TrainingMethod.Ladder },
             DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = quick ? 2 : 6,
-            BatchSize = quick ? 2 : 4, SequenceLength = quick ? 32 : 256, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
+            BatchSize = quick ? 2 : batch, SequenceLength = quick ? 32 : 256, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
             TrimMemoryEachStep = true, // peak RSS of live memory, not the allocator's high-water mark
             Ladder = new LoraShell.Core.SideTuning.LadderConfig { ReductionFactor = 8 },
         };
         var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
-        var r = new BenchResult { Scenario = $"train-memory-synthetic50M-{method}" };
+        var r = new BenchResult { Scenario = $"train-memory-synthetic50M-{method}{(batch == 4 ? "" : $"-b{batch}")}" };
         r.Metrics["peak_mib"] = t.PeakMemoryMiB;
+        r.Metrics["runtime_mib"] = runtimeMiB;
+        r.Metrics["model_mib"] = t.PeakMemoryMiB - runtimeMiB;
         r.Metrics["training_mib"] = t.PeakMemoryMiB - t.StartMemoryMiB;
         // What the process holds after training, split: anonymous memory (tensors, runtime) and file-backed
         // pages (mapped libraries), since peak RSS counts both.

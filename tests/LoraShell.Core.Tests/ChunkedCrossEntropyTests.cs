@@ -32,6 +32,38 @@ public class ChunkedCrossEntropyTests
     }
 
     [Fact]
+    public void Bfloat16_logits_get_a_float32_loss_and_a_gradient_in_the_model_dtype()
+    {
+        manual_seed(5);
+        var weight = (randn(300, 16) * 0.5).to(ScalarType.BFloat16).requires_grad_(true);
+        var hidden = randn(10, 16).to(ScalarType.BFloat16).requires_grad_(true);
+        var targets = randint(0, 300, new long[] { 10 });
+        targets[2] = BatchSampler.IgnoreIndex;
+        var reference = nn.functional.cross_entropy(nn.functional.linear(hidden, weight).to(ScalarType.Float32), targets, ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum);
+        reference.backward();
+        var expected = weight.grad!.to(ScalarType.Float32).clone();
+        weight.grad!.zero_();
+
+        double sum = ChunkedCrossEntropy.SumAndBackward(hidden, h => nn.functional.linear(h, weight), targets, 4, 1.0, BatchSampler.IgnoreIndex);
+
+        Assert.Equal(reference.item<float>(), sum, 2);
+        Assert.Equal(ScalarType.BFloat16, weight.grad!.dtype);
+        Assert.True(TensorAssert.MaxAbsDiff(expected, weight.grad!.to(ScalarType.Float32)) < 2e-2 * (1 + expected.abs().max().item<float>()));
+    }
+
+    [Fact]
+    public void A_head_whose_backward_needs_its_output_is_refused_not_silently_wrong()
+    {
+        // The logits buffer becomes its own gradient in place; a head that saved its output for backward
+        // (one ending in tanh) must make autograd fail rather than differentiate the overwritten values.
+        manual_seed(6);
+        var weight = randn(50, 8).requires_grad_(true);
+        var hidden = randn(6, 8).requires_grad_(true);
+        var targets = randint(0, 50, new long[] { 6 });
+        Assert.ThrowsAny<Exception>(() => ChunkedCrossEntropy.SumAndBackward(hidden, h => nn.functional.linear(h, weight).tanh(), targets, 3, 1.0, BatchSampler.IgnoreIndex));
+    }
+
+    [Fact]
     public void Chunk_size_bounds_the_logits_held_at_once()
     {
         Assert.Equal(262, ChunkedCrossEntropy.RowsPerChunk(32000));

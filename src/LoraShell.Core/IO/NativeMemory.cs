@@ -31,6 +31,13 @@ public static class NativeMemory
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { _unavailable = true; }
     }
 
+    /// <summary>
+    /// Collects and decommits the managed heap. Tokenizing a corpus leaves tens of MiB of garbage
+    /// (80 MiB for Tiny Shakespeare) that the GC would otherwise keep resident through a whole training
+    /// run, in every method's peak memory alike; collecting once after loading costs a few milliseconds.
+    /// </summary>
+    public static void ReleaseManagedGarbage() => GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+
     public static void Trim()
     {
         if (_unavailable || !OperatingSystem.IsLinux()) return;

@@ -21,8 +21,9 @@ public sealed record MemoryEstimateOptions
     public bool FusedCrossEntropy { get; init; }
 
     /// <summary>
-    /// Tokens whose logits exist at once when the loss is computed in chunks (LoraShell's trainer uses
-    /// <c>ChunkedCrossEntropy.RowsPerChunk(vocab)</c>); null: the whole micro-batch's logits at once.
+    /// Tokens whose logits exist at once when the loss is computed in chunks the way LoraShell's trainer
+    /// does (<c>ChunkedCrossEntropy.RowsPerChunk(vocab)</c> rows, each chunk's logits turned into their
+    /// gradient in place); null: the whole micro-batch's logits at once.
     /// </summary>
     public int? LossChunkTokens { get; init; }
 

@@ -128,7 +128,9 @@ public static class MemoryEstimator
 
     /// <summary>
     /// Logits buffers at the start of backward: standard cross-entropy holds the logits, a float32
-    /// log-softmax and its float32 gradient; a fused/chunked loss holds only logits and their gradient.
+    /// log-softmax and its float32 gradient; a fused loss only logits and their gradient; LoraShell's
+    /// chunked loss turns a chunk's float32 logits into their gradient in place (one buffer; a 16-bit
+    /// model adds its logits and the gradient cast back).
     /// </summary>
     static double LossBytes(LlamaConfig c, MemoryEstimateOptions o, double act)
     {
@@ -136,7 +138,8 @@ public static class MemoryEstimator
         double held = o.LossChunkTokens is int chunk ? Math.Min(chunk, tokens) : tokens;
         // Chunking keeps a detached copy of the final hidden states and their gradient besides one chunk's logits.
         double cut = o.LossChunkTokens is null ? 0 : 2 * tokens * c.HiddenSize * act;
-        return held * c.VocabSize * (o.FusedCrossEntropy ? 2 * act : act + 4 + 4) + cut;
+        double perLogit = o.FusedCrossEntropy ? 2 * act : o.LossChunkTokens is not null ? (act >= 4 ? 4 : 2 * act + 4) : act + 4 + 4;
+        return held * c.VocabSize * perLogit + cut;
     }
 
     static LadderConfig Ladder(LlamaConfig c, MemoryEstimateOptions o)

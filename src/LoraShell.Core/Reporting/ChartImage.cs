@@ -23,7 +23,11 @@ public static class ChartImage
         Directory.CreateDirectory(work);
         try
         {
-            string html = ChartHtml.Save(Plotly.NET.Chart.withSize((double)width, (double)height).Invoke(chart), Path.Combine(work, "chart.html")).FullName;
+            // A still image has no use for the mode bar (zoom, pan, download buttons) that interactive HTML shows.
+            var config = new Plotly.NET.Config();
+            config.SetProperty("displayModeBar", false);
+            var still = Plotly.NET.Chart.withConfig(config).Invoke(Plotly.NET.Chart.withSize((double)width, (double)height).Invoke(chart));
+            string html = ChartHtml.Save(still, Path.Combine(work, "chart.html")).FullName;
             string png = Path.Combine(work, "chart.png");
             // Flags as for any headless Chromium on a closed network: no sandbox (root in CI), no GPU,
             // no background connections, a fresh profile.

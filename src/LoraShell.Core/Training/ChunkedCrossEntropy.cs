@@ -5,12 +5,20 @@ namespace LoraShell.Core.Training;
 
 /// <summary>
 /// Token cross-entropy and its backward pass computed a chunk of rows at a time, so at most
-/// <c>chunk × vocab</c> logits (with their log-softmax and gradient) exist at once instead of the whole
-/// batch's. The final hidden states are cut from the graph, each chunk's loss back-propagates into
-/// them (and into the LM head), and one backward from the hidden states finishes the step: the same
-/// gradients as one big cross-entropy, without the [tokens, vocab] buffers that dominate small models'
-/// training memory.
+/// <c>chunk × vocab</c> logits exist at once instead of the whole batch's. The final hidden states are
+/// cut from the graph, each chunk's loss back-propagates into them (and into the LM head), and one
+/// backward from the hidden states finishes the step: the same gradients as one big cross-entropy,
+/// without the [tokens, vocab] buffers that dominate small models' training memory.
 /// </summary>
+/// <remarks>
+/// The gradient of Σ cross-entropy with respect to the logits is softmax − one-hot, so each chunk's
+/// logits buffer is turned into its own gradient in place (shift by the row max, exp, normalise,
+/// subtract 1 at the target) and handed to the head's backward. Autograd's cross_entropy would keep
+/// the logits, their log-softmax and two gradient buffers alive together: four [chunk, vocab] tensors
+/// against one here, and fewer passes over them. The head's backward never reads its own output for a
+/// linear head; if a head did (one ending in a tanh, say), the in-place change would bump the version
+/// counter it shares with the output and autograd would refuse rather than compute a wrong gradient.
+/// </remarks>
 public static class ChunkedCrossEntropy
 {
     /// <summary>Rows per chunk: about 8M logits (32 MiB in float32) at a time, never fewer than 64 rows.</summary>
@@ -31,11 +39,24 @@ public static class ChunkedCrossEntropy
         {
             using var scope = NewDisposeScope();
             long n = Math.Min(rowsPerChunk, rows - start);
-            var chunkLogits = logits(cut.narrow(0, start, n)).to(ScalarType.Float32);
-            var loss = nn.functional.cross_entropy(chunkLogits, targets.narrow(0, start, n), ignore_index: ignoreIndex, reduction: nn.Reduction.Sum);
-            chunkLogits.Dispose();
-            (loss * scale).backward();
-            sum += loss.item<float>();
+            var chunkLogits = logits(cut.narrow(0, start, n));
+            Tensor gradient;
+            using (no_grad())
+            {
+                var chunkTargets = targets.narrow(0, start, n);
+                var valid = chunkTargets.ne(ignoreIndex).unsqueeze(1);
+                var index = chunkTargets.unsqueeze(1).masked_fill(valid.logical_not(), 0);
+                // float32 whatever the model's dtype: a bf16 softmax over 32k entries loses the small probabilities.
+                gradient = chunkLogits.dtype == ScalarType.Float32 ? chunkLogits.detach() : chunkLogits.to(ScalarType.Float32);
+                var picked = gradient.gather(1, index);
+                var max = gradient.amax(new long[] { 1 }, keepdim: true);
+                gradient.sub_(max).exp_();
+                var total = gradient.sum(1, keepdim: true);
+                // loss per row = logsumexp − picked logit = max + log Σ exp(logit − max) − picked
+                sum += (max + total.log() - picked).masked_fill(valid.logical_not(), 0).sum().item<float>();
+                gradient.div_(total).scatter_add_(1, index, full_like(picked, -1.0)).mul_(valid.to(ScalarType.Float32) * scale);
+            }
+            chunkLogits.backward(new[] { gradient.dtype == chunkLogits.dtype ? gradient : gradient.to(chunkLogits.dtype) });
         }
         if (hidden.requires_grad) torch.autograd.backward(new[] { hidden }, new[] { cut.grad! });
         return sum;
