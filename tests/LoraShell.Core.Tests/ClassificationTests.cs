@@ -60,7 +60,7 @@ public class ClassificationTests
         using var _ = no_grad();
         Tensor Logits(IReadOnlyList<LabeledSequence> batch)
         {
-            var (ids, lengths, _) = ClassificationTrainer.Collate(batch, CPU);
+            var (ids, lengths, _) = ClassificationObjective.Collate(batch, CPU);
             return head.call(model.model.Forward(ids), lengths);
         }
         var together = Logits(new[] { a, b });
@@ -91,5 +91,46 @@ public class ClassificationTests
         Assert.Contains("pos", File.ReadAllText(Path.Combine(r.ClassifierPath!, "labels.json")));
         Assert.Equal(61, File.ReadAllLines(Path.Combine(dir.File("run"), Trainer.MetricsFile)).Length);
         if (method == TrainingMethod.Ladder) Assert.All(loaded.Model.parameters(), p => Assert.Null(p.grad));
+    }
+
+    [Fact]
+    public void Resumed_classification_repeats_the_uninterrupted_run_across_an_epoch_boundary()
+    {
+        using var dir = new TempFolder();
+        string data = WriteWordTask(dir, 400); // 320 training sentences: 20 steps of 16 per epoch
+        var options = new TrainingOptions
+        {
+            Method = TrainingMethod.Ladder, DataPaths = new[] { data }, ValidationFraction = 0.2, MaxSteps = 30, BatchSize = 16, SequenceLength = 32,
+            LearningRate = 1e-2, Seed = 7, CheckpointEvery = 10, EvalEvery = 0, Ladder = new SideTuning.LadderConfig { ReductionFactor = 4 },
+        };
+        using var a = SharedData.LoadStories();
+        var whole = Trainer.Run(a, options with { OutputPath = dir.File("a") });
+
+        using var b = SharedData.LoadStories();
+        using var cts = new CancellationTokenSource();
+        var partial = Trainer.Run(b, options with { OutputPath = dir.File("b") }, new InlineProgress(p => { if (p.Step == 25) cts.Cancel(); }), cts.Token);
+        Assert.True(partial.Cancelled);
+        Assert.True(File.Exists(Path.Combine(partial.CheckpointPath!, ClassificationObjective.ClassifierFolder, "score.safetensors")));
+
+        using var c = SharedData.LoadStories();
+        var resumed = Trainer.Run(c, options with { OutputPath = dir.File("b"), Resume = true });
+        Assert.Equal(25, resumed.ResumedFromStep);
+        Assert.Equal(30, resumed.Losses.Count);
+        for (int i = 0; i < 30; i++) Assert.True(Math.Abs(whole.Losses[i] - resumed.Losses[i]) < 1e-4, $"step {i + 1}: {whole.Losses[i]} vs {resumed.Losses[i]}");
+        Assert.Equal(whole.FinalValidationAccuracy, resumed.FinalValidationAccuracy);
+        Assert.Equal(whole.InitialValidationAccuracy, resumed.InitialValidationAccuracy);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(whole.ClassifierPath!, "labels.json")), File.ReadAllBytes(Path.Combine(resumed.ClassifierPath!, "labels.json")));
+
+        // The checkpoint belongs to this label set: other labels cannot resume from it.
+        string other = dir.File("other.tsv");
+        File.WriteAllLines(other, File.ReadAllLines(data).Select(l => l.Replace("\tpos", "\tgood").Replace("\tneg", "\tbad")));
+        using var d = SharedData.LoadStories();
+        var e = Assert.Throws<LoraShellException>(() => Trainer.Run(d, options with { DataPaths = new[] { other }, OutputPath = dir.File("b"), Resume = true }));
+        Assert.Equal("CheckpointMismatch", e.ErrorId);
+    }
+
+    sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
     }
 }

@@ -100,6 +100,20 @@ Describe 'Sentence classification from PowerShell' {
         (Join-Path $r.ClassifierPath 'score.safetensors') | Should -Exist
         ($r | Out-String -Width 200) | Should -Match '100.0 ?%'
     }
+    It 'checkpoints and resumes classification like language modelling' {
+        $tsv = Join-Path $Dir 'words-resume.tsv'
+        $lines = 1..120 | ForEach-Object { if ($_ % 2) { "Tom was very happy at the park .`tpos" } else { "Lily was very sad in the house .`tneg" } }
+        Set-Content -Path $tsv -Value (@("sentence`tlabel") + $lines)
+        $out = Join-Path $Dir 'cls-resume'
+        $first = Import-LoraModel $StoriesPath | Start-LoraTraining -Method Ladder -ReductionFactor 4 -DataPath $tsv -MaxSteps 6 -BatchSize 8 -SequenceLength 32 -LearningRate 1e-2 -CheckpointEvery 3 -OutputPath $out
+        (Join-Path $out 'checkpoints/step-000003/classifier/score.safetensors') | Should -Exist
+        # No checkpoint at the last step: -Resume starts again from step 3.
+        $resumed = Import-LoraModel $StoriesPath | Start-LoraTraining -Method Ladder -ReductionFactor 4 -DataPath $tsv -MaxSteps 6 -BatchSize 8 -SequenceLength 32 -LearningRate 1e-2 -CheckpointEvery 3 -OutputPath $out -Resume
+        $resumed.ResumedFromStep | Should -Be 3
+        $resumed.Losses.Count | Should -Be 6
+        foreach ($i in 0..5) { [math]::Abs($resumed.Losses[$i] - $first.Losses[$i]) | Should -BeLessThan 1e-4 }
+        $resumed.FinalValidationAccuracy | Should -Be $first.FinalValidationAccuracy
+    }
     It 'names the malformed line' {
         $tsv = Join-Path $Dir 'bad.tsv'
         Set-Content -Path $tsv -Value @("good`t1", 'no tab on this line', "bad`t0")

@@ -1,0 +1,78 @@
+using LoraShell.Core.Models;
+using LoraShell.Core.SideTuning;
+using LoraShell.Core.Tokenizers;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Training;
+
+/// <summary>
+/// Next-token prediction over a token corpus: seeded windows of -SequenceLength tokens, the loss
+/// computed a chunk of tokens at a time from the final hidden states (<see cref="ChunkedCrossEntropy"/>),
+/// mean validation loss over the held-out windows.
+/// </summary>
+internal sealed class LanguageModelingObjective : TrainingObjective
+{
+    readonly TrainingOptions _o;
+    readonly TokenCorpus _corpus;
+    readonly BatchSampler _train, _validation;
+    LlamaForCausalLM? _model;
+    Func<Tensor, Tensor>? _hidden, _forward;
+
+    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output)
+    {
+        _o = o;
+        _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
+        _train = new BatchSampler(_corpus.Train, o.SequenceLength, o.Seed);
+        if (_train.WindowCount == 0)
+            throw LoraShellException.InvalidData("DataTooSmall",
+                $"The training data holds {_corpus.Train.Length} tokens; one window of -SequenceLength {o.SequenceLength} needs {o.SequenceLength + 1}.", o.DataPaths[0]);
+        _validation = new BatchSampler(_corpus.Validation, o.SequenceLength, o.Seed);
+    }
+
+    public override TrainingTask Task => TrainingTask.LanguageModeling;
+    public override long EpochSize => _train.WindowCount;
+    public override bool HasValidation => _validation.WindowCount > 0;
+    public override TokenStream FisherData => _corpus.Train;
+
+    public override void Bind(LlamaForCausalLM model, LadderSideNetwork? side, long seed, Action<string>? log)
+    {
+        _model = model;
+        _hidden = TrainingMethods.HiddenStatesOf(model, side);
+        _forward = side is null ? model.forward : ids => side.Forward(model, ids);
+        log?.Invoke($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}.");
+    }
+
+    public override (double Loss, long Tokens)? Step(long firstDraw, int batchSize, double scale)
+    {
+        var model = _model!;
+        var (inputs, targets) = _train.Batch(firstDraw, batchSize, model.Device);
+        var flatTargets = targets.reshape(-1);
+        long count = flatTargets.ne(BatchSampler.IgnoreIndex).sum().item<long>();
+        if (count == 0) return null;
+        var states = _hidden!(inputs);
+        double sum = ChunkedCrossEntropy.SumAndBackward(states.reshape(-1, states.shape[^1]), model.Logits, flatTargets,
+            ChunkedCrossEntropy.RowsPerChunk(model.Config.VocabSize), scale / count, BatchSampler.IgnoreIndex);
+        return (sum / count, inputs.numel());
+    }
+
+    public override EvalRecord Evaluate(int step) => new(step, MeanLoss(_forward!, _model!, _validation, _o));
+
+    /// <summary>Mean loss over the validation windows (targets marked not-predicted are ignored); NaN without any.</summary>
+    public static double MeanLoss(Func<Tensor, Tensor> forward, LlamaForCausalLM model, BatchSampler validation, TrainingOptions o)
+    {
+        double sum = 0;
+        long count = 0;
+        using var _ = no_grad();
+        foreach (var (inputs, targets) in validation.Sequential(o.BatchSize, model.Device, o.MaxEvalWindows))
+        {
+            using var scope = NewDisposeScope();
+            using var i = inputs; using var t = targets;
+            var logits = forward(i);
+            var flat = t.reshape(-1);
+            sum += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flat,
+                ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum).item<float>();
+            count += flat.ne(BatchSampler.IgnoreIndex).sum().item<long>();
+        }
+        return count == 0 ? double.NaN : sum / count;
+    }
+}
