@@ -108,6 +108,7 @@ public class MemoryEstimatorMeasuredTests
     [Theory]
     [InlineData(TrainingMethod.Full)]
     [InlineData(TrainingMethod.Lora)]
+    [InlineData(TrainingMethod.Ladder)]
     public void Estimate_is_within_25_percent_of_a_measured_training_run(TrainingMethod method)
     {
         const int batch = 4, sequence = 256;
