@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Executes every notebook headless under Jupyter with the .NET Interactive C# kernel, one at a time, so every
-# failure is reported; any cell error fails the run. Executed copies go to out/notebooks/executed/.
+# Executes every notebook headless under Jupyter with the .NET Interactive kernel its metadata names (C#, or
+# PowerShell for 00-quickstart), one at a time, so every failure is reported; any cell error fails the run.
+# Executed copies go to out/notebooks/executed/.
 #   bash notebooks/run.sh            # check (CI and the README test command)
 #   bash notebooks/run.sh --refresh  # also replace the committed notebooks with the executed ones
 set -uo pipefail
@@ -8,10 +9,13 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:$HOME/.dotnet/tools"
 refresh=0; [ "${1:-}" = "--refresh" ] && refresh=1
 dotnet publish src/LoraShell.Core -c Release --self-contained false -o out/notebook-lib -v quiet -nologo >/dev/null || { echo "notebooks: library publish failed"; exit 1; }
+# The PowerShell notebook imports the module as module/build.sh publishes it (tests/run.sh has built it already).
+[ -f module/LoraShell/bin/LoraShell.dll ] || bash module/build.sh >/dev/null || { echo "notebooks: module build failed"; exit 1; }
 mkdir -p out/notebooks/executed
 failed=0
+kernel() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata"]["kernelspec"]["name"])' "$1"; }
 run() { # notebook, output
-    jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=.net-csharp \
+    jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name="$(kernel "$1")" \
         --output "$2" "$1" >"$2.log" 2>&1
 }
 for nb in notebooks/*.ipynb; do
@@ -24,16 +28,26 @@ for nb in notebooks/*.ipynb; do
         echo "notebook FAILED: $name (log: out/notebooks/executed/$name.ipynb.log)"; tail -n 20 "out/notebooks/executed/$name.ipynb.log"; failed=$((failed + 1))
     fi
 done
-# The runner must catch a broken cell: a copy of the first notebook with a throwing cell has to fail.
-python3 - "$(ls notebooks/*.ipynb | head -1)" out/notebooks/broken.ipynb <<'PY'
+# The runner must catch a broken cell in either kernel: a copy of each kind of notebook with a throwing cell has to fail.
+for language in C# PowerShell; do
+    broken=out/notebooks/broken-${language//#/sharp}.ipynb
+    python3 - "$language" "$broken" notebooks/*.ipynb <<'PY' || continue
 import json, sys
-nb = json.load(open(sys.argv[1]))
-nb["cells"] = nb["cells"][:2] + [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["throw new System.Exception(\"deliberately broken cell\");"]}]
-json.dump(nb, open(sys.argv[2], "w"))
+language, target, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+fine, throw = {"C#": ('System.Console.WriteLine("fine");', 'throw new System.Exception("deliberately broken cell");'),
+               "PowerShell": ("'fine'", "throw 'deliberately broken cell'")}[language]
+nb = next((n for n in (json.load(open(p)) for p in paths) if n["metadata"]["kernelspec"]["language"] == language), None)
+if nb is None: sys.exit(1)
+cell = lambda source: {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [source]}
+nb["cells"] = [cell(fine), cell(throw)]
+json.dump(nb, open(target, "w"))
 PY
-if run out/notebooks/broken.ipynb "$PWD/out/notebooks/executed/broken.ipynb"; then
-    echo "notebook FAILED: a deliberately broken cell did not fail the run"; failed=$((failed + 1))
-else
-    echo "notebook ok: a deliberately broken cell fails the run"
-fi
+    executed="$PWD/out/notebooks/executed/$(basename "$broken")"
+    # It must fail, and for the deliberate reason (not, say, a kernel that did not start).
+    if run "$broken" "$executed" || ! grep -q "deliberately broken cell" "$executed.log"; then
+        echo "notebook FAILED: a deliberately broken $language cell did not fail the run as it should"; failed=$((failed + 1))
+    else
+        echo "notebook ok: a deliberately broken $language cell fails the run"
+    fi
+done
 exit $failed

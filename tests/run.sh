@@ -3,7 +3,8 @@
 #   1. builds and publishes the module (module/build.sh; installs pwsh 7.6.9 if missing),
 #   2. runs the core xunit suite,
 #   3. runs the module's Pester suite in a fresh pwsh,
-#   4. runs every samples/*.cs twin with `dotnet run` (each must finish and write its charts),
+#   4. runs every twin of a notebook, samples/*.cs with `dotnet run` and samples/NN-*.ps1 with pwsh
+#      (each must finish and write its charts),
 #   5. runs the benchmark harness in quick mode (proves it works; no timing is judged),
 #   6. executes every notebook under Jupyter with the .NET Interactive kernel (notebooks/run.sh).
 # Prints one closing line "N passed, N failed" and exits non-zero on any failure.
@@ -27,16 +28,18 @@ pwsh -NoProfile -NonInteractive -File tests/run-pester.ps1 || status=1
 
 echo "== samples (dotnet run twins of the notebooks) =="
 samples_ok=0; samples_failed=0
-for sample in samples/*.cs; do
-  name=$(basename "$sample" .cs)
-  if dotnet run "$sample" "out/samples/$name" >"$results/sample-$name.log" 2>&1 && ls "out/samples/$name"/*.html >/dev/null 2>&1; then
+# C# twins run with `dotnet run`, PowerShell twins (NN-*.ps1; demo.ps1 is the README demo) with pwsh.
+for sample in samples/*.cs samples/[0-9][0-9]-*.ps1; do
+  name=$(basename "${sample%.*}")
+  case "$sample" in *.ps1) runner=(pwsh -NoProfile -NonInteractive -File);; *) runner=(dotnet run);; esac
+  if "${runner[@]}" "$sample" "out/samples/$name" >"$results/sample-$name.log" 2>&1 && ls "out/samples/$name"/*.html >/dev/null 2>&1; then
     samples_ok=$((samples_ok + 1)); echo "  passed: $sample"
   else
     samples_failed=$((samples_failed + 1)); status=1; echo "  FAILED: $sample"; tail -20 "$results/sample-$name.log"
   fi
 done
 
-echo "== notebooks (Jupyter, .NET Interactive C# kernel) =="
+echo "== notebooks (Jupyter, .NET Interactive C# and PowerShell kernels) =="
 while read -r line; do
   echo "  $line"
   case "$line" in "notebook ok"*) samples_ok=$((samples_ok + 1));; "notebook FAILED"*) samples_failed=$((samples_failed + 1)); status=1;; esac

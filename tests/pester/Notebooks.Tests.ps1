@@ -3,13 +3,16 @@ BeforeDiscovery {
     $script:Notebooks = Get-ChildItem (Join-Path $root 'notebooks') -Filter *.ipynb | ForEach-Object { @{ Name = $_.BaseName; Path = $_.FullName; Root = $root } }
 }
 
-Describe 'Notebook <Name> and its dotnet-run twin' -ForEach $Notebooks {
+Describe 'Notebook <Name> and its twin' -ForEach $Notebooks {
     BeforeAll {
         $nb = Get-Content $Path -Raw | ConvertFrom-Json
         $script:Code = ($nb.cells | Where-Object cell_type -eq 'code' | ForEach-Object { $_.source -join '' }) -join "`n"
-        $script:Twin = Join-Path $Root "samples/$Name.cs"
-        # Entry points of the library: experiments and their charts.
-        $script:Calls = { param($text) [regex]::Matches($text, '\b(?:LoraExperiments|LadderExperiments|SvdExperiments|ExperimentCharts)\.\w+') | ForEach-Object Value | Sort-Object -Unique }
+        $powerShell = $nb.metadata.kernelspec.language -eq 'PowerShell'
+        # A C# notebook's twin is a `dotnet run` file; a PowerShell notebook's a script.
+        $script:Twin = Join-Path $Root "samples/$Name.$(if ($powerShell) { 'ps1' } else { 'cs' })"
+        # Entry points: the library's experiments and their charts, or the module's cmdlets.
+        $pattern = if ($powerShell) { '\b[A-Z][a-z]+-(?:Lora[A-Za-z]+|SvdDelta)\b' } else { '\b(?:LoraExperiments|LadderExperiments|SvdExperiments|ExperimentCharts)\.\w+' }
+        $script:Calls = { param($text) [regex]::Matches($text, $pattern) | ForEach-Object Value | Sort-Object -Unique }.GetNewClosure()
     }
 
     It 'has a twin under samples/' {
