@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace LoraShell.Core.Tests;
 
+[Collection(nameof(ReproducibleTrainingCollection))]
 public class ClassificationTests
 {
     /// <summary>A task a 260K model can learn in a few dozen steps: the label is which of two words the sentence holds.</summary>

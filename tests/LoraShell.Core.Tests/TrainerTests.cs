@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace LoraShell.Core.Tests;
 
+[Collection(nameof(ReproducibleTrainingCollection))]
 public class TrainerTests
 {
     static TrainingOptions Short(string? output = null) => new()

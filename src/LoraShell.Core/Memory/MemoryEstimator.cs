@@ -91,10 +91,11 @@ public static class MemoryEstimator
     }
 
     /// <summary>
-    /// Activation elements kept for backward per micro-batch. Per token, a Llama block keeps: its input
-    /// and the normed input and output of each RMSNorm (2h twice), q before and after RoPE plus the
-    /// rotated half (3h), the same for k (3·kv), v (kv), the attention output and its contiguous copy for
-    /// o_proj (2h), the residual sums (2h), and in the MLP gate, up, silu(gate) and their product (4·i).
+    /// Activation elements kept for backward per micro-batch. Per token, a Llama block keeps: the input
+    /// and the normed output of each RMSNorm (2h twice), q before and after RoPE plus the rotated half
+    /// (3h), the same for k (3·kv), v (kv), the attention output and its contiguous copy for o_proj (2h),
+    /// and in the MLP gate, up, silu(gate) and their product (4·i). The residual additions keep nothing
+    /// (their sums are the next RMSNorm's input, counted there).
     /// </summary>
     public static double ActivationElements(LlamaConfig c, MemoryEstimateOptions o)
     {
@@ -104,9 +105,12 @@ public static class MemoryEstimator
             var ladder = Ladder(c, o);
             var side = ladder.SideModel(c);
             int fed = ladder.Layers(c).Count;
-            // No backbone activations: only the hidden states handed to the down-projections, the side
+            // No backbone activations kept: only the hidden states handed to the down-projections, the side
             // blocks at width d/k, the gate mixes (2·d/k per block) and the up-projection's input and output.
-            double perToken = (fed + 1.0) * c.HiddenSize + fed * (BlockElements(side, o) + 2.0 * side.HiddenSize) + 2.0 * side.HiddenSize + 2.0 * c.HiddenSize;
+            // The no-grad backbone pass still holds one layer's intermediates at a time (they live until the
+            // layer returns), which is part of the peak.
+            double perToken = (fed + 1.0) * c.HiddenSize + fed * (BlockElements(side, o) + 2.0 * side.HiddenSize) + 2.0 * side.HiddenSize + 2.0 * c.HiddenSize
+                + BlockElements(c, o);
             return tokens * perToken;
         }
         double lora = o.Method == TrainingMethod.Lora ? LoraTargetNames(o.LoraTargets).Count * (double)o.LoraRank : 0; // A·x per target
@@ -120,8 +124,8 @@ public static class MemoryEstimator
     static double BlockElements(LlamaConfig c, MemoryEstimateOptions o)
     {
         double h = c.HiddenSize, q = (double)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
-        double attention = 2 * h + 3 * q + 3 * kv + kv + 2 * q + h;
-        double mlp = 2 * h + 4 * i + h;
+        double attention = 2 * h + 3 * q + 3 * kv + kv + 2 * q;
+        double mlp = 2 * h + 4 * i;
         double scores = o.EagerAttention ? 2.0 * c.NumAttentionHeads * o.SequenceLength : 0; // scores and probabilities per query
         return attention + mlp + scores;
     }
