@@ -44,8 +44,8 @@ public static class ChunkedCrossEntropy
             using (no_grad())
             {
                 var chunkTargets = targets.narrow(0, start, n);
-                var valid = chunkTargets.ne(ignoreIndex).unsqueeze(1);
-                var index = chunkTargets.unsqueeze(1).masked_fill(valid.logical_not(), 0);
+                var ignored = chunkTargets.eq(ignoreIndex).unsqueeze(1);
+                var index = chunkTargets.unsqueeze(1).masked_fill(ignored, 0);
                 // float32 whatever the model's dtype: a bf16 softmax over 32k entries loses the small probabilities.
                 gradient = chunkLogits.dtype == ScalarType.Float32 ? chunkLogits.detach() : chunkLogits.to(ScalarType.Float32);
                 var picked = gradient.gather(1, index);
@@ -53,8 +53,8 @@ public static class ChunkedCrossEntropy
                 gradient.sub_(max).exp_();
                 var total = gradient.sum(1, keepdim: true);
                 // loss per row = logsumexp − picked logit = max + log Σ exp(logit − max) − picked
-                sum += (max + total.log() - picked).masked_fill(valid.logical_not(), 0).sum().item<float>();
-                gradient.div_(total).scatter_add_(1, index, full_like(picked, -1.0)).mul_(valid.to(ScalarType.Float32) * scale);
+                sum += (max + total.log() - picked).masked_fill(ignored, 0).sum().item<float>();
+                gradient.div_(total).scatter_add_(1, index, full_like(picked, -1.0)).masked_fill_(ignored, 0).mul_(scale);
             }
             chunkLogits.backward(new[] { gradient.dtype == chunkLogits.dtype ? gradient : gradient.to(chunkLogits.dtype) });
         }

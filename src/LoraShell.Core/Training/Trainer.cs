@@ -38,7 +38,7 @@ public static class Trainer
             ? new ClassificationObjective(o, tokenizer)
             : new LanguageModelingObjective(o, tokenizer, output);
         NativeMemory.ReleaseManagedGarbage();
-        string? adapter = TrainingMethods.Prepare(loaded, o, objective.FisherData, log);
+        string? adapter = TrainingMethods.Prepare(loaded, o, () => objective.FisherData, log);
         var side = o.Method == TrainingMethod.Ladder ? loaded.SideNetwork : null;
         objective.Bind(model, side, o.Seed, log);
         var trainable = TrainingMethods.TrainableOf(model, side).Concat(objective.Parameters).ToList();

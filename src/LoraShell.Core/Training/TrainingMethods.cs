@@ -38,8 +38,11 @@ internal static class TrainingMethods
         }
     }
 
-    /// <summary>Sets what trains; returns the adapter name for Method Lora. <paramref name="fisherData"/> feeds Fisher pruning.</summary>
-    internal static string? Prepare(LoadedModel loaded, TrainingOptions o, TokenStream fisherData, Action<string>? log)
+    /// <summary>
+    /// Sets what trains; returns the adapter name for Method Lora. <paramref name="fisherData"/> feeds Fisher
+    /// pruning and is asked for only then (building it costs a pass over the data for classification).
+    /// </summary>
+    internal static string? Prepare(LoadedModel loaded, TrainingOptions o, Func<TokenStream> fisherData, Action<string>? log)
     {
         var set = loaded.Adapters;
         switch (o.Method)
@@ -80,7 +83,7 @@ internal static class TrainingMethods
                     var side = new SideTuning.LadderSideNetwork(config, loaded.Model.Config);
                     side.to(loaded.Model.Device);
                     if (config.Init == SideTuning.LadderInit.Magnitude) side.InitFromBackbone(loaded.Model);
-                    else if (config.Init == SideTuning.LadderInit.Fisher) side.InitFromBackbone(loaded.Model, FisherImportance(loaded.Model, fisherData, o));
+                    else if (config.Init == SideTuning.LadderInit.Fisher) side.InitFromBackbone(loaded.Model, FisherImportance(loaded.Model, fisherData(), o));
                     loaded.SideNetwork = side;
                     log?.Invoke($"Side network: width {side.SideConfig.HiddenSize}, {side.Layers.Count} blocks, {side.parameters().Sum(p => p.numel()):N0} parameters, init {config.Init}.");
                 }

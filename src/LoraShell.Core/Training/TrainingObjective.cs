@@ -19,7 +19,7 @@ internal abstract class TrainingObjective : IDisposable
 
     public abstract bool HasValidation { get; }
 
-    /// <summary>Tokens for Fisher-information pruning of a Ladder side network.</summary>
+    /// <summary>Tokens for Fisher-information pruning of a Ladder side network (built on each call).</summary>
     public abstract TokenStream FisherData { get; }
 
     /// <summary>Class labels, for classification.</summary>
