@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$HOME/.dotnet/tools"
 refresh=0; [ "${1:-}" = "--refresh" ] && refresh=1
-dotnet publish src/LoraShell.Core -c Release --self-contained false -o out/notebook-lib -v quiet -nologo >/dev/null || { echo "notebooks: library publish failed"; exit 1; }
+dotnet publish src/LoraShell.Charts -c Release --self-contained false -o out/notebook-lib -v quiet -nologo >/dev/null || { echo "notebooks: library publish failed"; exit 1; }
 # The PowerShell notebook imports the module as module/build.sh publishes it (tests/run.sh has built it already).
 [ -f module/LoraShell/bin/LoraShell.dll ] || bash module/build.sh >/dev/null || { echo "notebooks: module build failed"; exit 1; }
 mkdir -p out/notebooks/executed

@@ -1,10 +1,10 @@
-#:project ../src/LoraShell.Core/LoraShell.Core.csproj
+#:project ../src/LoraShell.Charts/LoraShell.Charts.csproj
 #:property PublishAot=false
 #:property JsonSerializerIsReflectionEnabledByDefault=true
 // The dotnet-run twin of notebooks/03-svd-delta.ipynb: `dotnet run samples/03-svd-delta.cs [output folder]`.
 // Every number comes from LoraShell.Core.Experiments; this file only prints and charts.
 using LoraShell.Core.Experiments;
-using LoraShell.Core.Reporting;
+using LoraShell.Charts;
 
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : "out/samples/03-svd-delta");
 Directory.CreateDirectory(output);

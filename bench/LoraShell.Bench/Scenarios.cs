@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using LoraShell.Core.Inference;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using static TorchSharp.torch;
 
 namespace LoraShell.Bench;

@@ -9,7 +9,7 @@ public class GenerationTests
     [Fact]
     public void GreedyFromBosReproducesLlama2cReferenceByteForByte()
     {
-        var result = TextGenerator.Generate(SharedData.Stories, new GenerationOptions { MaxTokens = 200, Temperature = 0 });
+        var result = SharedData.Stories.Generate(new GenerationOptions { MaxTokens = 200, Temperature = 0 });
         // run.c prints a newline after the generated text.
         string expected = File.ReadAllText(SharedData.Greedy200);
         Assert.Equal(expected, result.Text + "\n");
@@ -41,9 +41,9 @@ public class GenerationTests
     public void SamplingWithSeedIsReproducibleAndSeedsDiffer()
     {
         var o = new GenerationOptions { Prompt = "Once upon a time", MaxTokens = 40, Temperature = 1.0, TopP = 0.95, Seed = 42 };
-        var a = TextGenerator.Generate(SharedData.Stories, o);
-        var b = TextGenerator.Generate(SharedData.Stories, o);
-        var c = TextGenerator.Generate(SharedData.Stories, o with { Seed = 43 });
+        var a = SharedData.Stories.Generate(o);
+        var b = SharedData.Stories.Generate(o);
+        var c = SharedData.Stories.Generate(o with { Seed = 43 });
         Assert.Equal(a.GeneratedTokens, b.GeneratedTokens);
         Assert.NotEqual(a.GeneratedTokens, c.GeneratedTokens);
         Assert.StartsWith("Once upon a time", a.Text);
@@ -52,8 +52,8 @@ public class GenerationTests
     [Fact]
     public void TinyTopPIsGreedy()
     {
-        var greedy = TextGenerator.Generate(SharedData.Stories, new GenerationOptions { Prompt = "Tom had a dog", MaxTokens = 30, Temperature = 0 });
-        var nucleus = TextGenerator.Generate(SharedData.Stories, new GenerationOptions { Prompt = "Tom had a dog", MaxTokens = 30, Temperature = 1, TopP = 1e-6, Seed = 1 });
+        var greedy = SharedData.Stories.Generate(new GenerationOptions { Prompt = "Tom had a dog", MaxTokens = 30, Temperature = 0 });
+        var nucleus = SharedData.Stories.Generate(new GenerationOptions { Prompt = "Tom had a dog", MaxTokens = 30, Temperature = 1, TopP = 1e-6, Seed = 1 });
         Assert.Equal(greedy.GeneratedTokens, nucleus.GeneratedTokens);
     }
 
@@ -64,7 +64,7 @@ public class GenerationTests
     [InlineData(10, 0.8, 1.5)]
     public void BadOptionsAreRejected(int maxTokens, double temperature, double topP)
     {
-        var e = Assert.Throws<LoraShellException>(() => TextGenerator.Generate(SharedData.Stories,
+        var e = Assert.Throws<LoraShellException>(() => SharedData.Stories.Generate(
             new GenerationOptions { MaxTokens = maxTokens, Temperature = temperature, TopP = topP }));
         Assert.Equal(LoraErrorKind.InvalidArgument, e.Kind);
     }

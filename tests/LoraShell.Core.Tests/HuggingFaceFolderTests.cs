@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
-using LoraShell.Core.Inference;
 using LoraShell.Core.IO;
+using LoraShell.Core.Inference;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -58,7 +59,7 @@ public class HuggingFaceFolderTests
     {
         using var dir = new TempFolder();
         string folder = Path.Combine(dir.Path, "bf16");
-        using (var copy = SharedData.LoadStories("bfloat16"))
+        using (var copy = SharedData.LoadStories(ModelDType.BFloat16))
             copy.SaveHuggingFace(folder, overwrite: false);
         Assert.Equal("bfloat16", (string?)JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!["torch_dtype"]);
         using (var st = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors")))
@@ -71,7 +72,7 @@ public class HuggingFaceFolderTests
         double upcastError = TensorAssert.MaxAbsDiff(reference, Logits(upcast.Model)) / scale;
         Assert.True(upcastError < 0.03, $"bf16 weights, fp32 compute: relative error {upcastError}");
 
-        using var native = LoadedModel.Load(new ModelLoadOptions { Path = folder, DType = "bfloat16" });
+        using var native = LoadedModel.Load(new ModelLoadOptions { Path = folder, DType = ModelDType.BFloat16 });
         Assert.Equal(ScalarType.BFloat16, native.Model.DType);
         double nativeError = TensorAssert.MaxAbsDiff(reference, Logits(native.Model)) / scale;
         Assert.True(nativeError < 0.06, $"bf16 compute: relative error {nativeError}");
@@ -198,7 +199,7 @@ public class HuggingFaceFolderTests
     {
         using var gpu = LoadedModel.Load(new ModelLoadOptions { Path = SharedData.Stories260K, TokenizerPath = SharedData.Tok512, Device = "cuda" });
         Assert.True(TensorAssert.MaxAbsDiff(Logits(SharedData.Stories.Model), Logits(gpu.Model)) < 1e-3);
-        var text = TextGenerator.Generate(gpu, new GenerationOptions { MaxTokens = 200, Temperature = 0 }).Text;
+        var text = gpu.Generate(new GenerationOptions { MaxTokens = 200, Temperature = 0 }).Text;
         Assert.Equal(File.ReadAllText(SharedData.Greedy200), text + "\n");
     }
 }

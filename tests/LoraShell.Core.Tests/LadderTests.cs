@@ -65,11 +65,11 @@ public class LadderTests
         using var fresh = SharedData.LoadStories();
         fresh.SideNetwork = LadderSideNetwork.Load(r.SideNetworkPath!, fresh.Model);
         string text = File.ReadAllText(SharedData.TinyShakespeare)[^3000..];
-        Assert.Equal(PerplexityEvaluator.Evaluate(m, text).Loss, PerplexityEvaluator.Evaluate(fresh, text).Loss, 6);
+        Assert.Equal(m.Perplexity(text).Loss, fresh.Perplexity(text).Loss, 6);
 
         // Generation with the side network: its blocks keep their own KV cache, which must give the same
         // tokens as recomputing the whole sequence through backbone and side network at every step.
-        var generated = TextGenerator.Generate(fresh, new GenerationOptions { Prompt = "ROMEO:", MaxTokens = 24, Temperature = 0, StopAtSpecialTokens = false });
+        var generated = fresh.Generate(new GenerationOptions { Prompt = "ROMEO:", MaxTokens = 24, Temperature = 0, StopAtSpecialTokens = false });
         var ids = generated.PromptTokens.ToList();
         using (TorchSharp.torch.no_grad())
             for (int i = 0; i < 24; i++)
@@ -79,7 +79,7 @@ public class LadderTests
                 ids.Add((int)logits[0, -1].argmax().item<long>());
             }
         Assert.Equal(ids.Skip(generated.PromptTokens.Count), generated.GeneratedTokens);
-        Assert.NotEqual(generated.GeneratedTokens, TextGenerator.Generate(SharedData.Stories, new GenerationOptions { Prompt = "ROMEO:", MaxTokens = 24, Temperature = 0, StopAtSpecialTokens = false }).GeneratedTokens);
+        Assert.NotEqual(generated.GeneratedTokens, SharedData.Stories.Generate(new GenerationOptions { Prompt = "ROMEO:", MaxTokens = 24, Temperature = 0, StopAtSpecialTokens = false }).GeneratedTokens);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Tests;

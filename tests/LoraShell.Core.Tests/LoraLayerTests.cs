@@ -1,5 +1,6 @@
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -239,7 +240,7 @@ public class LoraLayerTests
     [Fact]
     public void Bfloat16BaseKeepsFloat32AdaptersAndMergesInFloat32()
     {
-        using var m = SharedData.LoadStories("bfloat16");
+        using var m = SharedData.LoadStories(ModelDType.BFloat16);
         m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { "q_proj", "down_proj" }, Init = LoraInit.Random }, seed: 9);
         var layer = (LoraLinear)m.Model.model.layers[0].self_attn.q_proj;
         Assert.Equal(ScalarType.Float32, layer.lora_A["default"].weight!.dtype);

@@ -1,5 +1,6 @@
 using LoraShell.Core.Memory;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using LoraShell.Core.SideTuning;
 using LoraShell.Core.Training;
 using Xunit;

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using LoraShell.Core.IO;
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Tests;

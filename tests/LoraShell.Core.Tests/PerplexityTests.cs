@@ -23,7 +23,7 @@ public class PerplexityTests
         string text = "Tom and Sue went to the park. They played with a red ball.";
         var tokens = new List<int> { 1 };
         tokens.AddRange(SharedData.Stories.Tokenizer!.Encode(text));
-        var result = PerplexityEvaluator.Evaluate(SharedData.Stories, text);
+        var result = SharedData.Stories.Perplexity(text);
         Assert.Equal(tokens.Count - 1, result.Tokens);
         Assert.Equal(1, result.Windows);
         Assert.Equal(DirectLoss(tokens), result.Loss, 4);
@@ -36,7 +36,7 @@ public class PerplexityTests
         string text = File.ReadAllText(SharedData.Greedy200);
         var tokens = new List<int> { 1 };
         tokens.AddRange(SharedData.Stories.Tokenizer!.Encode(text));
-        var result = PerplexityEvaluator.Evaluate(SharedData.Stories, text, windowLength: 64, batchSize: 3);
+        var result = SharedData.Stories.Perplexity(text, windowLength: 64, batchSize: 3);
         Assert.Equal(tokens.Count - 1, result.Tokens);
         Assert.Equal((int)Math.Ceiling((tokens.Count - 1) / 63.0), result.Windows);
 
@@ -53,8 +53,8 @@ public class PerplexityTests
     [Fact]
     public void InDomainTextScoresFarBetterThanShakespeare()
     {
-        var stories = PerplexityEvaluator.Evaluate(SharedData.Stories, File.ReadAllText(SharedData.Greedy200));
-        var shakespeare = PerplexityEvaluator.Evaluate(SharedData.Stories, File.ReadAllText(SharedData.TinyShakespeare)[..4000]);
+        var stories = SharedData.Stories.Perplexity(File.ReadAllText(SharedData.Greedy200));
+        var shakespeare = SharedData.Stories.Perplexity(File.ReadAllText(SharedData.TinyShakespeare)[..4000]);
         Assert.True(stories.Loss < 1.0, $"greedy text loss {stories.Loss}");
         Assert.True(shakespeare.Loss > stories.Loss + 1.0, $"shakespeare {shakespeare.Loss} vs stories {stories.Loss}");
     }
@@ -62,7 +62,7 @@ public class PerplexityTests
     [Fact]
     public void EmptyTextIsRejected()
     {
-        var e = Assert.Throws<LoraShellException>(() => PerplexityEvaluator.Evaluate(SharedData.Stories, ""));
+        var e = Assert.Throws<LoraShellException>(() => SharedData.Stories.Perplexity(""));
         Assert.Equal("TextTooShort", e.ErrorId);
     }
 }

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 
 namespace LoraShell.Core.Tests;
 
@@ -18,7 +19,7 @@ public static class SharedData
     /// <summary>One read-only stories260K shared by tests that do not modify it.</summary>
     public static LoadedModel Stories => SharedModel.Value;
 
-    public static LoadedModel LoadStories(string dtype = "float32")
+    public static LoadedModel LoadStories(ModelDType dtype = ModelDType.Float32)
         => LoadedModel.Load(new ModelLoadOptions { Path = Stories260K, TokenizerPath = Tok512, DType = dtype });
 }
 

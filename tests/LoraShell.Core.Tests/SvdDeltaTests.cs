@@ -3,6 +3,7 @@ using LoraShell.Core.Delta;
 using LoraShell.Core.IO;
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using LoraShell.Core.Training;
 using static TorchSharp.torch;
 
@@ -180,8 +181,8 @@ public class SvdDeltaTests
         PeftAdapterFormat.Load(merged.Adapters, dir.File("delta"), "default");
         merged.Adapters.Merge(null, safe: true);
         string text = File.ReadAllText(SharedData.TinyShakespeare)[^4000..];
-        double expected = LoraShell.Core.Inference.PerplexityEvaluator.Evaluate(ft, text).Loss;
-        double actual = LoraShell.Core.Inference.PerplexityEvaluator.Evaluate(merged, text).Loss;
+        double expected = ft.Perplexity(text).Loss;
+        double actual = merged.Perplexity(text).Loss;
         Assert.True(Math.Abs(expected - actual) < 1e-4, $"{expected} vs {actual}");
     }
 

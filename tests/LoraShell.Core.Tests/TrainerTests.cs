@@ -1,5 +1,6 @@
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using LoraShell.Core.Tokenizers;
 using LoraShell.Core.Training;
 using static TorchSharp.torch;
@@ -37,7 +38,7 @@ public class TrainerTests
         using var fresh = SharedData.LoadStories();
         PeftAdapterFormat.Load(fresh.Adapters, r.AdapterPath!, "default");
         var text = File.ReadAllText(SharedData.TinyShakespeare)[^3000..];
-        Assert.Equal(LoraShell.Core.Inference.PerplexityEvaluator.Evaluate(m, text).Loss, LoraShell.Core.Inference.PerplexityEvaluator.Evaluate(fresh, text).Loss, 6);
+        Assert.Equal(m.Perplexity(text).Loss, fresh.Perplexity(text).Loss, 6);
     }
 
     [Fact]

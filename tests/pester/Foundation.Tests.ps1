@@ -100,9 +100,10 @@ Describe 'Errors carry ids and categories' {
         $e.FullyQualifiedErrorId | Should -BeLike 'InvalidDevice,*'
         $e.CategoryInfo.Category | Should -Be 'InvalidArgument'
     }
-    It 'bad dtype is caught by parameter validation' {
+    It 'bad dtype is caught by parameter binding (an enum), naming the valid ones' {
         $e = Get-ThrownError { Import-LoraModel -Path $StoriesPath -DType int8 }
-        $e.FullyQualifiedErrorId | Should -BeLike 'ParameterArgumentValidationError,*'
+        $e.FullyQualifiedErrorId | Should -BeLike 'CannotConvertArgumentNoMessage,*'
+        $e.Exception.Message | Should -Match 'Float32, BFloat16, Float16'
     }
     It 'bad sampling settings' {
         $e = Get-ThrownError { $Model | Invoke-LoraGeneration -TopP 0 }

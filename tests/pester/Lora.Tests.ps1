@@ -20,6 +20,21 @@ Describe 'Add-LoraAdapter | Get-LoraAdapter' {
         (Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules 'model\.layers\.0\..*' | Get-LoraAdapter).Modules.Count | Should -Be 7
         (Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules all-linear | Get-LoraAdapter).Modules.Count | Should -Be 35
     }
+    It 'matches dotted names as PEFT does: equal to the path or a suffix after a dot' {
+        $q = Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules self_attn.q_proj | Get-LoraAdapter
+        $q.Modules | Should -Be (0..4 | ForEach-Object { "model.layers.$_.self_attn.q_proj" })
+        $mixed = Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules mlp.down_proj, q_proj | Get-LoraAdapter
+        $mixed.Modules.Count | Should -Be 10
+        @($mixed.Modules | Where-Object { $_ -like '*.mlp.down_proj' }).Count | Should -Be 5
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules q_proj, '.*v_proj' }
+        $e.FullyQualifiedErrorId | Should -BeLike 'RegexAmongNames,*'
+    }
+    It 'binds enums for -Bias and -InitMethod' {
+        $a = Import-LoraModel $StoriesPath | Add-LoraAdapter -Bias lora_only -InitMethod gaussian -TargetModules q_proj | Get-LoraAdapter
+        $a.Bias | Should -Be 'lora_only'
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Add-LoraAdapter -Bias some }
+        $e.Exception.Message | Should -Match 'none, all, lora_only'
+    }
     It 'changes nothing with -WhatIf and says what it would wrap' {
         $m = Import-LoraModel $StoriesPath
         $out = $m | Add-LoraAdapter -TargetModules all-linear -Rank 4 -WhatIf 6>&1 | Out-String

@@ -15,7 +15,6 @@ namespace LoraShell.Core.Delta;
 /// </summary>
 public static class SvdDeltaCompressor
 {
-    const string Prefix = "base_model.model.";
     const int SpectrumKept = 512;
     const int ResidualRows = 256;
 
@@ -86,8 +85,8 @@ public static class SvdDeltaCompressor
                 using (a) using (b)
                 {
                     // Zero rows of A and zero columns of B leave B·A unchanged.
-                    writer.Add($"{Prefix}{module}.lora_A.weight", nn.functional.pad(a!, new long[] { 0, 0, 0, maxRank - rank }));
-                    writer.Add($"{Prefix}{module}.lora_B.weight", nn.functional.pad(b!, new long[] { 0, maxRank - rank, 0, 0 }));
+                    writer.Add(PeftAdapterFiles.LoraAKey(module), nn.functional.pad(a!, new long[] { 0, 0, 0, maxRank - rank }));
+                    writer.Add(PeftAdapterFiles.LoraBKey(module), nn.functional.pad(b!, new long[] { 0, maxRank - rank, 0, 0 }));
                 }
             }
 
@@ -96,12 +95,8 @@ public static class SvdDeltaCompressor
         else
         {
             var config = BuildConfig(o, compressed, maxRank, exactTensors);
-            var info = AtomicFile.WriteDirectory(output, o.Overwrite, temp =>
-            {
-                File.WriteAllText(Path.Combine(temp, PeftAdapterFormat.ConfigFile), config.ToJson());
-                writer.Finish(Path.Combine(temp, PeftAdapterFormat.WeightsFile), HuggingFaceWriter.PtMetadata);
-            });
-            adapterBytes = new FileInfo(Path.Combine(info.FullName, PeftAdapterFormat.WeightsFile)).Length;
+            var info = PeftAdapterFiles.Write(output, o.Overwrite, temp => PeftAdapterFiles.WriteInto(temp, config, writer));
+            adapterBytes = new FileInfo(Path.Combine(info.FullName, PeftAdapterFiles.WeightsFile)).Length;
         }
 
         var worst = compressed.OrderByDescending(r => r.RelativeError).FirstOrDefault();
@@ -122,17 +117,19 @@ public static class SvdDeltaCompressor
 
     static string ModuleOf(string tensorName) => tensorName.EndsWith(".weight", StringComparison.Ordinal) ? tensorName[..^".weight".Length] : tensorName;
 
-    /// <summary>Default: 2-D tensors except embeddings and output heads; else Add-LoraAdapter's rules on the module path.</summary>
+    static readonly Regex EmbeddingOrHead = new(@"(^|\.)(embed_tokens|embed|wte|wpe|tok_embeddings|lm_head|output)(\.|$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// Which matrices to compress: by default (or all-linear) every 2-D tensor except embeddings and
+    /// output heads; else the module paths that Add-LoraAdapter's rules (<see cref="TargetMatcher"/>) select.
+    /// </summary>
     static Func<string, bool> TargetPredicate(IReadOnlyList<string>? targets)
     {
-        if (targets is null || targets.Count == 0 || (targets.Count == 1 && targets[0].Equals(LoraConfig.AllLinear, StringComparison.OrdinalIgnoreCase)))
-            return n => !Regex.IsMatch(n, @"(^|\.)(embed_tokens|embed|wte|wpe|tok_embeddings|lm_head|output)(\.|$)", RegexOptions.IgnoreCase);
-        if (targets.Count == 1 && Regex.IsMatch(targets[0], @"[\\\*\+\?\[\]\(\)\{\}\|\^\$]"))
-        {
-            var regex = new Regex($"^(?:{targets[0]})$");
-            return n => regex.IsMatch(ModuleOf(n));
-        }
-        return n => targets.Any(t => ModuleOf(n) == t || ModuleOf(n).EndsWith("." + t, StringComparison.Ordinal));
+        bool IsLinear(string name) => !EmbeddingOrHead.IsMatch(name);
+        if (targets is null || targets.Count == 0) return IsLinear;
+        var (names, regex) = TargetMatcher.FromUserValues(targets);
+        var config = new LoraConfig { TargetModules = names, TargetRegex = regex };
+        return n => TargetMatcher.Matches(config, ModuleOf(n), IsLinear(n));
     }
 
     static SvdDeltaReport CompressOne(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, SvdDeltaOptions o,
@@ -182,8 +179,8 @@ public static class SvdDeltaCompressor
         string module = ModuleOf(name);
         if (deferred is null)
         {
-            writer.Add($"{Prefix}{module}.lora_A.weight", a);
-            writer.Add($"{Prefix}{module}.lora_B.weight", b);
+            writer.Add(PeftAdapterFiles.LoraAKey(module), a);
+            writer.Add(PeftAdapterFiles.LoraBKey(module), b);
         }
         else deferred.Add((module, rank, a.clone().DetachFromDisposeScope(), b.clone().DetachFromDisposeScope()));
 
@@ -209,7 +206,7 @@ public static class SvdDeltaCompressor
         bool store = o.IncludeNonMatrix && maxAbs > 0;
         if (store)
         {
-            writer.Add(Prefix + name, ft);
+            writer.Add(PeftAdapterFiles.ParameterKey(name), ft);
             exact.Add(name);
         }
         return new SvdDeltaReport

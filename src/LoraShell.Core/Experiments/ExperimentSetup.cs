@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using LoraShell.Core.Training;
 
 namespace LoraShell.Core.Experiments;

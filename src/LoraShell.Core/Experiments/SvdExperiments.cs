@@ -2,6 +2,7 @@ using LoraShell.Core.Delta;
 using LoraShell.Core.IO;
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 using LoraShell.Core.Training;
 
 namespace LoraShell.Core.Experiments;

@@ -7,7 +7,6 @@ namespace LoraShell.Core.IO;
 /// <summary>One tensor's entry in a safetensors header.</summary>
 public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End)
 {
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
     public long ByteLength => End - Begin;
 }
 

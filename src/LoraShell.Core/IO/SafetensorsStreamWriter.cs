@@ -1,4 +1,3 @@
-using System.Text.Json;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.IO;
@@ -12,7 +11,7 @@ public sealed class SafetensorsStreamWriter : IDisposable
 {
     readonly string _dataPath;
     readonly FileStream _data;
-    readonly List<(string Name, string DType, long[] Shape, long Begin, long End)> _entries = new();
+    readonly List<SafetensorsHeaderEntry> _entries = new();
     readonly HashSet<string> _names = new(StringComparer.Ordinal);
 
     public SafetensorsStreamWriter(string scratchFolder)
@@ -32,45 +31,16 @@ public sealed class SafetensorsStreamWriter : IDisposable
         var cpu = tensor.detach().cpu().contiguous();
         long begin = _data.Length;
         if (cpu.numel() > 0) TensorBytes.Write(cpu, _data);
-        _entries.Add((name, SafetensorsDType.NameOf(cpu.dtype), cpu.shape, begin, _data.Length));
+        _entries.Add(new SafetensorsHeaderEntry(name, SafetensorsDType.NameOf(cpu.dtype), cpu.shape, begin, _data.Length));
     }
 
     public void Finish(string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            if (metadata is { Count: > 0 })
-            {
-                json.WriteStartObject("__metadata__");
-                foreach (var (k, v) in metadata.OrderBy(p => p.Key, StringComparer.Ordinal)) json.WriteString(k, v);
-                json.WriteEndObject();
-            }
-            foreach (var e in _entries)
-            {
-                json.WriteStartObject(e.Name);
-                json.WriteString("dtype", e.DType);
-                json.WriteStartArray("shape");
-                foreach (var d in e.Shape) json.WriteNumberValue(d);
-                json.WriteEndArray();
-                json.WriteStartArray("data_offsets");
-                json.WriteNumberValue(e.Begin);
-                json.WriteNumberValue(e.End);
-                json.WriteEndArray();
-                json.WriteEndObject();
-            }
-            json.WriteEndObject();
-        }
-        int padded = (int)((buffer.Length + 7) / 8 * 8);
-        var header = new byte[padded];
-        buffer.ToArray().CopyTo(header, 0);
-        for (int i = (int)buffer.Length; i < padded; i++) header[i] = (byte)' ';
+        var header = SafetensorsHeader.Build(_entries, metadata);
         _data.Flush();
         AtomicFile.Write(path, stream =>
         {
-            stream.Write(BitConverter.GetBytes((ulong)header.Length));
-            stream.Write(header);
+            SafetensorsHeader.WriteTo(stream, header);
             _data.Seek(0, SeekOrigin.Begin);
             _data.CopyTo(stream, 1 << 20);
         });

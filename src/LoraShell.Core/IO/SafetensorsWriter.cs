@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.Json;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.IO;
@@ -18,11 +16,18 @@ public static class SafetensorsWriter
         foreach (var (name, _) in list)
             if (!names.Add(name)) throw LoraShellException.InvalidArgument("DuplicateTensorName", $"Tensor name '{name}' appears twice; safetensors names must be unique.");
 
-        byte[] header = BuildHeader(list, metadata);
+        long offset = 0;
+        var entries = new List<SafetensorsHeaderEntry>(list.Count);
+        foreach (var (name, tensor) in list)
+        {
+            long bytes = tensor.numel() * SafetensorsDType.SizeOf(tensor.dtype);
+            entries.Add(new SafetensorsHeaderEntry(name, SafetensorsDType.NameOf(tensor.dtype), tensor.shape, offset, offset + bytes));
+            offset += bytes;
+        }
+        byte[] header = SafetensorsHeader.Build(entries, metadata);
         AtomicFile.Write(path, stream =>
         {
-            stream.Write(BitConverter.GetBytes((ulong)header.Length));
-            stream.Write(header);
+            SafetensorsHeader.WriteTo(stream, header);
             foreach (var (_, tensor) in list)
             {
                 using var scope = NewDisposeScope();
@@ -30,42 +35,5 @@ public static class SafetensorsWriter
                 if (cpu.numel() > 0) TensorBytes.Write(cpu, stream);
             }
         });
-    }
-
-    static byte[] BuildHeader(List<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            if (metadata != null && metadata.Count > 0)
-            {
-                json.WriteStartObject("__metadata__");
-                foreach (var (k, v) in metadata.OrderBy(p => p.Key, StringComparer.Ordinal)) json.WriteString(k, v);
-                json.WriteEndObject();
-            }
-            long offset = 0;
-            foreach (var (name, tensor) in tensors)
-            {
-                long bytes = tensor.numel() * SafetensorsDType.SizeOf(tensor.dtype);
-                json.WriteStartObject(name);
-                json.WriteString("dtype", SafetensorsDType.NameOf(tensor.dtype));
-                json.WriteStartArray("shape");
-                foreach (long d in tensor.shape) json.WriteNumberValue(d);
-                json.WriteEndArray();
-                json.WriteStartArray("data_offsets");
-                json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + bytes);
-                json.WriteEndArray();
-                json.WriteEndObject();
-                offset += bytes;
-            }
-            json.WriteEndObject();
-        }
-        int padded = (int)((buffer.Length + 7) / 8 * 8);
-        var header = new byte[padded];
-        buffer.ToArray().CopyTo(header, 0);
-        for (int i = (int)buffer.Length; i < padded; i++) header[i] = (byte)' ';
-        return header;
     }
 }

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Tokenizers;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Inference;
@@ -13,13 +14,13 @@ public sealed record PerplexityResult(double Loss, double Perplexity, long Token
 /// </summary>
 public static class PerplexityEvaluator
 {
-    public static PerplexityResult Evaluate(LoadedModel loaded, string text, int? windowLength = null, int batchSize = 8,
-        IProgress<double>? progress = null, CancellationToken cancel = default)
+    /// <param name="logits">the whole model's logits (a side network's too); default the backbone's forward</param>
+    public static PerplexityResult Evaluate(LlamaForCausalLM model, ITextTokenizer tokenizer, string text, Func<Tensor, Tensor>? logits = null,
+        int? windowLength = null, int batchSize = 8, IProgress<double>? progress = null, CancellationToken cancel = default)
     {
-        var tokenizer = loaded.RequireTokenizer();
         var tokens = new List<int> { tokenizer.BosId };
         tokens.AddRange(tokenizer.Encode(text));
-        return EvaluateTokens(loaded.Model, tokens, windowLength, batchSize, progress, cancel, loaded.SideNetwork is null ? null : loaded.Logits);
+        return EvaluateTokens(model, tokens, windowLength, batchSize, progress, cancel, logits);
     }
 
     public static PerplexityResult EvaluateTokens(LlamaForCausalLM model, IReadOnlyList<int> tokens, int? windowLength = null, int batchSize = 8,

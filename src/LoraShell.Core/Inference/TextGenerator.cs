@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LoraShell.Core.Models;
+using LoraShell.Core.Tokenizers;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Inference;
@@ -11,16 +12,16 @@ namespace LoraShell.Core.Inference;
 /// </summary>
 public static class TextGenerator
 {
-    public static GenerationResult Generate(LoadedModel loaded, GenerationOptions options,
+    /// <param name="side">a ladder side network beside the model, whose blocks keep their own KV cache</param>
+    public static GenerationResult Generate(LlamaForCausalLM model, ITextTokenizer tokenizer, GenerationOptions options, SideTuning.LadderSideNetwork? side = null,
         IProgress<int>? tokensDone = null, CancellationToken cancel = default)
     {
         options.Validate();
-        var tokenizer = loaded.RequireTokenizer();
         var prompt = new List<int> { tokenizer.BosId };
         prompt.AddRange(tokenizer.Encode(options.Prompt));
         var stopTokens = options.StopAtSpecialTokens ? new[] { tokenizer.BosId, tokenizer.EosId } : Array.Empty<int>();
         var clock = Stopwatch.StartNew();
-        var (generated, stop) = GenerateTokens(loaded.Model, prompt, options, stopTokens, tokensDone, cancel, loaded.SideNetwork);
+        var (generated, stop) = GenerateTokens(model, prompt, options, stopTokens, tokensDone, cancel, side);
         clock.Stop();
         string completion = tokenizer.Decode(generated);
         string text = tokenizer.Decode(prompt.Skip(1).Concat(generated));

@@ -15,9 +15,11 @@ public sealed class LoraAdapterSet
     readonly LlamaForCausalLM _model;
     readonly List<string> _order = new();
     readonly Dictionary<string, LoraConfig> _configs = new(StringComparer.Ordinal);
-    readonly Dictionary<string, List<string>> _paths = new(StringComparer.Ordinal);
 
     public LoraAdapterSet(LlamaForCausalLM model) => _model = model;
+
+    /// <summary>The model the adapters live in.</summary>
+    public LlamaForCausalLM Model => _model;
 
     public IReadOnlyList<string> Names => _order;
     public bool Contains(string name) => _configs.ContainsKey(name);
@@ -82,8 +84,7 @@ public sealed class LoraAdapterSet
             wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init);
         }
         _order.Add(name);
-        _configs[name] = config;
-        _paths[name] = plan.Select(p => p.ModulePath).ToList();
+        _configs[name] = TargetMatcher.Expand(config, plan.Select(p => p.ModulePath));
         SetActive(name);
     }
 
@@ -117,7 +118,6 @@ public sealed class LoraAdapterSet
         foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.DeleteAdapter(name);
         _order.Remove(name);
         _configs.Remove(name);
-        _paths.Remove(name);
         ActiveNames = ActiveNames.Where(n => n != name).ToList();
     }
 
@@ -130,17 +130,28 @@ public sealed class LoraAdapterSet
     /// </summary>
     public List<string> Merge(IReadOnlyList<string>? names, bool safe)
     {
-        var chosen = names is { Count: > 0 } ? names.ToList() : ActiveNames.ToList();
-        if (chosen.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NoAdapterToMerge", "The model has no active adapter to merge; add or import one first.");
-        foreach (var n in chosen) if (!_configs.ContainsKey(n)) throw NotFound(n);
+        var (toMerge, _) = MergeTargets(names);
         var done = new List<string>();
-        foreach (var n in chosen)
+        foreach (var n in toMerge)
         {
             bool any = false;
             foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(n))) any |= layer.Merge(n, safe);
             if (any) done.Add(n);
         }
         return done;
+    }
+
+    /// <summary>
+    /// The adapters a merge of <paramref name="names"/> (default: the active ones) would fold in, and
+    /// those among them that are merged already (merging twice would add them twice).
+    /// </summary>
+    public (List<string> ToMerge, List<string> AlreadyMerged) MergeTargets(IReadOnlyList<string>? names)
+    {
+        var chosen = names is { Count: > 0 } ? names.Distinct().ToList() : ActiveNames.ToList();
+        if (chosen.Count == 0) throw new LoraShellException(LoraErrorKind.InvalidOperation, "NoAdapterToMerge", "The model has no active adapter to merge; add or import one first.");
+        foreach (var n in chosen) if (!_configs.ContainsKey(n)) throw NotFound(n);
+        var merged = MergedNames;
+        return (chosen.Where(n => !merged.Contains(n)).ToList(), chosen.Where(merged.Contains).ToList());
     }
 
     public void Unmerge()

@@ -15,15 +15,3 @@ public enum LoraInit
     /// <summary><c>false</c>: A and B both random (B·A ≠ 0); for tests and debugging, as in PEFT.</summary>
     Random,
 }
-
-public static class LoraInitNames
-{
-    public static LoraInit Parse(string? text) => (text ?? "true").Trim().ToLowerInvariant() switch
-    {
-        "true" or "default" or "kaiming" => LoraInit.Default,
-        "gaussian" => LoraInit.Gaussian,
-        "pissa" => LoraInit.Pissa,
-        "false" or "random" => LoraInit.Random,
-        _ => throw LoraShellException.InvalidArgument("InvalidInitMethod", $"Init method '{text}' is not known; expected Default (kaiming), Gaussian, Pissa or Random.", text),
-    };
-}

@@ -9,16 +9,12 @@ namespace LoraShell.Core.Lora;
 public sealed record AdapterSaveResult(DirectoryInfo Folder, int TensorCount, long FileBytes, IReadOnlyList<string> Warnings);
 
 /// <summary>
-/// Hugging Face PEFT's on-disk adapter: <c>adapter_config.json</c> + <c>adapter_model.safetensors</c>
-/// with keys <c>base_model.model.PATH.lora_A.weight</c> [r, in] and <c>…lora_B.weight</c> [out, r]
-/// (no adapter name in the key), biases and modules_to_save as <c>base_model.model.PATH.PARAM</c>,
-/// metadata {"format": "pt"}.
+/// Moves one adapter of a <see cref="LoraAdapterSet"/> to and from a PEFT adapter folder
+/// (<see cref="PeftAdapterFiles"/>): which tensors PEFT would save, the save-time sanity checks, and
+/// the load-time key diff that names the likely cause of a mismatch.
 /// </summary>
 public static class PeftAdapterFormat
 {
-    public const string ConfigFile = "adapter_config.json";
-    public const string WeightsFile = "adapter_model.safetensors";
-    const string Prefix = "base_model.model.";
 
     /// <summary>The tensors PEFT would save for this adapter, by key.</summary>
     public static List<KeyValuePair<string, Tensor>> StateDict(LoraAdapterSet set, string name)
@@ -27,13 +23,13 @@ public static class PeftAdapterFormat
         var result = new List<KeyValuePair<string, Tensor>>();
         foreach (var (path, layer) in set.Layers().Where(l => l.Layer.Adapters.Contains(name)))
         {
-            result.Add(new($"{Prefix}{path}.lora_A.weight", layer.lora_A[name].weight!));
-            result.Add(new($"{Prefix}{path}.lora_B.weight", layer.lora_B[name].weight!));
+            result.Add(new(PeftAdapterFiles.LoraAKey(path), layer.lora_A[name].weight!));
+            result.Add(new(PeftAdapterFiles.LoraBKey(path), layer.lora_B[name].weight!));
         }
         foreach (var (pname, p) in set.TrainedBiases(name))
-            result.Add(new($"{Prefix}{pname}", p));
+            result.Add(new(PeftAdapterFiles.ParameterKey(pname), p));
         foreach (var (pname, p) in set.ModulesToSaveParameters(config))
-            result.Add(new($"{Prefix}{pname}", p));
+            result.Add(new(PeftAdapterFiles.ParameterKey(pname), p));
         return result;
     }
 
@@ -46,7 +42,7 @@ public static class PeftAdapterFormat
         var warnings = new List<string>();
         if (tensors.Count == 0)
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "EmptyAdapter", $"Adapter '{name}' has no tensors to save.", name);
-        int loraKeys = tensors.Count(t => t.Key.EndsWith(".lora_A.weight") || t.Key.EndsWith(".lora_B.weight"));
+        int loraKeys = tensors.Count(t => PeftAdapterFiles.IsLoraKey(t.Key));
         if (loraKeys != 2 * layers)
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterKeyCountMismatch", $"Adapter '{name}' wraps {layers} modules but {loraKeys} LoRA tensors were collected (expected {2 * layers}).", name);
         using (no_grad())
@@ -56,28 +52,9 @@ public static class PeftAdapterFormat
                 warnings.Add($"Every lora_B of adapter '{name}' is zero: the adapter does not change the model (untrained?).");
         }
 
-        var info = AtomicFile.WriteDirectory(folder, overwrite, temp =>
-        {
-            File.WriteAllText(Path.Combine(temp, ConfigFile), config.ToJson());
-            SafetensorsWriter.Write(Path.Combine(temp, WeightsFile), tensors.OrderBy(t => t.Key, StringComparer.Ordinal), HuggingFaceWriter.PtMetadata);
-        });
-        long bytes = new FileInfo(Path.Combine(info.FullName, WeightsFile)).Length;
+        var info = PeftAdapterFiles.Write(folder, overwrite, temp => PeftAdapterFiles.WriteInto(temp, config, tensors));
+        long bytes = new FileInfo(Path.Combine(info.FullName, PeftAdapterFiles.WeightsFile)).Length;
         return new AdapterSaveResult(info, tensors.Count, bytes, warnings);
-    }
-
-    /// <summary>
-    /// Finds the adapter folder: <paramref name="folder"/> itself, or PEFT's <c>folder/NAME</c> layout
-    /// for a non-default adapter saved beside others.
-    /// </summary>
-    public static string Locate(string folder, string name)
-    {
-        string full = Path.GetFullPath(folder);
-        if (File.Exists(Path.Combine(full, ConfigFile))) return full;
-        string sub = Path.Combine(full, name);
-        if (File.Exists(Path.Combine(sub, ConfigFile))) return sub;
-        if (!Directory.Exists(full)) throw LoraShellException.NotFound("AdapterNotFound", $"Adapter folder '{full}' does not exist.", full);
-        throw LoraShellException.NotFound("AdapterConfigNotFound",
-            $"'{full}' has no {ConfigFile} (nor has '{sub}'); a PEFT adapter folder holds {ConfigFile} and {WeightsFile}. Found: {SafetensorsCheckpoint.ListFolder(full)}.", full);
     }
 
     /// <summary>
@@ -87,16 +64,9 @@ public static class PeftAdapterFormat
     /// </summary>
     public static LoraConfig Load(LoraAdapterSet set, string folder, string name, Action<string>? warn = null)
     {
-        string dir = Locate(folder, name);
-        string configPath = Path.Combine(dir, ConfigFile);
-        var config = LoraConfig.FromJson(File.ReadAllText(configPath), configPath, warn);
-        string weightsPath = Path.Combine(dir, WeightsFile);
-        if (!File.Exists(weightsPath))
-        {
-            if (File.Exists(Path.Combine(dir, "adapter_model.bin")))
-                throw LoraShellException.InvalidData("PickleNotSupported", $"'{dir}' holds adapter_model.bin (pickle); LoraShell only loads {WeightsFile}. Re-save it with safe_serialization=True.", dir);
-            throw LoraShellException.NotFound("AdapterWeightsNotFound", $"'{dir}' has {ConfigFile} but no {WeightsFile}.", dir);
-        }
+        using var adapter = PeftAdapterFiles.Open(folder, name, warn);
+        string dir = adapter.Path;
+        var config = adapter.Config;
         if (set.Contains(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'; import this one under another -Name.", name);
@@ -110,30 +80,36 @@ public static class PeftAdapterFormat
             throw LoraShellException.InvalidData("AdapterDoesNotMatchModel", $"Adapter '{dir}' does not fit this model: {e.Message} (likely cause: an adapter for another base model).", dir);
         }
 
-        using var file = SafetensorsFile.Open(weightsPath);
+        var file = adapter.Weights;
         var expected = new Dictionary<string, long[]>(StringComparer.Ordinal);
         foreach (var item in plan)
         {
-            expected[$"{Prefix}{item.ModulePath}.lora_A.weight"] = new[] { (long)item.Rank, item.InFeatures };
-            expected[$"{Prefix}{item.ModulePath}.lora_B.weight"] = new[] { item.OutFeatures, (long)item.Rank };
+            expected[PeftAdapterFiles.LoraAKey(item.ModulePath)] = new[] { (long)item.Rank, item.InFeatures };
+            expected[PeftAdapterFiles.LoraBKey(item.ModulePath)] = new[] { item.OutFeatures, (long)item.Rank };
         }
         CheckKeys(dir, file, expected, plan, name);
 
         set.Add(name, loadConfig);
-        using (no_grad())
-        {
-            foreach (var (path, layer) in set.Layers().Where(l => l.Layer.Adapters.Contains(name)))
-            {
-                using var a = file.ReadTensor($"{Prefix}{path}.lora_A.weight");
-                using var b = file.ReadTensor($"{Prefix}{path}.lora_B.weight");
-                layer.lora_A[name].weight!.copy_(a);
-                layer.lora_B[name].weight!.copy_(b);
-            }
-            var byName = set.ModulesToSaveParameters(config).ToDictionary(p => $"{Prefix}{p.Name}", p => p.Parameter);
-            foreach (var key in file.Names.Where(k => !expected.ContainsKey(k)))
-                if (byName.TryGetValue(key, out var p)) { using var t = file.ReadTensor(key); p.copy_(t); }
-        }
+        CopyInto(set, name, file, dir);
         return config;
+    }
+
+    /// <summary>
+    /// Copies the adapter's tensors from <paramref name="file"/> into the model's adapter
+    /// <paramref name="name"/>, checking each key and shape first (a training checkpoint is read this way too).
+    /// </summary>
+    public static void CopyInto(LoraAdapterSet set, string name, SafetensorsFile file, string source, string errorId = "AdapterDoesNotMatchModel")
+    {
+        var targets = StateDict(set, name);
+        foreach (var (key, tensor) in targets)
+            if (!file.Contains(key) || !file[key].Shape.SequenceEqual(tensor.shape))
+                throw LoraShellException.InvalidData(errorId, $"'{source}' has no tensor '{key}' of shape [{string.Join(", ", tensor.shape)}].", source);
+        using var _ = no_grad();
+        foreach (var (key, tensor) in targets)
+        {
+            using var scope = NewDisposeScope();
+            tensor.copy_(file.ReadTensor(key));
+        }
     }
 
     static void CheckKeys(string dir, SafetensorsFile file, Dictionary<string, long[]> expected, List<AdapterPlanItem> plan, string name)
@@ -148,8 +124,8 @@ public static class PeftAdapterFormat
         var causes = new List<string>();
         if (unexpected.Any(k => k.Contains($".lora_A.{name}.") || k.Contains($".lora_B.{name}.") || k.Contains(".lora_A.default.")))
             causes.Add("keys carry an adapter name (PEFT's files never do): the file was written with adapter names left in");
-        if (missing.Count > 0 && unexpected.Count > 0 && unexpected.All(k => !k.StartsWith(Prefix)))
-            causes.Add($"keys lack PEFT's '{Prefix}' prefix");
+        if (missing.Count > 0 && unexpected.Count > 0 && unexpected.All(k => !k.StartsWith(PeftAdapterFiles.KeyPrefix)))
+            causes.Add($"keys lack PEFT's '{PeftAdapterFiles.KeyPrefix}' prefix");
         if (misShaped.Count > 0)
         {
             bool onlyRank = misShaped.All(m =>

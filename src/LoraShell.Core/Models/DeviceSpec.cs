@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace LoraShell.Core.Models;
 
-/// <summary>Parses user-facing device and dtype names and checks that the device exists.</summary>
+/// <summary>Parses user-facing device names (checking that the device exists) and maps dtypes to torch's.</summary>
 public static class DeviceSpec
 {
     public static Device ParseDevice(string? name)
@@ -35,13 +35,18 @@ public static class DeviceSpec
             for (int i = 0; i < cuda.device_count(); i++) yield return $"cuda:{i}";
     }
 
-    public static readonly IReadOnlyList<string> DTypeNames = new[] { "float32", "bfloat16", "float16" };
-
-    public static ScalarType ParseDType(string? name) => (name ?? "float32").Trim().ToLowerInvariant() switch
+    public static ScalarType ToScalarType(this ModelDType dtype) => dtype switch
     {
-        "float32" or "fp32" or "f32" or "float" => ScalarType.Float32,
-        "bfloat16" or "bf16" => ScalarType.BFloat16,
-        "float16" or "fp16" or "f16" or "half" => ScalarType.Float16,
-        _ => throw LoraShellException.InvalidArgument("InvalidDType", $"DType '{name}' is not supported; expected float32, bfloat16 or float16.", name),
+        ModelDType.BFloat16 => ScalarType.BFloat16,
+        ModelDType.Float16 => ScalarType.Float16,
+        _ => ScalarType.Float32,
     };
+}
+
+/// <summary>The dtypes a model's weights and compute can use.</summary>
+public enum ModelDType
+{
+    Float32,
+    BFloat16,
+    Float16,
 }

@@ -6,7 +6,6 @@ namespace LoraShell.Core.Models;
 /// <summary>Saves a model as an HF folder (<c>config.json</c> + <c>model.safetensors</c>), atomically.</summary>
 public static class HuggingFaceWriter
 {
-    public static readonly IReadOnlyDictionary<string, string> PtMetadata = new Dictionary<string, string> { ["format"] = "pt" };
 
     /// <param name="extraFiles">files copied into the folder as they are (e.g. the tokenizer)</param>
     public static DirectoryInfo Save(LlamaForCausalLM model, string folder, bool overwrite, IEnumerable<string>? extraFiles = null)
@@ -16,7 +15,7 @@ public static class HuggingFaceWriter
     {
         File.WriteAllText(Path.Combine(folder, HuggingFaceLoader.ConfigFileName), model.Config.ToJson(TorchDTypeName(model.DType)));
         var tensors = HuggingFaceStateDict(model).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
-        SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, PtMetadata);
+        SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, SafetensorsHeader.PyTorchMetadata);
         foreach (var file in extraFiles ?? Enumerable.Empty<string>())
         {
             // Copy the bytes, not the source's permissions: the output is the user's to change or delete.

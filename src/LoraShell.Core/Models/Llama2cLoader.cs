@@ -14,9 +14,6 @@ public static class Llama2cLoader
     const int V1HeaderBytes = 256;
     const int LegacyHeaderBytes = 7 * 4;
 
-    public static bool LooksLikeLlama2c(string path)
-        => File.Exists(path) && Path.GetExtension(path).Equals(".bin", StringComparison.OrdinalIgnoreCase);
-
     public static LlamaForCausalLM Load(string path)
     {
         string full = Path.GetFullPath(path);

@@ -154,7 +154,7 @@ public sealed class LadderSideNetwork : nn.Module
     public void WriteInto(string folder)
     {
         File.WriteAllText(Path.Combine(folder, ConfigFile), Config.ToJson());
-        SafetensorsWriter.Write(Path.Combine(folder, WeightsFile), state_dict().OrderBy(p => p.Key, StringComparer.Ordinal), HuggingFaceWriter.PtMetadata);
+        SafetensorsWriter.Write(Path.Combine(folder, WeightsFile), state_dict().OrderBy(p => p.Key, StringComparer.Ordinal), SafetensorsHeader.PyTorchMetadata);
     }
 
     /// <summary>Loads a saved side network for <paramref name="backbone"/>, refusing one built for another backbone.</summary>
@@ -170,10 +170,14 @@ public sealed class LadderSideNetwork : nn.Module
             throw LoraShellException.InvalidData("SideNetworkForAnotherBackbone",
                 $"Side network '{full}' was built for a backbone with hidden size {config.BackboneHiddenSize}, {config.BackboneLayers} layers, {config.BackboneHeads} heads and vocabulary {config.BackboneVocabSize}; this model has {c.HiddenSize}, {c.NumHiddenLayers}, {c.NumAttentionHeads} and {c.VocabSize}.", full);
         var side = new LadderSideNetwork(config, c);
-        using var file = SafetensorsFile.Open(Path.Combine(full, WeightsFile));
-        var shapes = file.Names.ToDictionary(n => n, n => file[n].Shape);
-        StateDictLoader.Load(side, full, shapes, file.ReadTensor);
-        side.to(backbone.Device);
-        return side;
+        try
+        {
+            using var file = SafetensorsFile.Open(Path.Combine(full, WeightsFile));
+            var shapes = file.Names.ToDictionary(n => n, n => file[n].Shape);
+            StateDictLoader.Load(side, full, shapes, file.ReadTensor);
+            side.to(backbone.Device);
+            return side;
+        }
+        catch { side.Dispose(); throw; }
     }
 }

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using LoraShell.Core.IO;
 using LoraShell.Core.Models;
-using LoraShell.Core.SideTuning;
 using LoraShell.Core.Tokenizers;
+using LoraShell.Core.Training.Tuners;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -44,13 +44,13 @@ internal sealed class ClassificationObjective : TrainingObjective
     public override IReadOnlyList<(string name, Parameter parameter)> Parameters
         => _head!.named_parameters().Select(p => (name: $"head.{p.name}", parameter: p.parameter)).ToList();
 
-    public override void Bind(LlamaForCausalLM model, LadderSideNetwork? side, long seed, Action<string>? log)
+    public override void Bind(LlamaForCausalLM model, Tuner tuner, long seed, Action<string>? log)
     {
         manual_seed(seed);
         _head = new ClassificationHead(model.Config.HiddenSize, _data.Labels.Count);
         _head.to(model.Device);
         _device = model.Device;
-        _hidden = TrainingMethods.HiddenStatesOf(model, side);
+        _hidden = tuner.HiddenStates;
         _order = new Shuffler(_data.Train.Count, seed);
         log?.Invoke($"Data: {_data.Train.Count:N0} training and {_validation.Count:N0} validation sentences, labels {string.Join(", ", _data.Labels)}.");
     }

@@ -1,6 +1,6 @@
 using LoraShell.Core.Models;
-using LoraShell.Core.SideTuning;
 using LoraShell.Core.Tokenizers;
+using LoraShell.Core.Training.Tuners;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Training;
@@ -34,11 +34,11 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     public override bool HasValidation => _validation.WindowCount > 0;
     public override TokenStream FisherData => _corpus.Train;
 
-    public override void Bind(LlamaForCausalLM model, LadderSideNetwork? side, long seed, Action<string>? log)
+    public override void Bind(LlamaForCausalLM model, Tuner tuner, long seed, Action<string>? log)
     {
         _model = model;
-        _hidden = TrainingMethods.HiddenStatesOf(model, side);
-        _forward = side is null ? model.forward : ids => side.Forward(model, ids);
+        _hidden = tuner.HiddenStates;
+        _forward = tuner.Logits;
         log?.Invoke($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}.");
     }
 

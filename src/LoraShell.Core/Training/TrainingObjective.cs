@@ -1,5 +1,5 @@
 using LoraShell.Core.Models;
-using LoraShell.Core.SideTuning;
+using LoraShell.Core.Training.Tuners;
 using TorchSharp.Modules;
 
 namespace LoraShell.Core.Training;
@@ -31,8 +31,8 @@ internal abstract class TrainingObjective : IDisposable
     /// <summary>Text that tells this task's checkpoints from another task's (its label set, for instance).</summary>
     public virtual string Fingerprint => Task.ToString();
 
-    /// <summary>Connects the task to the model after the method is prepared (for Ladder, once the side network exists).</summary>
-    public abstract void Bind(LlamaForCausalLM model, LadderSideNetwork? side, long seed, Action<string>? log);
+    /// <summary>Connects the task to the model once the method is prepared (for Ladder, once the side network exists).</summary>
+    public abstract void Bind(LlamaForCausalLM model, Tuner tuner, long seed, Action<string>? log);
 
     /// <summary>
     /// Forward and backward of the micro-batch made of draws [firstDraw, firstDraw + batchSize), its loss

@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Management.Automation;
-using System.Text.RegularExpressions;
 using LoraShell.Core.Lora;
 
 namespace LoraShell.PowerShell;
@@ -46,12 +45,10 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
     public string[] TargetModules { get; set; } = { "q_proj", "v_proj" };
 
     [Parameter(HelpMessage = "Which biases train and are saved with the adapter: none (default), all, or lora_only (biases of wrapped layers).")]
-    [ValidateSet("none", "all", "lora_only")]
-    public string Bias { get; set; } = "none";
+    public LoraBias Bias { get; set; } = LoraBias.none;
 
     [Parameter(HelpMessage = "Initialisation: Default (PEFT's: kaiming-uniform A, zero B), Gaussian (A ~ N(0, 1/r), zero B), Pissa (principal singular vectors of W0; W0 becomes the residual), or Random (A and B random, for tests).")]
-    [ValidateSet("Default", "Gaussian", "Pissa", "Random")]
-    public string InitMethod { get; set; } = "Default";
+    public LoraInit InitMethod { get; set; } = LoraInit.Default;
 
     [Parameter(HelpMessage = "Scale by alpha/sqrt(r) (rank-stabilised LoRA) instead of alpha/r.")]
     public SwitchParameter UseRsLora { get; set; }
@@ -71,28 +68,19 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
     [Parameter(HelpMessage = "Seed for the adapter's random initialisation.")]
     public long? Seed { get; set; }
 
-    static readonly Regex RegexCharacters = new(@"[\\\.\*\+\?\[\]\(\)\{\}\|\^\$]");
-
-    internal static LoraConfig BuildTargets(LoraConfig config, string[] targets)
-    {
-        if (targets.Length == 1 && string.Equals(targets[0], LoraConfig.AllLinear, StringComparison.OrdinalIgnoreCase))
-            return config with { TargetModules = null, TargetRegex = LoraConfig.AllLinear };
-        if (targets.Length == 1 && RegexCharacters.IsMatch(targets[0]))
-            return config with { TargetModules = null, TargetRegex = targets[0] };
-        return config with { TargetModules = targets, TargetRegex = null };
-    }
-
     protected override void Process()
     {
-        var config = BuildTargets(new LoraConfig
+        var (names, regex) = TargetMatcher.FromUserValues(TargetModules);
+        var config = new LoraConfig
         {
-            R = Rank, LoraAlpha = Alpha, LoraDropout = Dropout, Bias = Bias, Init = LoraInitNames.Parse(InitMethod),
+            TargetModules = names, TargetRegex = regex,
+            R = Rank, LoraAlpha = Alpha, LoraDropout = Dropout, Bias = Bias.ToString(), Init = InitMethod,
             UseRsLora = UseRsLora,
             RankPattern = RankPattern?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => Convert.ToInt32(e.Value)) ?? new Dictionary<string, int>(),
             AlphaPattern = AlphaPattern?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => Convert.ToDouble(e.Value)) ?? new Dictionary<string, double>(),
             LayersToTransform = LayersToTransform, ModulesToSave = ModulesToSave,
             BaseModelNameOrPath = Model.Path,
-        }, TargetModules);
+        };
 
         lock (Model.Gate)
         {

@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using LoraShell.Core.Reporting;
+using LoraShell.Charts;
 
 namespace LoraShell.PowerShell;
 

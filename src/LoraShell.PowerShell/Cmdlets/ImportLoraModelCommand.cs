@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 
 namespace LoraShell.PowerShell;
 
@@ -41,8 +42,7 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
     public string Device { get; set; } = "cpu";
 
     [Parameter(HelpMessage = "Weight and compute dtype: float32 (default), bfloat16 or float16. Weights stored in another dtype are converted on load.")]
-    [ValidateSet("float32", "bfloat16", "float16")]
-    public string DType { get; set; } = "float32";
+    public ModelDType DType { get; set; } = ModelDType.Float32;
 
     protected override void Process()
     {

@@ -50,7 +50,7 @@ public sealed class InvokeLoraGenerationCommand : LoraCmdlet
         var result = RunWithProgress($"Generating with {Model.Name}", (report, cancel) =>
         {
             lock (Model.Gate)
-                return TextGenerator.Generate(Model.Loaded, options,
+                return Model.Loaded.Generate(options,
                     new InlineProgress<int>(n => report($"{n} of {MaxTokens} tokens", (double)n / MaxTokens)), cancel);
         });
         if (!Detailed) { WriteObject(result.Text); return; }

@@ -43,8 +43,7 @@ public sealed class InvokeSvdDeltaCommand : LoraCmdlet
     public int? MaxRank { get; set; }
 
     [Parameter(HelpMessage = "Exact (LAPACK SVD, default) or Randomized (Halko–Martinsson–Tropp).")]
-    [ValidateSet("Exact", "Randomized")]
-    public string Method { get; set; } = "Exact";
+    public SvdMethod Method { get; set; } = SvdMethod.Exact;
 
     [Parameter(HelpMessage = "Run the exact SVD in float64 instead of float32.")]
     public SwitchParameter Float64 { get; set; }
@@ -79,7 +78,7 @@ public sealed class InvokeSvdDeltaCommand : LoraCmdlet
         var options = new SvdDeltaOptions
         {
             BasePath = ResolveLiteral(BasePath), FineTunedPath = ResolveLiteral(FineTunedPath), OutputPath = ResolveLiteral(OutputPath),
-            Policy = policy, Method = Enum.Parse<SvdMethod>(Method, true), Float64 = Float64, TargetModules = TargetModules,
+            Policy = policy, Method = Method, Float64 = Float64, TargetModules = TargetModules,
             SkipMissing = SkipMissing, IncludeNonMatrix = IncludeNonMatrix, UniformRank = UniformRank, Overwrite = Force, Seed = Seed,
         };
         RefuseExisting(options.OutputPath, Force);

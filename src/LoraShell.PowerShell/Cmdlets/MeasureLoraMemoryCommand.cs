@@ -68,12 +68,10 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     public long ParameterCount { get; set; }
 
     [Parameter(HelpMessage = "Training method(s), one row each: Full, Lora, Ladder (default Full, Lora, Ladder).")]
-    [ValidateSet("Full", "Lora", "Ladder")]
-    public string[] Method { get; set; } = { "Full", "Lora", "Ladder" };
+    public TrainingMethod[] Method { get; set; } = { TrainingMethod.Full, TrainingMethod.Lora, TrainingMethod.Ladder };
 
     [Parameter(HelpMessage = "Storage precision(s), one row each: Fp32, Bf16Mixed, Int8Base, Int4Base (quantised bases apply to Lora and Ladder). Default Fp32.")]
-    [ValidateSet("Fp32", "Bf16Mixed", "Int8Base", "Int4Base")]
-    public string[] Precision { get; set; } = { "Fp32" };
+    public TrainingPrecision[] Precision { get; set; } = { TrainingPrecision.Fp32 };
 
     [Parameter(HelpMessage = "Sequences per micro-batch on each GPU (default 1).")]
     [ValidateRange(1, int.MaxValue)]
@@ -127,7 +125,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                 {
                     var options = new MemoryEstimateOptions
                     {
-                        Method = Enum.Parse<TrainingMethod>(method, true), Precision = Enum.Parse<TrainingPrecision>(precision, true),
+                        Method = method, Precision = precision,
                         BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
                         FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = TargetModules,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,

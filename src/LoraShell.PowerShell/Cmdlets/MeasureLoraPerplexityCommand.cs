@@ -60,7 +60,7 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
         var result = RunWithProgress($"Scoring {System.IO.Path.GetFileName(source)}", (report, cancel) =>
         {
             lock (Model.Gate)
-                return PerplexityEvaluator.Evaluate(Model.Loaded, text, WindowLength, progress: new InlineProgress<double>(f => report($"{f:P0} of windows", f)), cancel: cancel);
+                return Model.Loaded.Perplexity(text, WindowLength, progress: new InlineProgress<double>(f => report($"{f:P0} of windows", f)), cancel: cancel);
         });
         return new PerplexityReport
         {

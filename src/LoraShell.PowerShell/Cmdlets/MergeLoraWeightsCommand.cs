@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using static TorchSharp.torch;
+using LoraShell.Core.Lora;
 
 namespace LoraShell.PowerShell;
 
@@ -47,54 +47,20 @@ public sealed class MergeLoraWeightsCommand : LoraCmdlet
                 return;
             }
 
-            var names = Name is { Length: > 0 } ? Name : set.ActiveNames.ToArray();
             string? target = OutputPath is null ? null : ResolveLiteral(OutputPath);
             if (target is not null) RefuseExisting(target, Force);
-            if (names.Length == 0)
-                Fail(Core.LoraErrorKind.InvalidOperation, "NoAdapterToMerge", $"Model '{Model.Name}' has no active adapter to merge; add or import one first.", Model.Name);
-
-            var toMerge = names.Where(n => !set.MergedNames.Contains(n)).ToArray();
-            foreach (var n in names.Except(toMerge)) WriteWarning($"Adapter '{n}' is merged already; merging it again would add it twice, so it was skipped.");
-            if (toMerge.Length > 0 && ShouldProcess(Model.Name, $"Merge adapter(s) {string.Join(", ", toMerge)} into the base weights"))
+            var (toMerge, already) = set.MergeTargets(Name);
+            foreach (var n in already) WriteWarning($"Adapter '{n}' is merged already; merging it again would add it twice, so it was skipped.");
+            if (toMerge.Count > 0 && ShouldProcess(Model.Name, $"Merge adapter(s) {string.Join(", ", toMerge)} into the base weights"))
             {
-                foreach (var n in toMerge) if (!set.Contains(n)) Fail(Core.LoraErrorKind.ObjectNotFound, "AdapterNotFound", $"The model has no adapter named '{n}'. Adapters: {string.Join(", ", set.Names)}.", n);
-                set.SetActive(set.ActiveNames.Union(toMerge).ToArray()); // a merged adapter counts as active
-                var before = SampleLogits();
-                set.Merge(toMerge, safe: true);
-                var after = SampleLogits();
-                Model.LastMergeParity = Parity(toMerge, before, after);
-                before.Dispose();
-                after.Dispose();
-                var p = Model.LastMergeParity;
+                var p = Model.LastMergeParity = MergeParityCheck.Merge(set, toMerge);
                 WriteVerbose($"Merge parity on {p.SampleTokens} tokens: max |Δlogit| {p.MaxAbsDifference:E2}, mean {p.MeanAbsDifference:E2} (largest logit {p.MaxAbsLogit:F2}).");
-                if (p.Relative > 1e-3) WriteWarning($"Merged logits differ from unmerged ones by {p.Relative:P3} of the largest logit; check the adapter.");
+                if (p.Relative > MergeParity.WarningThreshold) WriteWarning($"Merged logits differ from unmerged ones by {p.Relative:P3} of the largest logit; check the adapter.");
             }
 
             if (target is null) { WriteObject(Model); return; }
             if (!ShouldProcess(target, "Write the merged model as a Hugging Face folder")) return;
             WriteObject(Model.Loaded.SaveHuggingFace(target, Force));
         }
-    }
-
-    // Logits of a fixed, model-independent sample: BOS then a spread of token ids.
-    Tensor SampleLogits()
-    {
-        var model = Model.Loaded.Model;
-        int vocab = model.Config.VocabSize;
-        var ids = Enumerable.Range(0, 32).Select(i => i == 0 ? 1L : (long)((i * 7919L) % vocab)).ToArray();
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        return model.forward(tensor(ids, device: model.Device).unsqueeze(0)).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
-    }
-
-    static MergeParity Parity(string[] names, Tensor before, Tensor after)
-    {
-        using var scope = NewDisposeScope();
-        var diff = (before - after).abs();
-        return new MergeParity
-        {
-            Adapters = names, MaxAbsDifference = diff.max().item<float>(), MeanAbsDifference = diff.mean().item<float>(),
-            MaxAbsLogit = before.abs().max().item<float>(), SampleTokens = (int)before.shape[1],
-        };
     }
 }

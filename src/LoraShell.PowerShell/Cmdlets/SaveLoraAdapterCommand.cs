@@ -49,7 +49,7 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
                 if (!ShouldProcess(folder, $"Save LoRA adapter '{name}' (r={info.Rank}, {info.ModulePaths.Count} modules, {info.TrainableParameters:N0} parameters) in PEFT format")) continue;
                 var result = PeftAdapterFormat.Save(set, name, folder, Force, Model.Path);
                 foreach (var w in result.Warnings) WriteWarning(w);
-                WriteVerbose($"Saved adapter '{name}': {result.TensorCount} tensors, {result.FileBytes:N0} bytes in {PeftAdapterFormat.WeightsFile}.");
+                WriteVerbose($"Saved adapter '{name}': {result.TensorCount} tensors, {result.FileBytes:N0} bytes in {PeftAdapterFiles.WeightsFile}.");
                 WriteObject(result.Folder);
             }
         }

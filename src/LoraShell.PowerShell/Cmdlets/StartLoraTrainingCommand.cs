@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraShell.Core.SideTuning;
 using LoraShell.Core.Training;
 
 namespace LoraShell.PowerShell;
@@ -30,12 +31,10 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     public string[] DataPath { get; set; } = Array.Empty<string>();
 
     [Parameter(HelpMessage = "What trains: Lora (default; the active adapter), Full (every weight) or Ladder (a side network).")]
-    [ValidateSet("Lora", "Full", "Ladder")]
-    public string Method { get; set; } = "Lora";
+    public TrainingMethod Method { get; set; } = TrainingMethod.Lora;
 
     [Parameter(HelpMessage = "LanguageModeling (next-token loss on text) or Classification (sentence<TAB>label .tsv data, a head on the last token, accuracy); default: Classification when every -DataPath is a .tsv file.")]
-    [ValidateSet("LanguageModeling", "Classification")]
-    public string? Task { get; set; }
+    public TrainingTask? Task { get; set; }
 
     [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]
     [ValidateRange(1, int.MaxValue)]
@@ -111,16 +110,15 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     public int[]? SideLayers { get; set; }
 
     [Parameter(HelpMessage = "With -Method Ladder, how the side network starts: Magnitude (prune the backbone by weight magnitude, default), Fisher (by Fisher information on a few batches) or Random.")]
-    [ValidateSet("Magnitude", "Fisher", "Random")]
-    public string PruneBy { get; set; } = "Magnitude";
+    public LadderInit PruneBy { get; set; } = LadderInit.Magnitude;
 
     protected override void Process()
     {
         string? output = OutputPath is null ? null : ResolveLiteral(OutputPath);
         var options = new TrainingOptions
         {
-            Method = Enum.Parse<TrainingMethod>(Method, ignoreCase: true),
-            Task = Task is null ? null : Enum.Parse<TrainingTask>(Task, ignoreCase: true),
+            Method = Method,
+            Task = Task,
             DataPaths = DataPath.Select(ResolveLiteral).ToList(),
             ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
             ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,
@@ -128,7 +126,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = MaxEvalWindows,
             OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Seed = Seed, MaxGradNorm = MaxGradNorm,
             WeightDecay = WeightDecay, AdapterName = AdapterName,
-            Ladder = new Core.SideTuning.LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = Enum.Parse<Core.SideTuning.LadderInit>(PruneBy, true) },
+            Ladder = new LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = PruneBy },
         };
         options.Validate();
         if (output != null && !ShouldProcess(output, $"Train {Model.Name} ({Method}) and write checkpoints, metrics and the result")) return;

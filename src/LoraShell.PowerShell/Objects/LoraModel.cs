@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Session;
 
 namespace LoraShell;
 
@@ -38,7 +39,7 @@ public sealed class LoraModel
     /// <summary>The attached ladder side network's folder or shape, if any.</summary>
     public string? SideNetwork => Loaded.SideNetwork is { } s ? $"width {s.SideConfig.HiddenSize}, {s.Layers.Count} blocks, {s.parameters().Sum(p => p.numel()):N0} parameters" : null;
     /// <summary>Logit parity of the last Merge-LoraWeights on this model.</summary>
-    public MergeParity? LastMergeParity { get; internal set; }
+    public Core.Lora.MergeParity? LastMergeParity { get; internal set; }
 
     /// <summary>Names of the Linear modules inside the decoder layers (what LoRA can target).</summary>
     public string[] LinearModules => Loaded.Model.LinearSlots().Select(s => s.Path).ToArray();

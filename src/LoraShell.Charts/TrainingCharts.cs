@@ -2,7 +2,7 @@ using LoraShell.Core.Training;
 using Plotly.NET;
 using Plotly.NET.CSharp;
 
-namespace LoraShell.Core.Reporting;
+namespace LoraShell.Charts;
 
 /// <summary>Charts of training runs.</summary>
 public static class TrainingCharts

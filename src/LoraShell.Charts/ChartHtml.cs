@@ -3,7 +3,7 @@ using LoraShell.Core.IO;
 using Microsoft.FSharp.Core;
 using Plotly.NET;
 
-namespace LoraShell.Core.Reporting;
+namespace LoraShell.Charts;
 
 /// <summary>Writes Plotly.NET charts as self-contained HTML: plotly.js is embedded, so the file opens offline.</summary>
 public static class ChartHtml

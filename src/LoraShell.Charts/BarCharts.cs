@@ -2,7 +2,7 @@ using Plotly.NET;
 using Plotly.NET.CSharp;
 using CSharpChart = Plotly.NET.CSharp.Chart;
 
-namespace LoraShell.Core.Reporting;
+namespace LoraShell.Charts;
 
 /// <summary>Grouped bar charts of named values (benchmark tables, method comparisons).</summary>
 public static class BarCharts

@@ -2,7 +2,7 @@ using LoraShell.Core.Delta;
 using Plotly.NET;
 using Plotly.NET.CSharp;
 
-namespace LoraShell.Core.Reporting;
+namespace LoraShell.Charts;
 
 /// <summary>Charts of Invoke-SvdDelta reports: singular-value spectra and error against rank.</summary>
 public static class SvdCharts

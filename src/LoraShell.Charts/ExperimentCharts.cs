@@ -3,7 +3,7 @@ using Plotly.NET;
 using CSharpChart = Plotly.NET.CSharp.Chart;
 using Plotly.NET.CSharp;
 
-namespace LoraShell.Core.Reporting;
+namespace LoraShell.Charts;
 
 /// <summary>The charts of the experiments, shared by the notebooks and their dotnet-run twins.</summary>
 public static class ExperimentCharts

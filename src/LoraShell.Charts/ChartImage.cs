@@ -1,7 +1,8 @@
+using LoraShell.Core;
 using System.Diagnostics;
 using Plotly.NET;
 
-namespace LoraShell.Core.Reporting;
+namespace LoraShell.Charts;
 
 /// <summary>
 /// Renders a chart to PNG with headless Chromium (Debian's <c>chromium</c> package, or the browser named by

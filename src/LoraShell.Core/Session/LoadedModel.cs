@@ -1,0 +1,71 @@
+using LoraShell.Core.Inference;
+using LoraShell.Core.Lora;
+using LoraShell.Core.Models;
+using LoraShell.Core.SideTuning;
+using LoraShell.Core.Tokenizers;
+using LoraShell.Core.Training;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Session;
+
+/// <summary>
+/// A model as a user holds it: the network, its tokenizer, its LoRA adapters and an optional ladder
+/// side network, with where it came from. What cmdlets and notebooks carry; every layer below works on
+/// the parts it needs.
+/// </summary>
+public sealed class LoadedModel : ITrainingSubject, IDisposable
+{
+    public LoadedModel(LlamaForCausalLM model, ITextTokenizer? tokenizer, string sourcePath, string format)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        SourcePath = sourcePath;
+        Format = format;
+        Adapters = new LoraAdapterSet(model);
+    }
+
+    /// <summary>Loads a llama2.c checkpoint or a Hugging Face folder (see <see cref="ModelLoader"/>).</summary>
+    public static LoadedModel Load(ModelLoadOptions options) => ModelLoader.Load(options);
+
+    public LlamaForCausalLM Model { get; }
+    public ITextTokenizer? Tokenizer { get; }
+    /// <summary>The model's LoRA adapters.</summary>
+    public LoraAdapterSet Adapters { get; }
+    /// <summary>A ladder side network beside the model, when one is attached (trained or loaded).</summary>
+    public LadderSideNetwork? SideNetwork { get; set; }
+    public string SourcePath { get; }
+    /// <summary>"llama2.c" or "huggingface".</summary>
+    public string Format { get; }
+    public string Name => System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(SourcePath));
+
+    public ITextTokenizer RequireTokenizer() => Tokenizer ?? throw LoraShellException.NotFound("TokenizerRequired",
+        $"Model '{SourcePath}' was loaded without a tokenizer; load it with a tokenizer path (-TokenizerPath) to work with text.", SourcePath);
+
+    /// <summary>Logits of the whole model: backbone (with adapters) plus the side network if attached.</summary>
+    public Tensor Logits(Tensor ids) => SideNetwork?.Forward(Model, ids) ?? Model.forward(ids);
+
+    public PerplexityResult Perplexity(string text, int? windowLength = null, int batchSize = 8, IProgress<double>? progress = null, CancellationToken cancel = default)
+        => PerplexityEvaluator.Evaluate(Model, RequireTokenizer(), text, SideNetwork is null ? null : Logits, windowLength, batchSize, progress, cancel);
+
+    public GenerationResult Generate(GenerationOptions options, IProgress<int>? tokensDone = null, CancellationToken cancel = default)
+        => TextGenerator.Generate(Model, RequireTokenizer(), options, SideNetwork, tokensDone, cancel);
+
+    /// <summary>Writes the model (and its tokenizer file) as a Hugging Face folder.</summary>
+    public DirectoryInfo SaveHuggingFace(string folder, bool overwrite)
+    {
+        var unmerged = Adapters.Disabled ? new List<string>() : Adapters.ActiveNames.Except(Adapters.MergedNames).ToList();
+        if (unmerged.Count > 0)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "UnmergedAdapters",
+                $"Adapter(s) {string.Join(", ", unmerged)} are active but not merged, so the saved weights would not include them. Merge them first (Merge-LoraWeights) or disable them.", folder);
+        return HuggingFaceWriter.Save(Model, folder, overwrite, TokenizerFiles);
+    }
+
+    /// <summary>The tokenizer's file, copied under its own name (the HF loader finds tokenizer.model and tok*.bin files).</summary>
+    public IEnumerable<string> TokenizerFiles => Tokenizer is null ? Array.Empty<string>() : new[] { Tokenizer.Source };
+
+    public void Dispose()
+    {
+        SideNetwork?.Dispose();
+        Model.Dispose();
+    }
+}

@@ -1,0 +1,62 @@
+using LoraShell.Core.Models;
+using LoraShell.Core.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Session;
+
+/// <summary>
+/// Opens what a user points at: a Hugging Face folder or a llama2.c checkpoint, with the tokenizer
+/// beside it (or the one given), on the device and in the dtype asked for.
+/// </summary>
+public static class ModelLoader
+{
+    public const string HuggingFaceFormat = "huggingface";
+    public const string Llama2cFormat = "llama2.c";
+
+    public static LoadedModel Load(ModelLoadOptions options)
+    {
+        string full = System.IO.Path.GetFullPath(options.Path);
+        var device = DeviceSpec.ParseDevice(options.Device);
+        var dtype = options.DType.ToScalarType();
+
+        var (model, format) = ReadModel(full);
+        try
+        {
+            ITextTokenizer? tokenizer = null;
+            string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath) : TokenizerLoader.FindBeside(full);
+            if (tokenizerPath != null)
+            {
+                tokenizer = TokenizerLoader.Load(tokenizerPath);
+                CheckVocabulary(tokenizer, model.Config, full);
+            }
+            if (dtype != ScalarType.Float32) model.to(dtype);
+            if (device.type != DeviceType.CPU) model.to(device);
+            model.eval();
+            return new LoadedModel(model, tokenizer, full, format);
+        }
+        catch { model.Dispose(); throw; }
+    }
+
+    static (LlamaForCausalLM Model, string Format) ReadModel(string full)
+    {
+        if (Directory.Exists(full)) return (HuggingFaceLoader.Load(full), HuggingFaceFormat);
+        if (!File.Exists(full))
+            throw LoraShellException.NotFound("ModelNotFound", $"Model path '{full}' does not exist; expected a llama2.c .bin file or a Hugging Face folder.", full);
+        if (full.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw LoraShellException.InvalidArgument("ModelPathIsSafetensorsFile",
+                $"'{full}' is a bare .safetensors file; a model needs its config.json too. Pass the folder that holds both.", full);
+        if (!full.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+            throw LoraShellException.InvalidArgument("UnknownModelFormat",
+                $"'{full}' is neither a llama2.c .bin checkpoint nor a Hugging Face folder.", full);
+        return (Llama2cLoader.Load(full), Llama2cFormat);
+    }
+
+    static void CheckVocabulary(ITextTokenizer tokenizer, LlamaConfig config, string modelPath)
+    {
+        bool exact = tokenizer is Llama2cTokenizer;
+        if (tokenizer.VocabSize > config.VocabSize || (exact && tokenizer.VocabSize != config.VocabSize))
+            throw LoraShellException.InvalidData("TokenizerVocabMismatch",
+                $"Tokenizer '{tokenizer.Source}' has {tokenizer.VocabSize} tokens but model '{modelPath}' has vocab_size {config.VocabSize}; they do not belong together.", tokenizer.Source);
+    }
+}

@@ -1,0 +1,26 @@
+using LoraShell.Core.Lora;
+using LoraShell.Core.Models;
+using LoraShell.Core.SideTuning;
+using LoraShell.Core.Tokenizers;
+
+namespace LoraShell.Core.Training;
+
+/// <summary>
+/// What the trainer needs of a loaded model: the network, its adapters, its tokenizer and a place for
+/// the side network Ladder training builds. Declared here and implemented by the session layer above
+/// (LoadedModel), so training never depends on how a model was loaded.
+/// </summary>
+public interface ITrainingSubject
+{
+    LlamaForCausalLM Model { get; }
+    LoraAdapterSet Adapters { get; }
+    ITextTokenizer RequireTokenizer();
+    /// <summary>The ladder side network beside the model; Ladder training creates one when it is null.</summary>
+    LadderSideNetwork? SideNetwork { get; set; }
+    /// <summary>A short name for results and messages.</summary>
+    string Name { get; }
+    /// <summary>Where the model came from (becomes an adapter's base_model_name_or_path).</summary>
+    string SourcePath { get; }
+    /// <summary>Tokenizer files to copy beside a saved model, so the folder loads on its own.</summary>
+    IEnumerable<string> TokenizerFiles { get; }
+}
