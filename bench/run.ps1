@@ -108,6 +108,18 @@ foreach ($name in ($all | Where-Object { $results.Contains($_) })) {
         [void]$md.AppendLine("| $name | $metric | $(& $fmt $m.median) | $(& $fmt $m.min)..$(& $fmt $m.max) | $settings |")
     }
 }
+if ($results.Contains('forward-families')) {
+    $x = $results['forward-families']
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("## Forward speed by family (random models of the same size, $($x.settings['batch x seq']), float32)")
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| family | parameters | tokens/s | / Llama |')
+    [void]$md.AppendLine('|---|---:|---:|---:|')
+    foreach ($f in 'llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gpt2') {
+        if (-not $x.metrics.Contains("$($f)_tokens_per_s")) { continue }
+        [void]$md.AppendLine("| $f | $($x.settings[$f]) | $(Format-Number $x.metrics["$($f)_tokens_per_s"].median) | $('{0:N2}' -f $x.metrics["$($f)_over_llama"].median) |")
+    }
+}
 $training = @($all | Where-Object { $_ -like 'train-stories*' -and $results.Contains($_) })
 if ($training.Count) {
     [void]$md.AppendLine()

@@ -11,15 +11,37 @@ static class BenchModels
     /// A synthetic ~50M-parameter Llama: hidden 512, 10 layers, 8 heads, SwiGLU 1536, vocab 32000,
     /// tied embeddings (50.5M parameters). Random weights: speed does not depend on their values.
     /// </summary>
-    public static readonly LlamaConfig Synthetic50M = new()
+    public static readonly ModelConfig Synthetic50M = new()
     {
         HiddenSize = 512, IntermediateSize = 1536, NumHiddenLayers = 10, NumAttentionHeads = 8, NumKeyValueHeads = 8,
         VocabSize = 32000, MaxPositionEmbeddings = 1024, RmsNormEps = 1e-5, TieWordEmbeddings = true,
     };
 
+    /// <summary>
+    /// A random model of one family at the same size as the others: width 512, 6 layers, 8 heads, gated
+    /// MLP 1536 (GPT-2's plain MLP 2304, the same weights), vocab 32000; each family's own features on
+    /// (Mistral's window 128 &lt; the 256-token sequence, Qwen2's biases, Qwen3's q/k norms, Phi-3's fused
+    /// projections, GPT-2's Conv1D and learned positions).
+    /// </summary>
+    public static CausalLM Family(string family, bool quick)
+    {
+        var json = family == "gpt2"
+            ? new System.Text.Json.Nodes.JsonObject { ["model_type"] = "gpt2", ["n_embd"] = 512, ["n_layer"] = quick ? 2 : 6, ["n_head"] = 8, ["n_inner"] = 2304, ["n_positions"] = 1024, ["vocab_size"] = 32000, ["bos_token_id"] = 0, ["eos_token_id"] = 0 }
+            : new System.Text.Json.Nodes.JsonObject
+            {
+                ["model_type"] = family, ["hidden_size"] = 512, ["intermediate_size"] = 1536, ["num_hidden_layers"] = quick ? 2 : 6,
+                ["num_attention_heads"] = 8, ["num_key_value_heads"] = 8, ["vocab_size"] = 32000, ["max_position_embeddings"] = 1024,
+                ["head_dim"] = 64, ["sliding_window"] = family == "mistral" ? 128 : null, ["tie_word_embeddings"] = true,
+            };
+        manual_seed(0);
+        var model = new CausalLM(ModelConfig.FromJson(json.ToJsonString(), family));
+        model.eval();
+        return model;
+    }
+
     public static string SharedRoot() => LoraShell.Core.Experiments.ExperimentSetup.FindShared(AppContext.BaseDirectory);
 
-    public static LlamaForCausalLM Load(string name)
+    public static CausalLM Load(string name)
     {
         if (name == "stories260K")
         {
@@ -29,7 +51,7 @@ static class BenchModels
         if (name == "synthetic50M")
         {
             manual_seed(0);
-            var model = new LlamaForCausalLM(Synthetic50M);
+            var model = new CausalLM(Synthetic50M);
             model.eval();
             return model;
         }

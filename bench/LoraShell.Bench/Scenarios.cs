@@ -14,6 +14,7 @@ static class Scenarios
         ["gemm"] = Gemm,
         ["forward-stories260K"] = quick => Forward("stories260K", quick ? 1 : 8, quick ? 32 : 256, quick),
         ["forward-synthetic50M"] = quick => Forward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
+        ["forward-families"] = FamilyForward,
         ["generate-stories260K"] = quick => Generate("stories260K", quick ? 16 : 256, quick),
         ["generate-synthetic50M"] = quick => Generate(quick ? "stories260K" : "synthetic50M", quick ? 16 : 128, quick),
         ["lora-forward-synthetic50M"] = quick => LoraForward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
@@ -457,6 +458,34 @@ static class Scenarios
         r.Metrics["tokens_per_s"] = batch * seq / seconds;
         r.Metrics["ms_per_forward"] = seconds * 1000;
         r.Settings["model"] = $"{modelName} ({model.Config.ParameterCount:N0} params)";
+        r.Settings["batch x seq"] = $"{batch} x {seq}";
+        return r;
+    }
+
+    /// <summary>
+    /// Forward tokens/s of a same-size random model of every family (width 512, 6 layers, 8 heads, about
+    /// 35M parameters with a 32k vocabulary), as a ratio to the Llama model: a family whose path is slow
+    /// (a fused projection split badly, a mask built every layer) shows as a ratio well below 1.
+    /// </summary>
+    static BenchResult FamilyForward(bool quick)
+    {
+        int batch = quick ? 1 : 4, seq = quick ? 32 : 256, iterations = quick ? 1 : 4;
+        var r = new BenchResult { Scenario = "forward-families" };
+        double llama = 0;
+        foreach (var family in new[] { "llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2" })
+        {
+            using var model = BenchModels.Family(family, quick);
+            var ids = randint(3, model.Config.VocabSize, new long[] { batch, seq });
+            using var _ = no_grad();
+            using (var warm = model.forward(ids)) { }
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < iterations; i++) using (var scope = NewDisposeScope()) model.forward(ids);
+            double tokensPerSecond = batch * seq * iterations / clock.Elapsed.TotalSeconds;
+            if (family == "llama") llama = tokensPerSecond;
+            r.Metrics[$"{family}_tokens_per_s"] = tokensPerSecond;
+            r.Metrics[$"{family}_over_llama"] = tokensPerSecond / llama;
+            r.Settings[family] = $"{model.Config.ParameterCount:N0} params";
+        }
         r.Settings["batch x seq"] = $"{batch} x {seq}";
         return r;
     }

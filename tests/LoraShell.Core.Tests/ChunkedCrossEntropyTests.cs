@@ -23,7 +23,7 @@ public class ChunkedCrossEntropyTests
         var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
         foreach (var p in model.parameters()) { p.grad!.Dispose(); p.grad = null; }
 
-        var states = model.model.Forward(ids);
+        var states = model.Decoder.Forward(ids);
         double sum = ChunkedCrossEntropy.SumAndBackward(states.reshape(-1, states.shape[^1]), model.Logits, targets, 7, 0.25, BatchSampler.IgnoreIndex);
 
         Assert.Equal(whole.item<float>(), sum, 3);

@@ -62,7 +62,7 @@ public class ClassificationTests
         Tensor Logits(IReadOnlyList<LabeledSequence> batch)
         {
             var (ids, lengths, _) = ClassificationObjective.Collate(batch, CPU);
-            return head.call(model.model.Forward(ids), lengths);
+            return head.call(model.Decoder.Forward(ids), lengths);
         }
         var together = Logits(new[] { a, b });
         Assert.True(TensorAssert.MaxAbsDiff(Logits(new[] { b })[0], together[1]) < 1e-5);

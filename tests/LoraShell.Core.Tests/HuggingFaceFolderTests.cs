@@ -12,7 +12,7 @@ public class HuggingFaceFolderTests
 {
     static readonly Tensor SampleIds = tensor(new long[] { 1, 403, 407, 261, 378, 290, 1010 % 512, 77, 300, 301 }).unsqueeze(0);
 
-    static Tensor Logits(LlamaForCausalLM model)
+    static Tensor Logits(CausalLM model)
     {
         using var _ = no_grad();
         return model.forward(SampleIds.to(model.Device)).to(ScalarType.Float32).cpu();

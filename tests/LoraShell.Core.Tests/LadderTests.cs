@@ -36,7 +36,7 @@ public class LadderTests
         foreach (var p in m.Model.parameters()) p.requires_grad = false;
         // The backbone's hidden states, as the side network sees them, carry no autograd graph.
         var states = new List<Tensor>();
-        using (no_grad()) m.Model.model.Forward(Ids, null, (_, h) => states.Add(h));
+        using (no_grad()) m.Model.Decoder.Forward(Ids, null, (_, h) => states.Add(h));
         Assert.All(states, h => Assert.False(h.requires_grad));
 
         var logits = side.Forward(m.Model, Ids);
@@ -90,9 +90,9 @@ public class LadderTests
         var o = new TrainingOptions { DataPaths = new[] { SharedData.TinyShakespeare }, MaxSteps = 1, BatchSize = 4, SequenceLength = 64, MaxEvalWindows = 2 };
         Trainer.Run(a, o with { Method = TrainingMethod.Ladder, Ladder = new LadderConfig { Init = LadderInit.Magnitude }, LearningRate = 1e-12 });
         Trainer.Run(b, o with { Method = TrainingMethod.Ladder, Ladder = new LadderConfig { Init = LadderInit.Fisher }, LearningRate = 1e-12 });
-        var qa = a.SideNetwork!.blocks[2].self_attn.q_proj;
-        var qb = b.SideNetwork!.blocks[2].self_attn.q_proj;
-        Assert.True(TensorAssert.MaxAbsDiff(((TorchSharp.Modules.Linear)qa).weight!, ((TorchSharp.Modules.Linear)qb).weight!) > 0);
+        var qa = a.SideNetwork!.blocks[2].Attention.Projections.First().Module;
+        var qb = b.SideNetwork!.blocks[2].Attention.Projections.First().Module;
+        Assert.True(TensorAssert.MaxAbsDiff(((LoraShell.Core.Models.Blocks.LinearProjection)qa).weight!, ((LoraShell.Core.Models.Blocks.LinearProjection)qb).weight!) > 0);
     }
 
     [Theory]

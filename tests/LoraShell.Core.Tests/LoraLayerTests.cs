@@ -1,5 +1,6 @@
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Blocks;
 using LoraShell.Core.Session;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,7 +23,7 @@ public class LoraLayerTests
     public void ForwardIsBaseOutputPlusScaledLowRankUpdate()
     {
         manual_seed(3);
-        var linear = nn.Linear(16, 12, hasBias: true);
+        var linear = new LinearProjection(16, 12, true);
         var w0 = linear.weight!.clone();
         var lora = new LoraLinear(linear);
         lora.AddAdapter("default", rank: 4, scaling: 2.5, dropout: 0, init: LoraInit.Random);
@@ -37,7 +38,7 @@ public class LoraLayerTests
     [Fact]
     public void DefaultInitStartsAtZeroUpdateWithKaimingA()
     {
-        var linear = nn.Linear(64, 64, hasBias: false);
+        var linear = new LinearProjection(64, 64, false);
         var lora = new LoraLinear(linear);
         lora.AddAdapter("default", 8, 1, 0, LoraInit.Default);
         var a = lora.lora_A["default"].weight!;
@@ -51,7 +52,7 @@ public class LoraLayerTests
     public void PissaKeepsTheOutputAndMovesThePrincipalPartIntoTheAdapter()
     {
         manual_seed(5);
-        var linear = nn.Linear(32, 24, hasBias: false);
+        var linear = new LinearProjection(32, 24, false);
         var before = linear.weight!.clone();
         var x = randn(4, 32);
         using var _ = no_grad();
@@ -70,14 +71,14 @@ public class LoraLayerTests
     public void InjectionWrapsTheTargetsAndCountsLikePeft()
     {
         using var m = SharedData.LoadStories();
-        var q0 = m.Model.model.layers[0].self_attn.q_proj;
+        var q0 = m.Model.Module("model.layers.0.self_attn.q_proj");
         m.Adapters.Add("default", new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = new[] { "q_proj", "v_proj" } });
         var info = m.Adapters.Info("default");
         Assert.Equal(10, info.ModulePaths.Count);
         Assert.Equal(new[] { "q_proj", "v_proj" }, info.TargetModules);
         Assert.Equal(8960, info.TrainableParameters); // 5 × (8·64 + 64·8 + 8·64 + 32·8)
         Assert.Equal(2.0, info.Scaling);
-        var wrapper = Assert.IsType<LoraLinear>(m.Model.model.layers[0].self_attn.q_proj);
+        var wrapper = Assert.IsType<LoraLinear>(m.Model.Module("model.layers.0.self_attn.q_proj"));
         Assert.Same(q0, wrapper.base_layer);
         var names = m.Model.state_dict().Keys.ToHashSet();
         Assert.Contains("model.layers.0.self_attn.q_proj.base_layer.weight", names);
@@ -97,7 +98,7 @@ public class LoraLayerTests
     {
         using var m = SharedData.LoadStories();
         var baseLogits = Logits(m);
-        var w0 = m.Model.model.layers[2].mlp.down_proj is TorchSharp.Modules.Linear l ? l.weight!.clone() : throw new Exception();
+        var w0 = m.Model.Module("model.layers.2.mlp.down_proj") is LoraShell.Core.Models.Blocks.LinearProjection l ? l.weight!.clone() : throw new Exception();
         m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetRegex = "all-linear", Init = LoraInit.Random }, seed: 1);
         var unmerged = Logits(m);
         Assert.True(RelDiff(baseLogits, unmerged) > 1e-3, "a random adapter must change the logits");
@@ -113,7 +114,7 @@ public class LoraLayerTests
         Assert.Empty(m.Adapters.Merge(null, safe: true)); // second merge: no-op
 
         m.Adapters.Unmerge();
-        var w = ((LoraLinear)m.Model.model.layers[2].mlp.down_proj).base_layer.weight!;
+        var w = ((LinearProjection)((LoraLinear)m.Model.Module("model.layers.2.mlp.down_proj")).base_layer).weight;
         Assert.True(TensorAssert.MaxAbsDiff(w0, w) < 1e-6);
         Assert.True(RelDiff(unmerged, Logits(m)) < 1e-5);
     }
@@ -143,12 +144,12 @@ public class LoraLayerTests
     {
         using var m = SharedData.LoadStories();
         m.Adapters.Add("default", new LoraConfig { R = 2, TargetModules = new[] { "q_proj" } });
-        var layer = (LoraLinear)m.Model.model.layers[1].self_attn.q_proj;
+        var layer = (LoraLinear)m.Model.Module("model.layers.1.self_attn.q_proj");
         using (no_grad()) layer.lora_B["default"].weight![0, 0] = float.NaN;
-        var before = layer.base_layer.weight!.clone();
+        var before = ((LinearProjection)layer.base_layer).weight.clone();
         var e = Assert.Throws<LoraShellException>(() => m.Adapters.Merge(null, safe: true));
         Assert.Equal("MergeProducedNonFinite", e.ErrorId);
-        TensorAssert.Identical(before, layer.base_layer.weight!);
+        TensorAssert.Identical(before, ((LinearProjection)layer.base_layer).weight);
     }
 
     [Fact]
@@ -185,9 +186,9 @@ public class LoraLayerTests
             AlphaPattern = new Dictionary<string, double> { ["layers.0.self_attn.q_proj"] = 32 },
         };
         m.Adapters.Add("default", config);
-        var q0 = (LoraLinear)m.Model.model.layers[0].self_attn.q_proj;
-        var q1 = (LoraLinear)m.Model.model.layers[1].self_attn.q_proj;
-        var v3 = (LoraLinear)m.Model.model.layers[3].self_attn.v_proj;
+        var q0 = (LoraLinear)m.Model.Module("model.layers.0.self_attn.q_proj");
+        var q1 = (LoraLinear)m.Model.Module("model.layers.1.self_attn.q_proj");
+        var v3 = (LoraLinear)m.Model.Module("model.layers.3.self_attn.v_proj");
         Assert.Equal(32 / 4.0, q0.Scaling("default"), 9);   // alpha 32, r 16, rsLoRA √16
         Assert.Equal(8 / 4.0, q1.Scaling("default"), 9);
         Assert.Equal(4, v3.Rank("default"));
@@ -215,7 +216,7 @@ public class LoraLayerTests
         Assert.Equal(errorId, e.ErrorId);
         if (errorId == "NoTargetModulesMatched") Assert.Contains("q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj", e.Message);
         Assert.Empty(m.Adapters.Names);
-        Assert.IsNotType<LoraLinear>(m.Model.model.layers[0].self_attn.q_proj);
+        Assert.IsNotType<LoraLinear>(m.Model.Module("model.layers.0.self_attn.q_proj"));
     }
 
     [Theory]
@@ -242,19 +243,19 @@ public class LoraLayerTests
     {
         using var m = SharedData.LoadStories(ModelDType.BFloat16);
         m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { "q_proj", "down_proj" }, Init = LoraInit.Random }, seed: 9);
-        var layer = (LoraLinear)m.Model.model.layers[0].self_attn.q_proj;
+        var layer = (LoraLinear)m.Model.Module("model.layers.0.self_attn.q_proj");
         Assert.Equal(ScalarType.Float32, layer.lora_A["default"].weight!.dtype);
-        Assert.Equal(ScalarType.BFloat16, layer.base_layer.weight!.dtype);
+        Assert.Equal(ScalarType.BFloat16, ((LinearProjection)layer.base_layer).weight.dtype);
         var unmerged = Logits(m).to(ScalarType.Float32);
         m.Adapters.Merge(null, safe: true);
-        Assert.Equal(ScalarType.BFloat16, layer.base_layer.weight!.dtype);
+        Assert.Equal(ScalarType.BFloat16, ((LinearProjection)layer.base_layer).weight.dtype);
         Assert.True(RelDiff(unmerged, Logits(m).to(ScalarType.Float32)) < 0.05);
     }
 
     [Fact]
     public void DropoutActsOnlyInTraining()
     {
-        var lora = new LoraLinear(nn.Linear(32, 32));
+        var lora = new LoraLinear(new LinearProjection(32, 32, true));
         lora.AddAdapter("default", 4, 1, 0.5, LoraInit.Random);
         lora.SetActive(new[] { "default" });
         var x = randn(8, 32);

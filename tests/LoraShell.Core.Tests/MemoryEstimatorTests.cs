@@ -100,7 +100,7 @@ public sealed class MemoryMeasurementCollection { }
 [Collection(nameof(MemoryMeasurementCollection))]
 public class MemoryEstimatorMeasuredTests
 {
-    static readonly LlamaConfig Synthetic = new()
+    static readonly ModelConfig Synthetic = new()
     {
         HiddenSize = 512, IntermediateSize = 1536, NumHiddenLayers = 6, NumAttentionHeads = 8, NumKeyValueHeads = 8,
         VocabSize = 32000, MaxPositionEmbeddings = 512, RmsNormEps = 1e-5, TieWordEmbeddings = true,
@@ -121,7 +121,7 @@ public class MemoryEstimatorMeasuredTests
         IO.NativeMemory.Trim();
         double baseline = MemoryMeter.CurrentMiB;
         TorchSharp.torch.manual_seed(0);
-        using var model = new LlamaForCausalLM(Synthetic);
+        using var model = new CausalLM(Synthetic);
         var loaded = new LoadedModel(model, Tokenizers.Llama2cTokenizer.Load(SharedData.Tok512), "synthetic", "test");
         if (method == TrainingMethod.Lora)
             loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);

@@ -84,7 +84,7 @@ public class PeftFormatTests
         using var fresh = SharedData.LoadStories();
         PeftAdapterFormat.Load(fresh.Adapters, dir.File("a"), "default");
         TensorAssert.Identical(expected, Logits(fresh));
-        Assert.Equal(2, ((LoraLinear)fresh.Model.model.layers[0].mlp.down_proj).Rank("default"));
+        Assert.Equal(2, ((LoraLinear)fresh.Model.Module("model.layers.0.mlp.down_proj")).Rank("default"));
     }
 
     [Fact]
@@ -118,7 +118,7 @@ public class PeftFormatTests
         using var direct = SharedData.LoadStories();
         using (no_grad())
         {
-            var o = (TorchSharp.Modules.Linear)direct.Model.model.layers[1].self_attn.o_proj;
+            var o = (LoraShell.Core.Models.Blocks.LinearProjection)direct.Model.Module("model.layers.1.self_attn.o_proj");
             o.weight!.add_(3.0 * b.matmul(a));
         }
         Assert.True(TensorAssert.MaxAbsDiff(Logits(direct), Logits(m)) < 1e-4);
@@ -220,7 +220,7 @@ public class BiasModeTests
     static LoadedModel WithBiases()
     {
         var config = SharedData.Stories.Model.Config with { AttentionBias = true };
-        return new LoadedModel(new LlamaForCausalLM(config), null, "biased", "test");
+        return new LoadedModel(new CausalLM(config), null, "biased", "test");
     }
 
     [Theory]

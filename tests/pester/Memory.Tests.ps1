@@ -55,7 +55,7 @@ Describe 'Measure-LoraMemory' {
     }
 
     It 'completes -Preset' {
-        $r = TabExpansion2 -inputScript 'Measure-LoraMemory -Preset Qwen' -cursorColumn 'Measure-LoraMemory -Preset Qwen'.Length
+        $r = TabExpansion2 -inputScript 'Measure-LoraMemory -Preset Qwen1' -cursorColumn 'Measure-LoraMemory -Preset Qwen1'.Length
         $r.CompletionMatches.CompletionText | Should -Be @('Qwen1.5-7B', 'Qwen1.5-72B')
     }
 }

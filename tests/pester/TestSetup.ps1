@@ -16,3 +16,17 @@ function Get-ThrownError([scriptblock] $Script) {
     try { & $Script | Out-Null } catch { return $_ }
     throw "Expected an error, but the script completed."
 }
+
+# A small random checkpoint of any family, written by the module's own core (HF layout, nn defaults):
+# for tests that need a family's names and shapes, not trained weights.
+function New-TinyFamilyModel([string] $Family, [string] $Folder) {
+    $config = switch ($Family) {
+        'gpt2' { '{"model_type":"gpt2","n_embd":32,"n_layer":2,"n_head":4,"n_positions":64,"vocab_size":512,"bos_token_id":0,"eos_token_id":0}' }
+        'phi3' { '{"model_type":"phi3","hidden_size":32,"intermediate_size":48,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":4,"vocab_size":512,"max_position_embeddings":64,"bos_token_id":1,"eos_token_id":2}' }
+        default { '{"model_type":"' + $Family + '","hidden_size":32,"intermediate_size":48,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"max_position_embeddings":64}' }
+    }
+    $model = [LoraShell.Core.Models.CausalLM]::new([LoraShell.Core.Models.ModelConfig]::FromJson($config, "$Family test config"))
+    try { [LoraShell.Core.Models.HuggingFaceWriter]::Save($model, $Folder, $false, $null) | Out-Null } finally { $model.Dispose() }
+    Copy-Item (Join-Path $Shared 'models/stories260K/tok512.bin') $Folder
+    $Folder
+}

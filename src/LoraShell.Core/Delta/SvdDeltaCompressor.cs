@@ -41,7 +41,8 @@ public static class SvdDeltaCompressor
                 throw LoraShellException.InvalidData("ShapeMismatch",
                     $"Tensor '{n}' is [{string.Join(", ", baseCk.Entry(n).Shape)}] in the base but [{string.Join(", ", ftCk.Entry(n).Shape)}] in the fine-tuned checkpoint.", n);
 
-        var isTarget = TargetPredicate(o.TargetModules);
+        var layout = DeltaLayout.Of(o.BasePath);
+        var isTarget = TargetPredicate(o.TargetModules, layout);
         var matrices = names.Where(n => baseCk.Entry(n).Shape.Length == 2 && isTarget(n)).ToList();
         if (o.Policy.Rank is int fixedRank)
             foreach (var n in matrices)
@@ -70,8 +71,8 @@ public static class SvdDeltaCompressor
             cancel.ThrowIfCancellationRequested();
             progress?.Invoke(done++, total, name);
             bool matrix = matrices.Contains(name);
-            var r = matrix ? CompressOne(baseCk, ftCk, name, o, writer, o.UniformRank ? factors : null)
-                           : NonMatrix(baseCk, ftCk, name, o, writer, exactTensors);
+            var r = matrix ? CompressOne(baseCk, ftCk, name, layout, o, writer, o.UniformRank ? factors : null)
+                           : NonMatrix(baseCk, ftCk, name, layout, o, writer, exactTensors);
             Emit(r);
             NativeMemory.Trim();
         }
@@ -94,7 +95,7 @@ public static class SvdDeltaCompressor
             warnings.Add("The checkpoints hold no difference to store: every delta is zero. No adapter was written.");
         else
         {
-            var config = BuildConfig(o, compressed, maxRank, exactTensors);
+            var config = BuildConfig(o, compressed, maxRank, exactTensors, layout);
             var info = PeftAdapterFiles.Write(output, o.Overwrite, temp => PeftAdapterFiles.WriteInto(temp, config, writer));
             adapterBytes = new FileInfo(Path.Combine(info.FullName, PeftAdapterFiles.WeightsFile)).Length;
         }
@@ -115,24 +116,22 @@ public static class SvdDeltaCompressor
 
     static string Preview(List<string> names) => names.Count == 0 ? "none" : string.Join(", ", names.Take(5)) + (names.Count > 5 ? ", …" : "");
 
-    static string ModuleOf(string tensorName) => tensorName.EndsWith(".weight", StringComparison.Ordinal) ? tensorName[..^".weight".Length] : tensorName;
-
     static readonly Regex EmbeddingOrHead = new(@"(^|\.)(embed_tokens|embed|wte|wpe|tok_embeddings|lm_head|output)(\.|$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
 
     /// <summary>
     /// Which matrices to compress: by default (or all-linear) every 2-D tensor except embeddings and
     /// output heads; else the module paths that Add-LoraAdapter's rules (<see cref="TargetMatcher"/>) select.
     /// </summary>
-    static Func<string, bool> TargetPredicate(IReadOnlyList<string>? targets)
+    static Func<string, bool> TargetPredicate(IReadOnlyList<string>? targets, DeltaLayout layout)
     {
         bool IsLinear(string name) => !EmbeddingOrHead.IsMatch(name);
         if (targets is null || targets.Count == 0) return IsLinear;
         var (names, regex) = TargetMatcher.FromUserValues(targets);
         var config = new LoraConfig { TargetModules = names, TargetRegex = regex };
-        return n => TargetMatcher.Matches(config, ModuleOf(n), IsLinear(n));
+        return n => TargetMatcher.Matches(config, layout.ModulePath(n), IsLinear(n));
     }
 
-    static SvdDeltaReport CompressOne(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, SvdDeltaOptions o,
+    static SvdDeltaReport CompressOne(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, DeltaLayout layout, SvdDeltaOptions o,
         SafetensorsStreamWriter writer, List<(string, int, Tensor?, Tensor?)>? deferred)
     {
         var clock = Stopwatch.StartNew();
@@ -140,6 +139,9 @@ public static class SvdDeltaCompressor
         // ΔW in float32, built in place so only two matrix copies exist at once.
         var delta = ftCk.Read(name).to(ScalarType.Float32);
         using (var w0 = baseCk.Read(name)) delta.sub_(w0);
+        var stored = delta.shape;
+        // Conv1D stores [in, out]; PEFT's factors are A [r, in] and B [out, r] all the same (fan_in_fan_out).
+        if (layout.FanInFanOut(name)) delta = delta.t().contiguous();
         long m = delta.shape[0], n = delta.shape[1];
         // Norm and largest entry row block by row block: no temporary the size of the matrix.
         double froSquared = 0, maxAbs = 0;
@@ -152,7 +154,7 @@ public static class SvdDeltaCompressor
         }
         long before = m * n * 4;
         if (froSquared == 0)
-            return new SvdDeltaReport { Name = name, Status = DeltaStatus.ZeroDelta, Shape = new[] { m, n }, BytesBefore = before, Method = o.Method.ToString(), Seconds = clock.Elapsed.TotalSeconds };
+            return new SvdDeltaReport { Name = name, Status = DeltaStatus.ZeroDelta, Shape = stored, BytesBefore = before, Method = o.Method.ToString(), Seconds = clock.Elapsed.TotalSeconds };
 
         int sketch = o.Policy.Rank ?? o.Policy.MaxRank ?? o.DefaultSketchRank;
         using var svd = o.Method == SvdMethod.Exact
@@ -176,7 +178,7 @@ public static class SvdDeltaCompressor
         double kept = sigma.Take(rank).Sum(s => s * s);
         double? optimal = full is null ? null : Math.Sqrt(full.Skip(rank).Sum(s => s * s) / froSquared);
 
-        string module = ModuleOf(name);
+        string module = layout.ModulePath(name);
         if (deferred is null)
         {
             writer.Add(PeftAdapterFiles.LoraAKey(module), a);
@@ -186,7 +188,7 @@ public static class SvdDeltaCompressor
 
         return new SvdDeltaReport
         {
-            Name = name, Status = DeltaStatus.Compressed, Shape = new[] { m, n }, Rank = rank,
+            Name = name, Status = DeltaStatus.Compressed, Shape = stored, Rank = rank,
             RelativeError = Math.Sqrt(residualSquared / froSquared), OptimalError = optimal,
             EnergyKept = Math.Min(1, kept / froSquared), DeltaNorm = Math.Sqrt(froSquared), MaxAbsDelta = maxAbs,
             BytesBefore = before, BytesAfter = (long)rank * (m + n) * 4, Seconds = clock.Elapsed.TotalSeconds,
@@ -194,7 +196,7 @@ public static class SvdDeltaCompressor
         };
     }
 
-    static SvdDeltaReport NonMatrix(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, SvdDeltaOptions o,
+    static SvdDeltaReport NonMatrix(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, DeltaLayout layout, SvdDeltaOptions o,
         SafetensorsStreamWriter writer, List<string> exact)
     {
         var clock = Stopwatch.StartNew();
@@ -206,7 +208,7 @@ public static class SvdDeltaCompressor
         bool store = o.IncludeNonMatrix && maxAbs > 0;
         if (store)
         {
-            writer.Add(PeftAdapterFiles.ParameterKey(name), ft);
+            writer.Add(PeftAdapterFiles.ParameterKey(layout.Canonical(name)), ft);
             exact.Add(name);
         }
         return new SvdDeltaReport
@@ -217,20 +219,20 @@ public static class SvdDeltaCompressor
         };
     }
 
-    static LoraConfig BuildConfig(SvdDeltaOptions o, List<SvdDeltaReport> compressed, int maxRank, List<string> exactTensors)
+    static LoraConfig BuildConfig(SvdDeltaOptions o, List<SvdDeltaReport> compressed, int maxRank, List<string> exactTensors, DeltaLayout layout)
     {
-        var modules = compressed.Select(r => ModuleOf(r.Name)).ToList();
+        var modules = compressed.Select(r => layout.ModulePath(r.Name)).ToList();
         var rankPattern = new Dictionary<string, int>();
         var alphaPattern = new Dictionary<string, double>();
         if (!o.UniformRank)
             foreach (var r in compressed.Where(r => r.Rank != maxRank))
             {
                 // Escaped: PEFT reads pattern keys as regular expressions.
-                string key = Regex.Escape(ModuleOf(r.Name));
+                string key = Regex.Escape(layout.ModulePath(r.Name));
                 rankPattern[key] = r.Rank;
                 alphaPattern[key] = r.Rank; // alpha_i = r_i: every scaling is exactly 1
             }
-        var saved = exactTensors.Select(ModuleOf).Distinct().ToList();
+        var saved = exactTensors.Select(layout.ParameterModule).Distinct().ToList();
         return new LoraConfig
         {
             R = Math.Max(1, maxRank), LoraAlpha = Math.Max(1, maxRank), LoraDropout = 0,
@@ -239,6 +241,7 @@ public static class SvdDeltaCompressor
             ModulesToSave = saved.Count > 0 ? saved : null,
             BaseModelNameOrPath = o.BaseModelNameOrPath ?? Path.GetFullPath(o.BasePath),
             Init = LoraInit.Default,
+            FanInFanOut = compressed.Count > 0 && compressed.All(r => layout.FanInFanOut(r.Name)),
         };
     }
 }

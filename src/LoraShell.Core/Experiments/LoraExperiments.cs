@@ -26,8 +26,8 @@ public static class LoraExperiments
     {
         using var model = setup.LoadBase();
         var slots = model.Model.LinearSlots().ToList();
-        long Dense(IEnumerable<Models.LinearSlot> s) => s.Sum(x => ((TorchSharp.Modules.Linear)x.Module).weight!.numel());
-        long Lora(IEnumerable<Models.LinearSlot> s, int r) => s.Sum(x => { var w = ((TorchSharp.Modules.Linear)x.Module).weight!; return r * (w.shape[0] + w.shape[1]); });
+        long Dense(IEnumerable<Models.LinearSlot> s) => s.Sum(x => { var p = Models.ProjectionSlots.BaseOf(x.Module); return p.InFeatures * p.OutFeatures; });
+        long Lora(IEnumerable<Models.LinearSlot> s, int r) => s.Sum(x => { var p = Models.ProjectionSlots.BaseOf(x.Module); return r * (p.InFeatures + p.OutFeatures); });
         var qv = slots.Where(s => s.Name is "q_proj" or "v_proj").ToList();
         return (ranks ?? new[] { 1, 2, 4, 8, 16, 32, 64 }).Select(r => new RankCount(r, Lora(qv, r), Lora(slots, r), Dense(qv), Dense(slots))).ToList();
     }
@@ -72,13 +72,13 @@ public static class LoraExperiments
         string before = m.Generate(greedy).Text;
         m.Adapters.Add("default", new LoraConfig { R = rank, LoraAlpha = 2 * rank, TargetModules = new[] { "q_proj", "v_proj" } }, setup.Seed);
         Trainer.Run(m, setup.Training(TrainingMethod.Lora));
-        var layer = (LoraLinear)m.Model.model.layers[0].self_attn.q_proj;
-        using var w0 = layer.base_layer.weight!.detach().clone();
+        var layer = (LoraLinear)m.Model.Module("model.layers.0.self_attn.q_proj");
+        using var w0 = layer.base_layer.DenseWeight().clone();
         var parity = MergeParityCheck.Merge(m.Adapters, m.Adapters.ActiveNames);
         string after = m.Generate(greedy).Text;
         m.Adapters.Unmerge();
         bool restored;
-        using (NewDisposeScope()) restored = (layer.base_layer.weight! - w0).abs().max().item<float>() < 1e-6;
+        using (NewDisposeScope()) restored = (layer.base_layer.DenseWeight() - w0).abs().max().item<float>() < 1e-6;
         return (new MergeCheck(parity.MaxAbsDifference, parity.MeanAbsDifference, parity.MaxAbsLogit, restored), before, after);
     }
 }

@@ -15,7 +15,7 @@ public sealed record PerplexityResult(double Loss, double Perplexity, long Token
 public static class PerplexityEvaluator
 {
     /// <param name="logits">the whole model's logits (a side network's too); default the backbone's forward</param>
-    public static PerplexityResult Evaluate(LlamaForCausalLM model, ITextTokenizer tokenizer, string text, Func<Tensor, Tensor>? logits = null,
+    public static PerplexityResult Evaluate(CausalLM model, ITextTokenizer tokenizer, string text, Func<Tensor, Tensor>? logits = null,
         int? windowLength = null, int batchSize = 8, IProgress<double>? progress = null, CancellationToken cancel = default)
     {
         var tokens = new List<int> { tokenizer.BosId };
@@ -23,7 +23,7 @@ public static class PerplexityEvaluator
         return EvaluateTokens(model, tokens, windowLength, batchSize, progress, cancel, logits);
     }
 
-    public static PerplexityResult EvaluateTokens(LlamaForCausalLM model, IReadOnlyList<int> tokens, int? windowLength = null, int batchSize = 8,
+    public static PerplexityResult EvaluateTokens(CausalLM model, IReadOnlyList<int> tokens, int? windowLength = null, int batchSize = 8,
         IProgress<double>? progress = null, CancellationToken cancel = default, Func<Tensor, Tensor>? logits = null)
     {
         logits ??= model.forward;

@@ -13,7 +13,7 @@ namespace LoraShell.Core.Inference;
 public static class TextGenerator
 {
     /// <param name="side">a ladder side network beside the model, whose blocks keep their own KV cache</param>
-    public static GenerationResult Generate(LlamaForCausalLM model, ITextTokenizer tokenizer, GenerationOptions options, SideTuning.LadderSideNetwork? side = null,
+    public static GenerationResult Generate(CausalLM model, ITextTokenizer tokenizer, GenerationOptions options, SideTuning.LadderSideNetwork? side = null,
         IProgress<int>? tokensDone = null, CancellationToken cancel = default)
     {
         options.Validate();
@@ -33,7 +33,7 @@ public static class TextGenerator
     /// step until MaxTokens, the context length, or a token in <paramref name="stopTokens"/>. With a ladder
     /// <paramref name="side"/> network, its blocks keep their own KV cache beside the backbone's.
     /// </summary>
-    public static (List<int> Tokens, string StopReason) GenerateTokens(LlamaForCausalLM model, IReadOnlyList<int> prompt,
+    public static (List<int> Tokens, string StopReason) GenerateTokens(CausalLM model, IReadOnlyList<int> prompt,
         GenerationOptions options, IReadOnlyCollection<int> stopTokens, IProgress<int>? tokensDone = null, CancellationToken cancel = default,
         SideTuning.LadderSideNetwork? side = null)
     {

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,14 +13,14 @@ namespace LoraShell.Core.Lora;
 /// </summary>
 public sealed class LoraAdapterSet
 {
-    readonly LlamaForCausalLM _model;
+    readonly CausalLM _model;
     readonly List<string> _order = new();
     readonly Dictionary<string, LoraConfig> _configs = new(StringComparer.Ordinal);
 
-    public LoraAdapterSet(LlamaForCausalLM model) => _model = model;
+    public LoraAdapterSet(CausalLM model) => _model = model;
 
     /// <summary>The model the adapters live in.</summary>
-    public LlamaForCausalLM Model => _model;
+    public CausalLM Model => _model;
 
     public IReadOnlyList<string> Names => _order;
     public bool Contains(string name) => _configs.ContainsKey(name);
@@ -41,8 +42,8 @@ public sealed class LoraAdapterSet
         var plan = new List<AdapterPlanItem>();
         foreach (var slot in TargetMatcher.Select(_model, config))
         {
-            var weight = BaseLinear(slot).weight!;
-            long outF = weight.shape[0], inF = weight.shape[1];
+            var projection = ProjectionSlots.BaseOf(slot.Module);
+            long outF = projection.OutFeatures, inF = projection.InFeatures;
             int r = config.RankFor(slot.Path);
             if (r > Math.Min(inF, outF))
                 throw LoraShellException.InvalidArgument("RankTooLarge",
@@ -52,12 +53,6 @@ public sealed class LoraAdapterSet
         return plan;
     }
 
-    static Linear BaseLinear(LinearSlot slot) => slot.Module switch
-    {
-        LoraLinear l => l.base_layer,
-        Linear l => l,
-        _ => throw new InvalidOperationException($"'{slot.Path}' is neither a Linear nor a LoRA layer."),
-    };
 
     /// <summary>Injects a new adapter and makes it the active one. <paramref name="seed"/> fixes the random init.</summary>
     public void Add(string name, LoraConfig config, long? seed = null)
@@ -67,8 +62,6 @@ public sealed class LoraAdapterSet
         if (_configs.ContainsKey(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'. Choose another -Name or remove it first.", name);
-        if (config.FanInFanOut)
-            throw LoraShellException.InvalidArgument("FanInFanOutNotSupported", "fan_in_fan_out = true is for GPT-2's Conv1D layers; Llama uses Linear layers, so it must be false.", name);
         var plan = Plan(config);
         if (seed is long s) manual_seed(s);
         var slots = _model.LinearSlots().ToDictionary(x => x.Path);
@@ -77,14 +70,16 @@ public sealed class LoraAdapterSet
             var slot = slots[item.ModulePath];
             if (slot.Module is not LoraLinear wrapper)
             {
-                wrapper = new LoraLinear((Linear)slot.Module);
+                wrapper = new LoraLinear((Projection)slot.Module);
                 wrapper.train(_model.training); // a new module starts in training mode; follow the model
                 slot.Host.ReplaceProjection(slot.Name, wrapper);
             }
             wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init);
         }
         _order.Add(name);
-        _configs[name] = TargetMatcher.Expand(config, plan.Select(p => p.ModulePath));
+        // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
+        bool fanInFanOut = plan.All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
+        _configs[name] = TargetMatcher.Expand(config, plan.Select(p => p.ModulePath)) with { FanInFanOut = fanInFanOut };
         SetActive(name);
     }
 

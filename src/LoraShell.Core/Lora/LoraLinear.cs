@@ -1,3 +1,5 @@
+using LoraShell.Core.Models;
+using LoraShell.Core.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -5,15 +7,17 @@ using static TorchSharp.torch;
 namespace LoraShell.Core.Lora;
 
 /// <summary>
-/// A frozen Linear with one or more named low-rank adapters beside it:
+/// A frozen projection (Linear, GPT-2's Conv1D or a quantized base) with one or more named low-rank adapters beside it:
 /// y = W0·x (+ b) + Σ_active scaling·B·A·dropout(x), A [r, in], B [out, r].
 /// State-dict names follow PEFT: <c>base_layer.weight</c>, <c>lora_A.NAME.weight</c>, <c>lora_B.NAME.weight</c>.
-/// The base Linear is the original module (its weight is shared, never copied). Adapter factors are
-/// float32 whatever the base dtype, as PEFT's autocast_adapter_dtype does.
+/// The base projection is the original module (its weight is shared, never copied). Adapter factors are
+/// float32 whatever the base dtype, as PEFT's autocast_adapter_dtype does. For a Conv1D base (PEFT's
+/// fan_in_fan_out) A and B keep the same shapes and the same forward; only merging transposes B·A
+/// into the base's [in, out] storage, which <see cref="Projection.SetDenseWeight"/> does.
 /// </summary>
-public sealed class LoraLinear : nn.Module<Tensor, Tensor>
+public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
 {
-    public Linear base_layer;
+    public Projection base_layer;
     public ModuleDict<Linear> lora_A = nn.ModuleDict<Linear>();
     public ModuleDict<Linear> lora_B = nn.ModuleDict<Linear>();
     readonly Dictionary<string, (double Scaling, double Dropout)> _settings = new(StringComparer.Ordinal);
@@ -21,14 +25,15 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     readonly Dictionary<string, Linear> _a = new(StringComparer.Ordinal), _b = new(StringComparer.Ordinal);
     List<string> _active = new();
 
-    public LoraLinear(Linear baseLayer) : base(nameof(LoraLinear))
+    public LoraLinear(Projection baseLayer) : base(nameof(LoraLinear))
     {
         base_layer = baseLayer;
         RegisterComponents();
     }
 
-    public long InFeatures => base_layer.weight!.shape[1];
-    public long OutFeatures => base_layer.weight!.shape[0];
+    public Projection Base => base_layer;
+    public long InFeatures => base_layer.InFeatures;
+    public long OutFeatures => base_layer.OutFeatures;
     public IReadOnlyList<string> Adapters => _settings.Keys.ToList();
     public IReadOnlyList<string> Merged => _merged;
     public IReadOnlyList<string> Active => _active;
@@ -40,8 +45,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public void AddAdapter(string name, int rank, double scaling, double dropout, LoraInit init)
     {
         if (_settings.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
-        var weight = base_layer.weight!;
-        var device = weight.device;
+        var device = base_layer.WeightDevice;
         var a = nn.Linear(InFeatures, rank, hasBias: false, device: device, dtype: ScalarType.Float32);
         var b = nn.Linear(rank, OutFeatures, hasBias: false, device: device, dtype: ScalarType.Float32);
         using (no_grad())
@@ -79,12 +83,12 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     void InitPissa(Tensor a, Tensor b, int rank, double scaling)
     {
         using var scope = NewDisposeScope();
-        var w = base_layer.weight!;
-        var (u, s, vh) = linalg.svd(w.to(ScalarType.Float32), fullMatrices: false);
+        var w = base_layer.DenseWeight();
+        var (u, s, vh) = linalg.svd(w, fullMatrices: false);
         var root = (s.narrow(0, 0, rank) / scaling).sqrt();
         a.copy_(root.unsqueeze(1) * vh.narrow(0, 0, rank));
         b.copy_(u.narrow(1, 0, rank) * root.unsqueeze(0));
-        w.copy_((w.to(ScalarType.Float32) - scaling * b.matmul(a)).to(w.dtype));
+        base_layer.SetDenseWeight(w - scaling * b.matmul(a));
     }
 
     public void DeleteAdapter(string name)
@@ -156,12 +160,11 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (_merged.Contains(name)) return false;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var w = base_layer.weight!;
-        var merged = w.to(ScalarType.Float32) + DeltaWeight(name);
+        var merged = base_layer.DenseWeight() + DeltaWeight(name);
         if (safe && !merged.isfinite().all().item<bool>())
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "MergeProducedNonFinite",
                 $"Merging adapter '{name}' would put NaN or Inf into the base weight; nothing was changed.", name);
-        w.copy_(merged.to(w.dtype));
+        base_layer.SetDenseWeight(merged);
         _merged.Add(name);
         return true;
     }
@@ -171,9 +174,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var w = base_layer.weight!;
         for (int i = _merged.Count - 1; i >= 0; i--)
-            w.copy_((w.to(ScalarType.Float32) - DeltaWeight(_merged[i])).to(w.dtype));
+            base_layer.SetDenseWeight(base_layer.DenseWeight() - DeltaWeight(_merged[i]));
         _merged.Clear();
     }
 }

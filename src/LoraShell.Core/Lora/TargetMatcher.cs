@@ -75,7 +75,7 @@ public static class TargetMatcher
     }
 
     /// <summary>The slots an adapter with this config wraps; the error lists the model's Linear modules when none match.</summary>
-    public static List<LinearSlot> Select(LlamaForCausalLM model, LoraConfig config)
+    public static List<LinearSlot> Select(CausalLM model, LoraConfig config)
     {
         var slots = model.LinearSlots().ToList();
         var chosen = slots.Where(s => Matches(config, s.Path)).ToList();

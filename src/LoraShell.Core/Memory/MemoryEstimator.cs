@@ -1,20 +1,20 @@
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Families;
 using LoraShell.Core.SideTuning;
 using LoraShell.Core.Training;
 
 namespace LoraShell.Core.Memory;
 
 /// <summary>
-/// Training memory from a model's architecture: bytes of weights, gradients and AdamW states per
-/// precision and method, plus the activations backward needs, counted tensor by tensor for a
-/// Llama-family block (what a framework that frees every other temporary keeps alive).
+/// Training memory from a model's architecture, for any family: bytes of weights, gradients and AdamW
+/// states per precision and method, plus the activations backward needs, counted tensor by tensor for
+/// the family's block (what a framework that frees every other temporary keeps alive). Parameter and
+/// projection shapes come from the family's own description.
 /// </summary>
 public static class MemoryEstimator
 {
-    static readonly string[] AllLinear = { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" };
-
-    public static MemoryEstimate Estimate(LlamaConfig c, MemoryEstimateOptions o, string modelName = "")
+    public static MemoryEstimate Estimate(ModelConfig c, MemoryEstimateOptions o, string modelName = "")
     {
         Validate(o);
         double act = o.Precision == TrainingPrecision.Fp32 ? 4 : 2; // bytes per activation element
@@ -24,7 +24,7 @@ public static class MemoryEstimator
         long trainable = o.Method switch
         {
             TrainingMethod.Full => total,
-            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(o.LoraTargets)),
+            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets)),
             _ => Ladder(c, o).TrainableParameters(c),
         };
 
@@ -94,10 +94,11 @@ public static class MemoryEstimator
     /// Activation elements kept for backward per micro-batch. Per token, a Llama block keeps: the input
     /// and the normed output of each RMSNorm (2h twice), q before and after RoPE plus the rotated half
     /// (3h), the same for k (3·kv), v (kv), the attention output and its contiguous copy for o_proj (2h),
-    /// and in the MLP gate, up, silu(gate) and their product (4·i). The residual additions keep nothing
-    /// (their sums are the next RMSNorm's input, counted there).
+    /// and in the MLP gate, up, silu(gate) and their product (4·i); a plain MLP (GPT-2) keeps its input
+    /// projection and activation (2·i), and learned positions rotate nothing (q, k once each). The
+    /// residual additions keep nothing (their sums are the next norm's input, counted there).
     /// </summary>
-    public static double ActivationElements(LlamaConfig c, MemoryEstimateOptions o)
+    public static double ActivationElements(ModelConfig c, MemoryEstimateOptions o)
     {
         double tokens = (double)o.BatchSize * o.SequenceLength;
         if (o.Method == TrainingMethod.Ladder)
@@ -113,7 +114,7 @@ public static class MemoryEstimator
                 + BlockElements(c, o);
             return tokens * perToken;
         }
-        double lora = o.Method == TrainingMethod.Lora ? LoraTargetNames(o.LoraTargets).Count * (double)o.LoraRank : 0; // A·x per target
+        double lora = o.Method == TrainingMethod.Lora ? AdaptedPerLayer(c, o.LoraTargets) * (double)o.LoraRank : 0; // A·x per target
         double block = BlockElements(c, o) + lora;
         double layers = o.ActivationCheckpointing
             ? c.NumHiddenLayers * (double)c.HiddenSize + block      // each layer's input, and one layer recomputed
@@ -121,11 +122,12 @@ public static class MemoryEstimator
         return tokens * (layers + 2.0 * c.HiddenSize);              // final norm's input and output
     }
 
-    static double BlockElements(LlamaConfig c, MemoryEstimateOptions o)
+    static double BlockElements(ModelConfig c, MemoryEstimateOptions o)
     {
         double h = c.HiddenSize, q = (double)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
-        double attention = 2 * h + 3 * q + 3 * kv + kv + 2 * q;
-        double mlp = 2 * h + 4 * i;
+        double rotated = c.RotaryDim > 0 ? 3 : 1; // before and after RoPE plus the rotated half
+        double attention = 2 * h + rotated * q + rotated * kv + kv + 2 * q;
+        double mlp = 2 * h + (c.Family.Layout.GatedFeedForward ? 4 : 2) * i;
         double scores = o.EagerAttention ? 2.0 * c.NumAttentionHeads * o.SequenceLength : 0; // scores and probabilities per query
         return attention + mlp + scores;
     }
@@ -136,7 +138,7 @@ public static class MemoryEstimator
     /// chunked loss turns a chunk's float32 logits into their gradient in place (one buffer; a 16-bit
     /// model adds its logits and the gradient cast back).
     /// </summary>
-    static double LossBytes(LlamaConfig c, MemoryEstimateOptions o, double act)
+    static double LossBytes(ModelConfig c, MemoryEstimateOptions o, double act)
     {
         double tokens = (double)o.BatchSize * o.SequenceLength;
         double held = o.LossChunkTokens is int chunk ? Math.Min(chunk, tokens) : tokens;
@@ -146,37 +148,52 @@ public static class MemoryEstimator
         return held * c.VocabSize * perLogit + cut;
     }
 
-    static LadderConfig Ladder(LlamaConfig c, MemoryEstimateOptions o)
+    static LadderConfig Ladder(ModelConfig c, MemoryEstimateOptions o)
     {
         var ladder = new LadderConfig { ReductionFactor = o.ReductionFactor, SideLayers = o.SideLayers };
         ladder.Validate(c);
         return ladder;
     }
 
-    static IReadOnlyList<string> LoraTargetNames(IReadOnlyList<string> targets)
-        => targets.Any(t => t.Equals("all-linear", StringComparison.OrdinalIgnoreCase)) ? AllLinear : targets.Distinct().ToList();
-
-    /// <summary>r·(in + out) per adapted Linear in every layer.</summary>
-    public static long LoraParameters(LlamaConfig c, int rank, IReadOnlyList<string> targets)
+    /// <summary>The decoder projections of one layer of this family: HF name, in and out features.</summary>
+    static IEnumerable<(string Name, long In, long Out)> LayerProjections(ModelConfig c)
     {
-        long h = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
-        long perLayer = 0;
+        var l = c.Family.Layout;
+        foreach (var p in l.AttentionProjections.Concat(l.FeedForwardProjections))
+        {
+            var (inF, outF) = ModelFamily.Shape(p.Role, c);
+            yield return (p.Name, inF, outF);
+        }
+    }
+
+    /// <summary>all-linear, or the named projections of this family (an unknown name lists the family's).</summary>
+    static IReadOnlyList<string> LoraTargetNames(ModelConfig c, IReadOnlyList<string> targets)
+    {
+        var names = LayerProjections(c).Select(p => p.Name).ToList();
+        if (targets.Any(TargetMatcher.IsAllLinear)) return names;
         foreach (var t in targets)
-            perLayer += rank * t switch
-            {
-                "q_proj" => h + q, "k_proj" or "v_proj" => h + kv, "o_proj" => q + h,
-                "gate_proj" or "up_proj" => h + i, "down_proj" => i + h,
-                _ => throw LoraShellException.InvalidArgument("UnknownTarget", $"LoRA target '{t}' is not a Llama Linear module; use all-linear or some of {string.Join(", ", AllLinear)}.", t),
-            };
+            if (!names.Contains(t))
+                throw LoraShellException.InvalidArgument("UnknownTarget", $"LoRA target '{t}' is not a Linear module of a {c.ModelType} model; use all-linear or some of {string.Join(", ", names.Distinct())}.", t);
+        return targets.Distinct().ToList();
+    }
+
+    static int AdaptedPerLayer(ModelConfig c, IReadOnlyList<string> targets)
+    {
+        var wanted = LoraTargetNames(c, targets).ToHashSet();
+        return LayerProjections(c).Count(p => wanted.Contains(p.Name));
+    }
+
+    /// <summary>r·(in + out) per adapted projection in every layer.</summary>
+    public static long LoraParameters(ModelConfig c, int rank, IReadOnlyList<string> targets)
+    {
+        var wanted = LoraTargetNames(c, targets).ToHashSet();
+        // GPT-2 has two c_proj (attention and MLP): a name selects both, as PEFT's suffix match does.
+        long perLayer = LayerProjections(c).Where(p => wanted.Contains(p.Name)).Sum(p => rank * (p.In + p.Out));
         return perLayer * c.NumHiddenLayers;
     }
 
-    /// <summary>Weights of the decoder's Linear layers (what 8-/4-bit formats quantise).</summary>
-    static long LinearWeights(LlamaConfig c)
-    {
-        long h = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
-        return c.NumHiddenLayers * (h * q + 2 * h * kv + q * h + 3 * h * i);
-    }
+    /// <summary>Weights of the decoder's projections (what 8-/4-bit formats quantise).</summary>
+    static long LinearWeights(ModelConfig c) => c.NumHiddenLayers * LayerProjections(c).Sum(p => p.In * p.Out);
 
     static void Validate(MemoryEstimateOptions o)
     {

@@ -5,19 +5,34 @@ namespace LoraShell.Core.Memory;
 /// <summary>Architectures of well-known models, from their published config.json, for memory estimates.</summary>
 public static class ModelPresets
 {
-    public static readonly IReadOnlyDictionary<string, LlamaConfig> All = new Dictionary<string, LlamaConfig>(StringComparer.OrdinalIgnoreCase)
+    public static readonly IReadOnlyDictionary<string, ModelConfig> All = new Dictionary<string, ModelConfig>(StringComparer.OrdinalIgnoreCase)
     {
         // Qwen1.5 (model_type qwen2): multi-head attention with q/k/v biases, untied 152k-vocab embeddings.
-        ["Qwen1.5-7B"] = new() { HiddenSize = 4096, IntermediateSize = 11008, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 32, VocabSize = 151936, MaxPositionEmbeddings = 32768, AttentionBias = true },
-        ["Qwen1.5-72B"] = new() { HiddenSize = 8192, IntermediateSize = 24576, NumHiddenLayers = 80, NumAttentionHeads = 64, NumKeyValueHeads = 64, VocabSize = 152064, MaxPositionEmbeddings = 32768, AttentionBias = true },
+        ["Qwen1.5-7B"] = new() { ModelType = "qwen2", HiddenSize = 4096, IntermediateSize = 11008, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 32, VocabSize = 151936, MaxPositionEmbeddings = 32768, QkvBias = true },
+        ["Qwen1.5-72B"] = new() { ModelType = "qwen2", HiddenSize = 8192, IntermediateSize = 24576, NumHiddenLayers = 80, NumAttentionHeads = 64, NumKeyValueHeads = 64, VocabSize = 152064, MaxPositionEmbeddings = 32768, QkvBias = true },
+        ["Qwen2.5-0.5B"] = new() { ModelType = "qwen2", HiddenSize = 896, IntermediateSize = 4864, NumHiddenLayers = 24, NumAttentionHeads = 14, NumKeyValueHeads = 2, VocabSize = 151936, MaxPositionEmbeddings = 32768, QkvBias = true, TieWordEmbeddings = true },
+        ["Qwen2.5-7B"] = new() { ModelType = "qwen2", HiddenSize = 3584, IntermediateSize = 18944, NumHiddenLayers = 28, NumAttentionHeads = 28, NumKeyValueHeads = 4, VocabSize = 152064, MaxPositionEmbeddings = 32768, QkvBias = true },
+        // Qwen3: head_dim 128 whatever the width, q/k norms, no biases.
+        ["Qwen3-0.6B"] = new() { ModelType = "qwen3", HiddenSize = 1024, IntermediateSize = 3072, NumHiddenLayers = 28, NumAttentionHeads = 16, NumKeyValueHeads = 8, HeadDimOverride = 128, VocabSize = 151936, MaxPositionEmbeddings = 40960, TieWordEmbeddings = true },
+        ["Qwen3-8B"] = new() { ModelType = "qwen3", HiddenSize = 4096, IntermediateSize = 12288, NumHiddenLayers = 36, NumAttentionHeads = 32, NumKeyValueHeads = 8, HeadDimOverride = 128, VocabSize = 151936, MaxPositionEmbeddings = 40960 },
         ["Llama-2-7B"] = new() { HiddenSize = 4096, IntermediateSize = 11008, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 32, VocabSize = 32000, MaxPositionEmbeddings = 4096 },
         ["Llama-3-8B"] = new() { HiddenSize = 4096, IntermediateSize = 14336, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 8, VocabSize = 128256, MaxPositionEmbeddings = 8192 },
+        ["Llama-3.1-8B"] = new() { HiddenSize = 4096, IntermediateSize = 14336, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 8, VocabSize = 128256, MaxPositionEmbeddings = 131072, RopeTheta = 500000, RopeScaling = Llama3Scaling(8) },
+        ["Llama-3.2-1B"] = new() { HiddenSize = 2048, IntermediateSize = 8192, NumHiddenLayers = 16, NumAttentionHeads = 32, NumKeyValueHeads = 8, HeadDimOverride = 64, VocabSize = 128256, MaxPositionEmbeddings = 131072, RopeTheta = 500000, RopeScaling = Llama3Scaling(32), TieWordEmbeddings = true },
+        ["Llama-3.2-3B"] = new() { HiddenSize = 3072, IntermediateSize = 8192, NumHiddenLayers = 28, NumAttentionHeads = 24, NumKeyValueHeads = 8, HeadDimOverride = 128, VocabSize = 128256, MaxPositionEmbeddings = 131072, RopeTheta = 500000, RopeScaling = Llama3Scaling(32), TieWordEmbeddings = true },
+        ["TinyLlama-1.1B"] = new() { HiddenSize = 2048, IntermediateSize = 5632, NumHiddenLayers = 22, NumAttentionHeads = 32, NumKeyValueHeads = 4, VocabSize = 32000, MaxPositionEmbeddings = 2048, RmsNormEps = 1e-5 },
+        ["Mistral-7B"] = new() { ModelType = "mistral", HiddenSize = 4096, IntermediateSize = 14336, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 8, VocabSize = 32768, MaxPositionEmbeddings = 32768, RopeTheta = 1000000, RmsNormEps = 1e-5 },
+        // Phi-3-mini: fused qkv_proj and gate_up_proj, multi-head attention.
+        ["Phi-3-mini"] = new() { ModelType = "phi3", HiddenSize = 3072, IntermediateSize = 8192, NumHiddenLayers = 32, NumAttentionHeads = 32, NumKeyValueHeads = 32, VocabSize = 32064, MaxPositionEmbeddings = 4096, RmsNormEps = 1e-5, SlidingWindow = 2047 },
+        ["GPT-2"] = new() { ModelType = "gpt2", BosTokenId = 50256, EosTokenId = 50256, HiddenSize = 768, IntermediateSize = 3072, NumHiddenLayers = 12, NumAttentionHeads = 12, NumKeyValueHeads = 12, VocabSize = 50257, MaxPositionEmbeddings = 1024, RmsNormEps = 1e-5, TieWordEmbeddings = true, AttentionBias = true, MlpBias = true, HiddenAct = "gelu_new" },
         // Karpathy's llama2.c TinyStories 260K (the model in ../shared): tied embeddings, grouped-query attention.
         ["stories260K"] = new() { HiddenSize = 64, IntermediateSize = 172, NumHiddenLayers = 5, NumAttentionHeads = 8, NumKeyValueHeads = 4, VocabSize = 512, MaxPositionEmbeddings = 512, TieWordEmbeddings = true },
     };
 
+    static RopeScaling Llama3Scaling(double factor) => new() { Type = RopeScaling.Llama3, Factor = factor, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 };
+
     /// <summary>The preset's architecture; an unknown name is an error that lists the known ones.</summary>
-    public static LlamaConfig Get(string name)
+    public static ModelConfig Get(string name)
         => All.TryGetValue(name, out var c) ? c
             : throw LoraShellException.InvalidArgument("UnknownPreset", $"There is no model preset '{name}'. Known presets: {string.Join(", ", Names)}.", name);
 

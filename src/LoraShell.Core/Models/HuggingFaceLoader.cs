@@ -4,24 +4,26 @@ using static TorchSharp.torch;
 namespace LoraShell.Core.Models;
 
 /// <summary>
-/// Loads a Hugging Face Llama folder: <c>config.json</c> plus <c>model.safetensors</c> or a sharded
-/// <c>model.safetensors.index.json</c>, tensors in F32, F16 or BF16, read one at a time.
-/// Pickle checkpoints (<c>pytorch_model.bin</c>, <c>.pt</c>) are refused: loading them can run code.
+/// Loads a Hugging Face model folder of any supported family: <c>config.json</c> plus
+/// <c>model.safetensors</c> or a sharded <c>model.safetensors.index.json</c>, tensors in F32, F16 or
+/// BF16, read one at a time. The config is checked against the checkpoint's tensor headers before
+/// anything is allocated. Pickle checkpoints (<c>pytorch_model.bin</c>, <c>.pt</c>) are refused:
+/// loading them can run code.
 /// </summary>
 public static class HuggingFaceLoader
 {
     public const string ConfigFileName = "config.json";
 
-    public static LlamaConfig ReadConfig(string folder)
+    public static ModelConfig ReadConfig(string folder)
     {
         string configPath = Path.Combine(folder, ConfigFileName);
         if (!File.Exists(configPath))
             throw LoraShellException.NotFound("ModelConfigNotFound",
                 $"'{folder}' has no {ConfigFileName}; a Hugging Face model folder needs one. Found: {SafetensorsCheckpoint.ListFolder(folder)}.", folder);
-        return LlamaConfig.FromJson(File.ReadAllText(configPath), configPath);
+        return ModelConfig.FromJson(File.ReadAllText(configPath), configPath);
     }
 
-    public static LlamaForCausalLM Load(string folder)
+    public static CausalLM Load(string folder)
     {
         string full = Path.GetFullPath(folder);
         if (!Directory.Exists(full)) throw LoraShellException.NotFound("ModelFolderNotFound", $"Model folder '{full}' does not exist.", full);
@@ -29,21 +31,33 @@ public static class HuggingFaceLoader
         RefusePickleOnly(full);
 
         using var checkpoint = SafetensorsCheckpoint.Open(full);
-        foreach (var name in checkpoint.Names)
+        var stored = CanonicalNames(checkpoint, config, full);
+        foreach (var name in stored.Values)
         {
             var dtype = checkpoint.Entry(name).DType;
             if (dtype is not ("F32" or "F16" or "BF16"))
                 throw LoraShellException.InvalidData("UnsupportedWeightDType", $"Tensor '{name}' in '{full}' is {dtype}; model weights must be F32, F16 or BF16.", name);
         }
-        var model = new LlamaForCausalLM(config);
-        try
-        {
-            var shapes = checkpoint.Names.ToDictionary(n => n, n => checkpoint.Entry(n).Shape);
-            var ignore = config.TieWordEmbeddings ? new HashSet<string> { "lm_head.weight" } : null;
-            StateDictLoader.Load(model, full, shapes, checkpoint.Read, ignore);
-        }
+        var shapes = stored.ToDictionary(p => p.Key, p => checkpoint.Entry(p.Value).Shape);
+        StateDictLoader.Check(config.Family.Tensors(config), shapes, full);
+        var model = new CausalLM(config);
+        try { StateDictLoader.Load(model, full, shapes, name => checkpoint.Read(stored[name])); }
         catch { model.Dispose(); throw; }
         return model;
+    }
+
+    /// <summary>The checkpoint's tensors under this family's names (canonical → stored), ignored ones left out.</summary>
+    static Dictionary<string, string> CanonicalNames(SafetensorsCheckpoint checkpoint, ModelConfig config, string source)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in checkpoint.Names.OrderBy(n => n, StringComparer.Ordinal))
+        {
+            if (config.Family.CanonicalName(name, config) is not string canonical) continue;
+            if (!map.TryAdd(canonical, name))
+                throw LoraShellException.InvalidData("DuplicateTensor",
+                    $"'{source}' holds both '{map[canonical]}' and '{name}', which name the same tensor '{canonical}'.", name);
+        }
+        return map;
     }
 
     static void RefusePickleOnly(string folder)

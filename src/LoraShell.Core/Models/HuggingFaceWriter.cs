@@ -8,10 +8,10 @@ public static class HuggingFaceWriter
 {
 
     /// <param name="extraFiles">files copied into the folder as they are (e.g. the tokenizer)</param>
-    public static DirectoryInfo Save(LlamaForCausalLM model, string folder, bool overwrite, IEnumerable<string>? extraFiles = null)
+    public static DirectoryInfo Save(CausalLM model, string folder, bool overwrite, IEnumerable<string>? extraFiles = null)
         => AtomicFile.WriteDirectory(folder, overwrite, temp => WriteInto(model, temp, extraFiles));
 
-    public static void WriteInto(LlamaForCausalLM model, string folder, IEnumerable<string>? extraFiles = null)
+    public static void WriteInto(CausalLM model, string folder, IEnumerable<string>? extraFiles = null)
     {
         File.WriteAllText(Path.Combine(folder, HuggingFaceLoader.ConfigFileName), model.Config.ToJson(TorchDTypeName(model.DType)));
         var tensors = HuggingFaceStateDict(model).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
@@ -28,7 +28,7 @@ public static class HuggingFaceWriter
     /// The model's weights under plain HF names: a LoRA-wrapped layer contributes its base weight
     /// (with whatever adapters are merged into it) as <c>PATH.weight</c>; adapter factors are left out.
     /// </summary>
-    public static IEnumerable<KeyValuePair<string, Tensor>> HuggingFaceStateDict(LlamaForCausalLM model)
+    public static IEnumerable<KeyValuePair<string, Tensor>> HuggingFaceStateDict(CausalLM model)
         => model.state_dict()
             .Where(p => !p.Key.Contains(".lora_A.") && !p.Key.Contains(".lora_B."))
             .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), p.Value));

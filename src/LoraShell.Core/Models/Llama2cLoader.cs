@@ -14,13 +14,13 @@ public static class Llama2cLoader
     const int V1HeaderBytes = 256;
     const int LegacyHeaderBytes = 7 * 4;
 
-    public static LlamaForCausalLM Load(string path)
+    public static CausalLM Load(string path)
     {
         string full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw LoraShellException.NotFound("ModelFileNotFound", $"Model file '{full}' does not exist.", full);
         using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         var (config, layout) = ReadHeader(full, stream);
-        var model = new LlamaForCausalLM(config);
+        var model = new CausalLM(config);
         try
         {
             var tensors = ReadWeights(full, stream, config, layout);
@@ -40,7 +40,7 @@ public static class Llama2cLoader
     static LoraShellException Bad(string file, string problem)
         => LoraShellException.InvalidData("InvalidLlama2cCheckpoint", $"'{file}' is not a valid llama2.c checkpoint: {problem}.", file);
 
-    static (LlamaConfig, Layout) ReadHeader(string file, FileStream stream)
+    static (ModelConfig, Layout) ReadHeader(string file, FileStream stream)
     {
         long length = stream.Length;
         if (length < LegacyHeaderBytes) throw Bad(file, $"the file is {length} bytes, shorter than the {LegacyHeaderBytes}-byte header");
@@ -73,7 +73,7 @@ public static class Llama2cLoader
         if (dim % heads != 0 || heads % kvHeads != 0 || (dim / heads) % 2 != 0)
             throw Bad(file, $"dim={dim}, n_heads={heads}, n_kv_heads={kvHeads} do not describe whole, even-sized heads");
 
-        var config = new LlamaConfig
+        var config = new ModelConfig
         {
             HiddenSize = dim, IntermediateSize = hidden, NumHiddenLayers = layers, NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads, VocabSize = vocab, MaxPositionEmbeddings = seqLen,
@@ -86,7 +86,7 @@ public static class Llama2cLoader
         return (config, layout);
     }
 
-    static long FloatCount(LlamaConfig c, Layout layout)
+    static long FloatCount(ModelConfig c, Layout layout)
     {
         long d = c.HiddenSize, hd = c.IntermediateSize, L = c.NumHiddenLayers, kv = c.KeyValueDim, v = c.VocabSize;
         long count = v * d + 2 * L * d + L * (2 * d * d + 2 * kv * d) + 3 * L * hd * d + d;
@@ -95,7 +95,7 @@ public static class Llama2cLoader
         return count;
     }
 
-    static Dictionary<string, Tensor> ReadWeights(string file, FileStream stream, LlamaConfig c, Layout layout)
+    static Dictionary<string, Tensor> ReadWeights(string file, FileStream stream, ModelConfig c, Layout layout)
     {
         int d = c.HiddenSize, hd = c.IntermediateSize, L = c.NumHiddenLayers, kv = c.KeyValueDim, v = c.VocabSize;
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);

@@ -1,3 +1,4 @@
+using LoraShell.Core.Models.Families;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,6 +10,27 @@ namespace LoraShell.Core.Models;
 /// </summary>
 public static class StateDictLoader
 {
+    /// <summary>
+    /// Compares the tensors a model needs with those a file offers (names and shapes from headers
+    /// only), so a config that does not fit its checkpoint fails before memory is allocated.
+    /// </summary>
+    public static void Check(IEnumerable<TensorSpec> expected, IReadOnlyDictionary<string, long[]> available, string source)
+    {
+        var need = expected.ToDictionary(t => t.Name, t => t.Shape, StringComparer.Ordinal);
+        var missing = need.Keys.Where(k => !available.ContainsKey(k)).ToList();
+        var unexpected = available.Keys.Where(k => !need.ContainsKey(k)).ToList();
+        var misShaped = need.Where(t => available.TryGetValue(t.Key, out var s) && !s.SequenceEqual(t.Value))
+            .Select(t => $"{t.Key}: file [{string.Join(", ", available[t.Key])}], config [{string.Join(", ", t.Value)}]")
+            .ToList();
+        if (missing.Count + unexpected.Count + misShaped.Count == 0) return;
+        var parts = new List<string>();
+        if (missing.Count > 0) parts.Add($"missing {missing.Count}: {Preview(missing)}");
+        if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count}: {Preview(unexpected)}");
+        if (misShaped.Count > 0) parts.Add($"wrong shape {misShaped.Count}: {Preview(misShaped)}");
+        throw LoraShellException.InvalidData("WeightsDoNotMatchModel",
+            $"Weights in '{source}' do not match the model described by its config ({string.Join("; ", parts)}).", source);
+    }
+
     /// <param name="source">where the tensors come from (for messages)</param>
     /// <param name="available">names and shapes the source offers</param>
     /// <param name="read">reads one tensor by name (called once per tensor, tensor at a time)</param>
@@ -17,21 +39,8 @@ public static class StateDictLoader
         Func<string, Tensor> read, ISet<string>? ignore = null)
     {
         var targets = module.state_dict();
-        var missing = targets.Keys.Where(k => !available.ContainsKey(k)).ToList();
-        var unexpected = available.Keys.Where(k => !targets.ContainsKey(k) && !(ignore?.Contains(k) ?? false)).ToList();
-        var misShaped = targets.Where(t => available.TryGetValue(t.Key, out var s) && !s.SequenceEqual(t.Value.shape))
-            .Select(t => $"{t.Key}: file [{string.Join(", ", available[t.Key])}], model [{string.Join(", ", t.Value.shape)}]")
-            .ToList();
-        if (missing.Count + unexpected.Count + misShaped.Count > 0)
-        {
-            var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing {missing.Count}: {Preview(missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count}: {Preview(unexpected)}");
-            if (misShaped.Count > 0) parts.Add($"wrong shape {misShaped.Count}: {Preview(misShaped)}");
-            throw LoraShellException.InvalidData("WeightsDoNotMatchModel",
-                $"Weights in '{source}' do not match the model described by its config ({string.Join("; ", parts)}).", source);
-        }
-
+        var offered = ignore is null ? available : available.Where(p => !ignore.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value);
+        Check(targets.Select(t => new TensorSpec(t.Key, t.Value.shape)), offered, source);
         using var _ = no_grad();
         foreach (var (name, target) in targets)
         {

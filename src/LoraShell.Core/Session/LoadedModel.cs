@@ -15,7 +15,7 @@ namespace LoraShell.Core.Session;
 /// </summary>
 public sealed class LoadedModel : ITrainingSubject, IDisposable
 {
-    public LoadedModel(LlamaForCausalLM model, ITextTokenizer? tokenizer, string sourcePath, string format)
+    public LoadedModel(CausalLM model, ITextTokenizer? tokenizer, string sourcePath, string format)
     {
         Model = model;
         Tokenizer = tokenizer;
@@ -27,7 +27,7 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     /// <summary>Loads a llama2.c checkpoint or a Hugging Face folder (see <see cref="ModelLoader"/>).</summary>
     public static LoadedModel Load(ModelLoadOptions options) => ModelLoader.Load(options);
 
-    public LlamaForCausalLM Model { get; }
+    public CausalLM Model { get; }
     public ITextTokenizer? Tokenizer { get; }
     /// <summary>The model's LoRA adapters.</summary>
     public LoraAdapterSet Adapters { get; }

@@ -38,7 +38,7 @@ public static class ModelLoader
         catch { model.Dispose(); throw; }
     }
 
-    static (LlamaForCausalLM Model, string Format) ReadModel(string full)
+    static (CausalLM Model, string Format) ReadModel(string full)
     {
         if (Directory.Exists(full)) return (HuggingFaceLoader.Load(full), HuggingFaceFormat);
         if (!File.Exists(full))
@@ -52,7 +52,7 @@ public static class ModelLoader
         return (Llama2cLoader.Load(full), Llama2cFormat);
     }
 
-    static void CheckVocabulary(ITextTokenizer tokenizer, LlamaConfig config, string modelPath)
+    static void CheckVocabulary(ITextTokenizer tokenizer, ModelConfig config, string modelPath)
     {
         bool exact = tokenizer is Llama2cTokenizer;
         if (tokenizer.VocabSize > config.VocabSize || (exact && tokenizer.VocabSize != config.VocabSize))

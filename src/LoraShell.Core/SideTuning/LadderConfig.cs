@@ -23,30 +23,37 @@ public sealed record LadderConfig
     public int BackboneHeads { get; init; }
     public int BackboneVocabSize { get; init; }
 
-    public int SideWidth(LlamaConfig c) => c.HiddenSize / ReductionFactor;
-    public int SideHeads(LlamaConfig c) => c.NumAttentionHeads / ReductionFactor;
-    public int SideIntermediate(LlamaConfig c) => Math.Max(1, c.IntermediateSize / ReductionFactor);
-    public IReadOnlyList<int> Layers(LlamaConfig c) => SideLayers ?? Enumerable.Range(0, c.NumHiddenLayers).ToList();
+    public int SideWidth(ModelConfig c) => c.HiddenSize / ReductionFactor;
+    public int SideHeads(ModelConfig c) => c.NumAttentionHeads / ReductionFactor;
+    public int SideIntermediate(ModelConfig c) => Math.Max(1, c.IntermediateSize / ReductionFactor);
+    public IReadOnlyList<int> Layers(ModelConfig c) => SideLayers ?? Enumerable.Range(0, c.NumHiddenLayers).ToList();
 
-    /// <summary>The side blocks' own shape: the backbone's at width d/k, heads/k (whole heads), one block per fed layer.</summary>
-    public LlamaConfig SideModel(LlamaConfig c) => c with
+    /// <summary>
+    /// The side blocks' own shape: the backbone family's blocks at width d/k, heads/k (whole heads, the
+    /// backbone's head size, no grouping), one block per fed layer. Biases only where the family always has them.
+    /// </summary>
+    public ModelConfig SideModel(ModelConfig c) => c with
     {
         HiddenSize = SideWidth(c), IntermediateSize = SideIntermediate(c),
         NumAttentionHeads = SideHeads(c), NumKeyValueHeads = SideHeads(c),
-        NumHiddenLayers = Layers(c).Count, HeadDimOverride = c.HeadDim, AttentionBias = false, MlpBias = false,
+        NumHiddenLayers = Layers(c).Count, HeadDimOverride = c.HeadDim, AttentionBias = false, MlpBias = false, Source = null,
     };
 
     /// <summary>Trainable parameters of the side network: down-projections, gates, side blocks, final norm and up-projection.</summary>
-    public long TrainableParameters(LlamaConfig c)
+    public long TrainableParameters(ModelConfig c)
     {
         var side = SideModel(c);
-        long blocks = side.ParameterCount - (long)side.VocabSize * side.HiddenSize * (side.TieWordEmbeddings ? 1 : 2) - side.HiddenSize;
+        string layers = side.Family.Layout.LayerPrefix(0)[..^2]; // "model.layers." without the index
+        long Count(IEnumerable<Models.Families.TensorSpec> t) => t.Sum(x => x.Shape.Aggregate(1L, (a, b) => a * b));
+        var all = side.Family.Tensors(side).ToList();
+        long blocks = Count(all.Where(t => t.Name.StartsWith(layers, StringComparison.Ordinal)));
+        long finalNorm = Count(all.Where(t => t.Name.StartsWith($"{side.Family.Layout.Backbone}.{side.Family.Layout.FinalNorm}.", StringComparison.Ordinal)));
         int fed = Layers(c).Count;
-        return (fed + 1L) * c.HiddenSize * side.HiddenSize + fed + blocks + side.HiddenSize + (long)side.HiddenSize * c.HiddenSize;
+        return (fed + 1L) * c.HiddenSize * side.HiddenSize + fed + blocks + finalNorm + (long)side.HiddenSize * c.HiddenSize;
     }
 
     /// <summary>Checks the factor against the backbone; throws with what is wrong and what would work.</summary>
-    public void Validate(LlamaConfig c)
+    public void Validate(ModelConfig c)
     {
         if (ReductionFactor < 1) throw LoraShellException.InvalidArgument("InvalidReductionFactor", $"Reduction factor must be at least 1 (got {ReductionFactor}).", ReductionFactor);
         var divisors = Enumerable.Range(1, c.NumAttentionHeads).Where(k => c.HiddenSize % k == 0 && c.NumAttentionHeads % k == 0).ToList();
@@ -63,7 +70,7 @@ public sealed record LadderConfig
         if (!(GateTemperature > 0)) throw LoraShellException.InvalidArgument("InvalidTemperature", $"Gate temperature must be positive (got {GateTemperature}).", GateTemperature);
     }
 
-    public LadderConfig For(LlamaConfig c) => this with
+    public LadderConfig For(ModelConfig c) => this with
     {
         BackboneHiddenSize = c.HiddenSize, BackboneLayers = c.NumHiddenLayers, BackboneHeads = c.NumAttentionHeads, BackboneVocabSize = c.VocabSize,
         SideLayers = Layers(c).ToList(),

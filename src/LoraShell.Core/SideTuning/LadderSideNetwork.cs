@@ -1,5 +1,7 @@
 using LoraShell.Core.IO;
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Blocks;
+using LoraShell.Core.Models.Families;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -7,23 +9,26 @@ using static TorchSharp.torch;
 namespace LoraShell.Core.SideTuning;
 
 /// <summary>
-/// Ladder side network (Sung et al., 2022, "LST") beside a frozen Llama decoder. The backbone runs
-/// without autograd; its embeddings and chosen layers' hidden states are down-projected (d → d/k) and
-/// mixed into a thin causal side decoder through learned gates μ_i = sigmoid(α_i / T). The side
-/// output is up-projected (d/k → d) and added to the backbone's final hidden state before the frozen
-/// LM head. The up-projection starts at zero, so the initial model equals the backbone exactly.
-/// Backpropagation stays inside the side network: no backbone activation is kept for backward.
+/// Ladder side network (Sung et al., 2022, "LST") beside a frozen decoder of any family. The backbone
+/// runs without autograd; its embeddings and chosen layers' hidden states h_i are down-projected
+/// (d → d/k) and mixed into a thin causal side decoder through learned gates: the side state s becomes
+/// μ_i·down_i(h_i) + (1 − μ_i)·s with μ_i = sigmoid(α_i / T), where α_i is the learned gate parameter
+/// and T the gate temperature (<see cref="LadderConfig.GateTemperature"/>). Side blocks are the family's
+/// own decoder blocks at width d/k. The side output is up-projected (d/k → d) and added to the
+/// backbone's final hidden state before the frozen LM head. The up-projection starts at zero, so the
+/// initial model equals the backbone exactly. Backpropagation stays inside the side network: no
+/// backbone activation is kept for backward.
 /// </summary>
 public sealed class LadderSideNetwork : nn.Module
 {
     public ModuleList<Linear> downs;
     public Parameter gates;
-    public ModuleList<LlamaDecoderLayer> blocks;
-    public RmsNorm norm;
+    public ModuleList<DecoderLayer> blocks;
+    public nn.Module<Tensor, Tensor> norm;
     public Linear up;
     readonly IReadOnlyList<int> _layers;
 
-    public LadderSideNetwork(LadderConfig config, LlamaConfig backbone) : base(nameof(LadderSideNetwork))
+    public LadderSideNetwork(LadderConfig config, ModelConfig backbone) : base(nameof(LadderSideNetwork))
     {
         config.Validate(backbone);
         Config = config.For(backbone);
@@ -32,15 +37,15 @@ public sealed class LadderSideNetwork : nn.Module
         int d = backbone.HiddenSize, ds = SideConfig.HiddenSize;
         downs = nn.ModuleList(Enumerable.Range(0, _layers.Count + 1).Select(_ => nn.Linear(d, ds, hasBias: false)).ToArray());
         gates = nn.Parameter(zeros(_layers.Count));
-        blocks = nn.ModuleList(_layers.Select(_ => new LlamaDecoderLayer(SideConfig)).ToArray());
-        norm = new RmsNorm(ds, backbone.RmsNormEps);
+        blocks = nn.ModuleList(_layers.Select((_, j) => new DecoderLayer(SideConfig, j)).ToArray());
+        norm = Norms.Create(SideConfig, ds);
         up = nn.Linear(ds, d, hasBias: false);
         using (no_grad()) up.weight!.zero_();
         RegisterComponents();
     }
 
     public LadderConfig Config { get; }
-    public LlamaConfig SideConfig { get; }
+    public ModelConfig SideConfig { get; }
     public IReadOnlyList<int> Layers => _layers;
 
     /// <summary>μ_i for each side layer.</summary>
@@ -51,19 +56,19 @@ public sealed class LadderSideNetwork : nn.Module
     }
 
     /// <summary>Logits [batch, seq, vocab] of backbone + side network.</summary>
-    public Tensor Forward(LlamaForCausalLM backbone, Tensor ids) => backbone.Logits(Hidden(backbone, ids));
+    public Tensor Forward(CausalLM backbone, Tensor ids) => backbone.Logits(Hidden(backbone, ids));
 
     /// <summary>
     /// Logits of the new positions for incremental decoding: the backbone appends to <paramref name="backboneCache"/>,
     /// the side blocks to <paramref name="sideCache"/> (one entry per side block, see <see cref="NewCache"/>).
     /// </summary>
-    public Tensor Forward(LlamaForCausalLM backbone, Tensor ids, KvCache backboneCache, KvCache sideCache)
+    public Tensor Forward(CausalLM backbone, Tensor ids, KvCache backboneCache, KvCache sideCache)
         => backbone.Logits(Hidden(backbone, ids, backboneCache, sideCache));
 
     public KvCache NewCache() => new(_layers.Count);
 
     /// <summary>Final hidden states [batch, seq, hidden]: the backbone's plus the side network's up-projection.</summary>
-    public Tensor Hidden(LlamaForCausalLM backbone, Tensor ids, KvCache? backboneCache = null, KvCache? sideCache = null)
+    public Tensor Hidden(CausalLM backbone, Tensor ids, KvCache? backboneCache = null, KvCache? sideCache = null)
     {
         if ((backboneCache is null) != (sideCache is null))
             throw new ArgumentException("Give both caches (backbone and side) or neither.");
@@ -71,17 +76,17 @@ public sealed class LadderSideNetwork : nn.Module
         var wanted = new HashSet<int>(_layers) { -1 };
         Tensor final;
         using (no_grad())
-            final = backbone.model.Forward(ids, backboneCache, (i, h) => { if (wanted.Contains(i)) states[i] = h; });
+            final = backbone.Decoder.Forward(ids, backboneCache, (i, h) => { if (wanted.Contains(i)) states[i] = h; });
 
         var dtype = downs[0].weight!.dtype;
         long past = sideCache?.Length ?? 0;
-        var (cos, sin) = backbone.model.RotaryTable(past, ids.shape[1], ids.device, dtype);
+        var rotary = backbone.Decoder.RotaryTable(past, ids.shape[1], ids.device, dtype);
         var side = downs[0].call(states[-1].to(dtype));
         for (int j = 0; j < _layers.Count; j++)
         {
             var mu = sigmoid(gates[j] / Config.GateTemperature);
             side = mu * downs[j + 1].call(states[_layers[j]].to(dtype)) + (1 - mu) * side;
-            side = blocks[j].Forward(side, cos, sin, sideCache, j, past);
+            side = blocks[j].Forward(side, rotary, sideCache, past);
         }
         var combined = final.to(dtype) + up.call(norm.call(side));
         return combined.to(final.dtype);
@@ -92,56 +97,66 @@ public sealed class LadderSideNetwork : nn.Module
     /// <summary>
     /// Initialises each side block from its backbone layer by structured pruning: keep the d/k hidden
     /// dimensions, the heads/k heads and the intermediate/k MLP rows of highest importance (|w| summed,
-    /// or a given per-weight importance such as Fisher (w·∂L/∂w)²), slice the backbone's weights to them,
-    /// and make each down-projection select that layer's kept dimensions.
+    /// or a given per-weight importance such as Fisher (w·∂L/∂w)²), slice the backbone's weights (and
+    /// biases and norms) to them, and make each down-projection select that layer's kept dimensions.
+    /// Works on the layer's roles (q, k, v, o, gate, up, down), so fused and [in, out] layouts prune alike.
     /// </summary>
-    public void InitFromBackbone(LlamaForCausalLM backbone, Func<string, Tensor, Tensor>? importance = null)
+    public void InitFromBackbone(CausalLM backbone, Func<string, Tensor, Tensor>? importance = null)
     {
         importance ??= (_, w) => w.abs();
         var c = backbone.Config;
         int ds = SideConfig.HiddenSize, hd = c.HeadDim, sideHeads = SideConfig.NumAttentionHeads, di = SideConfig.IntermediateSize;
         int groups = c.NumAttentionHeads / c.NumKeyValueHeads;
-        var weights = backbone.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        var names = backbone.named_parameters().ToDictionary(p => p.parameter.Handle, p => p.name);
+        string NameOf(Tensor p) => names.TryGetValue(p.Handle, out var n) ? n : "";
         using var _ = no_grad();
         for (int j = 0; j < _layers.Count; j++)
         {
             using var scope = NewDisposeScope();
-            string p = $"model.layers.{_layers[j]}.";
-            Tensor W(string name) => weights[p + name].to(ScalarType.Float32);
-            Tensor I(string name) => importance(p + name, weights[p + name]).to(ScalarType.Float32);
-            var wq = W("self_attn.q_proj.weight"); var wk = W("self_attn.k_proj.weight"); var wv = W("self_attn.v_proj.weight"); var wo = W("self_attn.o_proj.weight");
-            var wg = W("mlp.gate_proj.weight"); var wu = W("mlp.up_proj.weight"); var wd = W("mlp.down_proj.weight");
+            var source = backbone.Decoder.Layers[_layers[j]];
+            var w = LayerRoles.Read(source, c, p => importance(NameOf(p), p));
+            bool gated = w.Has(ProjectionRole.Gate);
 
-            var dimScore = I("self_attn.q_proj.weight").sum(0) + I("self_attn.k_proj.weight").sum(0) + I("self_attn.v_proj.weight").sum(0)
-                + I("self_attn.o_proj.weight").sum(1) + I("mlp.gate_proj.weight").sum(0) + I("mlp.up_proj.weight").sum(0) + I("mlp.down_proj.weight").sum(1);
+            var dimScore = w.I(ProjectionRole.Query).sum(0) + w.I(ProjectionRole.Key).sum(0) + w.I(ProjectionRole.Value).sum(0)
+                + w.I(ProjectionRole.Output).sum(1) + w.I(ProjectionRole.Up).sum(0) + w.I(ProjectionRole.Down).sum(1)
+                + (gated ? w.I(ProjectionRole.Gate).sum(0) : zeros(c.HiddenSize));
             var dims = dimScore.topk(ds).indexes.sort().Values;
-            var headScore = I("self_attn.q_proj.weight").reshape(c.NumAttentionHeads, hd, -1).sum(new long[] { 1, 2 })
-                + I("self_attn.o_proj.weight").reshape(-1, c.NumAttentionHeads, hd).sum(new long[] { 0, 2 });
+            var headScore = w.I(ProjectionRole.Query).reshape(c.NumAttentionHeads, hd, -1).sum(new long[] { 1, 2 })
+                + w.I(ProjectionRole.Output).reshape(-1, c.NumAttentionHeads, hd).sum(new long[] { 0, 2 });
             var heads = headScore.topk(sideHeads).indexes.sort().Values.data<long>().ToArray();
             var qRows = tensor(heads.SelectMany(h => Enumerable.Range((int)h * hd, hd).Select(i => (long)i)).ToArray());
             var kvRows = tensor(heads.SelectMany(h => Enumerable.Range((int)(h / groups) * hd, hd).Select(i => (long)i)).ToArray());
-            var rowScore = I("mlp.gate_proj.weight").sum(1) + I("mlp.up_proj.weight").sum(1) + I("mlp.down_proj.weight").sum(0);
+            var rowScore = w.I(ProjectionRole.Up).sum(1) + w.I(ProjectionRole.Down).sum(0) + (gated ? w.I(ProjectionRole.Gate).sum(1) : zeros(c.IntermediateSize));
             var rows = rowScore.topk(di).indexes.sort().Values;
 
-            var block = blocks[j];
-            Copy(block.self_attn.q_proj, wq.index_select(0, qRows).index_select(1, dims));
-            Copy(block.self_attn.k_proj, wk.index_select(0, kvRows).index_select(1, dims));
-            Copy(block.self_attn.v_proj, wv.index_select(0, kvRows).index_select(1, dims));
-            Copy(block.self_attn.o_proj, wo.index_select(0, dims).index_select(1, qRows));
-            Copy(block.mlp.gate_proj, wg.index_select(0, rows).index_select(1, dims));
-            Copy(block.mlp.up_proj, wu.index_select(0, rows).index_select(1, dims));
-            Copy(block.mlp.down_proj, wd.index_select(0, dims).index_select(1, rows));
-            block.input_layernorm.weight.copy_(W("input_layernorm.weight").index_select(0, dims));
-            block.post_attention_layernorm.weight.copy_(W("post_attention_layernorm.weight").index_select(0, dims));
+            var pruned = new LayerRoles();
+            pruned.Set(ProjectionRole.Query, w, qRows, dims);
+            pruned.Set(ProjectionRole.Key, w, kvRows, dims);
+            pruned.Set(ProjectionRole.Value, w, kvRows, dims);
+            pruned.Set(ProjectionRole.Output, w, dims, qRows);
+            if (gated) pruned.Set(ProjectionRole.Gate, w, rows, dims);
+            pruned.Set(ProjectionRole.Up, w, rows, dims);
+            pruned.Set(ProjectionRole.Down, w, dims, rows);
+            pruned.Write(blocks[j]);
+            CopySliced(source.InputNorm, blocks[j].InputNorm, dims);
+            CopySliced(source.PostAttentionNorm, blocks[j].PostAttentionNorm, dims);
+            if (source.Attention.QueryNorm is { } qn) blocks[j].Attention.QueryNorm!.weight.copy_(qn.weight);
+            if (source.Attention.KeyNorm is { } kn) blocks[j].Attention.KeyNorm!.weight.copy_(kn.weight);
+
             var select = zeros(ds, c.HiddenSize);
             select.index_put_(ones(ds), arange(ds), dims);
             downs[j + 1].weight!.copy_(select);
             if (j == 0) downs[0].weight!.copy_(select);
         }
-        norm.weight.copy_(ones(ds));
+        foreach (var (name, p) in norm.named_parameters()) p.copy_(name == "weight" ? ones_like(p) : zeros_like(p));
     }
 
-    static void Copy(nn.Module<Tensor, Tensor> target, Tensor value) => ((Linear)target).weight!.copy_(value);
+    /// <summary>Copies a norm's weight (and bias) at the kept dimensions.</summary>
+    static void CopySliced(nn.Module<Tensor, Tensor> from, nn.Module<Tensor, Tensor> to, Tensor dims)
+    {
+        var source = from.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in to.named_parameters()) p.copy_(source[name].to(ScalarType.Float32).index_select(0, dims).to(p.dtype));
+    }
 
     // ---- files: side_network.safetensors + side_network.json ----
 
@@ -158,7 +173,7 @@ public sealed class LadderSideNetwork : nn.Module
     }
 
     /// <summary>Loads a saved side network for <paramref name="backbone"/>, refusing one built for another backbone.</summary>
-    public static LadderSideNetwork Load(string folder, LlamaForCausalLM backbone)
+    public static LadderSideNetwork Load(string folder, CausalLM backbone)
     {
         string full = Path.GetFullPath(folder);
         string configPath = Path.Combine(full, ConfigFile);

@@ -44,7 +44,7 @@ internal sealed class ClassificationObjective : TrainingObjective
     public override IReadOnlyList<(string name, Parameter parameter)> Parameters
         => _head!.named_parameters().Select(p => (name: $"head.{p.name}", parameter: p.parameter)).ToList();
 
-    public override void Bind(LlamaForCausalLM model, Tuner tuner, long seed, Action<string>? log)
+    public override void Bind(CausalLM model, Tuner tuner, long seed, Action<string>? log)
     {
         manual_seed(seed);
         _head = new ClassificationHead(model.Config.HiddenSize, _data.Labels.Count);

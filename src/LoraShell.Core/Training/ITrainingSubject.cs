@@ -12,7 +12,7 @@ namespace LoraShell.Core.Training;
 /// </summary>
 public interface ITrainingSubject
 {
-    LlamaForCausalLM Model { get; }
+    CausalLM Model { get; }
     LoraAdapterSet Adapters { get; }
     ITextTokenizer RequireTokenizer();
     /// <summary>The ladder side network beside the model; Ladder training creates one when it is null.</summary>

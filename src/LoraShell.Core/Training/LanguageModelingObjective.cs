@@ -15,7 +15,7 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     readonly TrainingOptions _o;
     readonly TokenCorpus _corpus;
     readonly BatchSampler _train, _validation;
-    LlamaForCausalLM? _model;
+    CausalLM? _model;
     Func<Tensor, Tensor>? _hidden, _forward;
 
     public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output)
@@ -34,7 +34,7 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     public override bool HasValidation => _validation.WindowCount > 0;
     public override TokenStream FisherData => _corpus.Train;
 
-    public override void Bind(LlamaForCausalLM model, Tuner tuner, long seed, Action<string>? log)
+    public override void Bind(CausalLM model, Tuner tuner, long seed, Action<string>? log)
     {
         _model = model;
         _hidden = tuner.HiddenStates;
@@ -58,7 +58,7 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     public override EvalRecord Evaluate(int step) => new(step, MeanLoss(_forward!, _model!, _validation, _o));
 
     /// <summary>Mean loss over the validation windows (targets marked not-predicted are ignored); NaN without any.</summary>
-    public static double MeanLoss(Func<Tensor, Tensor> forward, LlamaForCausalLM model, BatchSampler validation, TrainingOptions o)
+    public static double MeanLoss(Func<Tensor, Tensor> forward, CausalLM model, BatchSampler validation, TrainingOptions o)
     {
         double sum = 0;
         long count = 0;

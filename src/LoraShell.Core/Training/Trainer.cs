@@ -28,7 +28,7 @@ public static class Trainer
     }
 
     /// <summary>Mean loss of <paramref name="model"/> over the validation windows (targets marked not-predicted are ignored).</summary>
-    public static double Evaluate(LlamaForCausalLM model, BatchSampler validation, TrainingOptions o)
+    public static double Evaluate(CausalLM model, BatchSampler validation, TrainingOptions o)
     {
         bool wasTraining = model.training;
         model.eval();

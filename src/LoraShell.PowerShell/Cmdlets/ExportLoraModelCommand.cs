@@ -6,7 +6,7 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(DirectoryInfo))]
 [CmdletHelp(
     "Saves a model as a Hugging Face folder (config.json + model.safetensors).",
-    "Export-LoraModel writes the model's weights, in its current dtype, as a Hugging Face LlamaForCausalLM folder: config.json and a single model.safetensors with {\"format\": \"pt\"} metadata, plus the tokenizer file it was loaded with. Import-LoraModel and Hugging Face transformers both read the result. The folder is written to a temporary sibling and renamed when complete, so a failure never leaves half a model; an existing folder is replaced only with -Force. Supports -WhatIf and -Confirm.")]
+    "Export-LoraModel writes the model's weights, in its current dtype, as a Hugging Face CausalLM folder: config.json and a single model.safetensors with {\"format\": \"pt\"} metadata, plus the tokenizer file it was loaded with. Import-LoraModel and Hugging Face transformers both read the result. The folder is written to a temporary sibling and renamed when complete, so a failure never leaves half a model; an existing folder is replaced only with -Force. Supports -WhatIf and -Confirm.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Export-LoraModel -Path ./out/stories260K-hf -Force",
     "Converts the llama2.c checkpoint into a Hugging Face folder.")]

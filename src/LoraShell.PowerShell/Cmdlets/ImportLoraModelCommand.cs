@@ -7,8 +7,8 @@ namespace LoraShell.PowerShell;
 [Cmdlet(VerbsData.Import, "LoraModel", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(LoraModel))]
 [CmdletHelp(
-    "Loads a Llama-family base model (llama2.c checkpoint or Hugging Face folder).",
-    "Import-LoraModel reads a llama2.c .bin checkpoint (legacy or version-1 header) or a Hugging Face folder (config.json with model.safetensors or a sharded model.safetensors.index.json, in float32, float16 or bfloat16) into LoraShell's Llama decoder, which uses Hugging Face's module names and layout. The tokenizer beside the model is loaded too (tokenizer.model, or a llama2.c tok*.bin), unless -TokenizerPath names another. Pickle checkpoints (.pt, pytorch_model.bin) are never loaded. The result is a LoraShell.LoraModel that the other cmdlets take from the pipeline.")]
+    "Loads a base model: a Hugging Face folder (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, GPT-2) or a llama2.c checkpoint.",
+    "Import-LoraModel reads a Hugging Face folder (config.json with model.safetensors or a sharded model.safetensors.index.json, in float32, float16 or bfloat16) of any family LoraShell implements - config.json's model_type llama (with rope_scaling llama3, linear or dynamic), mistral (sliding window), qwen2, qwen3, phi3 or gpt2 - or a llama2.c .bin checkpoint (legacy or version-1 header, converted to Llama). Every family keeps Hugging Face's module names and layout, so LoRA adapters address the same modules as in PEFT (q_proj, qkv_proj, c_attn, ...) and exports load in transformers. The config is checked against the checkpoint's tensor shapes before anything is allocated. The tokenizer beside the model is loaded too (tokenizer.model, or a llama2.c tok*.bin), unless -TokenizerPath names another. Pickle checkpoints (.pt, pytorch_model.bin) are never loaded. The result is a LoraShell.LoraModel that the other cmdlets take from the pipeline.")]
 [CmdletExample(
     "Import-LoraModel -Path ./shared/models/stories260K/stories260K.bin",
     "Loads the TinyStories 260K llama2.c checkpoint with the tok512.bin tokenizer that sits beside it, on the CPU in float32.")]

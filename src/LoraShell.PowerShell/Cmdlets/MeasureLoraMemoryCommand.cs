@@ -135,7 +135,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                 }
     }
 
-    IEnumerable<(string Name, LlamaConfig? Config)> Architectures()
+    IEnumerable<(string Name, ModelConfig? Config)> Architectures()
     {
         switch (ParameterSetName)
         {
@@ -147,7 +147,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                 break;
             case ShapeSet:
                 int heads = HeadCount ?? Math.Max(1, HiddenSize / 128);
-                yield return ($"custom {HiddenSize}x{LayerCount}", new LlamaConfig
+                yield return ($"custom {HiddenSize}x{LayerCount}", new ModelConfig
                 {
                     HiddenSize = HiddenSize, NumHiddenLayers = LayerCount, NumAttentionHeads = heads, NumKeyValueHeads = KeyValueHeadCount ?? heads,
                     IntermediateSize = IntermediateSize ?? (int)(Math.Ceiling(8.0 * HiddenSize / 3 / 256) * 256), VocabSize = VocabSize,
@@ -158,7 +158,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                 break;
             default:
                 foreach (var file in ConfigFiles())
-                    yield return (System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(file)) ?? file, LlamaConfig.FromJson(File.ReadAllText(file), file));
+                    yield return (System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(file)) ?? file, ModelConfig.FromJson(File.ReadAllText(file), file));
                 break;
         }
     }

@@ -22,6 +22,8 @@ public sealed class LoraModel
     public string Name => Loaded.Name;
     public string Path => Loaded.SourcePath;
     public string Format => Loaded.Format;
+    /// <summary>HF model_type: llama, mistral, qwen2, qwen3, phi3 or gpt2.</summary>
+    public string Family => Loaded.Model.Config.ModelType;
     public long Parameters => Loaded.Model.parameters().Sum(p => p.numel());
     public string Device => Loaded.Model.Device.ToString();
     public string DType => HuggingFaceWriter.TorchDTypeName(Loaded.Model.DType);

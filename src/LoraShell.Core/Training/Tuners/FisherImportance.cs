@@ -17,7 +17,7 @@ internal sealed class FisherImportance : IDisposable
     /// <summary>Importance of the named weight (its shape).</summary>
     public Tensor Of(string name, Tensor _) => _scores[name];
 
-    public static FisherImportance Estimate(LlamaForCausalLM model, TokenStream data, TrainingOptions o)
+    public static FisherImportance Estimate(CausalLM model, TokenStream data, TrainingOptions o)
     {
         var sampler = new BatchSampler(data, o.SequenceLength, o.Seed + 1);
         var named = model.named_parameters().ToList();

@@ -28,7 +28,7 @@ internal abstract class Tuner
     };
 
     public ITrainingSubject Subject { get; }
-    protected LlamaForCausalLM Model => Subject.Model;
+    protected CausalLM Model => Subject.Model;
 
     public abstract TrainingMethod Method { get; }
 
@@ -49,7 +49,7 @@ internal abstract class Tuner
         => Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
 
     /// <summary>Final hidden states [batch, seq, hidden] that the LM head or a classification head reads.</summary>
-    public virtual Tensor HiddenStates(Tensor ids) => Model.model.Forward(ids);
+    public virtual Tensor HiddenStates(Tensor ids) => Model.Decoder.Forward(ids);
 
     /// <summary>Vocabulary logits of the whole trained model.</summary>
     public virtual Tensor Logits(Tensor ids) => Model.forward(ids);

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace LoraShell.Core.Models;
+namespace LoraShell.Core.Models.Blocks;
 
 /// <summary>Root-mean-square layer norm, computed in float32 whatever the input dtype (as HF does).</summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>

@@ -1,0 +1,49 @@
+using System.Text.RegularExpressions;
+using LoraShell.Core.Models;
+using LoraShell.Core.Models.Families;
+
+namespace LoraShell.Core.Delta;
+
+/// <summary>
+/// How a checkpoint's tensors map to PEFT module paths, and which matrices are stored [in, out]
+/// (GPT-2's Conv1D, PEFT's fan_in_fan_out): from the family in the base's config.json when there is
+/// one, else from GPT-2's Conv1D names.
+/// </summary>
+internal sealed class DeltaLayout
+{
+    static readonly Regex Conv1DNames = new(@"(^|\.)(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$", RegexOptions.CultureInvariant);
+    readonly ModelConfig? _config;
+
+    DeltaLayout(ModelConfig? config) => _config = config;
+
+    /// <summary>The layout of the checkpoint at <paramref name="basePath"/> (an HF folder or a .safetensors file beside a config.json).</summary>
+    public static DeltaLayout Of(string basePath)
+    {
+        string full = Path.GetFullPath(basePath);
+        string folder = Directory.Exists(full) ? full : Path.GetDirectoryName(full)!;
+        string configPath = Path.Combine(folder, HuggingFaceLoader.ConfigFileName);
+        return new DeltaLayout(File.Exists(configPath) ? ModelConfig.FromJson(File.ReadAllText(configPath), configPath) : null);
+    }
+
+    /// <summary>A tensor's name in the family's canonical layout (GPT-2's "transformer." prefix added where a checkpoint lacks it).</summary>
+    public string Canonical(string tensorName) => _config?.Family.CanonicalName(tensorName, _config with { TieWordEmbeddings = false }) ?? tensorName;
+
+    /// <summary>The PEFT module path of a weight tensor (the canonical name without ".weight").</summary>
+    public string ModulePath(string tensorName)
+    {
+        string name = Canonical(tensorName);
+        return name.EndsWith(".weight", StringComparison.Ordinal) ? name[..^".weight".Length] : name;
+    }
+
+    /// <summary>The module a parameter belongs to (the canonical name without its last segment), for modules_to_save.</summary>
+    public string ParameterModule(string tensorName)
+    {
+        string name = Canonical(tensorName);
+        int dot = name.LastIndexOf('.');
+        return dot < 0 ? name : name[..dot];
+    }
+
+    /// <summary>Whether the matrix is stored [in, out] and its delta must be transposed into PEFT's [out, in] orientation.</summary>
+    public bool FanInFanOut(string tensorName)
+        => _config is { } c ? c.Family.Layout.Storage == ProjectionStorage.Conv1D && Conv1DNames.IsMatch(tensorName) : Conv1DNames.IsMatch(tensorName);
+}

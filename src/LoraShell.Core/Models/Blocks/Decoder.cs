@@ -1,0 +1,81 @@
+using LoraShell.Core.Models.Families;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Models.Blocks;
+
+/// <summary>
+/// The backbone (HF's <c>model.</c> or <c>transformer.</c>): token embeddings, learned positions when the
+/// family has them, the decoder layers and the final norm, registered under the family's names.
+/// </summary>
+public sealed class Decoder : nn.Module
+{
+    readonly Embedding _embed;
+    readonly Embedding? _positions;
+    readonly ModuleList<DecoderLayer> _layers;
+    readonly nn.Module<Tensor, Tensor> _norm;
+    readonly RotaryEmbedding? _rotary;
+
+    public Decoder(ModelConfig c) : base(nameof(Decoder))
+    {
+        var l = c.Family.Layout;
+        _embed = nn.Embedding(c.VocabSize, c.HiddenSize);
+        register_module(l.Embedding, _embed);
+        if (l.PositionEmbedding is string wpe)
+        {
+            _positions = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
+            register_module(wpe, _positions);
+        }
+        _layers = nn.ModuleList(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new DecoderLayer(c, i)).ToArray());
+        register_module(l.Layers, _layers);
+        _norm = Norms.Create(c, c.HiddenSize);
+        register_module(l.FinalNorm, _norm);
+        if (l.Positions == PositionKind.Rotary) _rotary = new RotaryEmbedding(c);
+        MaxPositions = c.MaxPositionEmbeddings;
+    }
+
+    // Children are registered explicitly under the family's HF names; TorchSharp's registration by
+    // field name (which runs when this module is registered in its parent) would add them twice.
+    protected override void RegisterComponents() { }
+
+    public Embedding Embedding => _embed;
+    public IList<DecoderLayer> Layers => _layers;
+    public nn.Module<Tensor, Tensor> FinalNorm => _norm;
+    int MaxPositions { get; }
+
+    /// <summary>
+    /// Runs the decoder. <paramref name="onLayerOutput"/> (optional) sees the embeddings (index -1) and
+    /// each layer's output hidden state, for side networks. Returns the final normalised hidden states
+    /// [batch, seq, hidden].
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, KvCache? cache = null, Action<int, Tensor>? onLayerOutput = null)
+    {
+        long start = cache?.Length ?? 0, length = inputIds.shape[1];
+        var h = _embed.call(inputIds);
+        if (_positions is not null)
+        {
+            if (start + length > MaxPositions)
+                throw LoraShellException.InvalidArgument("SequenceTooLong", $"Positions up to {start + length} were asked for; this model has {MaxPositions} learned positions.", start + length);
+            h = h + _positions.call(arange(start, start + length, device: inputIds.device));
+        }
+        var rotary = RotaryTable(start, length, h.device, h.dtype);
+        onLayerOutput?.Invoke(-1, h);
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            h = _layers[i].Forward(h, rotary, cache, start);
+            onLayerOutput?.Invoke(i, h);
+        }
+        return _norm.call(h);
+    }
+
+    /// <summary>cos/sin tables for positions [start, start + length) (null with learned positions), for side networks that share this model's RoPE.</summary>
+    public (Tensor Cos, Tensor Sin)? RotaryTable(long start, long length, Device device, ScalarType dtype)
+        => _rotary?.Table(start, length, device, dtype);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rotary?.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,78 @@
+using LoraShell.Core.Models.Blocks;
+using LoraShell.Core.Models.Families;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Models;
+
+/// <summary>One swappable projection of the model: its full HF module path, the layer and its owner.</summary>
+public sealed record LinearSlot(string Path, string Name, nn.Module<Tensor, Tensor> Module, ILinearHost Host, int LayerIndex);
+
+/// <summary>
+/// A decoder-only causal LM of any supported family, laid out exactly like its transformers class
+/// (CausalLM, Qwen3ForCausalLM, GPT2LMHeadModel, …), so its state-dict names are HF's. With
+/// tied embeddings there is no <c>lm_head</c>: logits use the token embedding.
+/// </summary>
+public sealed class CausalLM : nn.Module<Tensor, Tensor>
+{
+    readonly Decoder _decoder;
+    readonly Linear? _head;
+
+    public CausalLM(ModelConfig config) : base(config.Family.Architecture)
+    {
+        config.Validate("model construction");
+        Config = config;
+        Family = config.Family;
+        _decoder = new Decoder(config);
+        register_module(Family.Layout.Backbone, _decoder);
+        if (!config.TieWordEmbeddings)
+        {
+            _head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+            register_module(FamilyLayout.Head, _head);
+        }
+    }
+
+    // Children are registered explicitly under the family's HF names; TorchSharp's registration by
+    // field name (which runs when this module is registered in its parent) would add them twice.
+    protected override void RegisterComponents() { }
+
+    public ModelConfig Config { get; }
+    public ModelFamily Family { get; }
+    /// <summary>The backbone: embeddings, layers, final norm.</summary>
+    public Decoder Decoder => _decoder;
+    public Device Device => _decoder.Embedding.weight!.device;
+    public ScalarType DType => _decoder.Embedding.weight!.dtype;
+    /// <summary>The output head's weight [vocab, hidden] (the embedding when tied).</summary>
+    public Tensor HeadWeight => _head?.weight ?? _decoder.Embedding.weight!;
+
+    /// <summary>Logits [batch, seq, vocab] for token ids [batch, seq].</summary>
+    public override Tensor forward(Tensor inputIds) => Logits(_decoder.Forward(inputIds));
+
+    /// <summary>Logits for the new positions, appending their keys/values to <paramref name="cache"/>.</summary>
+    public Tensor Forward(Tensor inputIds, KvCache? cache) => Logits(_decoder.Forward(inputIds, cache));
+
+    /// <summary>Projects final hidden states to vocabulary logits.</summary>
+    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
+
+    public KvCache NewCache() => new(Config.NumHiddenLayers);
+
+    /// <summary>Every projection inside the decoder layers (not the output head), in layer order.</summary>
+    public IEnumerable<LinearSlot> LinearSlots()
+    {
+        var l = Family.Layout;
+        for (int i = 0; i < _decoder.Layers.Count; i++)
+        {
+            var layer = _decoder.Layers[i];
+            foreach (var (name, module) in layer.Attention.Projections)
+                yield return new LinearSlot($"{l.LayerPrefix(i)}{l.Attention}.{name}", name, module, layer.Attention, i);
+            foreach (var (name, module) in layer.FeedForward.Projections)
+                yield return new LinearSlot($"{l.LayerPrefix(i)}{l.FeedForward}.{name}", name, module, layer.FeedForward, i);
+        }
+    }
+
+    /// <summary>The projection module at an HF path such as <c>model.layers.0.self_attn.q_proj</c>.</summary>
+    public nn.Module<Tensor, Tensor> Module(string path)
+        => LinearSlots().FirstOrDefault(s => s.Path == path)?.Module
+           ?? throw LoraShellException.NotFound("ModuleNotFound", $"The model has no projection '{path}'.", path);
+}

@@ -1,0 +1,1246 @@
+#!/usr/bin/env python3
+"""Independent float64 reference forward for Hugging Face decoder families (+ PEFT LoRA).
+
+Written from reading transformers' / PEFT's modeling code (no code copied; no transformers import).
+Families, chosen by config.json "model_type": llama, mistral, qwen2, qwen3, phi3, gpt2.
+
+    /usr/bin/python3 hf_reference.py --model DIR [--adapter DIR] [--merge] --ids IDS.json --out OUT.json
+    /usr/bin/python3 hf_reference.py --jobs JOBS.json
+    /usr/bin/python3 hf_reference.py --selftest
+
+IDS.json: list of equal-length lists of token ids (no padding, so no attention mask is needed).
+OUT.json: {"logits": [batch][seq][vocab] floats (float64, shortest round-trip repr),
+           "loss": mean next-token cross-entropy over positions 2..n of every sequence}.
+
+Everything is computed in float64 (weights are cast on load), so the numbers are more exact than a
+float32/bfloat16 implementation under test -- and also more exact than transformers itself, which
+builds RoPE inv_freq/cos/sin in float32 (modeling_llama.LlamaRotaryEmbedding.forward "Force float32").
+Expect a float32 implementation to differ from this reference by ~1e-6 relative, growing with position.
+
+Sources read (huggingface/transformers unless noted):
+  src/transformers/models/llama/modeling_llama.py    LlamaRMSNorm, LlamaRotaryEmbedding, rotate_half,
+        apply_rotary_pos_emb, LlamaMLP, repeat_kv, eager_attention_forward, LlamaAttention, LlamaDecoderLayer
+  src/transformers/modeling_rope_utils.py            _compute_default/_linear_scaling/_dynamic_ntk/_llama3
+        _parameters, dynamic_rope_update (dynamic_frequency_update)
+  src/transformers/masking_utils.py                  causal_mask_function, sliding_window_overlay
+  src/transformers/models/mistral/modeling_mistral.py MistralAttention (sliding_window), causal mask helpers
+  src/transformers/models/qwen2/modular_qwen2.py     Qwen2Attention (q/k/v bias=True, o_proj bias=False)
+  src/transformers/models/qwen3/modeling_qwen3.py    Qwen3Attention (q_norm/k_norm on head_dim, pre-RoPE)
+  src/transformers/models/phi3/modular_phi3.py       Phi3MLP (gate_up_proj chunk), Phi3Attention (qkv_proj
+        slicing), partial-rotary apply_rotary_pos_emb; Phi3Model inherits MistralModel (sliding mask)
+  src/transformers/models/gpt2/modeling_gpt2.py      GPT2Attention._attn, GPT2MLP, GPT2Block, Conv1D usage
+  activations NewGELUActivation (gelu_new)
+  huggingface/peft src/peft/tuners/lora/layer.py     LoraLayer.update_layer (scaling), Linear.forward,
+        Linear.get_delta_weight (transpose(B@A, fan_in_fan_out) * scaling)
+  huggingface/peft src/peft/utils/other.py           get_pattern_key;  tuners/lora/model.py _create_and_replace
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import sys
+import tempfile
+
+import torch
+
+DT = torch.float64
+assert sys.byteorder == "little", "safetensors is little-endian; this reader assumes a little-endian host"
+
+
+def warn(msg):
+    print(f"[hf_reference] warning: {msg}", file=sys.stderr)
+
+
+# =============================================================================================
+# safetensors: 8-byte LE header length, JSON header {name: {dtype, shape, data_offsets}},
+# optional "__metadata__" (str->str), then raw little-endian tensor bytes.
+# =============================================================================================
+
+_ST_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}
+_ST_NAMES = {v: k for k, v in _ST_DTYPES.items()}
+
+
+def read_safetensors(path):
+    """Return ({name: tensor (stored dtype)}, metadata dict)."""
+    with open(path, "rb") as f:
+        buf = bytearray(f.read())
+    (header_len,) = struct.unpack("<Q", bytes(buf[:8]))
+    header = json.loads(bytes(buf[8:8 + header_len]).decode("utf-8"))
+    metadata = header.pop("__metadata__", None) or {}
+    base = 8 + header_len
+    out = {}
+    for name, info in header.items():
+        if info["dtype"] not in _ST_DTYPES:
+            raise ValueError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+        dtype = _ST_DTYPES[info["dtype"]]
+        shape = [int(s) for s in info["shape"]]
+        start, end = info["data_offsets"]
+        numel = math.prod(shape)
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        if end - start != numel * itemsize:
+            raise ValueError(f"{path}: tensor {name}: byte span {end - start} != {numel} x {itemsize}")
+        if numel == 0:
+            out[name] = torch.empty(shape, dtype=dtype)
+        else:
+            raw = bytearray(buf[base + start: base + end])  # own copy: alignment-safe
+            out[name] = torch.frombuffer(raw, dtype=dtype).reshape(shape)
+    return out, metadata
+
+
+def _tensor_bytes(t):
+    t = t.detach().contiguous().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return t.view(torch.int16).numpy().tobytes()  # numpy has no bf16; same-size view keeps bits
+    if t.dtype == torch.bool:
+        return t.to(torch.uint8).numpy().tobytes()
+    return t.numpy().tobytes()
+
+
+def write_safetensors(path, tensors, metadata=None):
+    header, chunks, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name]
+        raw = _tensor_bytes(t)
+        header[name] = {"dtype": _ST_NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hb += b" " * (-len(hb) % 8)  # pad so the data section starts 8-byte aligned (as the official writer does)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for c in chunks:
+            f.write(c)
+
+
+def load_checkpoint_tensors(model_dir):
+    """model.safetensors, or a sharded model.safetensors.index.json, or pytorch_model.bin."""
+    single = os.path.join(model_dir, "model.safetensors")
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    binary = os.path.join(model_dir, "pytorch_model.bin")
+    if os.path.exists(single):
+        return read_safetensors(single)[0]
+    if os.path.exists(index):
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+        tensors = {}
+        for shard in sorted(set(weight_map.values())):
+            tensors.update(read_safetensors(os.path.join(model_dir, shard))[0])
+        return tensors
+    if os.path.exists(binary):
+        return dict(torch.load(binary, map_location="cpu"))
+    raise FileNotFoundError(f"no model.safetensors / index / pytorch_model.bin in {model_dir}")
+
+
+# =============================================================================================
+# Family table: one entry per model_type, naming the tensors of each role.
+# Linear module paths are relative to a layer prefix; ".weight"/".bias" are appended.
+# =============================================================================================
+
+_ROPE_COMMON = dict(
+    position="rope", norm="rms", linear="linear",
+    embed="model.embed_tokens", final_norm="model.norm", head="lm_head",
+    layer="model.layers.{i}.", ln1="input_layernorm", ln2="post_attention_layernorm",
+)
+_QKVO = dict(q="self_attn.q_proj", k="self_attn.k_proj", v="self_attn.v_proj", o="self_attn.o_proj")
+_SWIGLU = dict(gate="mlp.gate_proj", up="mlp.up_proj", down="mlp.down_proj")
+
+FAMILIES = {
+    # LlamaAttention: q/k/v/o bias = config.attention_bias; LlamaMLP: gate/up/down bias = config.mlp_bias.
+    "llama": dict(_ROPE_COMMON, attn=_QKVO, mlp=_SWIGLU,
+                  defaults=dict(rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+                                hidden_act="silu", attention_bias=False, mlp_bias=False,
+                                max_position_embeddings=2048, head_dim=None),
+                  biased=lambda c: ([*_QKVO.values()] if c["attention_bias"] else [])
+                  + ([*_SWIGLU.values()] if c["mlp_bias"] else []),
+                  sliding_window=lambda c: None),
+    # MistralAttention / MistralMLP: all bias=False (hard-coded); sliding window from config
+    # (MistralConfig default 4096 when the key is absent; null disables it).
+    "mistral": dict(_ROPE_COMMON, attn=_QKVO, mlp=_SWIGLU,
+                    defaults=dict(rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+                                  hidden_act="silu", max_position_embeddings=32768, head_dim=None,
+                                  sliding_window=4096),
+                    biased=lambda c: [],
+                    sliding_window=lambda c: c["sliding_window"]),
+    # Qwen2Attention: q/k/v bias=True, o_proj bias=False; Qwen2MLP bias=False.
+    "qwen2": dict(_ROPE_COMMON, attn=_QKVO, mlp=_SWIGLU,
+                  defaults=dict(rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+                                hidden_act="silu", max_position_embeddings=32768, head_dim=None,
+                                use_sliding_window=False),
+                  biased=lambda c: [_QKVO["q"], _QKVO["k"], _QKVO["v"]],
+                  sliding_window=lambda c: _refuse_sliding(c)),
+    # Qwen3Attention: q/k/v/o bias = attention_bias; q_norm/k_norm RMSNorm(head_dim) before RoPE;
+    # Qwen3Config.head_dim defaults to 128 (not hidden/heads).
+    "qwen3": dict(_ROPE_COMMON, attn=dict(_QKVO, q_norm="self_attn.q_norm", k_norm="self_attn.k_norm"),
+                  mlp=_SWIGLU,
+                  defaults=dict(rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+                                hidden_act="silu", max_position_embeddings=32768, head_dim=128,
+                                attention_bias=False, use_sliding_window=False),
+                  biased=lambda c: [*_QKVO.values()] if c["attention_bias"] else [],
+                  sliding_window=lambda c: _refuse_sliding(c)),
+    # Phi3: fused qkv_proj (q rows, then k, then v) and gate_up_proj (gate half first); no biases;
+    # partial_rotary_factor; Phi3Model is MistralModel, so config.sliding_window masks too.
+    "phi3": dict(_ROPE_COMMON, attn=dict(qkv="self_attn.qkv_proj", o="self_attn.o_proj"),
+                 mlp=dict(gate_up="mlp.gate_up_proj", down="mlp.down_proj"),
+                 defaults=dict(rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+                               hidden_act="silu", max_position_embeddings=4096, head_dim=None,
+                               partial_rotary_factor=1.0, sliding_window=None),
+                 biased=lambda c: [],
+                 sliding_window=lambda c: c["sliding_window"]),
+    # GPT2: learned positions, LayerNorm with bias, Conv1D weights [in, out] with bias, plain MLP.
+    "gpt2": dict(position="learned", norm="layer", linear="conv1d",
+                 embed="transformer.wte", pos_embed="transformer.wpe", final_norm="transformer.ln_f",
+                 head="lm_head", layer="transformer.h.{i}.", ln1="ln_1", ln2="ln_2",
+                 attn=dict(qkv="attn.c_attn", o="attn.c_proj"), mlp=dict(up="mlp.c_fc", down="mlp.c_proj"),
+                 defaults=dict(layer_norm_epsilon=1e-5, tie_word_embeddings=True, activation_function="gelu_new",
+                               n_inner=None, scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
+                               n_positions=1024),
+                 biased=lambda c: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
+                 sliding_window=lambda c: None),
+}
+
+
+def _refuse_sliding(c):
+    # Qwen2/Qwen3 only apply a window when use_sliding_window is true (layer_types then marks layers
+    # >= max_window_layers as sliding). That hybrid is out of scope: refuse instead of guessing.
+    if c.get("use_sliding_window"):
+        raise NotImplementedError(f"{c['model_type']}: use_sliding_window=true is not supported")
+    if "sliding_attention" in (c.get("layer_types") or []):
+        raise NotImplementedError(f"{c['model_type']}: layer_types with sliding_attention not supported")
+    return None
+
+
+def _rope_settings(c, max_pos):
+    """Normalise rope_theta/rope_scaling (v4) or rope_parameters (v5) into one dict."""
+    theta = c.get("rope_theta")
+    scaling = c.get("rope_scaling")
+    params = c.get("rope_parameters")
+    if isinstance(params, dict) and not scaling:
+        theta = params.get("rope_theta", theta)
+        scaling = params
+    theta = float(theta if theta is not None else 10000.0)
+    kind = "default"
+    if scaling:
+        kind = scaling.get("rope_type", scaling.get("type", "default"))  # BC: "type" was the old key
+    rope = dict(type=kind, theta=theta, max_position_embeddings=max_pos)
+    if kind == "default":
+        return rope
+    if kind in ("linear", "dynamic"):
+        rope["factor"] = float(scaling["factor"])
+        if kind == "dynamic" and "original_max_position_embeddings" in scaling:
+            warn("dynamic rope_scaling.original_max_position_embeddings is ignored by transformers' "
+                 "_compute_dynamic_ntk_parameters (it uses config.max_position_embeddings); ignored here too")
+        return rope
+    if kind == "llama3":
+        for key in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"):
+            rope[key] = float(scaling[key])
+        return rope
+    raise NotImplementedError(f"rope_scaling type '{kind}' is not supported (only linear, dynamic, llama3)")
+
+
+def build_spec(config):
+    """Flatten config.json + family table into the few numbers the forward needs."""
+    family = config.get("model_type")
+    if family not in FAMILIES:
+        raise NotImplementedError(f"model_type '{family}' not supported ({', '.join(FAMILIES)})")
+    fam = FAMILIES[family]
+    c = dict(fam["defaults"])
+    c.update({k: v for k, v in config.items()})
+    for k, v in fam["defaults"].items():  # explicit nulls fall back only where HF does the same
+        if c.get(k) is None and k in ("rms_norm_eps", "layer_norm_epsilon", "hidden_act", "activation_function"):
+            c[k] = v
+    spec = dict(family=family, fam=fam, vocab=int(c["vocab_size"]),
+                position=fam["position"], norm=fam["norm"], linear=fam["linear"])
+    if family == "gpt2":
+        hidden, heads = int(c["n_embd"]), int(c["n_head"])
+        spec.update(hidden=hidden, n_layers=int(c["n_layer"]), n_heads=heads, n_kv=heads,
+                    head_dim=hidden // heads, eps=float(c["layer_norm_epsilon"]),
+                    act=c["activation_function"], max_positions=int(c["n_positions"]),
+                    intermediate=int(c["n_inner"]) if c.get("n_inner") is not None else 4 * hidden,
+                    rope=None, rotary_dim=0)
+        if hidden % heads:
+            raise ValueError("gpt2: n_embd must be divisible by n_head")
+        # GPT2Attention._attn: scores / sqrt(head_dim) if scale_attn_weights; then / (layer_idx + 1) if
+        # scale_attn_by_inverse_layer_idx. (reorder_and_upcast_attn only changes precision, not math.)
+        scale_w, scale_l = bool(c["scale_attn_weights"]), bool(c["scale_attn_by_inverse_layer_idx"])
+        spec["attn_scale"] = lambda layer: ((hidden // heads) ** -0.5 if scale_w else 1.0) / (
+            float(layer + 1) if scale_l else 1.0)
+    else:
+        hidden, heads = int(c["hidden_size"]), int(c["num_attention_heads"])
+        n_kv = int(c.get("num_key_value_heads") or heads)
+        # getattr(config, "head_dim", None) or hidden_size // num_attention_heads
+        head_dim = int(c.get("head_dim") or hidden // heads)
+        if heads % n_kv:
+            raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
+        partial = float(c.get("partial_rotary_factor", 1.0) or 1.0)
+        if partial != 1.0 and family != "phi3":
+            raise NotImplementedError(f"{family}: partial_rotary_factor != 1 is not supported by its HF attention")
+        rotary_dim = int(head_dim * partial)  # modeling_rope_utils: dim = int(head_dim * partial_rotary_factor)
+        if rotary_dim % 2:
+            raise ValueError("rotary dim must be even")
+        max_pos = int(c["max_position_embeddings"])
+        rope = _rope_settings(c, max_pos)
+        if family == "phi3" and rope["type"] not in ("default",):
+            # Phi-3 long-context checkpoints use longrope/su; linear/dynamic would be unusual. Refuse all.
+            raise NotImplementedError(f"phi3: rope_scaling '{rope['type']}' is not supported")
+        spec.update(hidden=hidden, n_layers=int(c["num_hidden_layers"]), n_heads=heads, n_kv=n_kv,
+                    head_dim=head_dim, rotary_dim=rotary_dim, intermediate=int(c["intermediate_size"]),
+                    eps=float(c["rms_norm_eps"]), act=c["hidden_act"], rope=rope, max_positions=None)
+        spec["attn_scale"] = lambda layer: head_dim ** -0.5  # LlamaAttention.scaling = head_dim**-0.5
+    spec["tie"] = bool(c.get("tie_word_embeddings"))
+    spec["biased"] = set(fam["biased"](c))
+    window = fam["sliding_window"](c)
+    spec["sliding_window"] = int(window) if window is not None else None
+    return spec
+
+
+def layer_prefix(spec, i):
+    return spec["fam"]["layer"].format(i=i)
+
+
+def dense_paths(spec):
+    """Every projection module path the forward applies (what a LoRA adapter may target)."""
+    fam = spec["fam"]
+    paths = [fam["head"]]
+    for i in range(spec["n_layers"]):
+        for role, name in list(fam["attn"].items()) + list(fam["mlp"].items()):
+            if role not in ("q_norm", "k_norm"):
+                paths.append(layer_prefix(spec, i) + name)
+    return paths
+
+
+def linear_kind(spec, path):
+    # GPT-2's projections are Conv1D ([in, out]); its lm_head is an nn.Linear tied to wte.
+    return "conv1d" if spec["linear"] == "conv1d" and path != spec["fam"]["head"] else "linear"
+
+
+# =============================================================================================
+# Loading weights into canonical (HF module-path) names, float64
+# =============================================================================================
+
+def _ignorable(name):
+    parts = name.split(".")
+    # GPT2Attention registers non-persistent buffers "bias" (causal tril) and "masked_bias"; old
+    # checkpoints carry them as attn.bias / attn.masked_bias. Old llama checkpoints carry rotary inv_freq.
+    if len(parts) >= 2 and parts[-2] == "attn" and parts[-1] in ("bias", "masked_bias"):
+        return True
+    return name.endswith("rotary_emb.inv_freq")
+
+
+def load_params(model_dir, spec):
+    raw = load_checkpoint_tensors(model_dir)
+    raw = {k: v for k, v in raw.items() if not _ignorable(k)}
+    if spec["family"] == "gpt2" and not any(k.startswith("transformer.") for k in raw):
+        # GPT2LMHeadModel nests GPT2Model under "transformer."; bare GPT2Model checkpoints omit it.
+        raw = {(k if k.startswith("lm_head.") else "transformer." + k): v for k, v in raw.items()}
+    params = {k: v.to(DT) if v.is_floating_point() else v for k, v in raw.items()}
+    return finish_params(params, spec)
+
+
+def finish_params(params, spec):
+    """Tie the head, check every needed tensor exists with the right shape, warn on leftovers."""
+    fam = spec["fam"]
+    embed_w, head_w = fam["embed"] + ".weight", fam["head"] + ".weight"
+    if spec["tie"]:
+        # tie_weights(): lm_head.weight *is* the embedding; a stored lm_head.weight is overwritten.
+        if head_w in params and not torch.equal(params[head_w], params[embed_w]):
+            warn("tie_word_embeddings=true but lm_head.weight differs from the embedding; using the embedding")
+        params[head_w] = params[embed_w]
+    need = _expected_shapes(spec)
+    missing = [k for k in need if k not in params]
+    if missing:
+        raise KeyError(f"checkpoint is missing {len(missing)} tensors, e.g. {missing[:5]}")
+    for k, shape in need.items():
+        if tuple(params[k].shape) != shape:
+            raise ValueError(f"{k}: shape {tuple(params[k].shape)} != expected {shape}")
+    extra = sorted(set(params) - set(need))
+    if extra:
+        warn(f"{len(extra)} checkpoint tensors unused (HF would ignore them too), e.g. {extra[:5]}")
+    return {k: params[k] for k in need}
+
+
+def _expected_shapes(spec):
+    fam, E, V = spec["fam"], spec["hidden"], spec["vocab"]
+    H, KV, D, I = spec["n_heads"], spec["n_kv"], spec["head_dim"], spec["intermediate"]
+    out_dims = dict(q=H * D, k=KV * D, v=KV * D, qkv=(H + 2 * KV) * D, o=E,
+                    gate=I, up=I, gate_up=2 * I, down=E)
+    in_dims = dict(q=E, k=E, v=E, qkv=E, o=H * D, gate=E, up=E, gate_up=E, down=I)
+    shapes = {fam["embed"] + ".weight": (V, E), fam["head"] + ".weight": (V, E),
+              fam["final_norm"] + ".weight": (E,)}
+    if spec["norm"] == "layer":
+        shapes[fam["final_norm"] + ".bias"] = (E,)
+    if spec["position"] == "learned":
+        shapes[fam["pos_embed"] + ".weight"] = (spec["max_positions"], E)
+    for i in range(spec["n_layers"]):
+        p = layer_prefix(spec, i)
+        for ln in (fam["ln1"], fam["ln2"]):
+            shapes[p + ln + ".weight"] = (E,)
+            if spec["norm"] == "layer":
+                shapes[p + ln + ".bias"] = (E,)
+        for role, name in list(fam["attn"].items()) + list(fam["mlp"].items()):
+            if role in ("q_norm", "k_norm"):
+                shapes[p + name + ".weight"] = (D,)
+                continue
+            w = (in_dims[role], out_dims[role]) if spec["linear"] == "conv1d" else (out_dims[role], in_dims[role])
+            shapes[p + name + ".weight"] = w
+            if name in spec["biased"]:
+                shapes[p + name + ".bias"] = (out_dims[role],)
+    return shapes
+
+
+# =============================================================================================
+# Building blocks
+# =============================================================================================
+
+def rms_norm(x, weight, eps):
+    # LlamaRMSNorm.forward: x * rsqrt(mean(x^2) + eps), then weight * (...). (float32 in HF; float64 here)
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def layer_norm(x, weight, bias, eps):
+    # nn.LayerNorm: biased variance over the last dim.
+    mu = x.mean(-1, keepdim=True)
+    var = (x - mu).pow(2).mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps) * weight + bias
+
+
+def activation(name):
+    if name == "silu":
+        return lambda x: x * torch.sigmoid(x)
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        # NewGELUActivation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); pytorch-tanh is the same formula
+        return lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+    if name == "gelu":
+        return lambda x: 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    if name == "relu":
+        return torch.relu
+    raise NotImplementedError(f"activation '{name}' not supported")
+
+
+def dense(x, params, spec, lora, path, bias_suffix=None):
+    """Apply projection `path`; + PEFT LoRA delta if the adapter targets it.
+
+    nn.Linear: y = x W^T + b  (W [out, in]);  transformers Conv1D: y = x W + b  (W [in, out]).
+    PEFT lora.Linear.forward: result = base(x) + lora_B(lora_A(dropout(x))) * scaling, where lora_A is
+    an nn.Linear(in, r) and lora_B an nn.Linear(r, out) whatever fan_in_fan_out says, so the update is
+    scaling * (x A^T) B^T for Conv1D too (fan_in_fan_out only matters when merging).
+    """
+    w = params[path + ".weight"]
+    y = x @ w if linear_kind(spec, path) == "conv1d" else x @ w.t()
+    key = bias_suffix if bias_suffix is not None else path
+    if (path + ".bias") in params and key in spec["biased"]:
+        y = y + params[path + ".bias"]
+    if lora and path in lora:
+        a = lora[path]
+        y = y + ((x @ a["A"].t()) @ a["B"].t()) * a["scaling"]
+    return y
+
+
+# ---------------------------------------------------------------- RoPE tables per scaling type
+
+def _default_inv_freq(base, dim):
+    # _compute_default_rope_parameters: 1 / base^(arange(0, dim, 2) / dim)
+    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
+
+
+def _llama3_inv_freq(inv_freq, factor, low_freq_factor, high_freq_factor, old_context_len):
+    """_compute_llama3_parameters: three wavelength bands.
+    wavelen < old/high_freq_factor          -> unchanged (high frequencies)
+    wavelen > old/low_freq_factor           -> inv_freq / factor (low frequencies)
+    in between (both ends inclusive)        -> (1 - s) * inv/factor + s * inv,
+                                               s = (old/wavelen - low_freq_factor) / (high - low)
+    """
+    wavelen = 2 * math.pi / inv_freq
+    low_wl, high_wl = old_context_len / low_freq_factor, old_context_len / high_freq_factor
+    out = torch.where(wavelen > low_wl, inv_freq / factor, inv_freq)
+    smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    smoothed = (1 - smooth) * out / factor + smooth * out
+    medium = (wavelen >= high_wl) & (wavelen <= low_wl)
+    return torch.where(medium, smoothed, out)
+
+
+def rope_inv_freq(rope, dim, seq_len):
+    """inv_freq [dim/2] for a forward whose largest position id is seq_len - 1."""
+    kind, theta = rope["type"], rope["theta"]
+    if kind == "default":
+        return _default_inv_freq(theta, dim)
+    if kind == "linear":
+        # _compute_linear_scaling_rope_parameters divides inv_freq by factor (== positions / factor).
+        return _default_inv_freq(theta, dim) / rope["factor"]
+    if kind == "dynamic":
+        # dynamic_rope_update -> dynamic_frequency_update: seq_len = max(position_ids) + 1; when it exceeds
+        # the cached length (initially max_position_embeddings), _compute_dynamic_ntk_parameters is called
+        # with that seq_len: L = max(seq_len, max_position_embeddings) and
+        # base' = base * (factor * L / mpe - (factor - 1)) ** (dim / (dim - 2)).  For L == mpe, base' == base.
+        # (A fresh model, one forward: no state carried from earlier, longer calls.)
+        mpe, factor = rope["max_position_embeddings"], rope["factor"]
+        length = max(seq_len, mpe)
+        base = theta * ((factor * length / mpe) - (factor - 1)) ** (dim / (dim - 2))
+        return _default_inv_freq(base, dim)
+    if kind == "llama3":
+        return _llama3_inv_freq(_default_inv_freq(theta, dim), rope["factor"], rope["low_freq_factor"],
+                                rope["high_freq_factor"], rope["original_max_position_embeddings"])
+    raise NotImplementedError(kind)
+
+
+def rope_cos_sin(inv_freq, positions):
+    # LlamaRotaryEmbedding.forward: freqs = pos x inv_freq; emb = cat(freqs, freqs); attention_scaling = 1
+    # for default/linear/dynamic/llama3.
+    freqs = positions.to(DT)[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x, cos, sin):
+    # x [B, heads, T, D]. Phi3's apply_rotary_pos_emb rotates the first cos.shape[-1] dims and passes the
+    # rest through; with rotary_dim == head_dim this is Llama's apply_rotary_pos_emb.
+    r = cos.shape[-1]
+    x_rot, x_pass = x[..., :r], x[..., r:]
+    return torch.cat((x_rot * cos + rotate_half(x_rot) * sin, x_pass), dim=-1)
+
+
+# ---------------------------------------------------------------- attention
+
+def attention_allowed(seq_len, sliding_window):
+    """Boolean [T, T]: may query i attend key j?
+
+    masking_utils.causal_mask_function: kv_idx <= q_idx
+    masking_utils.sliding_window_overlay: kv_idx > q_idx - sliding_window
+    => a token at i attends keys j with  i - sliding_window < j <= i  (sliding_window keys incl. itself).
+    (Same as modeling_mistral's older `arange(target) <= cache_position - sliding_window` masking-out.)
+    """
+    i = torch.arange(seq_len)[:, None]
+    j = torch.arange(seq_len)[None, :]
+    ok = j <= i
+    if sliding_window is not None:
+        ok = ok & (j > i - sliding_window)
+    return ok
+
+
+def attention(q, k, v, scale, sliding_window):
+    """eager_attention_forward: repeat_kv, softmax(q k^T * scale + mask) v.  q [B,H,T,D]; k,v [B,KV,T,D]."""
+    n_rep = q.shape[1] // k.shape[1]
+    # repeat_kv: kv head g serves query heads g*n_rep .. g*n_rep + n_rep - 1
+    k = k.repeat_interleave(n_rep, dim=1)
+    v = v.repeat_interleave(n_rep, dim=1)
+    scores = (q @ k.transpose(-1, -2)) * scale
+    allowed = attention_allowed(q.shape[2], sliding_window)
+    scores = scores.masked_fill(~allowed, float("-inf"))  # every row keeps its diagonal: no NaN
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def project_qkv(h, params, spec, lora, prefix):
+    """q [B,T,H*D], k, v [B,T,KV*D] from separate q/k/v or a fused qkv (q rows, then k, then v)."""
+    names = spec["fam"]["attn"]
+    if "qkv" in names:
+        qkv = dense(h, params, spec, lora, prefix + names["qkv"], names["qkv"])
+        qd, kd = spec["n_heads"] * spec["head_dim"], spec["n_kv"] * spec["head_dim"]
+        return qkv[..., :qd], qkv[..., qd:qd + kd], qkv[..., qd + kd:]
+    return tuple(dense(h, params, spec, lora, prefix + names[r], names[r]) for r in ("q", "k", "v"))
+
+
+def attention_block(h, params, spec, lora, layer, rope_cs):
+    prefix, names = layer_prefix(spec, layer), spec["fam"]["attn"]
+    B, T, _ = h.shape
+    H, KV, D = spec["n_heads"], spec["n_kv"], spec["head_dim"]
+    q, k, v = project_qkv(h, params, spec, lora, prefix)
+    q, k, v = q.view(B, T, H, D), k.view(B, T, KV, D), v.view(B, T, KV, D)
+    if "q_norm" in names:  # Qwen3Attention: per-head RMSNorm over head_dim, before the transpose and RoPE
+        q = rms_norm(q, params[prefix + names["q_norm"] + ".weight"], spec["eps"])
+        k = rms_norm(k, params[prefix + names["k_norm"] + ".weight"], spec["eps"])
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    if rope_cs is not None:
+        cos, sin = rope_cs
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    out = attention(q, k, v, spec["attn_scale"](layer), spec["sliding_window"])
+    out = out.transpose(1, 2).reshape(B, T, H * D)
+    return dense(out, params, spec, lora, prefix + names["o"], names["o"])
+
+
+# ---------------------------------------------------------------- MLP variants
+
+def mlp_block(h, params, spec, lora, layer):
+    prefix, names, act = layer_prefix(spec, layer), spec["fam"]["mlp"], activation(spec["act"])
+    d = lambda x, role: dense(x, params, spec, lora, prefix + names[role], names[role])
+    if "gate_up" in names:  # Phi3MLP: gate, up = gate_up_proj(x).chunk(2); down(up * act(gate))
+        gate, up = d(h, "gate_up").chunk(2, dim=-1)
+        return d(act(gate) * up, "down")
+    if "gate" in names:  # LlamaMLP (SwiGLU): down(act(gate(x)) * up(x))
+        return d(act(d(h, "gate")) * d(h, "up"), "down")
+    return d(act(d(h, "up")), "down")  # GPT2MLP: c_proj(act(c_fc(x)))
+
+
+# ---------------------------------------------------------------- decoder layer / model
+
+def norm(x, params, spec, name):
+    if spec["norm"] == "rms":
+        return rms_norm(x, params[name + ".weight"], spec["eps"])
+    return layer_norm(x, params[name + ".weight"], params[name + ".bias"], spec["eps"])
+
+
+def decoder_layer(x, params, spec, lora, layer, rope_cs):
+    # Pre-norm residual block (LlamaDecoderLayer, Phi3DecoderLayer w/o dropout, GPT2Block):
+    # x += attn(ln1(x)); x += mlp(ln2(x))
+    p, fam = layer_prefix(spec, layer), spec["fam"]
+    x = x + attention_block(norm(x, params, spec, p + fam["ln1"]), params, spec, lora, layer, rope_cs)
+    x = x + mlp_block(norm(x, params, spec, p + fam["ln2"]), params, spec, lora, layer)
+    return x
+
+
+def forward(params, spec, ids, lora=None):
+    """ids LongTensor [B, T] -> logits float64 [B, T, V]. Full forward, no KV cache."""
+    fam = spec["fam"]
+    B, T = ids.shape
+    positions = torch.arange(T)
+    x = params[fam["embed"] + ".weight"][ids]
+    rope_cs = None
+    if spec["position"] == "learned":
+        if T > spec["max_positions"]:
+            raise ValueError(f"sequence length {T} > n_positions {spec['max_positions']}")
+        x = x + params[fam["pos_embed"] + ".weight"][positions][None]
+    else:
+        rope_cs = rope_cos_sin(rope_inv_freq(spec["rope"], spec["rotary_dim"], T), positions)
+    for layer in range(spec["n_layers"]):
+        x = decoder_layer(x, params, spec, lora, layer, rope_cs)
+    x = norm(x, params, spec, fam["final_norm"])
+    return dense(x, params, spec, lora, fam["head"], "lm_head")
+
+
+def next_token_loss(logits, ids):
+    # ForCausalLMLoss: logits[:, :-1] predict ids[:, 1:], mean over all (B * (T-1)) positions.
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    return -logp.gather(-1, ids[:, 1:, None]).mean().item()
+
+
+# =============================================================================================
+# PEFT LoRA
+# =============================================================================================
+
+def get_pattern_key(pattern_keys, key_to_match):
+    """peft.utils.other.get_pattern_key: the first key (in dict order) with
+    re.match(rf"(.*\\.)?({key})$", module_path); else the module path itself (which no pattern holds).
+    The key is a raw regex fragment; module_path is the module name inside the base model
+    (e.g. "model.layers.0.self_attn.q_proj", no "base_model.model." prefix).
+    Older PEFT differs: ~0.10/0.11 LoraModel._create_and_replace did ONE lookup over rank_pattern keys then
+    alpha_pattern keys with re.match(rf".*\.{key}$") and used that key for both r and alpha; an intermediate
+    get_pattern_key used re.match(f".*\.{key}$") (key must follow a dot). Here: recent PEFT, r and alpha
+    looked up separately."""
+    for key in pattern_keys:
+        if re.match(rf"(.*\.)?({key})$", key_to_match):
+            return key
+    return key_to_match
+
+
+_LORA_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
+
+
+def load_lora(adapter_dir, spec, params):
+    """{module_path: {A [r,in], B [out,r], scaling}} following LoraModel._create_and_replace:
+    r = rank_pattern[get_pattern_key(rank_pattern, path)] or r; alpha likewise from alpha_pattern;
+    scaling = alpha / r, or alpha / sqrt(r) with use_rslora (LoraLayer.update_layer)."""
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        cfg = json.load(f)
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise NotImplementedError(f"peft_type {cfg.get('peft_type')} not supported")
+    for flag in ("use_dora", "lora_bias"):
+        if cfg.get(flag):
+            raise NotImplementedError(f"adapter_config {flag}=true not supported")
+    st = os.path.join(adapter_dir, "adapter_model.safetensors")
+    tensors = read_safetensors(st)[0] if os.path.exists(st) else dict(
+        torch.load(os.path.join(adapter_dir, "adapter_model.bin"), map_location="cpu"))
+    pieces = {}
+    for key, t in tensors.items():
+        m = _LORA_KEY.match(key)
+        if not m:
+            raise NotImplementedError(f"adapter tensor {key} is not a LoRA A/B weight (embedding LoRA, "
+                                      "DoRA magnitudes and modules_to_save are not supported)")
+        pieces.setdefault(m["path"], {})[m["ab"]] = t.to(DT)
+    r_default, alpha_default = int(cfg["r"]), float(cfg["lora_alpha"])
+    rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
+    known = set(dense_paths(spec))
+    lora = {}
+    for path, ab in pieces.items():
+        if set(ab) != {"A", "B"}:
+            raise ValueError(f"{path}: needs both lora_A and lora_B")
+        if path not in known:
+            raise KeyError(f"adapter targets '{path}', which is not a projection of this {spec['family']} model")
+        r = int(rank_pattern.get(get_pattern_key(rank_pattern.keys(), path), r_default))
+        alpha = float(alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), path), alpha_default))
+        A, B = ab["A"], ab["B"]
+        w = params[path + ".weight"]
+        fan_in, fan_out = (w.shape[0], w.shape[1]) if linear_kind(spec, path) == "conv1d" else (w.shape[1], w.shape[0])
+        if tuple(A.shape) != (r, fan_in) or tuple(B.shape) != (fan_out, r):
+            raise ValueError(f"{path}: lora_A {tuple(A.shape)} / lora_B {tuple(B.shape)} do not match "
+                             f"r={r} (from r/rank_pattern), in={fan_in}, out={fan_out}")
+        is_conv1d = linear_kind(spec, path) == "conv1d"
+        if bool(cfg.get("fan_in_fan_out", False)) != is_conv1d:
+            # PEFT forces fan_in_fan_out=True for Conv1D and False for nn.Linear (with a warning).
+            warn(f"{path}: fan_in_fan_out={cfg.get('fan_in_fan_out')} overridden as PEFT does "
+                 f"({'Conv1D' if is_conv1d else 'nn.Linear'})")
+        scaling = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
+        lora[path] = dict(A=A, B=B, scaling=scaling)
+    if not lora:
+        raise ValueError("adapter holds no LoRA weights")
+    return lora
+
+
+def merge_lora(params, spec, lora):
+    """lora.Linear.merge / get_delta_weight: W += transpose(B @ A, fan_in_fan_out) * scaling,
+    i.e. (B @ A) * s for nn.Linear [out, in] and (B @ A).T * s for Conv1D [in, out]."""
+    merged = dict(params)
+    head = spec["fam"]["head"]
+    for path, a in lora.items():
+        if path == head and spec["tie"]:
+            raise NotImplementedError("merging a LoRA on a tied lm_head would also change the embedding")
+        delta = (a["B"] @ a["A"]) * a["scaling"]
+        if linear_kind(spec, path) == "conv1d":
+            delta = delta.t()
+        merged[path + ".weight"] = params[path + ".weight"] + delta
+    return merged
+
+
+# =============================================================================================
+# CLI
+# =============================================================================================
+
+def load_model(model_dir):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    spec = build_spec(config)
+    return spec, load_params(model_dir, spec)
+
+
+def run(model_dir, ids, adapter_dir=None, merge=False):
+    spec, params = load_model(model_dir)
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    if ids.dim() != 2 or ids.shape[1] < 1:
+        raise ValueError("ids must be a non-empty list of equal-length lists")
+    if int(ids.min()) < 0 or int(ids.max()) >= spec["vocab"]:
+        raise ValueError("token id out of range")
+    lora = load_lora(adapter_dir, spec, params) if adapter_dir else None
+    if lora and merge:
+        params, lora = merge_lora(params, spec, lora), None
+    with torch.no_grad():
+        logits = forward(params, spec, ids, lora)
+    loss = next_token_loss(logits, ids) if ids.shape[1] > 1 else float("nan")
+    return logits, loss
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model")
+    ap.add_argument("--adapter")
+    ap.add_argument("--merge", action="store_true", help="merge the adapter into the weights first")
+    ap.add_argument("--ids")
+    ap.add_argument("--out")
+    ap.add_argument("--jobs", help="a JSON list of {model, adapter?, merge?, ids, out}: many runs in one process")
+    ap.add_argument("--selftest", action="store_true")
+    args = ap.parse_args(argv)
+    if args.selftest:
+        return selftest()
+    if args.jobs:
+        with open(args.jobs) as f:
+            jobs = json.load(f)
+        for job in jobs:
+            logits, loss = run(job["model"], job["ids"], job.get("adapter"), bool(job.get("merge")))
+            with open(job["out"], "w") as f:
+                json.dump({"logits": logits.tolist(), "loss": loss}, f)
+        return 0
+    if not (args.model and args.ids and args.out):
+        ap.error("--model, --ids and --out are required (or --selftest)")
+    if args.merge and not args.adapter:
+        ap.error("--merge needs --adapter")
+    with open(args.ids) as f:
+        ids = json.load(f)
+    if not isinstance(ids, list) or not ids or len({len(s) for s in ids}) != 1:
+        raise ValueError("IDS.json must be a non-empty list of equal-length lists")
+    logits, loss = run(args.model, ids, args.adapter, args.merge)
+    with open(args.out, "w") as f:
+        json.dump({"logits": logits.tolist(), "loss": loss}, f)
+    return 0
+
+
+# =============================================================================================
+# Self-test: tiny random checkpoints per family, internal consistency checks
+# =============================================================================================
+
+def slow_forward(params, spec, ids, lora=None):
+    """Loop-per-token/per-head version of forward(): explicit pair rotation (d, d + r/2), explicit mask
+    test, explicit GQA head mapping h -> h // (H / KV). Shares only dense/norm/mlp/inv_freq."""
+    fam = spec["fam"]
+    B, T = ids.shape
+    H, KV, D, R = spec["n_heads"], spec["n_kv"], spec["head_dim"], spec["rotary_dim"]
+    W = spec["sliding_window"]
+    x = torch.stack([torch.stack([params[fam["embed"] + ".weight"][int(ids[b, t])] for t in range(T)])
+                     for b in range(B)])
+    if spec["position"] == "learned":
+        x = x + torch.stack([params[fam["pos_embed"] + ".weight"][t] for t in range(T)])[None]
+    inv = rope_inv_freq(spec["rope"], R, T).tolist() if spec["position"] == "rope" else []
+
+    def rotate(vec, pos):
+        out = vec.clone()
+        half = R // 2
+        for d in range(half):
+            ang = pos * inv[d]
+            c, s = math.cos(ang), math.sin(ang)
+            out[d] = vec[d] * c - vec[d + half] * s
+            out[d + half] = vec[d + half] * c + vec[d] * s
+        return out
+
+    for layer in range(spec["n_layers"]):
+        p, names = layer_prefix(spec, layer), fam["attn"]
+        h = norm(x, params, spec, p + fam["ln1"])
+        q, k, v = project_qkv(h, params, spec, lora, p)
+        scale = spec["attn_scale"](layer)
+        out = torch.zeros(B, T, H * D, dtype=DT)
+        for b in range(B):
+            for head in range(H):
+                g = head // (H // KV)
+                qs, ks, vs = [], [], []
+                for t in range(T):
+                    qv, kv = q[b, t, head * D:(head + 1) * D], k[b, t, g * D:(g + 1) * D]
+                    if "q_norm" in names:
+                        qv = rms_norm(qv, params[p + names["q_norm"] + ".weight"], spec["eps"])
+                        kv = rms_norm(kv, params[p + names["k_norm"] + ".weight"], spec["eps"])
+                    if R:
+                        qv, kv = rotate(qv, t), rotate(kv, t)
+                    qs.append(qv), ks.append(kv), vs.append(v[b, t, g * D:(g + 1) * D])
+                for i in range(T):
+                    js = [j for j in range(T) if j <= i and (W is None or i - j < W)]
+                    sc = [float(qs[i] @ ks[j]) * scale for j in js]
+                    m = max(sc)
+                    e = [math.exp(s - m) for s in sc]
+                    z = sum(e)
+                    out[b, i, head * D:(head + 1) * D] = sum((e_ / z) * vs[j] for e_, j in zip(e, js))
+        x = x + dense(out, params, spec, lora, p + names["o"], names["o"])
+        x = x + mlp_block(norm(x, params, spec, p + fam["ln2"]), params, spec, lora, layer)
+    x = norm(x, params, spec, fam["final_norm"])
+    return dense(x, params, spec, lora, fam["head"], "lm_head")
+
+
+def _rand(gen, *shape, std=0.3):
+    return torch.randn(*shape, generator=gen, dtype=DT) * std
+
+
+def make_checkpoint(directory, config, seed, prefix=True, store_dtype=torch.float32, buffers=False):
+    """Write config.json + model.safetensors with HF names and random (non-trivial) weights."""
+    os.makedirs(directory, exist_ok=True)
+    spec = build_spec(config)
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, shape in _expected_shapes(spec).items():
+        if spec["tie"] and name == spec["fam"]["head"] + ".weight":
+            continue
+        if name.endswith("norm.weight") or ".ln_" in name and name.endswith(".weight") or \
+                name.endswith("layernorm.weight") or name.endswith("ln_f.weight"):
+            t = 1.0 + _rand(gen, *shape, std=0.2)  # norm weights deliberately not all ones
+        elif name.endswith(".bias"):
+            t = _rand(gen, *shape, std=0.2)  # biases non-zero so they matter
+        elif "embed" in name or "wte" in name or "wpe" in name:
+            t = _rand(gen, *shape, std=1.0)
+        else:
+            t = _rand(gen, *shape, std=0.6 / math.sqrt(shape[-1] if spec["linear"] == "linear" else shape[0]))
+        tensors[name] = t.to(store_dtype)
+    if spec["family"] == "gpt2":
+        if buffers:  # old GPT-2 checkpoints carry the causal-mask buffers; they must be ignored
+            P = spec["max_positions"]
+            for i in range(spec["n_layers"]):
+                tensors[f"transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(P, P)).view(1, 1, P, P).float()
+                tensors[f"transformer.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+        if not prefix:
+            tensors = {k[len("transformer."):] if k.startswith("transformer.") else k: v for k, v in tensors.items()}
+    write_safetensors(os.path.join(directory, "model.safetensors"), tensors, {"format": "pt"})
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    return spec
+
+
+def make_adapter(directory, spec, params, targets, r, alpha, seed, rank_pattern=None, alpha_pattern=None,
+                 use_rslora=False):
+    """adapter_config.json + adapter_model.safetensors (keys base_model.model.<path>.lora_A/B.weight)."""
+    os.makedirs(directory, exist_ok=True)
+    rank_pattern, alpha_pattern = rank_pattern or {}, alpha_pattern or {}
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for path in dense_paths(spec):
+        if path.split(".")[-1] not in targets:
+            continue
+        rr = int(rank_pattern.get(get_pattern_key(rank_pattern.keys(), path), r))
+        w = params[path + ".weight"]
+        fin, fout = (w.shape[0], w.shape[1]) if linear_kind(spec, path) == "conv1d" else (w.shape[1], w.shape[0])
+        tensors[f"base_model.model.{path}.lora_A.weight"] = _rand(gen, rr, fin, std=0.3).float()
+        tensors[f"base_model.model.{path}.lora_B.weight"] = _rand(gen, fout, rr, std=0.3).float()  # B != 0
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    cfg = dict(peft_type="LORA", task_type="CAUSAL_LM", r=r, lora_alpha=alpha, target_modules=sorted(targets),
+               rank_pattern=rank_pattern, alpha_pattern=alpha_pattern, use_rslora=use_rslora,
+               fan_in_fan_out=spec["linear"] == "conv1d", lora_dropout=0.0, bias="none")
+    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+
+
+class _Checks:
+    def __init__(self):
+        self.failed = 0
+        self.count = 0
+
+    def close(self, name, a, b, tol):
+        diff = (torch.as_tensor(a, dtype=DT) - torch.as_tensor(b, dtype=DT)).abs().max().item()
+        self.ok(name, diff <= tol, f"max|diff|={diff:.3e} (tol {tol:.0e})")
+
+    def differ(self, name, a, b, min_diff=1e-6):
+        diff = (torch.as_tensor(a, dtype=DT) - torch.as_tensor(b, dtype=DT)).abs().max().item()
+        self.ok(name, diff > min_diff, f"max|diff|={diff:.3e} (must exceed {min_diff:.0e})")
+
+    def ok(self, name, cond, detail=""):
+        self.count += 1
+        if not cond:
+            self.failed += 1
+        print(f"  [{'PASS' if cond else 'FAIL'}] {name}  {detail}")
+
+    def raises(self, name, fn, exc=Exception):
+        try:
+            fn()
+        except exc as e:
+            self.ok(name, True, f"raised {type(e).__name__}: {str(e)[:70]}")
+            return
+        self.ok(name, False, "did not raise")
+
+
+def _llama_cfg(**over):
+    cfg = dict(model_type="llama", vocab_size=29, hidden_size=40, intermediate_size=56, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
+               rope_theta=10000.0, max_position_embeddings=64, tie_word_embeddings=False, hidden_act="silu",
+               attention_bias=False, mlp_bias=False)
+    cfg.update(over)
+    return cfg
+
+
+def selftest():
+    torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
+    ck = _Checks()
+    root = tempfile.mkdtemp(prefix="hf_reference_selftest_")
+    T = 12
+    ids = torch.tensor([[3, 17, 5, 28, 0, 9, 9, 11, 2, 26, 14, 7],
+                        [21, 1, 4, 4, 19, 8, 25, 13, 6, 0, 27, 10]])
+    try:
+        def model(name, cfg, seed, **kw):
+            d = os.path.join(root, name)
+            make_checkpoint(d, cfg, seed, **kw)
+            spec, params = load_model(d)
+            return d, spec, params
+
+        def fwd(spec, params, x=ids, lora=None):
+            return forward(params, spec, x, lora)
+
+        print("safetensors I/O")
+        gen = torch.Generator().manual_seed(0)
+        ts = {"a.f32": torch.randn(3, 5, generator=gen), "b.f16": torch.randn(7, generator=gen).half(),
+              "c.bf16": torch.randn(2, 3, generator=gen).bfloat16(), "d.f64": torch.randn(4, generator=gen).double(),
+              "e.i64": torch.arange(5), "f.empty": torch.zeros(0, 3)}
+        p = os.path.join(root, "io.safetensors")
+        write_safetensors(p, ts, {"format": "pt"})
+        back, meta = read_safetensors(p)
+        ck.ok("roundtrip F32/F16/BF16/F64/I64/empty bit-exact",
+              all(back[k].dtype == v.dtype and torch.equal(back[k], v) for k, v in ts.items()))
+        ck.ok("metadata roundtrip", meta == {"format": "pt"})
+        with open(p, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+        ck.ok("header padded to 8 bytes", (8 + n) % 8 == 0)
+
+        print("llama: GQA, explicit head_dim (16 != 40/4), attention_bias + mlp_bias, untied head")
+        _, spec_b, params_b = model("llama_bias", _llama_cfg(attention_bias=True, mlp_bias=True), 1)
+        ck.ok("biases loaded for q,k,v,o,gate,up,down", len([k for k in params_b if k.endswith(".bias")]) == 14)
+        lb = fwd(spec_b, params_b)
+        ck.close("vectorised == per-token loop reference", lb, slow_forward(params_b, spec_b, ids), 1e-11)
+        nob = {k: (torch.zeros_like(v) if k.endswith(".bias") else v) for k, v in params_b.items()}
+        ck.differ("biases matter", lb, fwd(spec_b, nob))
+        ck.close("batch rows are independent", lb[1:], fwd(spec_b, params_b, ids[1:]), 1e-12)
+
+        print("llama: tie_word_embeddings")
+        _, spec_t, params_t = model("llama_tied", _llama_cfg(tie_word_embeddings=True), 2)
+        ck.ok("lm_head is the embedding", params_t["lm_head.weight"] is params_t["model.embed_tokens.weight"])
+
+        print("llama: rope scaling")
+        d_plain, spec_p, params_p = model("llama_plain", _llama_cfg(), 3)
+        lp = fwd(spec_p, params_p)
+        l3 = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                  original_max_position_embeddings=256)
+        spec_l3 = build_spec(_llama_cfg(rope_scaling=l3))
+        inv0 = _default_inv_freq(10000.0, 16)
+        inv3 = rope_inv_freq(spec_l3["rope"], 16, T)
+        wl = (2 * math.pi / inv0).tolist()
+        bands = ["high" if w < 256 / 4 else "low" if w > 256 / 1 else "mid" for w in wl]
+        ck.ok("llama3 test table covers all three bands", {"high", "mid", "low"} <= set(bands), str(bands))
+        expect = []
+        for f0, w, band in zip(inv0.tolist(), wl, bands):  # scalar restatement of the rule
+            if band == "high":
+                expect.append(f0)
+            elif band == "low":
+                expect.append(f0 / 8.0)
+            else:
+                s = (256 / w - 1.0) / (4.0 - 1.0)
+                expect.append((1 - s) * f0 / 8.0 + s * f0)
+        ck.close("llama3 inv_freq == scalar band formula", inv3, torch.tensor(expect, dtype=DT), 1e-16)
+        ck.ok("llama3 leaves high band unchanged, divides low band by factor",
+              bool(inv3[0] == inv0[0]) and abs(float(inv3[-1]) * 8.0 - float(inv0[-1])) < 1e-18)
+        ll3 = forward(params_p, spec_l3, ids)
+        ck.close("llama3 vectorised == loop reference", ll3, slow_forward(params_p, spec_l3, ids), 1e-11)
+        ck.differ("llama3 changes logits", ll3, lp)
+
+        spec_lin = build_spec(_llama_cfg(rope_scaling=dict(type="linear", factor=4.0)))
+        ck.close("linear: inv_freq == default / factor", rope_inv_freq(spec_lin["rope"], 16, T), inv0 / 4.0, 0)
+        c_lin, s_lin = rope_cos_sin(rope_inv_freq(spec_lin["rope"], 16, T), torch.arange(T))
+        c_pos, s_pos = rope_cos_sin(inv0, torch.arange(T).to(DT) / 4.0)
+        ck.close("linear: cos/sin == default at positions / factor", torch.stack([c_lin, s_lin]),
+                 torch.stack([c_pos, s_pos]), 1e-15)
+        ck.differ("linear changes logits", forward(params_p, spec_lin, ids), lp)
+
+        print("loading: sharded index, BF16 storage")
+        full = read_safetensors(os.path.join(d_plain, "model.safetensors"))[0]
+        shard_dir = os.path.join(root, "llama_sharded")
+        os.makedirs(shard_dir)
+        shutil.copy(os.path.join(d_plain, "config.json"), shard_dir)
+        names = sorted(full)
+        weight_map = {}
+        for part, chunk in enumerate((names[: len(names) // 2], names[len(names) // 2:])):
+            fname = f"model-{part + 1:05d}-of-00002.safetensors"
+            write_safetensors(os.path.join(shard_dir, fname), {n: full[n] for n in chunk})
+            weight_map.update({n: fname for n in chunk})
+        with open(os.path.join(shard_dir, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {}, "weight_map": weight_map}, f)
+        spec_s, params_s = load_model(shard_dir)
+        ck.close("sharded checkpoint == single file", fwd(spec_s, params_s), lp, 0)
+        _, spec_bf, params_bf = model("llama_bf16", _llama_cfg(), 3, store_dtype=torch.bfloat16)
+        rounded = {k: v.to(torch.bfloat16).to(DT) for k, v in params_p.items()}
+        ck.close("BF16-stored checkpoint == float64 forward of bf16-rounded weights",
+                 fwd(spec_bf, params_bf), fwd(spec_p, rounded), 0)
+
+        dyn = dict(rope_type="dynamic", factor=2.0)
+        spec_dyn = build_spec(_llama_cfg(rope_scaling=dyn, max_position_embeddings=T))      # seq == mpe
+        ck.close("dynamic, seq_len <= max_position_embeddings == default", forward(params_p, spec_dyn, ids), lp, 0)
+        spec_dyn8 = build_spec(_llama_cfg(rope_scaling=dyn, max_position_embeddings=8))      # seq 12 > 8
+        base = 10000.0 * (2.0 * T / 8 - 1.0) ** (16 / 14)
+        ck.close("dynamic, seq_len 12 > mpe 8: base = theta*(f*12/8-(f-1))^(d/(d-2))",
+                 rope_inv_freq(spec_dyn8["rope"], 16, T), _default_inv_freq(base, 16), 1e-16)
+        ld = forward(params_p, spec_dyn8, ids)
+        ck.differ("dynamic (seq > mpe) changes logits", ld, lp)
+        ck.close("dynamic vectorised == loop reference", ld, slow_forward(params_p, spec_dyn8, ids), 1e-11)
+        ck.raises("yarn refused", lambda: build_spec(_llama_cfg(rope_scaling=dict(rope_type="yarn", factor=2.0))),
+                  NotImplementedError)
+
+        print("mistral: sliding window")
+        for k_ in ("config.json", "model.safetensors"):
+            os.makedirs(os.path.join(root, "mistral_big"), exist_ok=True)
+            shutil.copy(os.path.join(d_plain, k_), os.path.join(root, "mistral_big", k_))
+        with open(os.path.join(root, "mistral_big", "config.json"), "w") as f:
+            json.dump(dict(_llama_cfg(), model_type="mistral", sliding_window=T), f)
+        spec_mb, params_mb = load_model(os.path.join(root, "mistral_big"))
+        ck.close("mistral, sliding_window (12) >= seq (12) == llama", fwd(spec_mb, params_mb), lp, 0)
+        spec_mw = build_spec(dict(_llama_cfg(), model_type="mistral", sliding_window=3))
+        lw = forward(params_mb, spec_mw, ids)
+        ck.close("mistral window 3: vectorised == loop reference", lw, slow_forward(params_mb, spec_mw, ids), 1e-11)
+        ck.differ("window 3 < seq changes logits", lw, lp)
+        allowed = attention_allowed(T, 3)
+        ck.ok("mask row i allows exactly j in (i-3, i]", all(
+            allowed[i].nonzero().flatten().tolist() == list(range(max(0, i - 2), i + 1)) for i in range(T)))
+        # Receptive field: with W keys per layer (j > i-W), L layers reach back L*(W-1) tokens. So with
+        # W=3, L=2, token 0 can influence position 4 but not position 5 (a W+1-key window would reach it).
+        ids2 = ids.clone()
+        ids2[:, 0] = (ids2[:, 0] + 1) % 29
+        lw2 = forward(params_mb, spec_mw, ids2)
+        ck.close("token 0 cannot reach position 5 (2 layers x (W-1)=2)", lw[:, 5:], lw2[:, 5:], 0)
+        ck.differ("token 0 does reach position 4", lw[:, 4], lw2[:, 4])
+        spec_mn = build_spec(dict(_llama_cfg(), model_type="mistral", sliding_window=None))
+        ck.close("mistral sliding_window=null == llama", forward(params_mb, spec_mn, ids), lp, 0)
+
+        print("qwen2: q/k/v bias, o_proj without bias")
+        q2 = dict(_llama_cfg(), model_type="qwen2", use_sliding_window=False, sliding_window=4,
+                  max_window_layers=1)
+        q2.pop("attention_bias"), q2.pop("mlp_bias")
+        _, spec_q2, params_q2 = model("qwen2", q2, 4)
+        ck.ok("qwen2 has q/k/v biases only",
+              sorted({k.split(".")[-2] for k in params_q2 if k.endswith(".bias")}) == ["k_proj", "q_proj", "v_proj"])
+        lq2 = fwd(spec_q2, params_q2)
+        ck.close("qwen2 vectorised == loop reference", lq2, slow_forward(params_q2, spec_q2, ids), 1e-11)
+        ck.ok("qwen2 sliding_window ignored while use_sliding_window=false", spec_q2["sliding_window"] is None)
+        zq = dict(params_q2)
+        zq["model.layers.0.self_attn.q_proj.bias"] = torch.zeros_like(zq["model.layers.0.self_attn.q_proj.bias"])
+        ck.differ("q bias matters", fwd(spec_q2, zq), lq2)
+        ck.raises("qwen2 use_sliding_window=true refused",
+                  lambda: build_spec(dict(q2, use_sliding_window=True)), NotImplementedError)
+
+        print("qwen3: q_norm/k_norm, head_dim 16 != 40/4")
+        q3 = dict(_llama_cfg(), model_type="qwen3", attention_bias=False)
+        q3.pop("mlp_bias")
+        _, spec_q3, params_q3 = model("qwen3", q3, 5)
+        ck.ok("q_norm weights not all ones", not torch.allclose(params_q3["model.layers.0.self_attn.q_norm.weight"],
+                                                                 torch.ones(16, dtype=DT)))
+        lq3 = fwd(spec_q3, params_q3)
+        ck.close("qwen3 vectorised == loop reference", lq3, slow_forward(params_q3, spec_q3, ids), 1e-11)
+        ones = {k: (torch.ones_like(v) if "_norm." in k and "self_attn" in k else v) for k, v in params_q3.items()}
+        ck.differ("q/k norm weights matter", fwd(spec_q3, ones), lq3)
+        _, spec_q3b, params_q3b = model("qwen3_bias", dict(q3, attention_bias=True), 6)
+        ck.ok("qwen3 attention_bias=true adds q,k,v,o biases",
+              len([k for k in params_q3b if k.endswith(".bias")]) == 8)
+        ck.close("qwen3+bias vectorised == loop reference", fwd(spec_q3b, params_q3b),
+                 slow_forward(params_q3b, spec_q3b, ids), 1e-11)
+
+        print("phi3: fused qkv_proj / gate_up_proj, partial_rotary_factor")
+        p3 = dict(_llama_cfg(), model_type="phi3", sliding_window=None)
+        for k_ in ("attention_bias", "mlp_bias"):
+            p3.pop(k_)
+        d_p3, spec_p3, params_p3 = model("phi3", p3, 7)
+        lp3 = fwd(spec_p3, params_p3)
+        split = {}
+        for k_, v_ in params_p3.items():
+            if k_.endswith("qkv_proj.weight"):
+                q_, k2, v2 = v_.split([4 * 16, 2 * 16, 2 * 16], dim=0)
+                for nm, t in (("q_proj", q_), ("k_proj", k2), ("v_proj", v2)):
+                    split[k_.replace("qkv_proj", nm)] = t
+            elif k_.endswith("gate_up_proj.weight"):
+                g_, u_ = v_.chunk(2, dim=0)
+                split[k_.replace("gate_up_proj", "gate_proj")], split[k_.replace("gate_up_proj", "up_proj")] = g_, u_
+            else:
+                split[k_] = v_
+        spec_eq = build_spec(_llama_cfg(rms_norm_eps=1e-5))
+        ck.close("phi3 == llama with qkv rows split (q,k,v) and gate_up split (gate first)",
+                 lp3, forward(finish_params(split, spec_eq), spec_eq, ids), 1e-12)
+        spec_pr = build_spec(dict(p3, partial_rotary_factor=0.5))
+        ck.ok("partial_rotary_factor 0.5 -> rotary_dim 8 of head_dim 16", spec_pr["rotary_dim"] == 8)
+        lpr = forward(params_p3, spec_pr, ids)
+        ck.close("phi3 partial rotary: vectorised == loop reference", lpr,
+                 slow_forward(params_p3, spec_pr, ids), 1e-11)
+        ck.differ("partial rotary changes logits", lpr, lp3)
+        x_ = torch.randn(1, 1, 3, 16, dtype=DT)
+        cs_ = rope_cos_sin(rope_inv_freq(spec_pr["rope"], 8, 3), torch.arange(3))
+        ck.close("dims beyond rotary_dim pass through", apply_rope(x_, *cs_)[..., 8:], x_[..., 8:], 0)
+        spec_p3w = build_spec(dict(p3, sliding_window=4))
+        ck.close("phi3 sliding_window applies (Phi3Model = MistralModel)", forward(params_p3, spec_p3w, ids),
+                 slow_forward(params_p3, spec_p3w, ids), 1e-11)
+        ck.raises("phi3 longrope refused", lambda: build_spec(dict(p3, rope_scaling=dict(
+            type="longrope", short_factor=[1.0] * 8, long_factor=[2.0] * 8))), NotImplementedError)
+
+        print("gpt2: wte/wpe, LayerNorm, Conv1D, gelu_new, tied head, key prefixes")
+        g2 = dict(model_type="gpt2", vocab_size=29, n_embd=32, n_layer=2, n_head=4, n_positions=16,
+                  n_inner=None, layer_norm_epsilon=1e-5, activation_function="gelu_new")
+        _, spec_g, params_g = model("gpt2_prefix", g2, 8, prefix=True, buffers=True)
+        _, spec_g2, params_g2 = model("gpt2_bare", g2, 8, prefix=False, buffers=False)
+        ck.ok("n_inner null -> 4*n_embd", spec_g["intermediate"] == 128)
+        lg = fwd(spec_g, params_g)
+        ck.close("with and without transformer. prefix (and attn.bias buffers) give same logits",
+                 lg, fwd(spec_g2, params_g2), 0)
+        ck.close("gpt2 vectorised == loop reference", lg, slow_forward(params_g, spec_g, ids), 1e-11)
+        ck.ok("lm_head tied to wte", params_g["lm_head.weight"] is params_g["transformer.wte.weight"])
+        spec_gi = build_spec(dict(g2, scale_attn_by_inverse_layer_idx=True))
+        lgi = forward(params_g, spec_gi, ids)
+        ck.differ("scale_attn_by_inverse_layer_idx matters", lgi, lg)
+        ck.close("scale_attn_by_inverse_layer_idx: vectorised == loop", lgi, slow_forward(params_g, spec_gi, ids), 1e-11)
+        xg = torch.linspace(-4, 4, 9, dtype=DT)
+        ck.close("gelu_new == tanh-approx GELU formula", activation("gelu_new")(xg),
+                 torch.tensor([0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+                               for v in xg.tolist()], dtype=DT), 1e-15)
+        ck.raises("sequence longer than n_positions refused",
+                  lambda: forward(params_g, spec_g, torch.zeros(1, 17, dtype=torch.long)), ValueError)
+
+        print("PEFT LoRA")
+        ck.ok("get_pattern_key: suffix after a dot", get_pattern_key(["q_proj"], "model.layers.0.self_attn.q_proj") == "q_proj")
+        ck.ok("get_pattern_key: no partial-name match",
+              get_pattern_key(["q_proj"], "model.layers.0.self_attn.xq_proj") == "model.layers.0.self_attn.xq_proj")
+        ck.ok("get_pattern_key: first match wins", get_pattern_key(
+            ["layers.1.self_attn.q_proj", "q_proj"], "model.layers.1.self_attn.q_proj") == "layers.1.self_attn.q_proj")
+        ck.ok("get_pattern_key: key is a regex", get_pattern_key([r"layers\.[01]\.mlp\.down_proj"],
+                                                                 "model.layers.1.mlp.down_proj") != "model.layers.1.mlp.down_proj")
+        ad = os.path.join(root, "lora_llama")
+        make_adapter(ad, spec_b, params_b, {"q_proj", "v_proj", "down_proj", "lm_head"}, r=4, alpha=8.0, seed=9,
+                     rank_pattern={"down_proj": 2}, alpha_pattern={"layers.1.self_attn.q_proj": 32.0})
+        lora = load_lora(ad, spec_b, params_b)
+        ck.ok("rank_pattern/alpha_pattern -> scalings",
+              lora["model.layers.0.mlp.down_proj"]["scaling"] == 8.0 / 2
+              and lora["model.layers.1.self_attn.q_proj"]["scaling"] == 32.0 / 4
+              and lora["model.layers.0.self_attn.q_proj"]["scaling"] == 8.0 / 4, "")
+        la = fwd(spec_b, params_b, lora=lora)
+        ck.differ("adapter changes logits", la, lb)
+        ck.close("adapter: vectorised == loop reference", la, slow_forward(params_b, spec_b, ids, lora), 1e-11)
+        manual = dict(params_b)
+        for path, a in lora.items():
+            manual[path + ".weight"] = manual[path + ".weight"] + a["scaling"] * a["B"] @ a["A"]
+        ck.close("unmerged == forward with W + s*B@A", la, fwd(spec_b, manual), 1e-10)
+        ck.close("merged == unmerged (llama, untied lm_head LoRA)", fwd(spec_b, merge_lora(params_b, spec_b, lora)), la, 1e-10)
+        ad_rs = os.path.join(root, "lora_rslora")
+        make_adapter(ad_rs, spec_q3, params_q3, {"q_proj", "k_proj", "o_proj", "gate_proj", "up_proj"}, r=4,
+                     alpha=6.0, seed=10, use_rslora=True)
+        lrs = load_lora(ad_rs, spec_q3, params_q3)
+        ck.ok("use_rslora: scaling = alpha / sqrt(r)", all(abs(a["scaling"] - 3.0) < 1e-15 for a in lrs.values()))
+        ck.close("merged == unmerged (qwen3, rslora)", fwd(spec_q3, merge_lora(params_q3, spec_q3, lrs)),
+                 fwd(spec_q3, params_q3, lora=lrs), 1e-10)
+        ad_p3 = os.path.join(root, "lora_phi3")
+        make_adapter(ad_p3, spec_p3, params_p3, {"qkv_proj", "gate_up_proj", "down_proj"}, r=3, alpha=5.0, seed=11)
+        lp3l = load_lora(ad_p3, spec_p3, params_p3)
+        ck.close("merged == unmerged (phi3 fused)", fwd(spec_p3, merge_lora(params_p3, spec_p3, lp3l)),
+                 fwd(spec_p3, params_p3, lora=lp3l), 1e-10)
+        ad_g = os.path.join(root, "lora_gpt2")
+        make_adapter(ad_g, spec_g, params_g, {"c_attn", "c_fc", "c_proj"}, r=4, alpha=16.0, seed=12,
+                     rank_pattern={"mlp.c_proj": 2})
+        lg_l = load_lora(ad_g, spec_g, params_g)
+        ck.ok("gpt2 Conv1D LoRA shapes: A [r, in], B [out, r]",
+              tuple(lg_l["transformer.h.0.attn.c_attn"]["A"].shape) == (4, 32)
+              and tuple(lg_l["transformer.h.0.attn.c_attn"]["B"].shape) == (96, 4)
+              and tuple(lg_l["transformer.h.0.mlp.c_proj"]["A"].shape) == (2, 128))
+        lgl = fwd(spec_g, params_g, lora=lg_l)
+        ck.differ("gpt2 adapter changes logits", lgl, lg)
+        ck.close("merged ((B@A).T*s into [in,out]) == unmerged (gpt2 fan_in_fan_out)",
+                 fwd(spec_g, merge_lora(params_g, spec_g, lg_l)), lgl, 1e-10)
+        ck.close("gpt2 adapter on bare-key checkpoint == prefixed", fwd(spec_g2, params_g2, lora=load_lora(
+            ad_g, spec_g2, params_g2)), lgl, 0)
+        with open(os.path.join(ad, "adapter_config.json")) as f:
+            bad = json.load(f)
+        bad["rank_pattern"] = {}
+        bad_dir = os.path.join(root, "lora_bad")
+        os.makedirs(bad_dir, exist_ok=True)
+        shutil.copy(os.path.join(ad, "adapter_model.safetensors"), bad_dir)
+        with open(os.path.join(bad_dir, "adapter_config.json"), "w") as f:
+            json.dump(bad, f)
+        ck.raises("rank mismatch vs rank_pattern detected", lambda: load_lora(bad_dir, spec_b, params_b), ValueError)
+
+        print("CLI end to end")
+        ids_path, out_m, out_u = (os.path.join(root, n) for n in ("ids.json", "out_m.json", "out_u.json"))
+        with open(ids_path, "w") as f:
+            json.dump(ids.tolist(), f)
+        main(["--model", os.path.join(root, "gpt2_bare"), "--adapter", ad_g, "--ids", ids_path, "--out", out_u])
+        main(["--model", os.path.join(root, "gpt2_bare"), "--adapter", ad_g, "--merge", "--ids", ids_path,
+              "--out", out_m])
+        with open(out_u) as f:
+            ru = json.load(f)
+        with open(out_m) as f:
+            rm = json.load(f)
+        lu = torch.tensor(ru["logits"], dtype=DT)
+        ck.ok("OUT.json logits shape [2][12][29]", tuple(lu.shape) == (2, T, 29))
+        ck.close("OUT.json logits round-trip float64 exactly", lu, lgl, 0)
+        lossref = sum(-torch.log_softmax(lgl[b, t], -1)[int(ids[b, t + 1])].item()
+                      for b in range(2) for t in range(T - 1)) / (2 * (T - 1))
+        ck.close("loss == mean CE over positions 2..n (loop)", ru["loss"], lossref, 1e-13)
+        ck.close("CLI merged vs unmerged", torch.tensor(rm["logits"], dtype=DT), lu, 1e-10)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\nselftest: {ck.count - ck.failed}/{ck.count} checks passed")
+    return 1 if ck.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
