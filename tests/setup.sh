@@ -68,8 +68,10 @@ setup_test_prerequisites() {
   fi
   if ensure_apt "notebooks" "Jupyter runs the notebooks; Chromium renders their charts" jupyter-nbconvert python3-nbclient python3-ipykernel jupyter-client chromium \
      && ensure_tool "notebooks" dotnet-interactive Microsoft.dotnet-interactive 1.0.712001; then
-    # The kernelspecs (.net-csharp, .net-pwsh) point at the dotnet-interactive tool.
-    if ! /usr/bin/jupyter kernelspec list 2>/dev/null | grep -q '\.net-csharp' || ! /usr/bin/jupyter kernelspec list 2>/dev/null | grep -q '\.net-powershell'; then
+    # The kernelspecs (.net-csharp, .net-powershell) point at the dotnet-interactive tool. (The list is read
+    # into a variable: grep -q closing the pipe early fails the pipeline under pipefail.)
+    local kernels; kernels=$(/usr/bin/jupyter kernelspec list 2>/dev/null)
+    if [[ "$kernels" != *.net-csharp* || "$kernels" != *.net-powershell* ]]; then
       echo "setup: registering the .NET Interactive Jupyter kernels (dotnet interactive jupyter install)"
       dotnet interactive jupyter install >/dev/null 2>&1 || { echo "setup: MISSING .NET Interactive kernels; run: dotnet interactive jupyter install"; _note_missing notebooks "the .NET Interactive kernels" "dotnet interactive jupyter install"; }
     fi

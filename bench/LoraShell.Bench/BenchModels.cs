@@ -32,6 +32,7 @@ static class BenchModels
                 ["model_type"] = family, ["hidden_size"] = 512, ["intermediate_size"] = 1536, ["num_hidden_layers"] = quick ? 2 : 6,
                 ["num_attention_heads"] = 8, ["num_key_value_heads"] = 8, ["vocab_size"] = 32000, ["max_position_embeddings"] = 1024,
                 ["head_dim"] = 64, ["sliding_window"] = family == "mistral" ? 128 : null, ["tie_word_embeddings"] = true,
+                ["bos_token_id"] = 1, ["eos_token_id"] = 2,
             };
         manual_seed(0);
         var model = new CausalLM(ModelConfig.FromJson(json.ToJsonString(), family));
