@@ -103,3 +103,49 @@ $tmp = "$out.tmp"
 [System.IO.File]::WriteAllText($tmp, $sb.ToString())
 Move-Item -Force $tmp $out
 "Wrote $out"
+
+# The about topic's ERROR IDS section lists every error id the code can raise, read from the sources,
+# so the list cannot fall behind the code. Ids are grouped by the PowerShell category they report.
+$sources = Get-ChildItem (Join-Path $PSScriptRoot '../src') -Recurse -Filter *.cs | Where-Object FullName -notmatch '[\\/](obj|bin)[\\/]'
+$ids = [ordered]@{ InvalidArgument = [System.Collections.Generic.SortedSet[string]]::new(); InvalidData = [System.Collections.Generic.SortedSet[string]]::new()
+    ObjectNotFound = [System.Collections.Generic.SortedSet[string]]::new(); InvalidOperation = [System.Collections.Generic.SortedSet[string]]::new()
+    ResourceUnavailable = [System.Collections.Generic.SortedSet[string]]::new() }
+foreach ($file in $sources) {
+    $code = Get-Content -Raw $file.FullName
+    foreach ($m in [regex]::Matches($code, 'LoraShellException\.(InvalidData|InvalidArgument|NotFound)\(\s*"(\w+)"')) {
+        $kind = if ($m.Groups[1].Value -eq 'NotFound') { 'ObjectNotFound' } else { $m.Groups[1].Value }
+        [void]$ids[$kind].Add($m.Groups[2].Value)
+    }
+    foreach ($m in [regex]::Matches($code, 'LoraErrorKind\.(\w+),\s*\$?"(\w+)"')) { [void]$ids[$m.Groups[1].Value].Add($m.Groups[2].Value) }
+    # The cmdlets' safety net maps file-system and libtorch failures to ids of their own categories.
+    foreach ($m in [regex]::Matches($code, '\("(\w+)", ErrorCategory\.(\w+)')) {
+        if (-not $ids.Contains($m.Groups[2].Value)) { $ids[$m.Groups[2].Value] = [System.Collections.Generic.SortedSet[string]]::new() }
+        [void]$ids[$m.Groups[2].Value].Add($m.Groups[1].Value)
+    }
+    # Options classes name their argument errors through a local Bad("Id", …) helper.
+    foreach ($m in [regex]::Matches($code, '\bBad\("([A-Z]\w+)",')) { [void]$ids['InvalidArgument'].Add($m.Groups[1].Value) }
+}
+$lines = [System.Collections.Generic.List[string]]::new()
+$lines.Add('    ERROR IDS')
+$lines.Add('    Every error LoraShell raises for bad input or a failed operation is terminating, with one of these')
+$lines.Add('    FullyQualifiedErrorId prefixes and the category it is listed under (generated from the sources):')
+foreach ($kind in $ids.Keys) {
+    $lines.Add('')
+    $lines.Add("    ${kind}:")
+    $row = '        '
+    foreach ($id in $ids[$kind]) {
+        if ($row.Length + $id.Length + 2 -gt 100) { $lines.Add($row.TrimEnd()); $row = '        ' }
+        $row += "$id, "
+    }
+    $lines.Add($row.TrimEnd().TrimEnd(','))
+}
+$lines.Add('')
+$aboutPath = Join-Path $ModulePath 'en-US/about_LoraShell.help.txt'
+$about = [System.IO.File]::ReadAllLines($aboutPath)
+$start = [array]::IndexOf($about, '    ERROR IDS')
+if ($start -lt 0) { throw "about_LoraShell.help.txt has no '    ERROR IDS' section" }
+$end = $start + 1
+while ($end -lt $about.Count -and $about[$end] -notmatch '^    [A-Z][A-Z ]+$') { $end++ }
+$updated = @($about[0..($start - 1)]) + $lines + @($about[$end..($about.Count - 1)])
+[System.IO.File]::WriteAllLines($aboutPath, $updated)
+"Wrote the error ids into $aboutPath"

@@ -55,6 +55,11 @@ public class SafetensorsTests
     [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, null, "but data_offsets span 8 bytes")]
     [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, null, "not a non-negative integer")]
     [InlineData("[1,2]", 0, null, "not a JSON object")]
+    // What the format forbids and the reference implementation rejects: a repeated name (a JSON parser
+    // would keep the last), bytes that belong to no tensor between two, and bytes after the last.
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12, null, "names this tensor twice")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"v\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12, null, "bytes [4, 8) of the data section belong to no tensor")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 9, null, "5 bytes follow the last tensor's data")]
     public void MalformedFilesGetSpecificErrors(string header, int dataBytes, long? declared, string expected)
     {
         using var dir = new TempFolder();

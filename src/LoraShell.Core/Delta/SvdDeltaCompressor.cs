@@ -131,6 +131,14 @@ public static class SvdDeltaCompressor
         return n => TargetMatcher.Matches(config, layout.ModulePath(n), IsLinear(n));
     }
 
+    /// <summary>NaN or Inf would reach LAPACK, which fails with native frames; name the tensor and checkpoint instead.</summary>
+    static void RefuseNonFinite(Tensor t, string name, string checkpoint)
+    {
+        using var scope = NewDisposeScope();
+        if (!t.isfinite().all().item<bool>())
+            throw LoraShellException.InvalidData("NonFiniteWeights", $"Tensor '{name}' in '{checkpoint}' holds NaN or Inf values; its delta cannot be factorised.", name);
+    }
+
     static SvdDeltaReport CompressOne(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, DeltaLayout layout, SvdDeltaOptions o,
         SafetensorsStreamWriter writer, List<(string, int, Tensor?, Tensor?)>? deferred)
     {
@@ -138,7 +146,12 @@ public static class SvdDeltaCompressor
         using var scope = NewDisposeScope();
         // ΔW in float32, built in place so only two matrix copies exist at once.
         var delta = ftCk.Read(name).to(ScalarType.Float32);
-        using (var w0 = baseCk.Read(name)) delta.sub_(w0);
+        RefuseNonFinite(delta, name, ftCk.Source);
+        using (var w0 = baseCk.Read(name))
+        {
+            RefuseNonFinite(w0, name, baseCk.Source);
+            delta.sub_(w0);
+        }
         var stored = delta.shape;
         // Conv1D stores [in, out]; PEFT's factors are A [r, in] and B [out, r] all the same (fan_in_fan_out).
         if (layout.FanInFanOut(name)) delta = delta.t().contiguous();
@@ -202,8 +215,10 @@ public static class SvdDeltaCompressor
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var ft = ftCk.Read(name);
-        var delta = ft.to(ScalarType.Float32) - baseCk.Read(name).to(ScalarType.Float32);
-        double maxAbs = delta.abs().max().item<float>();
+        var w0 = baseCk.Read(name);
+        if (ft.is_floating_point()) { RefuseNonFinite(ft, name, ftCk.Source); RefuseNonFinite(w0, name, baseCk.Source); }
+        var delta = ft.to(ScalarType.Float32) - w0.to(ScalarType.Float32);
+        double maxAbs = delta.numel() == 0 ? 0 : delta.abs().max().item<float>();
         double norm = Math.Sqrt(delta.to(ScalarType.Float64).pow(2).sum().item<double>());
         bool store = o.IncludeNonMatrix && maxAbs > 0;
         if (store)

@@ -6,7 +6,9 @@ namespace LoraShell.Core.IO;
 /// </summary>
 public static class AtomicFile
 {
-    public static void Write(string path, Action<Stream> write)
+    public static void Write(string path, Action<Stream> write) => Guard(path, () => WriteFile(path, write));
+
+    static void WriteFile(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full)!;
@@ -36,6 +38,30 @@ public static class AtomicFile
     /// previous content (if any) untouched.
     /// </summary>
     public static DirectoryInfo WriteDirectory(string path, bool overwrite, Action<string> fill)
+    {
+        DirectoryInfo? result = null;
+        Guard(path, () => result = FillDirectory(path, overwrite, fill));
+        return result!;
+    }
+
+    /// <summary>
+    /// Turns a file system's refusal (read-only, full, permission, a name too long, a parent that is a
+    /// file, a pseudo-file system) into an error that names the path, instead of a raw IOException.
+    /// </summary>
+    static void Guard(string path, Action work)
+    {
+        try { work(); }
+        catch (PathTooLongException e)
+        {
+            throw new LoraShellException(LoraErrorKind.InvalidArgument, "PathTooLong", $"'{path}' (or a name inside it) is too long for the file system: {e.Message}", path, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "OutputPathNotWritable", $"'{path}' cannot be written: {e.Message}", path, e);
+        }
+    }
+
+    static DirectoryInfo FillDirectory(string path, bool overwrite, Action<string> fill)
     {
         string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
         if (File.Exists(full))

@@ -99,18 +99,25 @@ public sealed class SafetensorsFile : IDisposable
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
                     continue;
                 }
+                // JSON allows a repeated key and a parser keeps the last; the format forbids it, and
+                // silently loading one of two different tensors is worse than refusing the file.
+                if (entries.ContainsKey(property.Name)) throw Bad(file, "the header names this tensor twice", property.Name);
                 entries[property.Name] = ParseEntry(file, property.Name, property.Value, dataLength);
             }
 
-            // Offsets must not overlap (the format also requires them to tile the data, but we only
-            // need safety: each read stays in its own span).
-            SafetensorsEntry? previous = null;
-            foreach (var e in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
+            // As the reference implementation requires: the tensors' byte spans tile the data section
+            // exactly — no overlap, no hole between them, nothing after the last.
+            long expected = 0;
+            foreach (var e in entries.Values.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin))
             {
-                if (previous != null && e.Begin < previous.End && e.ByteLength > 0 && previous.ByteLength > 0)
-                    throw Bad(file, $"data of '{e.Name}' [{e.Begin}, {e.End}) overlaps '{previous.Name}' [{previous.Begin}, {previous.End})");
-                if (e.ByteLength > 0) previous = e;
+                if (e.Begin < expected)
+                    throw Bad(file, $"data of '{e.Name}' [{e.Begin}, {e.End}) overlaps the tensor before it (which ends at {expected})", e.Name);
+                if (e.Begin > expected)
+                    throw Bad(file, $"bytes [{expected}, {e.Begin}) of the data section belong to no tensor (a hole before '{e.Name}')", e.Name);
+                expected = e.End;
             }
+            if (expected != dataLength)
+                throw Bad(file, $"{dataLength - expected} bytes follow the last tensor's data (at data offset {expected}, file offset {dataStart + expected}); the file is longer than its header says");
             return (dataStart, entries, metadata);
         }
     }

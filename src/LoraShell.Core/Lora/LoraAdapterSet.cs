@@ -39,6 +39,10 @@ public sealed class LoraAdapterSet
     public List<AdapterPlanItem> Plan(LoraConfig config)
     {
         config.Validate();
+        foreach (var module in config.ModulesToSave ?? Array.Empty<string>())
+            if (!ModulesToSaveParameters(config with { ModulesToSave = new[] { module } }).Any())
+                throw LoraShellException.InvalidArgument("ModulesToSaveNotFound",
+                    $"modules_to_save names '{module}', which is no module of this model (tied embeddings have no lm_head; norms are e.g. 'model.norm').", module);
         var plan = new List<AdapterPlanItem>();
         foreach (var slot in TargetMatcher.Select(_model, config))
         {
@@ -57,8 +61,7 @@ public sealed class LoraAdapterSet
     /// <summary>Injects a new adapter and makes it the active one. <paramref name="seed"/> fixes the random init.</summary>
     public void Add(string name, LoraConfig config, long? seed = null)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Contains('.') || name.Contains('/'))
-            throw LoraShellException.InvalidArgument("InvalidAdapterName", $"Adapter name '{name}' is not valid: use a non-empty name without '.' or '/'.", name);
+        CheckName(name);
         if (_configs.ContainsKey(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'. Choose another -Name or remove it first.", name);
@@ -81,6 +84,28 @@ public sealed class LoraAdapterSet
         bool fanInFanOut = plan.All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
         _configs[name] = TargetMatcher.Expand(config, plan.Select(p => p.ModulePath)) with { FanInFanOut = fanInFanOut };
         SetActive(name);
+    }
+
+    /// <summary>Longest adapter name: it becomes a folder name (PEFT saves non-default adapters in a subfolder named after them).</summary>
+    public const int MaxNameLength = 64;
+
+    /// <summary>
+    /// An adapter name becomes a module key and a folder name: 1 to 64 letters, digits, '_' or '-' (no dot,
+    /// which would split module paths, no separator, control character or NUL).
+    /// </summary>
+    public static void CheckName(string? name)
+    {
+        bool ok = !string.IsNullOrEmpty(name) && name.Length <= MaxNameLength && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+        if (!ok)
+            throw LoraShellException.InvalidArgument("InvalidAdapterName",
+                $"Adapter name '{Printable(name ?? "")}' is not valid: use 1 to {MaxNameLength} letters, digits, '_' or '-' (it becomes a module key and a folder name).", Printable(name ?? ""));
+    }
+
+    /// <summary>The name with control characters shown as escapes, so an error message stays one readable line.</summary>
+    static string Printable(string name)
+    {
+        string shown = string.Concat(name.Take(80).Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+        return name.Length > 80 ? shown + $"… ({name.Length} characters)" : shown;
     }
 
     /// <summary>Makes the named adapters (and only them) active.</summary>

@@ -34,6 +34,36 @@ public static class PeftAdapterFormat
     }
 
     public static AdapterSaveResult Save(LoraAdapterSet set, string name, string folder, bool overwrite, string? baseModelNameOrPath)
+        => SaveAll(set, new[] { (name, "") }, folder, overwrite, baseModelNameOrPath)[0];
+
+    /// <summary>
+    /// Saves several adapters into one folder as PEFT lays them out (each at a path relative to it: ""
+    /// for the folder itself, the adapter's name for a subfolder). Everything is written beside the target
+    /// first and swapped in at once, so a failure leaves an existing folder exactly as it was.
+    /// </summary>
+    public static List<AdapterSaveResult> SaveAll(LoraAdapterSet set, IReadOnlyList<(string Name, string RelativeFolder)> adapters, string folder, bool overwrite,
+        string? baseModelNameOrPath)
+    {
+        var prepared = adapters.Select(a => (a.Name, a.RelativeFolder, Prepare(set, a.Name, baseModelNameOrPath))).ToList();
+        var info = PeftAdapterFiles.Write(folder, overwrite, temp =>
+        {
+            foreach (var (_, relative, p) in prepared)
+            {
+                string target = relative.Length == 0 ? temp : Path.Combine(temp, relative);
+                Directory.CreateDirectory(target);
+                PeftAdapterFiles.WriteInto(target, p.Config, p.Tensors);
+            }
+        });
+        return prepared.Select(p =>
+        {
+            var dir = new DirectoryInfo(p.RelativeFolder.Length == 0 ? info.FullName : Path.Combine(info.FullName, p.RelativeFolder));
+            long bytes = new FileInfo(Path.Combine(dir.FullName, PeftAdapterFiles.WeightsFile)).Length;
+            return new AdapterSaveResult(dir, p.Item3.Tensors.Count, bytes, p.Item3.Warnings);
+        }).ToList();
+    }
+
+    /// <summary>The config and tensors of one adapter, after the save-time sanity checks (errors) and with their warnings.</summary>
+    static (LoraConfig Config, List<KeyValuePair<string, Tensor>> Tensors, List<string> Warnings) Prepare(LoraAdapterSet set, string name, string? baseModelNameOrPath)
     {
         var config = set.ConfigOf(name);
         if (config.BaseModelNameOrPath is null && baseModelNameOrPath is not null) config = config with { BaseModelNameOrPath = baseModelNameOrPath };
@@ -47,14 +77,14 @@ public static class PeftAdapterFormat
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterKeyCountMismatch", $"Adapter '{name}' wraps {layers} modules but {loraKeys} LoRA tensors were collected (expected {2 * layers}).", name);
         using (no_grad())
         {
+            var bad = tensors.FirstOrDefault(t => !t.Value.isfinite().all().item<bool>());
+            if (bad.Key is not null)
+                throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteAdapter", $"Adapter '{name}' holds NaN or Inf values ('{bad.Key}'); it is not saved. Training diverged: lower the learning rate and resume from a good checkpoint.", name);
             var zeroB = tensors.Where(t => t.Key.EndsWith(".lora_B.weight") && t.Value.abs().max().item<float>() == 0).Select(t => t.Key).ToList();
             if (zeroB.Count == layers)
                 warnings.Add($"Every lora_B of adapter '{name}' is zero: the adapter does not change the model (untrained?).");
         }
-
-        var info = PeftAdapterFiles.Write(folder, overwrite, temp => PeftAdapterFiles.WriteInto(temp, config, tensors));
-        long bytes = new FileInfo(Path.Combine(info.FullName, PeftAdapterFiles.WeightsFile)).Length;
-        return new AdapterSaveResult(info, tensors.Count, bytes, warnings);
+        return (config, tensors, warnings);
     }
 
     /// <summary>
@@ -62,8 +92,10 @@ public static class PeftAdapterFormat
     /// is checked against the modules the config targets before anything changes; mismatches are listed
     /// with their likely cause.
     /// </summary>
-    public static LoraConfig Load(LoraAdapterSet set, string folder, string name, Action<string>? warn = null)
+    /// <param name="modelPath">where the model came from, to compare with the adapter's base_model_name_or_path (a warning when the names differ)</param>
+    public static LoraConfig Load(LoraAdapterSet set, string folder, string name, Action<string>? warn = null, string? modelPath = null)
     {
+        LoraAdapterSet.CheckName(name);
         using var adapter = PeftAdapterFiles.Open(folder, name, warn);
         string dir = adapter.Path;
         var config = adapter.Config;
@@ -71,11 +103,20 @@ public static class PeftAdapterFormat
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'; import this one under another -Name.", name);
 
+        int layerCount = set.Model.Config.NumHiddenLayers;
+        var outside = config.LayersToTransform?.Where(i => i < 0 || i >= layerCount).ToList();
+        if (outside is { Count: > 0 })
+            throw LoraShellException.InvalidData("AdapterDoesNotMatchModel",
+                $"Adapter '{dir}' has layers_to_transform {string.Join(", ", outside)}, but this model has layers 0..{layerCount - 1} (likely cause: an adapter for a deeper model).", dir);
+        if (config.BaseModelNameOrPath is string recorded && modelPath is not null && warn is not null
+            && !string.Equals(LastName(recorded), LastName(modelPath), StringComparison.OrdinalIgnoreCase))
+            warn($"Adapter '{dir}' was made for base model '{recorded}'; this model is '{modelPath}'. Every key and shape fits, so it loads, but check that it is the same model.");
+
         // Loaded weights replace the init, and PiSSA must not rewrite W0 a second time.
         var loadConfig = config with { Init = LoraInit.Default };
         List<AdapterPlanItem> plan;
         try { plan = set.Plan(loadConfig); }
-        catch (LoraShellException e) when (e.ErrorId is "NoTargetModulesMatched" or "RankTooLarge")
+        catch (LoraShellException e) when (e.ErrorId is "NoTargetModulesMatched" or "RankTooLarge" or "ModulesToSaveNotFound")
         {
             throw LoraShellException.InvalidData("AdapterDoesNotMatchModel", $"Adapter '{dir}' does not fit this model: {e.Message} (likely cause: an adapter for another base model).", dir);
         }
@@ -94,6 +135,13 @@ public static class PeftAdapterFormat
         return config;
     }
 
+    /// <summary>The last segment of a model name or path (a hub id's model, a folder's name, a file's name).</summary>
+    static string LastName(string nameOrPath)
+    {
+        string last = nameOrPath.Replace('\\', '/').TrimEnd('/').Split('/').Last();
+        return last.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || last.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? Path.GetFileNameWithoutExtension(last) : last;
+    }
+
     /// <summary>
     /// Copies the adapter's tensors from <paramref name="file"/> into the model's adapter
     /// <paramref name="name"/>, checking each key and shape first (a training checkpoint is read this way too).
@@ -108,7 +156,10 @@ public static class PeftAdapterFormat
         foreach (var (key, tensor) in targets)
         {
             using var scope = NewDisposeScope();
-            tensor.copy_(file.ReadTensor(key));
+            var value = file.ReadTensor(key);
+            if (!value.isfinite().all().item<bool>())
+                throw LoraShellException.InvalidData("NonFiniteWeights", $"'{source}': tensor '{key}' holds NaN or Inf values; an adapter with them would make every output NaN.", key);
+            tensor.copy_(value);
         }
     }
 

@@ -39,11 +39,29 @@ public static class HuggingFaceLoader
                 throw LoraShellException.InvalidData("UnsupportedWeightDType", $"Tensor '{name}' in '{full}' is {dtype}; model weights must be F32, F16 or BF16.", name);
         }
         var shapes = stored.ToDictionary(p => p.Key, p => checkpoint.Entry(p.Value).Shape);
+        CheckLayerCount(config, shapes.Keys, full);
         StateDictLoader.Check(config.Family.Tensors(config), shapes, full);
         var model = new CausalLM(config);
         try { StateDictLoader.Load(model, full, shapes, name => checkpoint.Read(stored[name])); }
         catch { model.Dispose(); throw; }
         return model;
+    }
+
+    /// <summary>
+    /// num_hidden_layers against the layers the checkpoint holds, before the config's tensors are even
+    /// listed: a config claiming 100,000 layers for a 5-layer file fails at once, naming both numbers.
+    /// </summary>
+    static void CheckLayerCount(ModelConfig config, IEnumerable<string> names, string source)
+    {
+        string prefix = config.Family.Layout.LayerPrefix(0)[..^2];
+        int found = names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(n => n[prefix.Length..].Split('.')[0]).Distinct().Count();
+        // A near miss is reported in full by the tensor-by-tensor check that follows; only a count so far
+        // off that listing it would itself be the problem (100,000 or 2^31 layers) stops here.
+        if (config.NumHiddenLayers > Math.Max(2 * found, found + 64))
+            throw LoraShellException.InvalidData("WeightsDoNotMatchModel",
+                $"Weights in '{source}' do not match the model described by its config: config.json says num_hidden_layers = {config.NumHiddenLayers}, but the checkpoint holds {found} layers " +
+                $"({prefix}{found}.* and later are missing).", source);
     }
 
     /// <summary>The checkpoint's tensors under this family's names (canonical → stored), ignored ones left out.</summary>

@@ -64,6 +64,7 @@ public static class Llama2cLoader
             h[0] = (int)first;
             for (int i = 1; i < 7; i++) h[i] = reader.ReadInt32();
             shared = h[5] > 0;
+            if (h[5] == int.MinValue) throw Bad(file, "vocab_size is -2^31");
             h[5] = Math.Abs(h[5]);
             layout = Layout.Legacy;
         }
@@ -80,7 +81,9 @@ public static class Llama2cLoader
             RmsNormEps = 1e-5, RopeTheta = 10000.0, TieWordEmbeddings = shared, BosTokenId = 1, EosTokenId = 2,
         };
 
-        long expected = (layout == Layout.Version1 ? V1HeaderBytes : LegacyHeaderBytes) + 4 * FloatCount(config, layout);
+        long expected;
+        try { expected = checked((layout == Layout.Version1 ? V1HeaderBytes : LegacyHeaderBytes) + 4 * FloatCount(config, layout)); }
+        catch (OverflowException) { throw Bad(file, $"its header (dim={dim}, hidden_dim={hidden}, n_layers={layers}, vocab_size={vocab}) describes more weights than a file can hold"); }
         if (length != expected)
             throw Bad(file, $"its header (dim={dim}, hidden_dim={hidden}, n_layers={layers}, n_heads={heads}, n_kv_heads={kvHeads}, vocab_size={vocab}, seq_len={seqLen}, shared classifier={shared}) implies {expected} bytes, but the file has {length}");
         return (config, layout);
@@ -89,10 +92,13 @@ public static class Llama2cLoader
     static long FloatCount(ModelConfig c, Layout layout)
     {
         long d = c.HiddenSize, hd = c.IntermediateSize, L = c.NumHiddenLayers, kv = c.KeyValueDim, v = c.VocabSize;
-        long count = v * d + 2 * L * d + L * (2 * d * d + 2 * kv * d) + 3 * L * hd * d + d;
-        if (layout == Layout.Legacy) count += (long)c.MaxPositionEmbeddings * c.HeadDim; // stored RoPE tables (re + im)
-        if (!c.TieWordEmbeddings) count += v * d;
-        return count;
+        checked
+        {
+            long count = v * d + 2 * L * d + L * (2 * d * d + 2 * kv * d) + 3 * L * hd * d + d;
+            if (layout == Layout.Legacy) count += (long)c.MaxPositionEmbeddings * c.HeadDim; // stored RoPE tables (re + im)
+            if (!c.TieWordEmbeddings) count += v * d;
+            return count;
+        }
     }
 
     static Dictionary<string, Tensor> ReadWeights(string file, FileStream stream, ModelConfig c, Layout layout)

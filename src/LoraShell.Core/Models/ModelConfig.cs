@@ -87,6 +87,12 @@ public sealed record ModelConfig
         Require(RmsNormEps > 0, $"the norm epsilon must be positive (got {RmsNormEps})");
         Require(RopeTheta > 0, $"rope_theta must be positive (got {RopeTheta})");
         Require(SlidingWindow is null or > 0, $"sliding_window must be positive (got {SlidingWindow})");
+        // Sizes multiply into tensor shapes; refuse numbers whose products leave what a process can hold
+        // (2^40 elements per tensor) before they overflow or reach an allocator.
+        const long MaxElements = 1L << 40;
+        Require((double)VocabSize * HiddenSize <= MaxElements && (double)IntermediateSize * HiddenSize * 2 <= MaxElements
+                && (double)QueryDim * HiddenSize <= MaxElements && (double)MaxPositionEmbeddings * HiddenSize <= MaxElements,
+            $"the sizes (vocab_size {VocabSize}, hidden_size {HiddenSize}, intermediate_size {IntermediateSize}, heads × head_dim {(long)NumAttentionHeads * HeadDim}) make tensors of more than 2^40 elements");
         Require(BosTokenId >= 0 && BosTokenId < VocabSize && EosTokenId >= 0 && EosTokenId < VocabSize,
             $"bos_token_id ({BosTokenId}) and eos_token_id ({EosTokenId}) must be ids of the vocabulary (0..{VocabSize - 1})");
         if (RopeScaling is { } s)

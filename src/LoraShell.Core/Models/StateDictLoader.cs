@@ -45,6 +45,9 @@ public static class StateDictLoader
         foreach (var (name, target) in targets)
         {
             using var value = read(name);
+            // A NaN or Inf weight makes every output NaN, with no word of why: refuse it where it is.
+            if (value.is_floating_point() && !value.isfinite().all().item<bool>())
+                throw LoraShellException.InvalidData("NonFiniteWeights", $"Tensor '{name}' in '{source}' holds NaN or Inf values; the model would only produce NaN.", name);
             target.copy_(value);
         }
     }

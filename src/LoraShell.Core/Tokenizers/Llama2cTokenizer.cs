@@ -54,6 +54,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         {
             if (at + 8 > data.Length) throw Bad($"token {pieces.Count} is cut off at byte {at}");
             float score = BitConverter.ToSingle(data, at);
+            if (!float.IsFinite(score)) throw Bad($"token {pieces.Count} has merge score {score}; scores must be finite numbers");
             int length = BitConverter.ToInt32(data, at + 4);
             at += 8;
             if (length < 0 || length > maxLength || at + length > data.Length)

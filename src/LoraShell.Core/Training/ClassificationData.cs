@@ -70,9 +70,13 @@ public sealed class ClassificationData
                 if (lineNumber == 1 && label.Equals("label", StringComparison.OrdinalIgnoreCase)) continue; // header
                 if (label.Length == 0)
                     throw LoraShellException.InvalidData("InvalidClassificationLine", $"{file}:{lineNumber}: the label after the tab is empty.", file);
+                if (line.Contains('\0'))
+                    throw LoraShellException.InvalidData("DataNotText", $"{file}:{lineNumber}: the line holds a NUL character; the file looks binary, not sentence<TAB>label text.", file);
                 rows.Add((sentence, label));
             }
         }
+        if (rows.Count > 0 && rows.All(r => string.IsNullOrWhiteSpace(r.Item1)))
+            throw LoraShellException.InvalidData("EmptySentences", $"Every sentence in {string.Join(", ", files.Select(Path.GetFileName))} is empty; there is nothing to classify.", files[0]);
         return rows;
     }
 

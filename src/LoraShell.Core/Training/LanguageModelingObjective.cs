@@ -18,15 +18,17 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     CausalLM? _model;
     Func<Tensor, Tensor>? _hidden, _forward;
 
-    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output)
+    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, Action<string>? log = null)
     {
         _o = o;
-        _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"));
+        _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"), log);
         _train = new BatchSampler(_corpus.Train, o.SequenceLength, o.Seed);
         if (_train.WindowCount == 0)
             throw LoraShellException.InvalidData("DataTooSmall",
                 $"The training data holds {_corpus.Train.Length} tokens; one window of -SequenceLength {o.SequenceLength} needs {o.SequenceLength + 1}.", o.DataPaths[0]);
         _validation = new BatchSampler(_corpus.Validation, o.SequenceLength, o.Seed);
+        if (_validation.WindowCount == 0 && _corpus.Validation.Length > 0)
+            log?.Invoke($"The validation data holds {_corpus.Validation.Length:N0} tokens, fewer than one window of -SequenceLength {o.SequenceLength} + 1; no validation loss will be reported. Give more validation data or a shorter -SequenceLength.");
     }
 
     public override TrainingTask Task => TrainingTask.LanguageModeling;

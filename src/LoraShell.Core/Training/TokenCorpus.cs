@@ -82,7 +82,7 @@ public sealed class TokenCorpus
     }
 
     public static TokenCorpus Load(IReadOnlyList<string> dataPaths, IReadOnlyList<string>? validationPaths, double fraction,
-        ITextTokenizer tokenizer, string? cacheFolder)
+        ITextTokenizer tokenizer, string? cacheFolder, Action<string>? log = null)
     {
         var files = ExpandPaths(dataPaths);
         var validationFiles = validationPaths is null ? null : ExpandPaths(validationPaths);
@@ -97,12 +97,12 @@ public sealed class TokenCorpus
         TokenStream trainStream, validationStream;
         if (validationFiles != null)
         {
-            trainStream = TokenStream.Concat(files.SelectMany(f => Documents(f, tokenizer)));
-            validationStream = TokenStream.Concat(validationFiles.SelectMany(f => Documents(f, tokenizer)));
+            trainStream = TokenStream.Concat(files.SelectMany(f => Documents(f, tokenizer, log)));
+            validationStream = TokenStream.Concat(validationFiles.SelectMany(f => Documents(f, tokenizer, log)));
         }
         else if (files.Count == 1 && !IsJsonl(files[0]))
         {
-            string text = ReadText(files[0]);
+            string text = ReadText(files[0], log);
             int cut = (int)(text.Length * (1 - fraction));
             if (cut > 0 && cut < text.Length && char.IsLowSurrogate(text[cut])) cut++;
             trainStream = Document(tokenizer, null, text[..cut]);
@@ -110,7 +110,7 @@ public sealed class TokenCorpus
         }
         else
         {
-            var docs = files.SelectMany(f => Documents(f, tokenizer)).ToList();
+            var docs = files.SelectMany(f => Documents(f, tokenizer, log)).ToList();
             int held = fraction > 0 ? Math.Max(1, (int)Math.Round(docs.Count * fraction)) : 0;
             if (held >= docs.Count) throw LoraShellException.InvalidArgument("TooFewDocuments", $"The data holds {docs.Count} document(s); holding out {fraction:P0} for validation leaves none to train on. Pass -ValidationPath.", fraction);
             trainStream = TokenStream.Concat(docs.Take(docs.Count - held));
@@ -124,11 +124,24 @@ public sealed class TokenCorpus
 
     static bool IsJsonl(string file) => file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
 
-    static string ReadText(string file)
+    /// <summary>
+    /// A text file's content. NUL bytes mean a binary file (an image, a checkpoint, a corrupt download):
+    /// refused, as training on it only teaches noise. Bytes that are not UTF-8 are decoded as U+FFFD and
+    /// said so: legal, but usually a file in another encoding.
+    /// </summary>
+    static string ReadText(string file, Action<string>? warn)
     {
-        string text = File.ReadAllText(file);
-        if (text.Length == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' is empty.", file);
-        return text;
+        var bytes = File.ReadAllBytes(file);
+        if (bytes.Length == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' is empty.", file);
+        int nul = Array.IndexOf(bytes, (byte)0);
+        if (nul >= 0)
+            throw LoraShellException.InvalidData("DataNotText", $"Data file '{file}' holds a NUL byte at offset {nul}; it looks like a binary file, not text to train on.", file);
+        try { return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
+        catch (DecoderFallbackException e)
+        {
+            warn?.Invoke($"Data file '{file}' is not valid UTF-8 (first bad byte at offset {e.Index}); its invalid bytes were read as U+FFFD. Convert it to UTF-8 if it is in another encoding.");
+            return Encoding.UTF8.GetString(bytes);
+        }
     }
 
     static TokenStream Document(ITextTokenizer tokenizer, string? prompt, string text)
@@ -147,9 +160,9 @@ public sealed class TokenCorpus
         return new TokenStream(tokens.ToArray(), predict.ToArray());
     }
 
-    static IEnumerable<TokenStream> Documents(string file, ITextTokenizer tokenizer)
+    static IEnumerable<TokenStream> Documents(string file, ITextTokenizer tokenizer, Action<string>? log)
     {
-        if (!IsJsonl(file)) { yield return Document(tokenizer, null, ReadText(file)); yield break; }
+        if (!IsJsonl(file)) { yield return Document(tokenizer, null, ReadText(file, log)); yield break; }
         int lineNumber = 0, count = 0;
         foreach (var line in File.ReadLines(file))
         {

@@ -23,8 +23,16 @@ public static class Trainer
     {
         o.Validate();
         using var run = TrainingRun.Start(subject, o, log);
-        run.Train(progress, cancel);
-        return run.Finish();
+        try
+        {
+            run.Train(progress, cancel);
+            return run.Finish();
+        }
+        catch
+        {
+            run.Abandon();
+            throw;
+        }
     }
 
     /// <summary>Mean loss of <paramref name="model"/> over the validation windows (targets marked not-predicted are ignored).</summary>

@@ -31,13 +31,13 @@ public static class TrainingCheckpoint
     public sealed record State(int Step, string Method, string Fingerprint, long Seed, int TotalSteps, int BatchSize, int SequenceLength,
         int Accumulation, double LearningRate, string? AdapterName, List<double> Losses, List<EvalRecord> Evaluations, double? InitialValidationLoss);
 
-    public static void Write(string folder, State state, AdamW optimizer, Action<string> writeWeights)
+    /// <param name="rngState">the random generator's state at the end of the checkpoint's step, so a resume draws what the run drew</param>
+    public static void Write(string folder, State state, AdamW optimizer, Tensor rngState, Action<string> writeWeights)
     {
         AtomicFile.WriteDirectory(folder, overwrite: true, temp =>
         {
             writeWeights(temp);
-            using var rng = get_rng_state();
-            var tensors = optimizer.State().Append(KeyValuePair.Create("__rng_state__", rng)).ToList();
+            var tensors = optimizer.State().Append(KeyValuePair.Create("__rng_state__", rngState)).ToList();
             SafetensorsWriter.Write(Path.Combine(temp, OptimizerFile), tensors, new Dictionary<string, string> { ["optimizer_steps"] = optimizer.StepCount.ToString() });
             File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
         });
@@ -56,5 +56,20 @@ public static class TrainingCheckpoint
         optimizer.LoadState(file.ReadTensor, steps);
         using var rng = file.ReadTensor("__rng_state__");
         set_rng_state(rng);
+    }
+
+    /// <summary>
+    /// Deletes all but the newest <paramref name="keep"/> checkpoints (0 keeps all). The newest is the one
+    /// -Resume reads, so it always stays.
+    /// </summary>
+    public static void Prune(string output, int keep)
+    {
+        if (keep <= 0) return;
+        string root = Path.Combine(output, Folder);
+        if (!Directory.Exists(root)) return;
+        var all = Directory.GetDirectories(root, "step-*").Where(d => File.Exists(Path.Combine(d, StateFile)))
+            .OrderBy(d => d, StringComparer.Ordinal).ToList();
+        foreach (var old in all.Take(Math.Max(0, all.Count - Math.Max(1, keep))))
+            try { Directory.Delete(old, recursive: true); } catch (IOException) { }
     }
 }

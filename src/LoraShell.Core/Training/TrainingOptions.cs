@@ -55,6 +55,10 @@ public sealed record TrainingOptions
     public string? OutputPath { get; init; }
     public int CheckpointEvery { get; init; }
     public bool Resume { get; init; }
+    /// <summary>Replace an -OutputPath that already holds files (it is moved aside until the run has produced something).</summary>
+    public bool Overwrite { get; init; }
+    /// <summary>Checkpoints kept: the newest N (0: all). The newest, which -Resume reads, is never deleted.</summary>
+    public int KeepCheckpoints { get; init; } = 3;
     public long Seed { get; init; } = 1337;
     /// <summary>Adapter to train with Method Lora (default: the first active one).</summary>
     public string? AdapterName { get; init; }
@@ -83,6 +87,8 @@ public sealed record TrainingOptions
         if (MaxSteps is null && Epochs is null) Bad("NoStopCondition", "Give -MaxSteps or -Epochs.", null);
         if (!(ValidationFraction >= 0 && ValidationFraction < 1)) Bad("InvalidValidationFraction", $"Validation fraction must be in [0, 1) (got {ValidationFraction}).", ValidationFraction);
         if (CheckpointEvery < 0 || EvalEvery < 0) Bad("InvalidInterval", "CheckpointEvery and EvalEvery cannot be negative.", null);
+        if (KeepCheckpoints < 0) Bad("InvalidKeepCheckpoints", $"KeepCheckpoints cannot be negative (got {KeepCheckpoints}); 0 keeps every checkpoint.", KeepCheckpoints);
+        if (Resume && Overwrite) Bad("ResumeAndForce", "-Resume continues the run in -OutputPath and -Force replaces it; give one of them.", null);
         if (Resume && OutputPath is null) Bad("ResumeNeedsOutputPath", "-Resume needs -OutputPath: checkpoints live there.", null);
         if (CheckpointEvery > 0 && OutputPath is null) Bad("CheckpointNeedsOutputPath", "-CheckpointEvery needs -OutputPath.", null);
     }

@@ -18,6 +18,7 @@ internal sealed class TrainingRun : IDisposable
 {
     readonly ITrainingSubject _subject;
     readonly TrainingOptions _o;
+    readonly TrainingOutput? _folder;
     readonly string? _output;
     readonly string? _metricsPath;
     readonly TrainingObjective _objective;
@@ -37,13 +38,25 @@ internal sealed class TrainingRun : IDisposable
     double _startMemory;
     bool _cancelled;
     string? _lastCheckpoint;
+    PendingCheckpoint? _pending;
 
-    TrainingRun(ITrainingSubject subject, TrainingOptions o, string? output, TrainingObjective objective, Tuner tuner)
+    /// <summary>
+    /// A checkpoint due at the end of a step, written only once the next step's loss shows its weights are
+    /// good: a finite loss, finite parameters. Until then only what cannot be recomputed is kept: the
+    /// random generator's state at the end of its step and how much history belongs to it.
+    /// </summary>
+    sealed record PendingCheckpoint(int Step, Tensor RngState, int Losses) : IDisposable
+    {
+        public void Dispose() => RngState.Dispose();
+    }
+
+    TrainingRun(ITrainingSubject subject, TrainingOptions o, TrainingOutput? folder, TrainingObjective objective, Tuner tuner)
     {
         _subject = subject;
         _o = o;
-        _output = output;
-        _metricsPath = output is null ? null : Path.Combine(output, Trainer.MetricsFile);
+        _folder = folder;
+        _output = folder?.Path;
+        _metricsPath = _output is null ? null : Path.Combine(_output, Trainer.MetricsFile);
         _objective = objective;
         _tuner = tuner;
         _trainable = tuner.Trainable.Concat(objective.Parameters).ToList();
@@ -59,28 +72,38 @@ internal sealed class TrainingRun : IDisposable
     public static TrainingRun Start(ITrainingSubject subject, TrainingOptions o, Action<string>? log)
     {
         var tokenizer = subject.RequireTokenizer();
-        string? output = o.OutputPath is null ? null : Path.GetFullPath(o.OutputPath);
-        if (output != null) EnsureWritable(output);
-
-        TrainingObjective objective = o.IsClassification
-            ? new ClassificationObjective(o, tokenizer)
-            : new LanguageModelingObjective(o, tokenizer, output);
-        TrainingRun run;
+        var config = subject.Model.Config;
+        if (o.SequenceLength > config.MaxPositionEmbeddings)
+        {
+            // Learned positions end at the last one; rotary ones go on, past what the model was trained on.
+            if (config.RotaryDim == 0)
+                throw LoraShellException.InvalidArgument("SequenceLengthTooLong",
+                    $"-SequenceLength {o.SequenceLength} is longer than the model's {config.MaxPositionEmbeddings} learned positions; choose at most {config.MaxPositionEmbeddings}.", o.SequenceLength);
+            log?.Invoke($"-SequenceLength {o.SequenceLength} is longer than the model's context (max_position_embeddings {config.MaxPositionEmbeddings}); positions past it were not seen in pre-training{(config.RopeScaling?.Type == Models.RopeScaling.Dynamic ? " (dynamic NTK scaling stretches them)" : "")}.");
+        }
+        var folder = o.OutputPath is null ? null : TrainingOutput.Prepare(o.OutputPath, o.Resume, o.Overwrite);
+        string? output = folder?.Path;
+        TrainingObjective? objective = null;
+        TrainingRun? run = null;
         try
         {
+            objective = o.IsClassification
+                ? new ClassificationObjective(o, tokenizer)
+                : new LanguageModelingObjective(o, tokenizer, output, log);
             NativeMemory.ReleaseManagedGarbage();
             var tuner = Tuner.For(o.Method, subject);
             tuner.Prepare(o, () => objective.FisherData, log);
             objective.Bind(subject.Model, tuner, o.Seed, log);
-            run = new TrainingRun(subject, o, output, objective, tuner);
-        }
-        catch { objective.Dispose(); throw; }
-        try
-        {
+            run = new TrainingRun(subject, o, folder, objective, tuner);
             if (o.Resume) run.Resume(log); else run.Begin();
             return run;
         }
-        catch { run.Dispose(); throw; }
+        catch
+        {
+            if (run is not null) run.Dispose(); else objective?.Dispose();
+            folder?.Abandon(hasCheckpoint: false);
+            throw;
+        }
     }
 
     void Begin()
@@ -129,6 +152,7 @@ internal sealed class TrainingRun : IDisposable
                 double lr = _schedule.At(_step);
                 var (loss, tokens) = ForwardBackward();
                 CheckFinite(loss);
+                WritePendingCheckpoint(); // its weights just scored a finite loss
                 if (_o.MaxGradNorm > 0) using (NewDisposeScope()) nn.utils.clip_grad_norm_(_optimizer.Parameters, _o.MaxGradNorm); // grad handles die here
                 _optimizer.Step(lr);
                 _optimizer.ZeroGrad();
@@ -142,12 +166,35 @@ internal sealed class TrainingRun : IDisposable
                 var evaluation = EvaluateIfDue(last);
                 Report(progress, loss, lr, tokens / seconds, evaluation);
                 if (_output != null && _o.CheckpointEvery > 0 && (_step + 1) % _o.CheckpointEvery == 0 && !last)
-                    _lastCheckpoint = SaveCheckpoint(_step + 1);
+                    _pending = new PendingCheckpoint(_step + 1, get_rng_state(), _losses.Count);
             }
         }
-        finally { SetTraining(false); }
+        finally
+        {
+            SetTraining(false);
+            _pending?.Dispose();
+            _pending = null;
+        }
+        // Stopped between steps: the weights are those of the last finished step, whose loss was finite.
         if (_cancelled && _output != null && _step > _startStep)
-            _lastCheckpoint = SaveCheckpoint(_step);
+        {
+            using var rng = get_rng_state();
+            if (ParametersFinite()) _lastCheckpoint = SaveCheckpoint(_step, rng, _losses.Count);
+        }
+    }
+
+    void WritePendingCheckpoint()
+    {
+        if (_pending is not { } p) return;
+        _pending = null;
+        using (p)
+            if (ParametersFinite()) _lastCheckpoint = SaveCheckpoint(p.Step, p.RngState, p.Losses);
+    }
+
+    bool ParametersFinite()
+    {
+        using var scope = NewDisposeScope();
+        return _trainable.All(p => p.parameter.isfinite().all().item<bool>());
     }
 
     /// <summary>One optimizer step's gradients: the micro-batches' mean loss and the tokens they read.</summary>
@@ -169,9 +216,13 @@ internal sealed class TrainingRun : IDisposable
     void CheckFinite(double loss)
     {
         if (double.IsFinite(loss)) return;
+        _pending?.Dispose(); // the weights it would save are the ones that just scored NaN
+        _pending = null;
         throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteLoss",
             $"The training loss became {loss} at step {_step + 1}; training stopped before the update. " +
-            (_lastCheckpoint != null ? $"Last good checkpoint: '{_lastCheckpoint}'." : "Lower -LearningRate or add -WarmupSteps."), _step + 1);
+            (_lastCheckpoint != null
+                ? $"Last good checkpoint (finite weights, finite loss): '{_lastCheckpoint}'; resume from it with a lower -LearningRate."
+                : "No checkpoint had finite weights and a finite loss. Lower -LearningRate or add -WarmupSteps."), _step + 1);
     }
 
     EvalRecord? EvaluateIfDue(bool last)
@@ -206,18 +257,24 @@ internal sealed class TrainingRun : IDisposable
         progress?.Report(new TrainingProgress(_step + 1, _totalSteps, loss, lr, tokensPerSecond, _clock.Elapsed, remaining, evaluation?.Loss));
     }
 
-    string SaveCheckpoint(int step)
+    string SaveCheckpoint(int step, Tensor rngState, int losses)
     {
         string folder = TrainingCheckpoint.PathFor(_output!, step);
+        var evaluations = _evaluations.Where(e => e.Step <= step).ToList();
         var state = new TrainingCheckpoint.State(step, _o.Method.ToString(), _fingerprint, _o.Seed, _totalSteps, _o.BatchSize, _o.SequenceLength,
-            _o.GradientAccumulationSteps, _o.LearningRate, _tuner.AdapterName, _losses.ToList(), _evaluations.ToList(), _evaluations.FirstOrDefault(e => e.Step == 0)?.Loss);
-        TrainingCheckpoint.Write(folder, state, _optimizer, temp =>
+            _o.GradientAccumulationSteps, _o.LearningRate, _tuner.AdapterName, _losses.Take(losses).ToList(), evaluations, evaluations.FirstOrDefault(e => e.Step == 0)?.Loss);
+        TrainingCheckpoint.Write(folder, state, _optimizer, rngState, temp =>
         {
             _tuner.WriteCheckpoint(temp);
             _objective.Save(temp);
         });
+        _folder?.Keep();
+        TrainingCheckpoint.Prune(_output!, _o.KeepCheckpoints);
         return folder;
     }
+
+    /// <summary>The run failed: leave the output folder as <see cref="TrainingOutput.Abandon"/> says.</summary>
+    public void Abandon() => _folder?.Abandon(hasCheckpoint: _lastCheckpoint is not null);
 
     /// <summary>Saves what was trained (unless the run was cancelled) and describes the run.</summary>
     public TrainingResult Finish()
@@ -250,25 +307,11 @@ internal sealed class TrainingRun : IDisposable
             GateValues = _tuner.SideNetwork?.GateValues(),
         };
         if (_output != null) AtomicFile.WriteAllText(Path.Combine(_output, Trainer.ResultFile), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        _folder?.Keep();
         return result;
     }
 
     static double Median(List<double> values) { var s = values.OrderBy(v => v).ToList(); return s[s.Count / 2]; }
-
-    static void EnsureWritable(string output)
-    {
-        try
-        {
-            Directory.CreateDirectory(output);
-            string probe = Path.Combine(output, $".write-test-{Guid.NewGuid():N}");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "OutputPathNotWritable", $"Output folder '{output}' cannot be written: {e.Message}", output);
-        }
-    }
 
     string Fingerprint()
     {

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Globalization;
 using System.Management.Automation;
 using LoraShell.Core.Lora;
 
@@ -68,6 +69,23 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
     [Parameter(HelpMessage = "Seed for the adapter's random initialisation.")]
     public long? Seed { get; set; }
 
+    /// <summary>A -RankPattern / -AlphaPattern hashtable as numbers; a value that is not one is an error naming its key.</summary>
+    static Dictionary<string, T> Pattern<T>(Hashtable? table, string parameter, Func<object?, T> convert)
+    {
+        var result = new Dictionary<string, T>();
+        foreach (DictionaryEntry e in table ?? new Hashtable())
+        {
+            string key = e.Key?.ToString() ?? "";
+            object? value = e.Value is PSObject ps ? ps.BaseObject : e.Value;
+            try { result[key] = convert(value); }
+            catch (Exception ex) when (ex is FormatException or InvalidCastException or OverflowException)
+            {
+                throw Core.LoraShellException.InvalidArgument(parameter == nameof(RankPattern) ? "InvalidRankPattern" : "InvalidAlphaPattern", $"-{parameter} maps '{key}' to '{value}', which is not a {(typeof(T) == typeof(int) ? "whole number" : "number")}.", key);
+            }
+        }
+        return result;
+    }
+
     protected override void Process()
     {
         var (names, regex) = TargetMatcher.FromUserValues(TargetModules);
@@ -76,8 +94,8 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
             TargetModules = names, TargetRegex = regex,
             R = Rank, LoraAlpha = Alpha, LoraDropout = Dropout, Bias = Bias.ToString(), Init = InitMethod,
             UseRsLora = UseRsLora,
-            RankPattern = RankPattern?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => Convert.ToInt32(e.Value)) ?? new Dictionary<string, int>(),
-            AlphaPattern = AlphaPattern?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => Convert.ToDouble(e.Value)) ?? new Dictionary<string, double>(),
+            RankPattern = Pattern(RankPattern, nameof(RankPattern), v => checked((int)Convert.ToInt64(v, CultureInfo.InvariantCulture))),
+            AlphaPattern = Pattern(AlphaPattern, nameof(AlphaPattern), v => Convert.ToDouble(v, CultureInfo.InvariantCulture)),
             LayersToTransform = LayersToTransform, ModulesToSave = ModulesToSave,
             BaseModelNameOrPath = Model.Path,
         };

@@ -38,7 +38,7 @@ public sealed class ImportLoraAdapterCommand : LoraCmdlet
         var warnings = new List<string>();
         lock (Model.Gate)
         {
-            PeftAdapterFormat.Load(Model.Loaded.Adapters, folder, Name, warnings.Add);
+            PeftAdapterFormat.Load(Model.Loaded.Adapters, folder, Name, warnings.Add, Model.Path);
             Model.Loaded.Adapters.MarkTrainable(Name);
         }
         foreach (var w in warnings) WriteWarning(w);

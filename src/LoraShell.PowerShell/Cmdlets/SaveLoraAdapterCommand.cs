@@ -37,19 +37,23 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
             var set = Model.Loaded.Adapters;
             if (set.Names.Count == 0)
                 Fail(Core.LoraErrorKind.InvalidOperation, "NoAdapter", $"Model '{Model.Name}' has no adapter to save; add one with Add-LoraAdapter or Import-LoraAdapter.", Model.Name);
+            if (Name is not null && !set.Contains(Name))
+                Fail(Core.LoraErrorKind.ObjectNotFound, "AdapterNotFound", $"The model has no adapter named '{Name}'. Adapters: {string.Join(", ", set.Names)}.", Name);
+            // PEFT's layout: 'default' (or a lone adapter) in the folder itself, every other adapter in a subfolder named after it.
             var targets = Name is not null
-                ? new[] { (Name, Folder: root) }
-                : set.Names.Select(n => (n, n == "default" || set.Names.Count == 1 ? root : System.IO.Path.Combine(root, n))).ToArray();
-            foreach (var (name, folder) in targets)
+                ? new[] { (Name, "") }
+                : set.Names.Select(n => (n, n == "default" || set.Names.Count == 1 ? "" : n)).ToArray();
+            RefuseExisting(root, Force);
+            string what = string.Join("; ", targets.Select(t =>
             {
-                if (!set.Contains(name))
-                    Fail(Core.LoraErrorKind.ObjectNotFound, "AdapterNotFound", $"The model has no adapter named '{name}'. Adapters: {string.Join(", ", set.Names)}.", name);
-                if (!(folder == root && targets.Length > 1 && name != "default")) RefuseExisting(folder, Force);
-                var info = set.Info(name);
-                if (!ShouldProcess(folder, $"Save LoRA adapter '{name}' (r={info.Rank}, {info.ModulePaths.Count} modules, {info.TrainableParameters:N0} parameters) in PEFT format")) continue;
-                var result = PeftAdapterFormat.Save(set, name, folder, Force, Model.Path);
+                var info = set.Info(t.Item1);
+                return $"'{t.Item1}' (r={info.Rank}, {info.ModulePaths.Count} modules, {info.TrainableParameters:N0} parameters){(t.Item2.Length > 0 ? $" in {t.Item2}/" : "")}";
+            }));
+            if (!ShouldProcess(root, $"Save LoRA adapter(s) {what} in PEFT format")) return;
+            foreach (var result in PeftAdapterFormat.SaveAll(set, targets, root, Force, Model.Path))
+            {
                 foreach (var w in result.Warnings) WriteWarning(w);
-                WriteVerbose($"Saved adapter '{name}': {result.TensorCount} tensors, {result.FileBytes:N0} bytes in {PeftAdapterFiles.WeightsFile}.");
+                WriteVerbose($"Saved adapter in '{result.Folder.FullName}': {result.TensorCount} tensors, {result.FileBytes:N0} bytes in {PeftAdapterFiles.WeightsFile}.");
                 WriteObject(result.Folder);
             }
         }

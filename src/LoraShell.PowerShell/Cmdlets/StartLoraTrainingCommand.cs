@@ -88,6 +88,13 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "Continue from the latest checkpoint in -OutputPath.")]
     public SwitchParameter Resume { get; set; }
 
+    [Parameter(HelpMessage = "Replace an -OutputPath that already holds files. The old folder is moved aside and deleted only once this run has written a checkpoint or its result; if the run fails first, it is put back.")]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter(HelpMessage = "How many checkpoints to keep: the newest N (default 3; 0 keeps all). The newest, which -Resume reads, is never deleted.")]
+    [ValidateRange(0, int.MaxValue)]
+    public int KeepCheckpoints { get; set; } = 3;
+
     [Parameter(HelpMessage = "Seed for data order and initialisation; the same seed reproduces a run on CPU (default 1337).")]
     public long Seed { get; set; } = 1337;
 
@@ -124,11 +131,12 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,
             SequenceLength = SequenceLength, LearningRate = LearningRate, WarmupSteps = WarmupSteps,
             GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = MaxEvalWindows,
-            OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Seed = Seed, MaxGradNorm = MaxGradNorm,
+            OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Overwrite = Force, KeepCheckpoints = KeepCheckpoints, Seed = Seed, MaxGradNorm = MaxGradNorm,
             WeightDecay = WeightDecay, AdapterName = AdapterName,
             Ladder = new LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = PruneBy },
         };
         options.Validate();
+        if (output != null) TrainingOutput.Check(output, Resume, Force);
         if (output != null && !ShouldProcess(output, $"Train {Model.Name} ({Method}) and write checkpoints, metrics and the result")) return;
 
         var messages = new System.Collections.Concurrent.ConcurrentQueue<string>();

@@ -23,6 +23,27 @@ public abstract class LoraCmdlet : PSCmdlet
         try { Process(); }
         catch (LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Runtime.InteropServices.ExternalException)
+        {
+            // The safety net for what the core does not name itself: a file system that refuses (read-only,
+            // full, a path too long) or libtorch failing. One line, an id and a category; never C++ frames.
+            ThrowTerminatingError(ToErrorRecord(e));
+        }
+    }
+
+    /// <summary>An error record for an exception the core did not turn into a LoraShellException.</summary>
+    public static ErrorRecord ToErrorRecord(Exception e)
+    {
+        string firstLine = e.Message.Split('\n')[0].Trim();
+        var (id, category, what) = e switch
+        {
+            PathTooLongException => ("PathTooLong", ErrorCategory.InvalidArgument, "A path is too long for the file system"),
+            UnauthorizedAccessException => ("AccessDenied", ErrorCategory.PermissionDenied, "Access was denied"),
+            IOException => ("FileSystemError", ErrorCategory.WriteError, "The file system refused an operation"),
+            _ => ("LibTorchError", ErrorCategory.InvalidOperation, "libtorch failed"),
+        };
+        var wrapped = new LoraShellException(LoraErrorKind.ResourceUnavailable, id, $"{what}: {firstLine}", null, e);
+        return new ErrorRecord(wrapped, id, category, null);
     }
 
     /// <summary>The cmdlet's work for one pipeline input.</summary>

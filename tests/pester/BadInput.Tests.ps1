@@ -1,0 +1,61 @@
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Root = New-TestFolder
+    $script:Text = Join-Path $Root 's.txt'
+    Set-Content -Path $Text -Value (Get-Content -Raw (Join-Path $Shared 'data/tinyshakespeare/input.txt')).Substring(0, 20000) -NoNewline
+}
+AfterAll { Remove-Item -Recurse -Force $Root -ErrorAction SilentlyContinue }
+
+Describe 'Bad input ends in a named error and leaves what existed intact' {
+    It 'names a truly good checkpoint (or none) after a NaN stop' {
+        $out = Join-Path $Root 'nan'
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Add-LoraAdapter -Rank 2 | Start-LoraTraining -DataPath $Text -BatchSize 2 -SequenceLength 32 -MaxSteps 10 -LearningRate 1e10 -CheckpointEvery 2 -OutputPath $out }
+        $e.FullyQualifiedErrorId | Should -BeLike 'NonFiniteLoss,*'
+        $e.Exception.Message | Should -Match 'No checkpoint had finite weights|Last good checkpoint'
+        foreach ($adapter in Get-ChildItem -Recurse -Filter adapter_model.safetensors $out -ErrorAction SilentlyContinue) {
+            $m = Import-LoraModel $StoriesPath | Import-LoraAdapter $adapter.DirectoryName
+            ($m | Measure-LoraPerplexity -Text 'To be, or not to be').Perplexity | Should -Not -Be ([double]::NaN)
+        }
+    }
+    It 'refuses a used -OutputPath unless -Resume or -Force, also under -WhatIf' {
+        $out = Join-Path $Root 'used'
+        New-Item -ItemType Directory $out | Out-Null
+        'keep me' | Set-Content (Join-Path $out 'notes.txt')
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $Text -MaxSteps 1 -BatchSize 2 -SequenceLength 32 -OutputPath $out -WhatIf }
+        $e.FullyQualifiedErrorId | Should -BeLike 'OutputPathNotEmpty,*'
+        $e.CategoryInfo.Category | Should -Be 'InvalidOperation'
+        Get-Content (Join-Path $out 'notes.txt') | Should -Be 'keep me'
+        $r = Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $Text -MaxSteps 1 -BatchSize 2 -SequenceLength 32 -OutputPath $out -Force
+        Test-Path (Join-Path $out 'notes.txt') | Should -BeFalse
+        Test-Path $r.AdapterPath | Should -BeTrue
+    }
+    It 'refuses adapter names that cannot be folder names, before anything is written' {
+        $m = Import-LoraModel $StoriesPath
+        $e = Get-ThrownError { $m | Add-LoraAdapter -Name ('x' * 300) }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidAdapterName,*'
+        $e = Get-ThrownError { $m | Add-LoraAdapter -Name "two`nlines" }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidAdapterName,*'
+        $e.Exception.Message | Should -Not -Match "`n"
+    }
+    It 'names a rank pattern value that is not a number' {
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Add-LoraAdapter -RankPattern @{ v_proj = 'abc' } }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidRankPattern,*'
+        $e.Exception.Message | Should -Match "v_proj"
+    }
+    It 'keeps an existing adapter folder when a -Force save fails' {
+        $target = Join-Path $Root 'adapters'
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -InitMethod Random
+        $m | Save-LoraAdapter -Path $target | Out-Null
+        $before = Get-FileHash (Join-Path $target 'adapter_model.safetensors')
+        $m | Add-LoraAdapter -Name second -InitMethod Random | Out-Null
+        $e = Get-ThrownError { $m | Save-LoraAdapter -Path (Join-Path $target 'adapter_config.json/inside') -Force }
+        $e.FullyQualifiedErrorId | Should -BeLike 'OutputPathNotWritable,*'
+        (Get-FileHash (Join-Path $target 'adapter_model.safetensors')).Hash | Should -Be $before.Hash
+    }
+    It 'lists the error ids in about_LoraShell' {
+        $about = Get-Help about_LoraShell | Out-String
+        foreach ($id in 'NonFiniteLoss', 'OutputPathNotEmpty', 'InvalidAdapterName', 'NonFiniteWeights', 'WeightsDoNotMatchModel', 'InvalidSafetensors') {
+            $about | Should -Match $id
+        }
+    }
+}
