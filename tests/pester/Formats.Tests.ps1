@@ -27,6 +27,7 @@ Describe 'Every format view renders' {
             $svd[0]
             $svd[-1]
             Measure-LoraMemory -Preset stories260K -Method Lora
+            $model | ConvertTo-LoraToken -Text 'Once' | Select-Object -First 1
         )
         $seen = @{}
         foreach ($o in $objects) {

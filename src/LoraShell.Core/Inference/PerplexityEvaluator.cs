@@ -8,7 +8,8 @@ namespace LoraShell.Core.Inference;
 public sealed record PerplexityResult(double Loss, double Perplexity, long Tokens, int Windows);
 
 /// <summary>
-/// The project's one loss definition: the sequence is [BOS] + encode(text); the loss is the mean
+/// The project's one loss definition: the sequence is what tokenizer(text) returns (its special tokens
+/// included; llama2.c: [BOS] + encode(text)); the loss is the mean
 /// cross-entropy of predicting tokens 2..n. Sequences longer than the context are cut into windows
 /// that overlap by one token, so every token from the second on is predicted exactly once.
 /// </summary>
@@ -18,8 +19,7 @@ public static class PerplexityEvaluator
     public static PerplexityResult Evaluate(CausalLM model, ITextTokenizer tokenizer, string text, Func<Tensor, Tensor>? logits = null,
         int? windowLength = null, int batchSize = 8, IProgress<double>? progress = null, CancellationToken cancel = default)
     {
-        var tokens = new List<int> { tokenizer.BosId };
-        tokens.AddRange(tokenizer.Encode(text));
+        var tokens = tokenizer.EncodeWithSpecialTokens(text);
         return EvaluateTokens(model, tokens, windowLength, batchSize, progress, cancel, logits);
     }
 
@@ -28,7 +28,7 @@ public static class PerplexityEvaluator
     {
         logits ??= model.forward;
         if (tokens.Count < 2)
-            throw LoraShellException.InvalidArgument("TextTooShort", "The text encodes to no tokens; at least one token after BOS is needed to measure a loss.");
+            throw LoraShellException.InvalidArgument("TextTooShort", "The text encodes to fewer than two tokens; a loss needs at least one token to predict after the first.");
         int window = Math.Min(windowLength ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
         if (window < 2) throw LoraShellException.InvalidArgument("InvalidWindow", $"Window length must be at least 2 (got {window}).");
 

@@ -17,15 +17,35 @@ public static class TextGenerator
         IProgress<int>? tokensDone = null, CancellationToken cancel = default)
     {
         options.Validate();
-        var prompt = new List<int> { tokenizer.BosId };
-        prompt.AddRange(tokenizer.Encode(options.Prompt));
-        var stopTokens = options.StopAtSpecialTokens ? new[] { tokenizer.BosId, tokenizer.EosId } : Array.Empty<int>();
+        var prompt = tokenizer.EncodeWithSpecialTokens(options.Prompt);
+        if (prompt.Count == 0)
+            throw LoraShellException.InvalidArgument("EmptyPrompt", $"The prompt encodes to no tokens and the tokenizer '{tokenizer.Source}' adds no BOS to start from; give a -Prompt.");
+        var stopTokens = options.StopAtSpecialTokens ? tokenizer.StopIds : Array.Empty<int>();
         var clock = Stopwatch.StartNew();
         var (generated, stop) = GenerateTokens(model, prompt, options, stopTokens, tokensDone, cancel, side);
         clock.Stop();
-        string completion = tokenizer.Decode(generated);
-        string text = tokenizer.Decode(prompt.Skip(1).Concat(generated));
+        string completion = tokenizer.Decode(generated, skipSpecialTokens: true);
+        string text = tokenizer.Decode(prompt.Concat(generated), skipSpecialTokens: true);
         return new GenerationResult(text, completion, prompt, generated, stop, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// A reply to a conversation: the messages rendered with the tokenizer's chat template and the
+    /// generation prompt, tokenized as apply_chat_template(tokenize=True) does (no further special tokens),
+    /// decoded until an end-of-turn or end-of-sequence id. The result's text is the reply.
+    /// </summary>
+    public static GenerationResult GenerateChat(CausalLM model, ITextTokenizer tokenizer, IReadOnlyList<ChatMessage> messages, GenerationOptions options,
+        IReadOnlyDictionary<string, object?>? templateArguments = null, SideTuning.LadderSideNetwork? side = null,
+        IProgress<int>? tokensDone = null, CancellationToken cancel = default)
+    {
+        options.Validate();
+        var chat = tokenizer.Chat ?? throw LoraShellException.InvalidData("NoChatTemplate",
+            $"The tokenizer '{tokenizer.Source}' has no chat template (tokenizer_config.json's chat_template or chat_template.jinja).", tokenizer.Source);
+        var prompt = tokenizer.Encode(chat.Render(messages, addGenerationPrompt: true, templateArguments));
+        var clock = Stopwatch.StartNew();
+        var (generated, stop) = GenerateTokens(model, prompt, options, options.StopAtSpecialTokens ? tokenizer.StopIds : Array.Empty<int>(), tokensDone, cancel, side);
+        string reply = tokenizer.Decode(generated, skipSpecialTokens: true);
+        return new GenerationResult(reply, reply, prompt, generated, stop, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>

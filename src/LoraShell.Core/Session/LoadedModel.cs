@@ -50,6 +50,11 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     public GenerationResult Generate(GenerationOptions options, IProgress<int>? tokensDone = null, CancellationToken cancel = default)
         => TextGenerator.Generate(Model, RequireTokenizer(), options, SideNetwork, tokensDone, cancel);
 
+    /// <summary>The model's reply to a conversation, rendered with its chat template.</summary>
+    public GenerationResult GenerateChat(IReadOnlyList<ChatMessage> messages, GenerationOptions options, IReadOnlyDictionary<string, object?>? templateArguments = null,
+        IProgress<int>? tokensDone = null, CancellationToken cancel = default)
+        => TextGenerator.GenerateChat(Model, RequireTokenizer(), messages, options, templateArguments, SideNetwork, tokensDone, cancel);
+
     /// <summary>Writes the model (and its tokenizer file) as a Hugging Face folder.</summary>
     public DirectoryInfo SaveHuggingFace(string folder, bool overwrite)
     {
@@ -60,8 +65,8 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
         return HuggingFaceWriter.Save(Model, folder, overwrite, TokenizerFiles);
     }
 
-    /// <summary>The tokenizer's file, copied under its own name (the HF loader finds tokenizer.model and tok*.bin files).</summary>
-    public IEnumerable<string> TokenizerFiles => Tokenizer is null ? Array.Empty<string>() : new[] { Tokenizer.Source };
+    /// <summary>The tokenizer's files, copied under their own names (the loader finds tokenizer.json, tokenizer.model and tok*.bin files).</summary>
+    public IEnumerable<string> TokenizerFiles => Tokenizer?.Files ?? (IEnumerable<string>)Array.Empty<string>();
 
     public void Dispose()
     {

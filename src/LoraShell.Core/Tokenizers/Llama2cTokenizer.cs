@@ -27,11 +27,52 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     }
 
     public string Source { get; }
+    public IReadOnlyList<string> Files => new[] { Source };
     public int VocabSize => _pieces.Length;
     internal byte[] Piece(int id) => _pieces[id];
     internal float Score(int id) => _scores[id];
-    public int BosId => 1;
-    public int EosId => 2;
+    public int? BosId => Bos;
+    public int? EosId => Eos;
+    const int Unknown = 0, Bos = 1, Eos = 2;
+    /// <summary>llama2.c stories separate documents with BOS, so generation stops at BOS as well as EOS.</summary>
+    public IReadOnlyCollection<int> StopIds { get; } = new[] { Bos, Eos };
+    public ChatFormat? Chat => null;
+
+    /// <summary>llama2.c's sequence: BOS, then the text.</summary>
+    public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => new[] { Bos }.Concat(Encode(text)).ToList();
+
+    /// <summary>
+    /// Tokens with their spans: the pieces' bytes are the UTF-8 of " " + text (the dummy prefix), so each
+    /// token's byte range maps back to characters of the text.
+    /// </summary>
+    public IReadOnlyList<TokenSpan> Tokenize(string text, bool addSpecialTokens)
+    {
+        var result = new List<TokenSpan>();
+        if (addSpecialTokens) result.Add(new TokenSpan(Bos, Latin1(_pieces[Bos]), 0, 0, true));
+        var utf8 = Encoding.UTF8.GetBytes(text);
+        // charAt[b]: the UTF-16 index of the character that byte b of the text belongs to.
+        var charAt = new int[utf8.Length + 1];
+        for (int c = 0, b = 0; c < text.Length; c++)
+        {
+            bool pair = char.IsHighSurrogate(text[c]) && c + 1 < text.Length && char.IsLowSurrogate(text[c + 1]);
+            int n = pair ? 4 : Encoding.UTF8.GetByteCount(text.AsSpan(c, 1));
+            for (int k = 0; k < n; k++) charAt[b++] = c;
+            if (pair) c++;
+        }
+        charAt[utf8.Length] = text.Length;
+        int at = -1; // byte position in the text; the dummy-prefix space is byte -1
+        foreach (int id in Encode(text))
+        {
+            int length = TryByteToken(_pieces[id], out _) ? 1 : _pieces[id].Length;
+            int first = Math.Clamp(at, 0, utf8.Length), last = Math.Clamp(at + length, 0, utf8.Length);
+            int start = charAt[first], end = charAt[last];
+            // A token that is only part of a character (byte fallback) covers the whole character.
+            if (end <= start && last > first) end = start + (char.IsHighSurrogate(text[start]) ? 2 : 1);
+            result.Add(new TokenSpan(id, Latin1(_pieces[id]), start, end, false));
+            at += length;
+        }
+        return result;
+    }
 
     // Pieces are byte strings (merges may split UTF-8 characters); keying by Latin-1 keeps every
     // byte sequence distinct and cheap to concatenate.
@@ -143,14 +184,16 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         }
     }
 
-    public string Decode(IEnumerable<int> ids)
+    /// <summary>Decodes as llama2.c does: a leading space after BOS is dropped; byte tokens become their bytes.</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         var bytes = new List<byte>();
-        int previous = BosId;
+        int previous = Bos;
         foreach (int id in ids)
         {
             if (id < 0 || id >= _pieces.Length)
                 throw LoraShellException.InvalidArgument("TokenOutOfRange", $"Token id {id} is outside the tokenizer's vocabulary (0..{_pieces.Length - 1}).", id);
+            if (skipSpecialTokens && id is Unknown or Bos or Eos) { previous = id; continue; }
             byte[] piece = _pieces[id];
             if (TryByteToken(piece, out byte raw)) bytes.Add(raw);
             else

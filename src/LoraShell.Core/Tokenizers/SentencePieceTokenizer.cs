@@ -14,9 +14,12 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     }
 
     public string Source { get; }
+    public IReadOnlyList<string> Files => new[] { Source };
     public int VocabSize => _inner.Vocabulary.Count;
-    public int BosId => _inner.BeginningOfSentenceId;
-    public int EosId => _inner.EndOfSentenceId;
+    public int? BosId => _inner.BeginningOfSentenceId;
+    public int? EosId => _inner.EndOfSentenceId;
+    public IReadOnlyCollection<int> StopIds => new[] { _inner.EndOfSentenceId };
+    public ChatFormat? Chat => null;
 
     public static SentencePieceTokenizer Load(string path)
     {
@@ -35,5 +38,23 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
 
     public IReadOnlyList<int> Encode(string text) => _inner.EncodeToIds(text, considerPreTokenization: false, considerNormalization: true);
 
-    public string Decode(IEnumerable<int> ids) => _inner.Decode(ids);
+    /// <summary>As transformers' LlamaTokenizer (add_bos_token true): BOS, then the text.</summary>
+    public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => new[] { _inner.BeginningOfSentenceId }.Concat(Encode(text)).ToList();
+
+    /// <summary>Tokens with spans: SentencePiece's offsets are in its normalised text, which starts with the dummy-prefix ▁.</summary>
+    public IReadOnlyList<TokenSpan> Tokenize(string text, bool addSpecialTokens)
+    {
+        var result = new List<TokenSpan>();
+        if (addSpecialTokens) result.Add(new TokenSpan(_inner.BeginningOfSentenceId, "<s>", 0, 0, true));
+        foreach (var t in _inner.EncodeToTokens(text, out _, considerPreTokenization: false, considerNormalization: true))
+        {
+            var (offset, length) = t.Offset.GetOffsetAndLength(text.Length + 1);
+            int start = Math.Clamp(offset - 1, 0, text.Length), end = Math.Clamp(offset + length - 1, start, text.Length);
+            result.Add(new TokenSpan(t.Id, t.Value, start, end, false));
+        }
+        return result;
+    }
+
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+        => _inner.Decode(skipSpecialTokens ? ids.Where(id => id != _inner.BeginningOfSentenceId && id != _inner.EndOfSentenceId) : ids);
 }

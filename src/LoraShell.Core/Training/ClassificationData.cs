@@ -42,11 +42,11 @@ public sealed class ClassificationData
         var index = labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
         LabeledSequence Encode((string Sentence, string Label) r)
         {
-            var ids = tokenizer.Encode(r.Sentence.Trim());
-            var tokens = new int[Math.Min(maxLength, ids.Count + 1)];
-            tokens[0] = tokenizer.BosId;
-            for (int i = 1; i < tokens.Length; i++) tokens[i] = ids[i - 1];
-            return new LabeledSequence(tokens, index[r.Label]);
+            // As tokenizer(sentence) in transformers: the tokenizer's own special tokens (llama2.c: BOS first).
+            var ids = tokenizer.EncodeWithSpecialTokens(r.Sentence.Trim());
+            if (ids.Count == 0)
+                throw LoraShellException.InvalidData("EmptySentence", $"A sentence labelled '{r.Label}' encodes to no tokens (it is empty and the tokenizer adds no BOS); remove it from the data.", r.Sentence);
+            return new LabeledSequence(ids.Take(maxLength).ToArray(), index[r.Label]);
         }
         return new ClassificationData { Train = train.Select(Encode).ToList(), Validation = validation.Select(Encode).ToList(), Labels = labels };
     }

@@ -21,7 +21,8 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, Action<string>? log = null)
     {
         _o = o;
-        _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"), log);
+        _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"),
+            o.SequenceLength, o.ChatLoss, log);
         _train = new BatchSampler(_corpus.Train, o.SequenceLength, o.Seed);
         if (_train.WindowCount == 0)
             throw LoraShellException.InvalidData("DataTooSmall",

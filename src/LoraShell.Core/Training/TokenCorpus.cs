@@ -27,16 +27,19 @@ public sealed class TokenStream
 }
 
 /// <summary>
-/// Training and validation token streams built from files. Every document is [BOS] + its tokens;
-/// plain text files are one document each; .jsonl lines are {"text": …} documents or
-/// {"prompt": …, "completion": …} pairs whose prompt tokens carry no loss. Without a validation path,
+/// Training and validation token streams built from files. Every document is what tokenizer(text)
+/// returns (its special tokens included; llama2.c: [BOS] + tokens), its first token never a target;
+/// plain text files are one document each; .jsonl lines are {"text": …} documents,
+/// {"prompt": …, "completion": …} pairs whose prompt tokens carry no loss, or {"messages": […]}
+/// conversations rendered with the chat template whose loss is on the assistant's tokens
+/// (<see cref="ChatData"/>); a conversation longer than a training window is cut to one. Without a validation path,
 /// the last <c>fraction</c> of the data is held out: of the characters when there is one document,
 /// else of the documents. The result is cached under a key of file contents, tokenizer and split, so
 /// a second run does not re-tokenize and a changed input never reuses a stale cache.
 /// </summary>
 public sealed class TokenCorpus
 {
-    const int CacheVersion = 1;
+    const int CacheVersion = 2;
 
     public TokenCorpus(TokenStream train, TokenStream validation, IReadOnlyList<string> files, bool fromCache)
     {
@@ -81,12 +84,20 @@ public sealed class TokenCorpus
         return files;
     }
 
+    /// <summary>How documents are read: tokenizer, chat loss, and the window a conversation is cut to.</summary>
+    sealed record Reading(ITextTokenizer Tokenizer, ChatLoss ChatLoss, int MaxConversationTokens, Action<string>? Log)
+    {
+        public int Conversations, Truncated;
+    }
+
     public static TokenCorpus Load(IReadOnlyList<string> dataPaths, IReadOnlyList<string>? validationPaths, double fraction,
-        ITextTokenizer tokenizer, string? cacheFolder, Action<string>? log = null)
+        ITextTokenizer tokenizer, string? cacheFolder, int sequenceLength = int.MaxValue - 1, ChatLoss chatLoss = ChatLoss.AssistantTurns,
+        Action<string>? log = null)
     {
         var files = ExpandPaths(dataPaths);
         var validationFiles = validationPaths is null ? null : ExpandPaths(validationPaths);
-        string key = CacheKey(files, validationFiles, fraction, tokenizer);
+        var reading = new Reading(tokenizer, chatLoss, sequenceLength + 1, log);
+        string key = CacheKey(files, validationFiles, fraction, tokenizer, $"{chatLoss}|{sequenceLength}");
         string? cachePath = cacheFolder is null ? null : Path.Combine(cacheFolder, $"tokens-{key}.bin");
         if (cachePath != null && File.Exists(cachePath))
         {
@@ -97,8 +108,8 @@ public sealed class TokenCorpus
         TokenStream trainStream, validationStream;
         if (validationFiles != null)
         {
-            trainStream = TokenStream.Concat(files.SelectMany(f => Documents(f, tokenizer, log)));
-            validationStream = TokenStream.Concat(validationFiles.SelectMany(f => Documents(f, tokenizer, log)));
+            trainStream = TokenStream.Concat(files.SelectMany(f => Documents(f, reading)));
+            validationStream = TokenStream.Concat(validationFiles.SelectMany(f => Documents(f, reading)));
         }
         else if (files.Count == 1 && !IsJsonl(files[0]))
         {
@@ -110,7 +121,7 @@ public sealed class TokenCorpus
         }
         else
         {
-            var docs = files.SelectMany(f => Documents(f, tokenizer, log)).ToList();
+            var docs = files.SelectMany(f => Documents(f, reading)).ToList();
             int held = fraction > 0 ? Math.Max(1, (int)Math.Round(docs.Count * fraction)) : 0;
             if (held >= docs.Count) throw LoraShellException.InvalidArgument("TooFewDocuments", $"The data holds {docs.Count} document(s); holding out {fraction:P0} for validation leaves none to train on. Pass -ValidationPath.", fraction);
             trainStream = TokenStream.Concat(docs.Take(docs.Count - held));
@@ -118,6 +129,8 @@ public sealed class TokenCorpus
         }
         if (trainStream.PredictedCount == 0)
             throw LoraShellException.InvalidData("EmptyTrainingData", $"The training data ({string.Join(", ", files.Select(Path.GetFileName))}) holds no text to learn from.", files[0]);
+        if (reading.Truncated > 0)
+            log?.Invoke($"{reading.Truncated} of {reading.Conversations} conversations are longer than one training window ({sequenceLength + 1} tokens) and were cut to it; their later turns are not trained on. Raise -SequenceLength to keep them whole.");
         if (cachePath != null) WriteCache(cachePath, trainStream, validationStream);
         return new TokenCorpus(trainStream, validationStream, files, fromCache: false);
     }
@@ -144,59 +157,74 @@ public sealed class TokenCorpus
         }
     }
 
+    /// <summary>
+    /// One document: tokenizer(prompt or text) with its special tokens, then the completion's tokens. The
+    /// first token is context only (it has nothing before it in its document); prompt tokens carry no loss.
+    /// </summary>
     static TokenStream Document(ITextTokenizer tokenizer, string? prompt, string text)
     {
-        var tokens = new List<int> { tokenizer.BosId };
-        var predict = new List<bool> { false };
+        var tokens = new List<int>(tokenizer.EncodeWithSpecialTokens(prompt ?? text));
+        var predict = Enumerable.Repeat(prompt is null, tokens.Count).ToList();
         if (prompt != null)
         {
-            var p = tokenizer.Encode(prompt);
-            tokens.AddRange(p);
-            predict.AddRange(Enumerable.Repeat(false, p.Count));
+            var t = tokenizer.Encode(text);
+            tokens.AddRange(t);
+            predict.AddRange(Enumerable.Repeat(true, t.Count));
         }
-        var t = tokenizer.Encode(text);
-        tokens.AddRange(t);
-        predict.AddRange(Enumerable.Repeat(true, t.Count));
+        if (predict.Count > 0) predict[0] = false;
         return new TokenStream(tokens.ToArray(), predict.ToArray());
     }
 
-    static IEnumerable<TokenStream> Documents(string file, ITextTokenizer tokenizer, Action<string>? log)
+    static TokenStream Conversation(Reading reading, JsonElement record, string where)
     {
-        if (!IsJsonl(file)) { yield return Document(tokenizer, null, ReadText(file, log)); yield break; }
+        var stream = ChatData.Tokenize(reading.Tokenizer, ChatData.ReadMessages(record, where), reading.ChatLoss, where);
+        reading.Conversations++;
+        if (stream.Length <= reading.MaxConversationTokens) return stream;
+        reading.Truncated++;
+        return new TokenStream(stream.Tokens[..reading.MaxConversationTokens], stream.Predict[..reading.MaxConversationTokens]);
+    }
+
+    static IEnumerable<TokenStream> Documents(string file, Reading reading)
+    {
+        var tokenizer = reading.Tokenizer;
+        if (!IsJsonl(file)) { yield return Document(tokenizer, null, ReadText(file, reading.Log)); yield break; }
         int lineNumber = 0, count = 0;
         foreach (var line in File.ReadLines(file))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             string? prompt = null, text;
+            string where = $"'{file}' line {lineNumber}";
+            JsonElement root;
+            try { using var doc = JsonDocument.Parse(line); root = doc.RootElement.Clone(); }
+            catch (JsonException e) { throw LoraShellException.InvalidData("InvalidJsonlLine", $"{where} is not valid JSON: {e.Message}", $"{file}:{lineNumber}"); }
             try
             {
-                using var doc = JsonDocument.Parse(line);
-                var root = doc.RootElement;
                 if (root.ValueKind != JsonValueKind.Object) throw new JsonException("not an object");
-                if (root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String) text = t.GetString()!;
+                if (ChatData.IsConversation(root)) { prompt = null; text = null; }
+                else if (root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String) text = t.GetString()!;
                 else if (root.TryGetProperty("prompt", out var p) && p.ValueKind == JsonValueKind.String
                       && root.TryGetProperty("completion", out var c) && c.ValueKind == JsonValueKind.String)
                 { prompt = p.GetString()!; text = c.GetString()!; }
-                else throw new JsonException("expected {\"text\": …} or {\"prompt\": …, \"completion\": …} with string values");
+                else throw new JsonException("expected {\"text\": …}, {\"prompt\": …, \"completion\": …} with string values, or {\"messages\": […]}");
             }
             catch (JsonException e)
             {
-                throw LoraShellException.InvalidData("InvalidJsonlLine", $"'{file}' line {lineNumber} is not a usable JSONL record: {e.Message}", $"{file}:{lineNumber}");
+                throw LoraShellException.InvalidData("InvalidJsonlLine", $"{where} is not a usable JSONL record: {e.Message}", $"{file}:{lineNumber}");
             }
             count++;
-            yield return Document(tokenizer, prompt, text);
+            yield return text is null ? Conversation(reading, root, where) : Document(tokenizer, prompt, text);
         }
         if (count == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' has no records.", file);
     }
 
-    static string CacheKey(List<string> files, List<string>? validation, double fraction, ITextTokenizer tokenizer)
+    static string CacheKey(List<string> files, List<string>? validation, double fraction, ITextTokenizer tokenizer, string reading)
     {
         using var sha = SHA256.Create();
         void Add(string s) { var b = Encoding.UTF8.GetBytes(s + "\n"); sha.TransformBlock(b, 0, b.Length, null, 0); }
         void AddFile(string f) { using var stream = File.OpenRead(f); Add(Convert.ToHexString(SHA256.HashData(stream))); }
-        Add($"v{CacheVersion}|fraction={fraction:R}|tokenizer-type={tokenizer.GetType().Name}|bos={tokenizer.BosId}");
-        AddFile(tokenizer.Source);
+        Add($"v{CacheVersion}|fraction={fraction:R}|tokenizer-type={tokenizer.GetType().Name}|bos={tokenizer.BosId}|{reading}");
+        foreach (var f in tokenizer.Files) AddFile(f);
         foreach (var f in files) AddFile(f);
         Add("|validation|");
         foreach (var f in validation ?? new List<string>()) AddFile(f);

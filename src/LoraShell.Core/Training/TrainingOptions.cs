@@ -28,9 +28,11 @@ public sealed record TrainingOptions
     public TrainingTask? Task { get; init; }
     public bool IsClassification => Task == TrainingTask.Classification
         || (Task is null && DataPaths.Count > 0 && DataPaths.All(ClassificationData.IsClassificationFile));
-    /// <summary>Text files, folders, wildcards; .jsonl files hold {"text"} or {"prompt","completion"} lines.</summary>
+    /// <summary>Text files, folders, wildcards; .jsonl files hold {"text"}, {"prompt","completion"} or {"messages"} lines.</summary>
     public IReadOnlyList<string> DataPaths { get; init; } = Array.Empty<string>();
     public IReadOnlyList<string>? ValidationPaths { get; init; }
+    /// <summary>For {"messages": …} conversations: the loss on the assistant's tokens only (default) or on every token.</summary>
+    public ChatLoss ChatLoss { get; init; } = ChatLoss.AssistantTurns;
     /// <summary>Share of the data held out for validation when no validation path is given (the last part).</summary>
     public double ValidationFraction { get; init; } = 0.1;
     public int? MaxSteps { get; init; }

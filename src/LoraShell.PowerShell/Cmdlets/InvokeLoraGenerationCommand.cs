@@ -3,11 +3,11 @@ using LoraShell.Core.Inference;
 
 namespace LoraShell.PowerShell;
 
-[Cmdlet(VerbsLifecycle.Invoke, "LoraGeneration")]
+[Cmdlet(VerbsLifecycle.Invoke, "LoraGeneration", DefaultParameterSetName = "Prompt")]
 [OutputType(typeof(string), typeof(GenerationReport))]
 [CmdletHelp(
     "Generates text from a model: greedy, or temperature and top-p sampling.",
-    "Invoke-LoraGeneration encodes BOS plus the prompt, then decodes one token at a time with a key/value cache. -Temperature 0 is greedy (argmax); otherwise logits are divided by the temperature and sampled from the smallest set of tokens whose probability reaches -TopP. -Seed makes sampling reproducible. Generation stops at -MaxTokens, at the model's context length, or when the model emits BOS or EOS. The output is the prompt followed by the generated text; -Detailed returns a LoraShell.GenerationReport with token counts and speed instead.")]
+    "Invoke-LoraGeneration encodes the prompt as the tokenizer does (with its BOS, if it adds one), then decodes one token at a time with a key/value cache. With -Messages it renders the conversation with the model's chat template and the generation prompt (as transformers' apply_chat_template(add_generation_prompt=True)), generates the assistant's reply and outputs only the reply; -TemplateArguments passes template variables such as @{ enable_thinking = $false }. -Temperature 0 is greedy (argmax); otherwise logits are divided by the temperature and sampled from the smallest set of tokens whose probability reaches -TopP. -Seed makes sampling reproducible. Generation stops at -MaxTokens, at the model's context length, or at an end-of-sequence or end-of-turn id (generation_config.json's eos_token_id and the tokenizer's eos_token; llama2.c: BOS or EOS). The output is the prompt followed by the generated text; -Detailed returns a LoraShell.GenerationReport with token counts and speed instead.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Invoke-LoraGeneration -Temperature 0 -MaxTokens 200",
     "Greedy decoding from BOS: reproduces llama2.c's reference output for this model byte for byte.")]
@@ -22,9 +22,15 @@ public sealed class InvokeLoraGenerationCommand : LoraCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model, usually piped from Import-LoraModel.")]
     public LoraModel Model { get; set; } = null!;
 
-    [Parameter(Position = 0, HelpMessage = "Text to continue. Empty (default) starts from BOS alone.")]
+    [Parameter(Position = 0, ParameterSetName = "Prompt", HelpMessage = "Text to continue. Empty (default) starts from BOS alone.")]
     [AllowEmptyString]
     public string Prompt { get; set; } = "";
+
+    [Parameter(Mandatory = true, ParameterSetName = "Chat", HelpMessage = "A conversation (hashtables or objects with role and content) to reply to with the model's chat template.")]
+    public object[]? Messages { get; set; }
+
+    [Parameter(ParameterSetName = "Chat", HelpMessage = "Extra chat-template variables, e.g. @{ enable_thinking = $false }.")]
+    public System.Collections.Hashtable? TemplateArguments { get; set; }
 
     [Parameter(HelpMessage = "Maximum number of tokens to generate (default 128).")]
     [ValidateRange(1, 1_000_000)]
@@ -50,8 +56,12 @@ public sealed class InvokeLoraGenerationCommand : LoraCmdlet
         var result = RunWithProgress($"Generating with {Model.Name}", (report, cancel) =>
         {
             lock (Model.Gate)
-                return Model.Loaded.Generate(options,
-                    new InlineProgress<int>(n => report($"{n} of {MaxTokens} tokens", (double)n / MaxTokens)), cancel);
+            {
+                var progress = new InlineProgress<int>(n => report($"{n} of {MaxTokens} tokens", (double)n / MaxTokens));
+                if (Messages is null) return Model.Loaded.Generate(options, progress, cancel);
+                var extra = TemplateArguments?.Keys.Cast<object>().ToDictionary(k => k.ToString()!, k => ChatMessages.Plain(TemplateArguments[k]), StringComparer.Ordinal);
+                return Model.Loaded.GenerateChat(ChatMessages.From(Messages), options, extra, progress, cancel);
+            }
         });
         if (!Detailed) { WriteObject(result.Text); return; }
         WriteObject(new GenerationReport

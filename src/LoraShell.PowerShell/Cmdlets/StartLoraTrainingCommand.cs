@@ -36,6 +36,9 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "LanguageModeling (next-token loss on text) or Classification (sentence<TAB>label .tsv data, a head on the last token, accuracy); default: Classification when every -DataPath is a .tsv file.")]
     public TrainingTask? Task { get; set; }
 
+    [Parameter(HelpMessage = "For {\"messages\": […]} chat data: the loss on the assistant's replies only (AssistantTurns, default, like TRL's assistant_only_loss) or on every token (AllTokens).")]
+    public ChatLoss ChatLoss { get; set; } = ChatLoss.AssistantTurns;
+
     [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]
     [ValidateRange(1, int.MaxValue)]
     public int? MaxSteps { get; set; }
@@ -126,6 +129,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
         {
             Method = Method,
             Task = Task,
+            ChatLoss = ChatLoss,
             DataPaths = DataPath.Select(ResolveLiteral).ToList(),
             ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
             ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,
