@@ -168,6 +168,39 @@ if (@($memoryBatches).Count) {
     [void]$md.AppendLine()
     [void]$md.AppendLine("Goals, on peak RSS: $($goals -join '; '). The LST paper reports 69% saved by LST and about 26% by LoRA/Adapters against full fine-tuning of T5.")
 }
+# Gradient checkpointing at batch 16 x 256, where activations dominate: the goal is LoRA <= 0.5x Full.
+$ckptRows = @('full-b16', 'lora-b16', 'full-b16-ckpt', 'lora-b16-ckpt') | Where-Object { $results.Contains("train-memory-synthetic50M-$_") }
+if (@($ckptRows).Count -eq 4) {
+    $x = @{}; foreach ($k in $ckptRows) { $x[$k] = $results["train-memory-synthetic50M-$k"].metrics }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## Gradient checkpointing (synthetic 50.5M, batch 16 x 256, fp32): each decoder layer keeps only its input and is recomputed in backward')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| method | checkpointing | peak RSS MiB | model memory MiB | peak / Full without | ms/step |')
+    [void]$md.AppendLine('|---|---|---:|---:|---:|---:|')
+    foreach ($k in $ckptRows) {
+        [void]$md.AppendLine("| $($k -replace '-b16.*$', '') | $(if ($k -like '*-ckpt') { 'yes' } else { 'no' }) | $('{0:N0}' -f $x[$k].peak_mib.median) | $('{0:N0}' -f $x[$k].model_mib.median) | $('{0:N2}' -f ($x[$k].peak_mib.median / $x['full-b16'].peak_mib.median)) | $('{0:N0}' -f $x[$k].ms_per_step.median) |")
+    }
+    $vsFull = $x['lora-b16-ckpt'].peak_mib.median / $x['full-b16'].peak_mib.median
+    $vsFullCkpt = $x['lora-b16-ckpt'].peak_mib.median / $x['full-b16-ckpt'].peak_mib.median
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("Goal, on peak RSS: LoRA with checkpointing <= 0.5x Full: $('{0:N2}' -f $vsFull)x of Full without checkpointing ($(if ($vsFull -le 0.5) { 'pass' } else { 'short' })), $('{0:N2}' -f $vsFullCkpt)x of Full with it ($(if ($vsFullCkpt -le 0.5) { 'pass' } else { 'short' })).")
+}
+# A 1B-class model: TinyLlama-1.1B's shape, LoRA on a float32, bfloat16, int8 or NF4 base.
+$big = @('fp32', 'bf16', 'int8', 'nf4' | ForEach-Object { $_, "$_-ckpt" } | Where-Object { $results.Contains("train-tinyllama1b-lora-$_") })
+if ($big.Count) {
+    $first = $results["train-tinyllama1b-lora-$($big[0])"]
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("## A 1B-class model on this machine: LoRA on TinyLlama-1.1B's shape ($($first.settings.parameters) parameters, random weights loaded from a bfloat16 Hugging Face folder; $($first.settings.run))")
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('Model MiB is what the weights occupy in memory (quantized projections with their scales); loading peak is the process''s peak RSS while loading, less the runtime; training peak the same during training; the estimate is Measure-LoraMemory''s figure for the same run.')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| base | checkpointing | model MiB | loading peak MiB | training peak MiB | estimate MiB | estimate / measured | s/step | load s |')
+    [void]$md.AppendLine('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+    foreach ($k in $big) {
+        $m = $results["train-tinyllama1b-lora-$k"].metrics
+        [void]$md.AppendLine("| $($results["train-tinyllama1b-lora-$k"].settings.base) | $(if ($k -like '*-ckpt') { 'yes' } else { 'no' }) | $('{0:N0}' -f $m.model_mib.median) | $('{0:N0}' -f $m.load_peak_mib.median) | $('{0:N0}' -f $m.training_peak_mib.median) | $('{0:N0}' -f $m.estimate_mib.median) | $('{0:N2}' -f $m.estimate_over_measured.median) | $('{0:N1}' -f ($m.ms_per_step.median / 1000)) | $('{0:N1}' -f $m.load_s.median) |")
+    }
+}
 if ($results.Contains('svd-sweep-stories260K')) {
     $x = $results['svd-sweep-stories260K'].metrics
     [void]$md.AppendLine()

@@ -40,6 +40,39 @@ static class BenchModels
         return model;
     }
 
+    /// <summary>TinyLlama-1.1B's shape (1,100,048,384 parameters); quick: a tiny stand-in with the same features.</summary>
+    public static ModelConfig TinyLlamaShape(bool quick) => quick
+        ? new() { HiddenSize = 128, IntermediateSize = 352, NumHiddenLayers = 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, VocabSize = 32000, MaxPositionEmbeddings = 2048, RmsNormEps = 1e-5 }
+        : new() { HiddenSize = 2048, IntermediateSize = 5632, NumHiddenLayers = 22, NumAttentionHeads = 32, NumKeyValueHeads = 4, VocabSize = 32000, MaxPositionEmbeddings = 2048, RmsNormEps = 1e-5, RopeTheta = 10000 };
+
+    /// <summary>
+    /// A Hugging Face folder holding a random TinyLlama-shaped model in bfloat16 (2.2 GB; generated on
+    /// first use under out/bench-models, never committed), so the scenarios measure loading from disk as
+    /// a user's model would load. Written beside its final name and renamed, so an interrupted run leaves
+    /// nothing a later one would trust.
+    /// </summary>
+    public static string TinyLlamaFolder(bool quick)
+    {
+        string folder = Path.Combine(RepoRoot(), "out", "bench-models", quick ? "tinyllama-shape-quick" : "tinyllama-1.1b-shape");
+        if (File.Exists(Path.Combine(folder, "config.json"))) return folder;
+        string partial = folder + ".partial";
+        if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+        manual_seed(0);
+        using (var model = new CausalLM(TinyLlamaShape(quick), new WeightFormat { DType = ScalarType.BFloat16 }))
+            HuggingFaceWriter.Save(model, partial, overwrite: true);
+        Directory.Move(partial, folder);
+        LoraShell.Core.IO.NativeMemory.ReleaseManagedGarbage();
+        LoraShell.Core.IO.NativeMemory.Trim();
+        return folder;
+    }
+
+    static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "LoraShell.sln"))) return dir.FullName;
+        throw new InvalidOperationException($"No LoraShell.sln above {AppContext.BaseDirectory}.");
+    }
+
     public static string SharedRoot() => LoraShell.Core.Experiments.ExperimentSetup.FindShared(AppContext.BaseDirectory);
 
     public static CausalLM Load(string name)

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace LoraShell.Bench;
 
 /// <summary>Each scenario measures one thing in this process and returns its numbers.</summary>
-static class Scenarios
+static partial class Scenarios
 {
     public static readonly IReadOnlyDictionary<string, Func<bool, BenchResult>> All = new Dictionary<string, Func<bool, BenchResult>>
     {
@@ -34,11 +34,22 @@ static class Scenarios
         ["train-memory-synthetic50M-full-b16"] = quick => TrainMemory("full", 16, quick),
         ["train-memory-synthetic50M-lora-b16"] = quick => TrainMemory("lora", 16, quick),
         ["train-memory-synthetic50M-ladder-b16"] = quick => TrainMemory("ladder", 16, quick),
+        ["train-memory-synthetic50M-full-b16-ckpt"] = quick => TrainMemory("full", 16, quick, checkpointing: true),
+        ["train-memory-synthetic50M-lora-b16-ckpt"] = quick => TrainMemory("lora", 16, quick, checkpointing: true),
+        ["train-tinyllama1b-lora-fp32"] = quick => TrainBigLora("fp32", false, quick),
+        ["train-tinyllama1b-lora-fp32-ckpt"] = quick => TrainBigLora("fp32", true, quick),
+        ["train-tinyllama1b-lora-bf16"] = quick => TrainBigLora("bf16", false, quick),
+        ["train-tinyllama1b-lora-bf16-ckpt"] = quick => TrainBigLora("bf16", true, quick),
+        ["train-tinyllama1b-lora-int8"] = quick => TrainBigLora("int8", false, quick),
+        ["train-tinyllama1b-lora-int8-ckpt"] = quick => TrainBigLora("int8", true, quick),
+        ["train-tinyllama1b-lora-nf4"] = quick => TrainBigLora("nf4", false, quick),
+        ["train-tinyllama1b-lora-nf4-ckpt"] = quick => TrainBigLora("nf4", true, quick),
         ["lora-step-vs-pytorch-stories260K"] = quick => PeerStep("stories260K", quick),
         ["lora-step-vs-pytorch-synthetic50M"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick),
         ["svd-sweep-stories260K"] = SvdSweep,
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
+        ["svd-delta-qwen2-1.5b-sharded-bf16"] = SvdDeltaSharded,
     };
 
     /// <summary>
@@ -48,7 +59,7 @@ static class Scenarios
     /// and "model_mib" the peak less what the process held before the model existed (runtime, libtorch,
     /// JIT): weights + training state + activations, the quantity a GPU's allocator would report.
     /// </summary>
-    static BenchResult TrainMemory(string method, int batch, bool quick)
+    static BenchResult TrainMemory(string method, int batch, bool quick, bool checkpointing = false)
     {
         string shared = BenchModels.SharedRoot();
         LoraShell.Core.IO.NativeMemory.MapLargeAllocations();
@@ -66,10 +77,11 @@ static class Scenarios
             DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = quick ? 2 : 6,
             BatchSize = quick ? 2 : batch, SequenceLength = quick ? 32 : 256, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
             TrimMemoryEachStep = true, // peak RSS of live memory, not the allocator's high-water mark
+            GradientCheckpointing = checkpointing,
             Ladder = new LoraShell.Core.SideTuning.LadderConfig { ReductionFactor = 8 },
         };
         var t = LoraShell.Core.Training.Trainer.Run(loaded, options);
-        var r = new BenchResult { Scenario = $"train-memory-synthetic50M-{method}{(batch == 4 ? "" : $"-b{batch}")}" };
+        var r = new BenchResult { Scenario = $"train-memory-synthetic50M-{method}{(batch == 4 ? "" : $"-b{batch}")}{(checkpointing ? "-ckpt" : "")}" };
         r.Metrics["peak_mib"] = t.PeakMemoryMiB;
         r.Metrics["runtime_mib"] = runtimeMiB;
         r.Metrics["model_mib"] = t.PeakMemoryMiB - runtimeMiB;
@@ -81,7 +93,7 @@ static class Scenarios
                 r.Metrics[line.StartsWith("RssAnon:") ? "end_anon_mib" : "end_file_mib"] = double.Parse(line.Split(':')[1].Trim().Split(' ')[0]) / 1024;
         r.Metrics["ms_per_step"] = t.MillisecondsPerStep;
         r.Metrics["trainable_params"] = t.TrainableParameters;
-        r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize} x seq {options.SequenceLength}, {(quick ? "stories260K" : "synthetic50M")}";
+        r.Settings["run"] = $"{t.Steps} steps, batch {options.BatchSize} x seq {options.SequenceLength}, {(quick ? "stories260K" : "synthetic50M")}{(checkpointing ? ", gradient checkpointing" : "")}";
         return r;
     }
 

@@ -1,5 +1,6 @@
 using LoraShell.Core.Memory;
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Quantization;
 using LoraShell.Core.Session;
 using LoraShell.Core.SideTuning;
 using LoraShell.Core.Training;
@@ -98,6 +99,7 @@ public sealed class MemoryMeasurementCollection { }
 
 /// <summary>The estimator against the peak RSS of real training runs; alone, so no other test's tensors are counted.</summary>
 [Collection(nameof(MemoryMeasurementCollection))]
+[Trait("Category", "MemoryMeasurement")] // tests/run.sh runs each in a process of its own
 public class MemoryEstimatorMeasuredTests
 {
     static readonly ModelConfig Synthetic = new()
@@ -106,13 +108,54 @@ public class MemoryEstimatorMeasuredTests
         VocabSize = 32000, MaxPositionEmbeddings = 512, RmsNormEps = 1e-5, TieWordEmbeddings = true,
     };
 
-    [Theory]
-    [InlineData(TrainingMethod.Full)]
-    [InlineData(TrainingMethod.Lora)]
-    [InlineData(TrainingMethod.Ladder)]
-    public void Estimate_is_within_25_percent_of_a_measured_training_run(TrainingMethod method)
+    /// <summary>The synthetic model's random weights as an HF folder, written once, so quantized runs load (and quantize) them as users do.</summary>
+    // One fact per configuration, so tests/run.sh can measure each in a process of its own: what an
+    // earlier measurement leaves resident (libtorch's kernel caches, freed memory the allocator keeps) moves
+    // a later baseline by up to 60 MiB, which is 10% of the smallest peak here.
+    [Fact] public void Full() => Compare(TrainingMethod.Full, false, BaseQuantization.None, batch: 16, tolerance: 0.10);
+    [Fact] public void Lora() => Compare(TrainingMethod.Lora, false, BaseQuantization.None, batch: 16, tolerance: 0.10);
+    [Fact] public void Full_with_checkpointing() => Compare(TrainingMethod.Full, true, BaseQuantization.None, batch: 16, tolerance: 0.10);
+    // Measured alone, LoRA with checkpointing peaks ~70 MiB above the estimate (0.875-0.89; after another
+    // measurement in the same process 0.99): about one hidden state per layer, what TorchSharp's custom
+    // function keeps as an unwritten output template per checkpointed layer, which should not be resident
+    // on CPU. Not explained yet (bench/NOTES.md), so held to 15%.
+    [Fact] public void Lora_with_checkpointing() => Compare(TrainingMethod.Lora, true, BaseQuantization.None, batch: 16, tolerance: 0.15);
+    [Fact] public void Lora_on_an_Nf4_base() => Compare(TrainingMethod.Lora, false, BaseQuantization.Nf4, batch: 16, tolerance: 0.10);
+    [Fact] public void Lora_on_an_Int8_base() => Compare(TrainingMethod.Lora, false, BaseQuantization.Int8, batch: 16, tolerance: 0.10);
+
+    // Ladder's estimate counts the no-grad backbone's block intermediates in full: 0.96 of the measured
+    // peak at batch 8, 1.16 at batch 16 (bench/NOTES.md); held to the older 25% here.
+    [Fact] public void Ladder() => Compare(TrainingMethod.Ladder, false, BaseQuantization.None, batch: 8, tolerance: 0.25);
+
+    static string Saved(ModelConfig config, string folder)
     {
-        const int batch = 8, sequence = 256; // activations well above the allocator's noise (tens of MiB between runs)
+        TorchSharp.torch.manual_seed(0);
+        using var model = new CausalLM(config);
+        HuggingFaceWriter.Save(model, folder, overwrite: true);
+        return folder;
+    }
+
+    static void Train(string folder, TrainingMethod method, bool checkpointing, BaseQuantization quantization, int batch, int sequence)
+    {
+        using var loaded = new LoadedModel(HuggingFaceLoader.Load(folder, new WeightFormat { Quantization = quantization }), Tokenizers.Llama2cTokenizer.Load(SharedData.Tok512), "warm-up", "test");
+        if (method == TrainingMethod.Lora)
+            loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+        Trainer.Run(loaded, new TrainingOptions
+        {
+            Method = method, DataPaths = new[] { SharedData.TinyShakespeare }, MaxSteps = 1, BatchSize = batch, SequenceLength = sequence,
+            LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1, TrimMemoryEachStep = true, GradientCheckpointing = checkpointing,
+        });
+    }
+
+    static void Compare(TrainingMethod method, bool checkpointing, BaseQuantization quantization, int batch, double tolerance)
+    {
+        const int sequence = 256; // at batch 16, activations well above the allocator's noise (tens of MiB between runs)
+        using var dir = new TempFolder();
+        string? folder = quantization == BaseQuantization.None ? null : Saved(Synthetic, Path.Combine(dir.Path, "synthetic"));
+        // The same run on a tiny model first: the libtorch code and the kernels' caches the run touches are
+        // then resident before the baseline (in a fresh process they added ~100 MiB to what was "measured").
+        Train(Saved(Synthetic with { HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 8, NumKeyValueHeads = 8 }, Path.Combine(dir.Path, "tiny")),
+            method, checkpointing, quantization, batch: 2, sequence: 32);
         // The baseline must not hold what earlier tests in this process left behind: their managed garbage
         // (the trainer collects it after loading data) and freed native memory the allocator kept resident,
         // which the weights could otherwise reuse without RSS growing. Large tensors get fresh mappings.
@@ -121,21 +164,27 @@ public class MemoryEstimatorMeasuredTests
         IO.NativeMemory.Trim();
         double baseline = MemoryMeter.CurrentMiB;
         TorchSharp.torch.manual_seed(0);
-        using var model = new CausalLM(Synthetic);
+        using var model = folder is null ? new CausalLM(Synthetic) : HuggingFaceLoader.Load(folder, new WeightFormat { Quantization = quantization });
         var loaded = new LoadedModel(model, Tokenizers.Llama2cTokenizer.Load(SharedData.Tok512), "synthetic", "test");
         if (method == TrainingMethod.Lora)
             loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+        double weights = model.WeightBytes;
         var result = Trainer.Run(loaded, new TrainingOptions
         {
             Method = method, DataPaths = new[] { SharedData.TinyShakespeare }, MaxSteps = 3, BatchSize = batch, SequenceLength = sequence,
-            LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1, TrimMemoryEachStep = true,
+            LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1, TrimMemoryEachStep = true, GradientCheckpointing = checkpointing,
         });
         double measured = (result.PeakMemoryMiB - baseline) * 1024 * 1024;
         var estimate = MemoryEstimator.Estimate(Synthetic, new MemoryEstimateOptions
         {
             Method = method, BatchSize = batch, SequenceLength = sequence, LossChunkTokens = ChunkedCrossEntropy.RowsPerChunk(Synthetic.VocabSize),
+            ActivationCheckpointing = checkpointing, Quantization = quantization,
         });
+        // The weights the estimator counts (frozen ones in their storage, trainable working copies) are those the model holds.
+        Assert.True(Math.Abs(estimate.WeightBytes / weights - 1) < 0.02, $"weights: estimate {estimate.WeightBytes / 1048576:F1} MiB, model {weights / 1048576:F1} MiB");
         double ratio = estimate.TotalBytes / measured;
-        Assert.True(ratio is > 0.75 and < 1.25, $"{method}: estimate {estimate.TotalBytes / 1048576:F0} MiB, measured {measured / 1048576:F0} MiB (ratio {ratio:F2})");
+        string what = $"{method}{(checkpointing ? " with checkpointing" : "")}{(quantization != BaseQuantization.None ? $" on a {quantization} base" : "")}";
+        Console.WriteLine($"memory {what}: estimate {estimate.TotalBytes / 1048576:F0} MiB, measured {measured / 1048576:F0} MiB, ratio {ratio:F3}");
+        Assert.True(Math.Abs(ratio - 1) < tolerance, $"{what}: estimate {estimate.TotalBytes / 1048576:F0} MiB, measured {measured / 1048576:F0} MiB (ratio {ratio:F2})");
     }
 }

@@ -66,6 +66,10 @@ public sealed class LoraAdapterSet
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'. Choose another -Name or remove it first.", name);
         var plan = Plan(config);
+        if (config.Init == LoraInit.Pissa && _model.QuantizedProjections().Any())
+            throw LoraShellException.InvalidArgument("PissaOnQuantizedBase",
+                $"PiSSA moves the principal part of each weight into the adapter and leaves the residual as the base, but this base is stored {_model.Format.Quantization}: " +
+                "the residual would have to be quantized again (more rounding than the base had). Use the default initialization on a quantized base, or import it without -Quantization for PiSSA.", config.Init);
         if (seed is long s) manual_seed(s);
         var slots = _model.LinearSlots().ToDictionary(x => x.Path);
         foreach (var item in plan)

@@ -172,6 +172,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
     /// <summary>Subtracts every merged adapter again, last merged first.</summary>
     public void Unmerge()
     {
+        // A quantized base kept its codes while merged: dropping the dense weight restores it exactly,
+        // where subtracting the deltas again would leave the dense weight (and its rounding) in place.
+        if (base_layer is Models.Blocks.QuantizedProjection quantized) { quantized.DropDense(); _merged.Clear(); return; }
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         for (int i = _merged.Count - 1; i >= 0; i--)

@@ -11,6 +11,9 @@ public sealed record MemoryEstimate
     public string Model { get; init; } = "";
     public TrainingMethod Method { get; init; }
     public TrainingPrecision Precision { get; init; }
+    /// <summary>How the frozen decoder projections are stored (None: dense in the precision's dtype).</summary>
+    public Models.Quantization.BaseQuantization Quantization { get; init; }
+    public bool DoubleQuant { get; init; }
     public long Parameters { get; init; }
     public long TrainableParameters { get; init; }
     public int BatchSize { get; init; }
@@ -26,8 +29,18 @@ public sealed record MemoryEstimate
     /// <summary>Activations kept for backward for one micro-batch, plus the loss's logits buffers.</summary>
     public double ActivationBytes { get; init; }
 
-    /// <summary>Everything on one device: weights + gradients + optimizer + activations.</summary>
-    public double TotalBytes => WeightBytes + GradientBytes + OptimizerBytes + ActivationBytes;
+    /// <summary>
+    /// Gradients that exist when activations peak (the start of backward, or the recomputation of the
+    /// first layer with checkpointing): backward produces a layer's gradients only after the layers above
+    /// it have run, and the trainer frees them after every step.
+    /// </summary>
+    public double GradientBytesAtPeak { get; init; }
+
+    /// <summary>
+    /// The peak on one device: weights and optimizer states, plus the larger of all gradients (just before
+    /// the optimizer step) and the activations with the gradients that exist beside them.
+    /// </summary>
+    public double TotalBytes => WeightBytes + OptimizerBytes + Math.Max(GradientBytes, GradientBytesAtPeak + ActivationBytes);
     public double StateBytes => WeightBytes + GradientBytes + OptimizerBytes;
 
     public double GpuMemoryGB { get; init; }

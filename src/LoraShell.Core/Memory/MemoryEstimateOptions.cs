@@ -7,6 +7,15 @@ public sealed record MemoryEstimateOptions
 {
     public TrainingMethod Method { get; init; } = TrainingMethod.Lora;
     public TrainingPrecision Precision { get; init; } = TrainingPrecision.Fp32;
+
+    /// <summary>
+    /// How the frozen decoder projections are stored (Lora and Ladder); the rest stays in the precision's
+    /// dtype. <see cref="TrainingPrecision.Int8Base"/> and <see cref="TrainingPrecision.Int4Base"/> imply Int8 and Nf4.
+    /// </summary>
+    public Models.Quantization.BaseQuantization Quantization { get; init; }
+
+    /// <summary>NF4's absmax values quantized to 8 bits too (blocks of 256 with a float32 absmax each).</summary>
+    public bool DoubleQuant { get; init; }
     public int BatchSize { get; init; } = 1;
     public int SequenceLength { get; init; } = 2048;
 

@@ -30,14 +30,46 @@ public static class MemoryEstimator
 
         // Frozen weights: quantised formats apply to the decoder's Linear weights only; embeddings,
         // LM head and norms stay in the compute dtype, as bitsandbytes leaves them.
-        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : o.Precision switch
-        {
-            TrainingPrecision.Fp32 => 4.0 * total,
-            TrainingPrecision.Bf16Mixed => 2.0 * total,
-            TrainingPrecision.Int8Base => 1.0 * linear + 2.0 * (total - linear),
-            _ => (0.5 + 4.0 / 64) * linear + 2.0 * (total - linear),
-        };
-        return Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act));
+        double dense = o.Precision == TrainingPrecision.Fp32 ? 4 : 2;
+        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : QuantizedBytesPerWeight(c, o, dense) * linear + dense * (total - linear);
+        var sized = Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act) + DequantizationBytes(c, o, act));
+        return sized with { GradientBytesAtPeak = sized.GradientBytes * GradientShareAtPeak(c, o, trainable) };
+    }
+
+    /// <summary>The quantization in effect: the option, or the one a legacy precision implies.</summary>
+    public static Models.Quantization.BaseQuantization QuantizationOf(MemoryEstimateOptions o) => o.Precision switch
+    {
+        TrainingPrecision.Int8Base => Models.Quantization.BaseQuantization.Int8,
+        TrainingPrecision.Int4Base => Models.Quantization.BaseQuantization.Nf4,
+        _ => o.Quantization,
+    };
+
+    /// <summary>
+    /// Bytes per frozen projection weight: dense, int8 with one float32 scale per output row, or NF4's
+    /// half byte with one float32 absmax per 64 weights (double quantization: one byte per 64, plus a
+    /// float32 per 64 · 256).
+    /// </summary>
+    static double QuantizedBytesPerWeight(ModelConfig c, MemoryEstimateOptions o, double dense) => QuantizationOf(o) switch
+    {
+        Models.Quantization.BaseQuantization.Int8 => 1.0 + 4.0 / c.HiddenSize,
+        Models.Quantization.BaseQuantization.Nf4 => 0.5 + (o.DoubleQuant ? 1.0 / 64 + 4.0 / (64 * 256) : 4.0 / 64),
+        _ => dense,
+    };
+
+    /// <summary>
+    /// Share of the gradients that exist when activations peak. Without checkpointing the peak is the
+    /// start of backward, after the loss: only the output head's gradient (the tied embedding's) exists.
+    /// With checkpointing it is the recomputation of the first layer, when every gradient but the token
+    /// embedding's (if not tied to the head) exists. LoRA's and the side network's gradients are small
+    /// and counted whole.
+    /// </summary>
+    static double GradientShareAtPeak(ModelConfig c, MemoryEstimateOptions o, long trainable)
+    {
+        if (o.Method != TrainingMethod.Full) return 1;
+        double head = (double)c.VocabSize * c.HiddenSize + c.HiddenSize; // head (or tied embedding) and final norm
+        if (!o.ActivationCheckpointing) return head / trainable;
+        double embedding = c.TieWordEmbeddings ? 0 : (double)c.VocabSize * c.HiddenSize;
+        return (trainable - embedding) / trainable;
     }
 
     /// <summary>
@@ -65,7 +97,9 @@ public static class MemoryEstimator
         bool mixed = o.Precision != TrainingPrecision.Fp32;
         var estimate = new MemoryEstimate
         {
-            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = total, TrainableParameters = trainable,
+            Model = modelName, Method = o.Method, Precision = o.Precision, Parameters = total,
+            Quantization = o.Method == TrainingMethod.Full ? Models.Quantization.BaseQuantization.None : QuantizationOf(o),
+            DoubleQuant = o.DoubleQuant && QuantizationOf(o) == Models.Quantization.BaseQuantization.Nf4, TrainableParameters = trainable,
             BatchSize = o.BatchSize, SequenceLength = o.SequenceLength, ActivationCheckpointing = o.ActivationCheckpointing,
             WeightBytes = frozenBytes + (mixed ? 2 : 4) * (double)trainable,
             GradientBytes = (mixed ? 2 + 4 : 4) * (double)trainable,
@@ -92,8 +126,8 @@ public static class MemoryEstimator
 
     /// <summary>
     /// Activation elements kept for backward per micro-batch. Per token, a Llama block keeps: the input
-    /// and the normed output of each RMSNorm (2h twice), q before and after RoPE plus the rotated half
-    /// (3h), the same for k (3·kv), v (kv), the attention output and its contiguous copy for o_proj (2h),
+    /// and the normed output of each RMSNorm (2h twice), q and k after RoPE (h + kv: multiplying by the
+    /// constant cos and sin tables keeps only the tables), v (kv), the attention output and its contiguous copy for o_proj (2h),
     /// and in the MLP gate, up, silu(gate) and their product (4·i); a plain MLP (GPT-2) keeps its input
     /// projection and activation (2·i), and learned positions rotate nothing (q, k once each). The
     /// residual additions keep nothing (their sums are the next norm's input, counted there).
@@ -116,17 +150,27 @@ public static class MemoryEstimator
         }
         double lora = o.Method == TrainingMethod.Lora ? AdaptedPerLayer(c, o.LoraTargets) * (double)o.LoraRank : 0; // A·x per target
         double block = BlockElements(c, o) + lora;
+        // With checkpointing each layer keeps its input, and one layer is recomputed at a time. (TorchSharp's
+        // custom-function node also allocates a tensor shaped like each layer's output and never writes it:
+        // no resident memory on CPU, another h per layer and token on CUDA.)
         double layers = o.ActivationCheckpointing
-            ? c.NumHiddenLayers * (double)c.HiddenSize + block      // each layer's input, and one layer recomputed
+            ? c.NumHiddenLayers * (double)c.HiddenSize + block
             : c.NumHiddenLayers * block;
-        return tokens * (layers + 2.0 * c.HiddenSize);              // final norm's input and output
+        return tokens * (layers + 2.0 * c.HiddenSize + BackwardWorkspace(c)); // final norm's input and output
     }
+
+    /// <summary>
+    /// Gradients alive at once inside one block's backward, on top of what the block keeps: the MLP's
+    /// intermediate gradients (gate, up and their product, 3·i; a plain MLP 2·i) and the gradients of the
+    /// block's output and input (2h).
+    /// </summary>
+    static double BackwardWorkspace(ModelConfig c)
+        => (c.Family.Layout.GatedFeedForward ? 3.0 : 2.0) * c.IntermediateSize + 2.0 * c.HiddenSize;
 
     static double BlockElements(ModelConfig c, MemoryEstimateOptions o)
     {
         double h = c.HiddenSize, q = (double)c.NumAttentionHeads * c.HeadDim, kv = c.KeyValueDim, i = c.IntermediateSize;
-        double rotated = c.RotaryDim > 0 ? 3 : 1; // before and after RoPE plus the rotated half
-        double attention = 2 * h + rotated * q + rotated * kv + kv + 2 * q;
+        double attention = 2 * h + q + kv + kv + 2 * q;
         double mlp = 2 * h + (c.Family.Layout.GatedFeedForward ? 4 : 2) * i;
         double scores = o.EagerAttention ? 2.0 * c.NumAttentionHeads * o.SequenceLength : 0; // scores and probabilities per query
         return attention + mlp + scores;
@@ -146,6 +190,24 @@ public static class MemoryEstimator
         double cut = o.LossChunkTokens is null ? 0 : 2 * tokens * c.HiddenSize * act;
         double perLogit = o.FusedCrossEntropy ? 2 * act : o.LossChunkTokens is not null ? (act >= 4 ? 4 : 2 * act + 4) : act + 4 + 4;
         return held * c.VocabSize * perLogit + cut;
+    }
+
+    /// <summary>
+    /// A quantized projection is dequantized for each matmul (forward, and again in backward) and dropped
+    /// after it: the largest one's temporaries are part of the peak. NF4: a 2-byte lookup index and the
+    /// float32 values per weight; int8: the float32 values; plus the copy in a 16-bit compute dtype.
+    /// </summary>
+    static double DequantizationBytes(ModelConfig c, MemoryEstimateOptions o, double act)
+    {
+        if (o.Method == TrainingMethod.Full) return 0;
+        double perWeight = QuantizationOf(o) switch
+        {
+            Models.Quantization.BaseQuantization.Nf4 => 2 + 4,
+            Models.Quantization.BaseQuantization.Int8 => 4,
+            _ => 0,
+        };
+        if (perWeight == 0) return 0;
+        return LayerProjections(c).Max(p => (double)p.In * p.Out) * (perWeight + (act < 4 ? act : 0));
     }
 
     static LadderConfig Ladder(ModelConfig c, MemoryEstimateOptions o)

@@ -19,16 +19,20 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     readonly Decoder _decoder;
     readonly Linear? _head;
 
-    public CausalLM(ModelConfig config) : base(config.Family.Architecture)
+    /// <param name="format">dtype and quantization of the weights (default: float32, dense, randomly initialised)</param>
+    public CausalLM(ModelConfig config, WeightFormat? format = null) : base(config.Family.Architecture)
     {
         config.Validate("model construction");
+        format ??= WeightFormat.Default;
+        format.Validate();
         Config = config;
         Family = config.Family;
-        _decoder = new Decoder(config);
+        Format = format;
+        _decoder = new Decoder(config, format);
         register_module(Family.Layout.Backbone, _decoder);
         if (!config.TieWordEmbeddings)
         {
-            _head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+            _head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, dtype: format.DType);
             register_module(FamilyLayout.Head, _head);
         }
     }
@@ -39,6 +43,8 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
 
     public ModelConfig Config { get; }
     public ModelFamily Family { get; }
+    /// <summary>How the weights were built: dtype and quantization of the decoder's projections.</summary>
+    public WeightFormat Format { get; }
     /// <summary>The backbone: embeddings, layers, final norm.</summary>
     public Decoder Decoder => _decoder;
     public Device Device => _decoder.Embedding.weight!.device;
@@ -56,6 +62,16 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
 
     public KvCache NewCache() => new(Config.NumHiddenLayers);
+
+    /// <summary>The quantized projections (empty for a dense model).</summary>
+    public IEnumerable<QuantizedProjection> QuantizedProjections()
+        => LinearSlots().Select(s => ProjectionSlots.BaseOf(s.Module)).OfType<QuantizedProjection>();
+
+    /// <summary>Weights counted as the model has them: parameters plus the weights held quantized.</summary>
+    public long WeightCount => parameters().Sum(p => p.numel()) + QuantizedProjections().Where(q => q.IsQuantized).Sum(q => q.InFeatures * q.OutFeatures);
+
+    /// <summary>Bytes the weights take: parameters at their element size plus quantized codes and statistics.</summary>
+    public long WeightBytes => parameters().Sum(p => p.numel() * p.element_size()) + QuantizedProjections().Sum(q => q.QuantizedBytes);
 
     /// <summary>Every projection inside the decoder layers (not the output head), in layer order.</summary>
     public IEnumerable<LinearSlot> LinearSlots()

@@ -23,7 +23,9 @@ public static class HuggingFaceLoader
         return ModelConfig.FromJson(File.ReadAllText(configPath), configPath);
     }
 
-    public static CausalLM Load(string folder)
+    /// <param name="format">dtype and quantization to build the model in (default float32): tensors are
+    /// converted or quantized as they are read, so a bf16 or quantized model never exists in float32</param>
+    public static CausalLM Load(string folder, WeightFormat? format = null)
     {
         string full = Path.GetFullPath(folder);
         if (!Directory.Exists(full)) throw LoraShellException.NotFound("ModelFolderNotFound", $"Model folder '{full}' does not exist.", full);
@@ -41,7 +43,7 @@ public static class HuggingFaceLoader
         var shapes = stored.ToDictionary(p => p.Key, p => checkpoint.Entry(p.Value).Shape);
         CheckLayerCount(config, shapes.Keys, full);
         StateDictLoader.Check(config.Family.Tensors(config), shapes, full);
-        var model = new CausalLM(config);
+        var model = new CausalLM(config, (format ?? WeightFormat.Default) with { Initialize = false });
         try { StateDictLoader.Load(model, full, shapes, name => checkpoint.Read(stored[name])); }
         catch { model.Dispose(); throw; }
         return model;

@@ -14,6 +14,7 @@ public static class HuggingFaceWriter
     public static void WriteInto(CausalLM model, string folder, IEnumerable<string>? extraFiles = null)
     {
         File.WriteAllText(Path.Combine(folder, HuggingFaceLoader.ConfigFileName), model.Config.ToJson(TorchDTypeName(model.DType)));
+        using var scope = NewDisposeScope(); // the dequantized weights of a quantized model die here
         var tensors = HuggingFaceStateDict(model).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
         SafetensorsWriter.Write(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName), tensors, SafetensorsHeader.PyTorchMetadata);
         foreach (var file in extraFiles ?? Enumerable.Empty<string>())
@@ -27,11 +28,26 @@ public static class HuggingFaceWriter
     /// <summary>
     /// The model's weights under plain HF names: a LoRA-wrapped layer contributes its base weight
     /// (with whatever adapters are merged into it) as <c>PATH.weight</c>; adapter factors are left out.
+    /// A quantized projection contributes its dequantized weight in the model's dtype and the file layout
+    /// (GPT-2's Conv1D: [in, out]), so the folder is an ordinary float checkpoint.
     /// </summary>
     public static IEnumerable<KeyValuePair<string, Tensor>> HuggingFaceStateDict(CausalLM model)
-        => model.state_dict()
+    {
+        // A quantized projection is written from its weight as it computes now (dequantized, or merged and
+        // dense) in the file's layout; a merged one's dense [out, in] parameter is left out of the plain
+        // state dict, where it would be written without GPT-2's transposition.
+        var quantized = model.named_modules()
+            .Where(m => m.module is Blocks.QuantizedProjection)
+            .Select(m => (Path: m.name.Replace(".base_layer", ""), Layer: (Blocks.QuantizedProjection)m.module))
+            .ToList();
+        var quantizedWeights = quantized.Select(m => $"{m.Path}.weight").ToHashSet(StringComparer.Ordinal);
+        var dense = model.state_dict()
             .Where(p => !p.Key.Contains(".lora_A.") && !p.Key.Contains(".lora_B."))
-            .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), p.Value));
+            .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), p.Value))
+            .Where(p => !quantizedWeights.Contains(p.Key));
+        var written = quantized.Select(m => KeyValuePair.Create($"{m.Path}.weight", m.Layer.FileTransposed ? m.Layer.Dequantized().t().contiguous() : m.Layer.Dequantized()));
+        return dense.Concat(written).OrderBy(p => p.Key, StringComparer.Ordinal);
+    }
 
     public static string TorchDTypeName(ScalarType type) => type switch
     {

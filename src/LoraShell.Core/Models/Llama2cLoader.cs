@@ -14,13 +14,13 @@ public static class Llama2cLoader
     const int V1HeaderBytes = 256;
     const int LegacyHeaderBytes = 7 * 4;
 
-    public static CausalLM Load(string path)
+    public static CausalLM Load(string path, WeightFormat? format = null)
     {
         string full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw LoraShellException.NotFound("ModelFileNotFound", $"Model file '{full}' does not exist.", full);
         using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         var (config, layout) = ReadHeader(full, stream);
-        var model = new CausalLM(config);
+        var model = new CausalLM(config, (format ?? WeightFormat.Default) with { Initialize = false });
         try
         {
             var tensors = ReadWeights(full, stream, config, layout);

@@ -38,18 +38,35 @@ public static class StateDictLoader
     public static void Load(nn.Module module, string source, IReadOnlyDictionary<string, long[]> available,
         Func<string, Tensor> read, ISet<string>? ignore = null)
     {
-        var targets = module.state_dict();
+        var targets = Targets(module);
         var offered = ignore is null ? available : available.Where(p => !ignore.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value);
-        Check(targets.Select(t => new TensorSpec(t.Key, t.Value.shape)), offered, source);
+        Check(targets.Select(t => new TensorSpec(t.Key, t.Value.Shape)), offered, source);
         using var _ = no_grad();
         foreach (var (name, target) in targets)
         {
-            using var value = read(name);
+            // One tensor at a time, converted (or quantized) into its place: the peak is the model plus one
+            // tensor. The scope also frees the finiteness check's temporaries now: left to the GC they held
+            // a byte per weight until a collection, 1 GB more than the model for a 1B checkpoint.
+            using var scope = NewDisposeScope();
+            var value = read(name);
             // A NaN or Inf weight makes every output NaN, with no word of why: refuse it where it is.
             if (value.is_floating_point() && !value.isfinite().all().item<bool>())
                 throw LoraShellException.InvalidData("NonFiniteWeights", $"Tensor '{name}' in '{source}' holds NaN or Inf values; the model would only produce NaN.", name);
-            target.copy_(value);
+            target.Write(value);
         }
+    }
+
+    /// <summary>
+    /// Where each named tensor of a checkpoint goes: the module's parameters and buffers, plus the weight of
+    /// every quantized projection (held as codes, not as a parameter), which is quantized as it is read.
+    /// </summary>
+    static Dictionary<string, (long[] Shape, Action<Tensor> Write)> Targets(nn.Module module)
+    {
+        var targets = module.state_dict().ToDictionary(p => p.Key, p => (p.Value.shape, (Action<Tensor>)(v => p.Value.copy_(v))), StringComparer.Ordinal);
+        foreach (var (path, child) in module.named_modules())
+            if (child is Blocks.QuantizedProjection { IsQuantized: true } q)
+                targets[$"{path}.weight"] = (q.FileShape, q.LoadFromFile);
+        return targets;
     }
 
     static string Preview(List<string> items)

@@ -11,4 +11,8 @@ public sealed record ModelLoadOptions
     public string? TokenizerPath { get; init; }
     public string Device { get; init; } = "cpu";
     public ModelDType DType { get; init; } = ModelDType.Float32;
+    /// <summary>Store the decoder's projections quantized (QLoRA's base); embeddings, norms and the head stay in <see cref="DType"/>.</summary>
+    public Models.Quantization.BaseQuantization Quantization { get; init; }
+    /// <summary>NF4 only: quantize the per-block statistics too.</summary>
+    public bool DoubleQuant { get; init; }
 }

@@ -55,6 +55,9 @@ public sealed class LadderSideNetwork : nn.Module
         return sigmoid(gates / Config.GateTemperature).to(ScalarType.Float64).cpu().data<double>().ToArray();
     }
 
+    /// <summary>Recompute side blocks in backward instead of keeping their activations (training only).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Logits [batch, seq, vocab] of backbone + side network.</summary>
     public Tensor Forward(CausalLM backbone, Tensor ids) => backbone.Logits(Hidden(backbone, ids));
 
@@ -86,7 +89,9 @@ public sealed class LadderSideNetwork : nn.Module
         {
             var mu = sigmoid(gates[j] / Config.GateTemperature);
             side = mu * downs[j + 1].call(states[_layers[j]].to(dtype)) + (1 - mu) * side;
-            side = blocks[j].Forward(side, rotary, sideCache, past);
+            side = GradientCheckpointing && sideCache is null && is_grad_enabled()
+                ? LayerRecompute.Run(blocks[j], side, rotary)
+                : blocks[j].Forward(side, rotary, sideCache, past);
         }
         var combined = final.to(dtype) + up.call(norm.call(side));
         return combined.to(final.dtype);

@@ -77,7 +77,10 @@ internal sealed class LayerRoles
         };
     }
 
-    static Tensor StoredWeight(Projection p) => p.named_parameters().First(x => x.name == "weight").parameter;
+    // A quantized base's weight as it computes ([out, in], dequantized or merged) stands in for the parameter.
+    static Tensor StoredWeight(Projection p) => p is QuantizedProjection q
+        ? q.DenseWeight()
+        : p.named_parameters().First(x => x.name == "weight").parameter;
 
     /// <summary>An importance in the stored layout, as float32 [out, in].</summary>
     static Tensor Dense(Projection p, Tensor stored) => (p.FanInFanOut ? stored.t() : stored).to(ScalarType.Float32);

@@ -243,6 +243,7 @@ internal sealed class TrainingRun : IDisposable
     void SetTraining(bool training)
     {
         _tuner.SetTraining(training);
+        _tuner.SetGradientCheckpointing(training && _o.GradientCheckpointing);
         _objective.SetTraining(training);
     }
 

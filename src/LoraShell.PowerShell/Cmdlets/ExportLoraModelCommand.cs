@@ -30,6 +30,8 @@ public sealed class ExportLoraModelCommand : LoraCmdlet
         string target = ResolveLiteral(Path);
         RefuseExisting(target, Force);
         if (!ShouldProcess(target, $"Write Hugging Face model folder ({Model.Parameters:N0} parameters, {Model.DType})")) return;
+        if (Model.Quantization != "None")
+            WriteWarning($"The model is quantized ({Model.Quantization}): its projections are written dequantized to {Model.DType}, with the rounding of the quantization (a Hugging Face folder has no NF4/int8 format LoraShell writes).");
         DirectoryInfo written;
         lock (Model.Gate) written = Model.Loaded.SaveHuggingFace(target, overwrite: Force);
         WriteObject(written);

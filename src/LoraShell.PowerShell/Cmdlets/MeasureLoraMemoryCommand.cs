@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using LoraShell.Core.Memory;
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Quantization;
 using LoraShell.Core.Training;
 
 namespace LoraShell.PowerShell;
@@ -9,7 +10,7 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(MemoryEstimateReport))]
 [CmdletHelp(
     "Estimates the training memory of Full, Lora and Ladder fine-tuning, and the GPUs it takes.",
-    "Measure-LoraMemory counts, from a model's architecture, the bytes of weights, gradients and AdamW states for the chosen -Precision (Fp32; Bf16Mixed: bf16 weights and gradients with a float32 gradient buffer, float32 master weights and moments, 20 bytes per trainable weight; Int8Base/Int4Base: quantised frozen Linear weights for Lora and Ladder), plus the activations backward keeps for one micro-batch of -BatchSize x -SequenceLength tokens, tensor by tensor for a Llama block (with -ActivationCheckpointing only each layer's input and one recomputed layer), and the loss's logits buffers (-FusedCrossEntropy: logits and their gradient only). -Gpus is the fewest GPUs of -GpuMemoryGB that hold the states sharded across them (ZeRO-3/FSDP) plus each GPU's own activations. The architecture comes from -Preset, a config.json (-Path reads nothing else), a piped model, or -HiddenSize and -LayerCount; -ParameterCount alone gives weights, gradients and optimizer states of full fine-tuning only. Nothing is loaded or allocated. The estimate was checked against measured peak memory of real training runs (tests, within 25%).")]
+    "Measure-LoraMemory counts, from a model's architecture, the bytes of weights, gradients and AdamW states for the chosen -Precision (Fp32; Bf16Mixed: bf16 weights and gradients with a float32 gradient buffer, float32 master weights and moments, 20 bytes per trainable weight; Int8Base/Int4Base: quantised frozen Linear weights for Lora and Ladder) and -Quantization (how Import-LoraModel -Quantization stores the frozen decoder projections: Int8 about 1 byte per weight, Nf4 about 0.56, 0.52 with -DoubleQuant; a piped quantized model brings its own), plus the activations backward keeps for one micro-batch of -BatchSize x -SequenceLength tokens, tensor by tensor for a Llama block (with -ActivationCheckpointing only each layer's input and one recomputed layer), and the loss's logits buffers (-FusedCrossEntropy: logits and their gradient only). -Gpus is the fewest GPUs of -GpuMemoryGB that hold the states sharded across them (ZeRO-3/FSDP) plus each GPU's own activations. The architecture comes from -Preset, a config.json (-Path reads nothing else), a piped model, or -HiddenSize and -LayerCount; -ParameterCount alone gives weights, gradients and optimizer states of full fine-tuning only. Nothing is loaded or allocated. The estimate was checked against measured peak memory of real training runs (tests: within 10% for Full and Lora with and without checkpointing and on Int8 and NF4 bases, 25% for Ladder).")]
 [CmdletExample(
     "Measure-LoraMemory -Preset Qwen1.5-7B,Qwen1.5-72B -Method Full,Lora -Precision Bf16Mixed -ActivationCheckpointing -FusedCrossEntropy -SequenceLength 2048",
     "The two large-model claims: full fine-tuning of Qwen1.5-7B takes 2 x 80 GB GPUs and of Qwen1.5-72B 20 (1,600 GB), next to LoRA's needs.")]
@@ -19,6 +20,9 @@ namespace LoraShell.PowerShell;
 [CmdletExample(
     "Measure-LoraMemory -Preset Llama-3-8B -Method Lora -Precision Int4Base,Bf16Mixed -GpuMemoryGB 24 | Format-Table Precision, WeightsGB, TotalGB, Gpus",
     "QLoRA-style 4-bit base weights against bf16 ones on a 24 GB card.")]
+[CmdletExample(
+    "Measure-LoraMemory -HiddenSize 2048 -LayerCount 22 -HeadCount 32 -KeyValueHeadCount 4 -IntermediateSize 5632 -Method Lora -Quantization Nf4 -ActivationCheckpointing -SequenceLength 512",
+    "What QLoRA training of a TinyLlama-1.1B-shaped model with gradient checkpointing takes on this machine (float32 compute over an NF4 base).")]
 public sealed class MeasureLoraMemoryCommand : LoraCmdlet
 {
     const string PresetSet = "Preset", PathSet = "Path", LiteralPathSet = "LiteralPath", ModelSet = "Model", ShapeSet = "Architecture", CountSet = "ParameterCount";
@@ -73,6 +77,12 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [Parameter(HelpMessage = "Storage precision(s), one row each: Fp32, Bf16Mixed, Int8Base, Int4Base (quantised bases apply to Lora and Ladder). Default Fp32.")]
     public TrainingPrecision[] Precision { get; set; } = { TrainingPrecision.Fp32 };
 
+    [Parameter(HelpMessage = "How the frozen decoder projections are stored for Lora and Ladder, as Import-LoraModel -Quantization does: None (dense, the default; a piped model's own format), Int8 or Nf4. Full fine-tuning cannot train a quantized base.")]
+    public BaseQuantization? Quantization { get; set; }
+
+    [Parameter(HelpMessage = "With -Quantization Nf4: count the absmax values quantized to 8 bits (Import-LoraModel -DoubleQuant).")]
+    public SwitchParameter DoubleQuant { get; set; }
+
     [Parameter(HelpMessage = "Sequences per micro-batch on each GPU (default 1).")]
     [ValidateRange(1, int.MaxValue)]
     public int BatchSize { get; set; } = 1;
@@ -123,9 +133,17 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
             foreach (var method in Method)
                 foreach (var precision in Precision)
                 {
+                    var quantization = Quantization ?? (ParameterSetName == ModelSet ? Model.Loaded.Model.Format.Quantization : BaseQuantization.None);
+                    bool doubleQuant = DoubleQuant || (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(Quantization)) && Model.Loaded.Model.Format.DoubleQuant);
+                    if (method == TrainingMethod.Full && quantization != BaseQuantization.None)
+                    {
+                        if (!MyInvocation.BoundParameters.ContainsKey(nameof(Method))) { WriteVerbose($"Full left out: it cannot train a {quantization} base."); continue; }
+                        throw Core.LoraShellException.InvalidArgument("QuantizedFullFineTune",
+                            $"Full fine-tuning trains every weight, so it cannot keep a {quantization} base; estimate -Method Lora or Ladder, or Full with -Quantization None.", quantization);
+                    }
                     var options = new MemoryEstimateOptions
                     {
-                        Method = method, Precision = precision,
+                        Method = method, Precision = precision, Quantization = quantization, DoubleQuant = doubleQuant,
                         BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
                         FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = TargetModules,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,

@@ -53,6 +53,8 @@ public sealed class MergeLoraWeightsCommand : LoraCmdlet
             foreach (var n in already) WriteWarning($"Adapter '{n}' is merged already; merging it again would add it twice, so it was skipped.");
             if (toMerge.Count > 0 && ShouldProcess(Model.Name, $"Merge adapter(s) {string.Join(", ", toMerge)} into the base weights"))
             {
+                if (Model.Quantization != "None")
+                    WriteWarning($"The base is quantized ({Model.Quantization}): the merged layers become dense {Model.DType} weights, the dequantized base plus the adapter's delta, so they keep the base's rounding and take {Model.DType}'s memory. PEFT warns about the same rounding; to merge into the original weights, import the base without -Quantization and add the adapter there.");
                 var p = Model.LastMergeParity = MergeParityCheck.Merge(set, toMerge);
                 WriteVerbose($"Merge parity on {p.SampleTokens} tokens: max |Δlogit| {p.MaxAbsDifference:E2}, mean {p.MeanAbsDifference:E2} (largest logit {p.MaxAbsLogit:F2}).");
                 if (p.Relative > MergeParity.WarningThreshold) WriteWarning($"Merged logits differ from unmerged ones by {p.Relative:P3} of the largest logit; check the adapter.");

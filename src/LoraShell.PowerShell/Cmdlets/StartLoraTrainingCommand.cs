@@ -66,6 +66,9 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [ValidateRange(1, 65536)]
     public int GradientAccumulationSteps { get; set; } = 1;
 
+    [Parameter(HelpMessage = "Keep only each decoder layer's input and recompute the layer in backward: activations of one layer instead of all, for about a third more compute per step. Gradients are unchanged. With -Method Ladder it applies to the side network.")]
+    public SwitchParameter GradientCheckpointing { get; set; }
+
     [Parameter(HelpMessage = "Validation data (files, folders, wildcards); default: the last -ValidationFraction of -DataPath.")]
     public string[]? ValidationPath { get; set; }
 
@@ -136,7 +139,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             SequenceLength = SequenceLength, LearningRate = LearningRate, WarmupSteps = WarmupSteps,
             GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = MaxEvalWindows,
             OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Overwrite = Force, KeepCheckpoints = KeepCheckpoints, Seed = Seed, MaxGradNorm = MaxGradNorm,
-            WeightDecay = WeightDecay, AdapterName = AdapterName,
+            WeightDecay = WeightDecay, AdapterName = AdapterName, GradientCheckpointing = GradientCheckpointing,
             Ladder = new LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = PruneBy },
         };
         options.Validate();

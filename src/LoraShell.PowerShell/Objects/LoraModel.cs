@@ -24,7 +24,13 @@ public sealed class LoraModel
     public string Format => Loaded.Format;
     /// <summary>HF model_type: llama, mistral, qwen2, qwen3, phi3 or gpt2.</summary>
     public string Family => Loaded.Model.Config.ModelType;
-    public long Parameters => Loaded.Model.parameters().Sum(p => p.numel());
+    /// <summary>Weights, including those held quantized (and any adapter's).</summary>
+    public long Parameters => Loaded.Model.WeightCount;
+    /// <summary>How the decoder's projections are stored: None, Int8 or Nf4 (with double quantization, Nf4+DQ).</summary>
+    public string Quantization => Loaded.Model.Format.Quantization == Core.Models.Quantization.BaseQuantization.None ? "None"
+        : Loaded.Model.Format.Quantization + (Loaded.Model.Format.DoubleQuant ? "+DQ" : "");
+    /// <summary>Memory the weights take, in MiB (quantized codes and statistics counted as stored).</summary>
+    public double WeightMiB => Loaded.Model.WeightBytes / 1048576.0;
     public string Device => Loaded.Model.Device.ToString();
     public string DType => HuggingFaceWriter.TorchDTypeName(Loaded.Model.DType);
     public int Layers => Loaded.Model.Config.NumHiddenLayers;

@@ -6,6 +6,8 @@ public sealed class MemoryEstimateReport
     public required string Model { get; init; }
     public required string Method { get; init; }
     public required string Precision { get; init; }
+    /// <summary>How the frozen decoder projections are stored: None, Int8, Nf4 (Nf4+DQ with double quantization).</summary>
+    public string Quantization { get; init; } = "None";
     public long Parameters { get; init; }
     public long TrainableParameters { get; init; }
     public int BatchSize { get; init; }
@@ -25,7 +27,8 @@ public sealed class MemoryEstimateReport
 
     internal static MemoryEstimateReport From(Core.Memory.MemoryEstimate e) => new()
     {
-        Model = e.Model, Method = e.Method.ToString(), Precision = e.Precision.ToString(), Parameters = e.Parameters,
+        Model = e.Model, Method = e.Method.ToString(), Precision = e.Precision.ToString(),
+        Quantization = e.Quantization.ToString() + (e.DoubleQuant ? "+DQ" : ""), Parameters = e.Parameters,
         TrainableParameters = e.TrainableParameters, BatchSize = e.BatchSize, SequenceLength = e.SequenceLength,
         ActivationCheckpointing = e.ActivationCheckpointing,
         WeightsGB = e.WeightBytes / Core.Memory.MemoryEstimate.GB, GradientsGB = e.GradientBytes / Core.Memory.MemoryEstimate.GB,

@@ -15,7 +15,7 @@ public sealed class Attention : ProjectionHost
     readonly double _queryScale;
     readonly RmsNorm? _qNorm, _kNorm;
 
-    public Attention(ModelConfig c, int layer) : base("Attention", c.Family.Layout.AttentionProjections, c, c.Family.Layout.Storage)
+    public Attention(ModelConfig c, int layer, WeightFormat? format = null) : base("Attention", c.Family.Layout.AttentionProjections, c, c.Family.Layout.Storage, format ?? WeightFormat.Default)
     {
         _heads = c.NumAttentionHeads;
         _kvHeads = c.NumKeyValueHeads;

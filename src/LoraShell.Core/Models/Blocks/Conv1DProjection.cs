@@ -13,12 +13,13 @@ public sealed class Conv1DProjection : Projection
     public Parameter weight;
     public Parameter bias;
 
-    public Conv1DProjection(long inFeatures, long outFeatures) : base("Conv1D")
+    public Conv1DProjection(long inFeatures, long outFeatures, ScalarType dtype = ScalarType.Float32, bool initialize = true) : base("Conv1D")
     {
-        weight = nn.Parameter(empty(inFeatures, outFeatures));
-        bias = nn.Parameter(zeros(outFeatures));
+        weight = nn.Parameter(empty(inFeatures, outFeatures, dtype: dtype));
+        bias = nn.Parameter(zeros(outFeatures, dtype: dtype));
         register_parameter(nameof(weight), weight);
         register_parameter(nameof(bias), bias);
+        if (!initialize) return;
         using var _ = no_grad();
         nn.init.normal_(weight, 0, 0.02); // GPT-2's initializer_range
     }

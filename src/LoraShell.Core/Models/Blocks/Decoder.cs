@@ -17,19 +17,20 @@ public sealed class Decoder : nn.Module
     readonly nn.Module<Tensor, Tensor> _norm;
     readonly RotaryEmbedding? _rotary;
 
-    public Decoder(ModelConfig c) : base(nameof(Decoder))
+    public Decoder(ModelConfig c, WeightFormat? format = null) : base(nameof(Decoder))
     {
         var l = c.Family.Layout;
-        _embed = nn.Embedding(c.VocabSize, c.HiddenSize);
+        format ??= WeightFormat.Default;
+        _embed = nn.Embedding(c.VocabSize, c.HiddenSize, dtype: format.DType);
         register_module(l.Embedding, _embed);
         if (l.PositionEmbedding is string wpe)
         {
-            _positions = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
+            _positions = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize, dtype: format.DType);
             register_module(wpe, _positions);
         }
-        _layers = nn.ModuleList(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new DecoderLayer(c, i)).ToArray());
+        _layers = nn.ModuleList(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new DecoderLayer(c, i, format)).ToArray());
         register_module(l.Layers, _layers);
-        _norm = Norms.Create(c, c.HiddenSize);
+        _norm = Norms.Create(c, c.HiddenSize, format.DType);
         register_module(l.FinalNorm, _norm);
         if (l.Positions == PositionKind.Rotary) _rotary = new RotaryEmbedding(c);
         MaxPositions = c.MaxPositionEmbeddings;
@@ -43,6 +44,13 @@ public sealed class Decoder : nn.Module
     public IList<DecoderLayer> Layers => _layers;
     public nn.Module<Tensor, Tensor> FinalNorm => _norm;
     int MaxPositions { get; }
+
+    /// <summary>
+    /// Keep only each layer's input while a graph is recorded and recompute the layer in backward
+    /// (<see cref="LayerRecompute"/>): activation memory of one layer instead of all, for one extra
+    /// forward. Has no effect without autograd (inference, a frozen backbone) or with a KV cache.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>
     /// Runs the decoder. <paramref name="onLayerOutput"/> (optional) sees the embeddings (index -1) and
@@ -61,9 +69,10 @@ public sealed class Decoder : nn.Module
         }
         var rotary = RotaryTable(start, length, h.device, h.dtype);
         onLayerOutput?.Invoke(-1, h);
+        bool recompute = GradientCheckpointing && cache is null && is_grad_enabled();
         for (int i = 0; i < _layers.Count; i++)
         {
-            h = _layers[i].Forward(h, rotary, cache, start);
+            h = recompute ? LayerRecompute.Run(_layers[i], h, rotary) : _layers[i].Forward(h, rotary, cache, start);
             onLayerOutput?.Invoke(i, h);
         }
         return _norm.call(h);

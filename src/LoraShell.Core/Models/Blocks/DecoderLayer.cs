@@ -7,14 +7,15 @@ public sealed class DecoderLayer : nn.Module
 {
     readonly nn.Module<Tensor, Tensor> _inputNorm, _postAttentionNorm;
 
-    public DecoderLayer(ModelConfig c, int layer) : base(nameof(DecoderLayer))
+    public DecoderLayer(ModelConfig c, int layer, WeightFormat? format = null) : base(nameof(DecoderLayer))
     {
         var l = c.Family.Layout;
+        format ??= WeightFormat.Default;
         // Creation order (norm, attention, norm, MLP) fixes the order random initialisations draw in.
-        _inputNorm = Norms.Create(c, c.HiddenSize);
-        Attention = new Attention(c, layer);
-        _postAttentionNorm = Norms.Create(c, c.HiddenSize);
-        FeedForward = new FeedForward(c);
+        _inputNorm = Norms.Create(c, c.HiddenSize, format.DType);
+        Attention = new Attention(c, layer, format);
+        _postAttentionNorm = Norms.Create(c, c.HiddenSize, format.DType);
+        FeedForward = new FeedForward(c, format);
         register_module(l.InputNorm, _inputNorm);
         register_module(l.Attention, Attention);
         register_module(l.PostAttentionNorm, _postAttentionNorm);

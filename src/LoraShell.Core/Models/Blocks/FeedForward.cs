@@ -12,7 +12,7 @@ public sealed class FeedForward : ProjectionHost
     readonly string _activation;
     readonly long _intermediate;
 
-    public FeedForward(ModelConfig c) : base("FeedForward", c.Family.Layout.FeedForwardProjections, c, c.Family.Layout.Storage)
+    public FeedForward(ModelConfig c, WeightFormat? format = null) : base("FeedForward", c.Family.Layout.FeedForwardProjections, c, c.Family.Layout.Storage, format ?? WeightFormat.Default)
     {
         _activation = c.HiddenAct;
         _intermediate = c.IntermediateSize;

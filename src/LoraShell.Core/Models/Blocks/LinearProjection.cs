@@ -10,16 +10,17 @@ public sealed class LinearProjection : Projection
     public Parameter weight;
     public Parameter? bias;
 
-    public LinearProjection(long inFeatures, long outFeatures, bool hasBias) : base("Linear")
+    public LinearProjection(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype = ScalarType.Float32, bool initialize = true) : base("Linear")
     {
-        weight = nn.Parameter(empty(outFeatures, inFeatures));
+        weight = nn.Parameter(empty(outFeatures, inFeatures, dtype: dtype));
         register_parameter(nameof(weight), weight);
         if (hasBias)
         {
-            bias = nn.Parameter(zeros(outFeatures));
+            bias = nn.Parameter(zeros(outFeatures, dtype: dtype));
             register_parameter(nameof(bias), bias);
         }
         // nn.Linear's init, so a freshly built model is usable (random checkpoints, tests, side blocks).
+        if (!initialize) return;
         using var _ = no_grad();
         nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
         if (bias is not null) nn.init.uniform_(bias, -1 / Math.Sqrt(inFeatures), 1 / Math.Sqrt(inFeatures));

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models.Families;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Models.Blocks;
@@ -6,7 +7,11 @@ namespace LoraShell.Core.Models.Blocks;
 /// <summary>The family's norm: RMSNorm (weight) or LayerNorm (weight and bias).</summary>
 public static class Norms
 {
-    public static nn.Module<Tensor, Tensor> Create(ModelConfig c, long size) => c.Family.Layout.Norm == NormKind.Layer
-        ? nn.LayerNorm(size, c.RmsNormEps)
-        : new RmsNorm(size, c.RmsNormEps);
+    public static nn.Module<Tensor, Tensor> Create(ModelConfig c, long size, ScalarType dtype = ScalarType.Float32)
+    {
+        nn.Module<Tensor, Tensor> norm = c.Family.Layout.Norm == NormKind.Layer
+            ? nn.LayerNorm(size, c.RmsNormEps)
+            : new RmsNorm(size, c.RmsNormEps);
+        return dtype == ScalarType.Float32 ? norm : norm.to(dtype);
+    }
 }

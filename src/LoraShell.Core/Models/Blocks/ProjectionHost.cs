@@ -13,15 +13,18 @@ public abstract class ProjectionHost : nn.Module, ILinearHost
     readonly List<ProjectionName> _names;
     readonly Dictionary<string, nn.Module<Tensor, Tensor>> _modules = new(StringComparer.Ordinal);
 
-    protected ProjectionHost(string typeName, IReadOnlyList<ProjectionName> names, ModelConfig c, ProjectionStorage storage) : base(typeName)
+    protected ProjectionHost(string typeName, IReadOnlyList<ProjectionName> names, ModelConfig c, ProjectionStorage storage, WeightFormat format) : base(typeName)
     {
         _names = names.ToList();
         foreach (var p in _names)
         {
             var (inF, outF) = ModelFamily.Shape(p.Role, c);
-            nn.Module<Tensor, Tensor> module = storage == ProjectionStorage.Conv1D
-                ? new Conv1DProjection(inF, outF)
-                : new LinearProjection(inF, outF, c.HasBias(p.Role));
+            bool bias = storage == ProjectionStorage.Conv1D || c.HasBias(p.Role);
+            nn.Module<Tensor, Tensor> module = format.Quantization != Quantization.BaseQuantization.None
+                ? new QuantizedProjection(inF, outF, bias, format, fileTransposed: storage == ProjectionStorage.Conv1D)
+                : storage == ProjectionStorage.Conv1D
+                    ? new Conv1DProjection(inF, outF, format.DType, format.Initialize)
+                    : new LinearProjection(inF, outF, bias, format.DType, format.Initialize);
             _modules[p.Name] = module;
             register_module(p.Name, module);
         }

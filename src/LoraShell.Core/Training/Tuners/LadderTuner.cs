@@ -36,6 +36,9 @@ internal sealed class LadderTuner : Tuner
                 if (config.Init == LadderInit.Magnitude) side.InitFromBackbone(Model);
                 else if (config.Init == LadderInit.Fisher)
                 {
+                    if (Model.Format.Quantization != Models.Quantization.BaseQuantization.None)
+                        throw LoraShellException.InvalidArgument("FisherOnQuantizedBase",
+                            $"-PruneBy Fisher needs the gradients of the backbone's weights, which a {Model.Format.Quantization} base does not have; use -PruneBy Magnitude (it reads the dequantized weights) or Random.", config.Init);
                     using var fisher = FisherImportance.Estimate(Model, fisherData(), o);
                     side.InitFromBackbone(Model, fisher.Of);
                 }
@@ -56,6 +59,9 @@ internal sealed class LadderTuner : Tuner
     public override Tensor Logits(Tensor ids) => _side!.Forward(Model, ids);
 
     public override string FingerprintExtra => _side!.Config.ToJson();
+
+    // Backward never enters the frozen backbone (it runs without a graph); only the side blocks can recompute.
+    public override void SetGradientCheckpointing(bool on) => _side!.GradientCheckpointing = on;
 
     public override void SetTraining(bool training)
     {

@@ -62,6 +62,9 @@ internal abstract class Tuner
         if (training) Model.train(); else Model.eval();
     }
 
+    /// <summary>Recompute layers in backward instead of keeping their activations (see <see cref="Models.Blocks.LayerRecompute"/>).</summary>
+    public virtual void SetGradientCheckpointing(bool on) => Model.Decoder.GradientCheckpointing = on;
+
     /// <summary>Writes the result of a finished run under <paramref name="output"/>.</summary>
     public abstract TrainedArtifacts SaveFinal(string output);
 
