@@ -12,6 +12,12 @@ param([string] $ModulePath = (Join-Path $PSScriptRoot 'LoraShell'))
 $ErrorActionPreference = 'Stop'
 Import-Module (Join-Path $ModulePath 'LoraShell.psd1') -Force
 $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+# -WhatIf and -Confirm belong in the syntax of every cmdlet that supports them, as in first-party help.
+$riskText = @{
+    WhatIf  = 'Shows what the cmdlet would do (which files it would write or replace, what it would change in the model) without doing it.'
+    Confirm = 'Prompts for confirmation before the cmdlet writes files or changes the model.'
+}
+function Test-Documented([string] $name) { $name -notin $common -or $riskText.ContainsKey($name) }
 
 function Esc([string] $s) { [System.Security.SecurityElement]::Escape($s) }
 
@@ -29,10 +35,25 @@ foreach ($cmd in Get-Command -Module LoraShell -CommandType Cmdlet | Sort-Object
     if ($examples.Count -lt 2) { $missing.Add("$($cmd.Name): fewer than two [CmdletExample]") }
 
     $paramText = @{}
-    foreach ($p in $cmd.Parameters.Values | Where-Object { $_.Name -notin $common }) {
-        $text = $p.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.HelpMessage } | Select-Object -First 1 -ExpandProperty HelpMessage
+    foreach ($p in $cmd.Parameters.Values | Where-Object { Test-Documented $_.Name }) {
+        $text = if ($riskText.ContainsKey($p.Name)) { $riskText[$p.Name] }
+                else { $p.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.HelpMessage } | Select-Object -First 1 -ExpandProperty HelpMessage }
         if (-not $text) { $missing.Add("$($cmd.Name) -$($p.Name): no HelpMessage") }
         $paramText[$p.Name] = $text
+    }
+    # Default values as a new cmdlet object holds them (what the parameter is when not given).
+    $fresh = [Activator]::CreateInstance($type)
+    function DefaultOf($p) {
+        if ($p.ParameterType -eq [System.Management.Automation.SwitchParameter] -or $riskText.ContainsKey($p.Name)) { return 'False' }
+        $property = $type.GetProperty($p.Name)
+        if (-not $property) { return 'None' }
+        $value = $property.GetValue($fresh)
+        if ($null -eq $value) { return 'None' }
+        if ($value -is [array]) { if ($value.Count -eq 0) { return 'None' }; return ($value -join ', ') }
+        if ($value -is [string] -and $value -eq '') { return 'None' }
+        if (-not ($value -is [string] -or $value -is [ValueType])) { return 'None' }
+        if ($p.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.Mandatory }) { return 'None' }
+        [string]$value
     }
 
     function ParamXml($p, $setParam) {
@@ -44,7 +65,9 @@ foreach ($cmd in Get-Command -Module LoraShell -CommandType Cmdlet | Sort-Object
         $valueType = [Nullable]::GetUnderlyingType($p.ParameterType) ?? $p.ParameterType
         $typeName = $valueType.Name
         $isSwitch = $p.ParameterType -eq [System.Management.Automation.SwitchParameter]
-        $x = "      <command:parameter required=`"$($setParam.IsMandatory.ToString().ToLower())`" variableLength=`"$($p.ParameterType.IsArray.ToString().ToLower())`" globbing=`"false`" pipelineInput=`"$pipeline`" position=`"$position`" aliases=`"$(Esc $aliases)`">`n"
+        # Wildcards work where the parameter resolves them (its help says so; -LiteralPath never does).
+        $globbing = ($paramText[$p.Name] -match '(?i)\bwildcards\b(?! expansion)' -and $p.Name -ne 'LiteralPath').ToString().ToLower()
+        $x = "      <command:parameter required=`"$($setParam.IsMandatory.ToString().ToLower())`" variableLength=`"$($p.ParameterType.IsArray.ToString().ToLower())`" globbing=`"$globbing`" pipelineInput=`"$pipeline`" position=`"$position`" aliases=`"$(Esc $aliases)`">`n"
         $x += "        <maml:name>$($p.Name)</maml:name>`n"
         $x += "        <maml:description><maml:para>$(Esc $paramText[$p.Name])</maml:para></maml:description>`n"
         if (-not $isSwitch) { $x += "        <command:parameterValue required=`"true`" variableLength=`"false`">$(Esc $typeName)</command:parameterValue>`n" }
@@ -55,7 +78,7 @@ foreach ($cmd in Get-Command -Module LoraShell -CommandType Cmdlet | Sort-Object
             $x += "        </command:parameterValueGroup>`n"
         }
         $x += "        <dev:type><maml:name>$(Esc $valueType.FullName)</maml:name><maml:uri /></dev:type>`n"
-        $x += "        <dev:defaultValue>None</dev:defaultValue>`n"
+        $x += "        <dev:defaultValue>$(Esc (DefaultOf $p))</dev:defaultValue>`n"
         $x += "      </command:parameter>`n"
         $x
     }
@@ -67,18 +90,34 @@ foreach ($cmd in Get-Command -Module LoraShell -CommandType Cmdlet | Sort-Object
     [void]$sb.AppendLine('  <command:syntax>')
     foreach ($set in $cmd.ParameterSets) {
         [void]$sb.AppendLine("    <command:syntaxItem><maml:name>$($cmd.Name)</maml:name>")
-        foreach ($sp in $set.Parameters | Where-Object { $_.Name -notin $common }) {
+        foreach ($sp in $set.Parameters | Where-Object { Test-Documented $_.Name }) {
             [void]$sb.Append((ParamXml $cmd.Parameters[$sp.Name] $sp))
         }
         [void]$sb.AppendLine('    </command:syntaxItem>')
     }
     [void]$sb.AppendLine('  </command:syntax>')
     [void]$sb.AppendLine('  <command:parameters>')
-    foreach ($p in $cmd.Parameters.Values | Where-Object { $_.Name -notin $common } | Sort-Object Name) {
+    foreach ($p in $cmd.Parameters.Values | Where-Object { Test-Documented $_.Name } | Sort-Object Name) {
         $first = $cmd.ParameterSets.Parameters | Where-Object Name -eq $p.Name | Select-Object -First 1
         [void]$sb.Append((ParamXml $p $first))
     }
     [void]$sb.AppendLine('  </command:parameters>')
+    # INPUTS: what binds from the pipeline, by value (the object's type) or by property name.
+    [void]$sb.AppendLine('  <command:inputTypes>')
+    $byValue = @($cmd.Parameters.Values | Where-Object { $_.Name -notin $common -and ($_.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.ValueFromPipeline }) })
+    $byName = @($cmd.Parameters.Values | Where-Object { $_.Name -notin $common -and ($_.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.ValueFromPipelineByPropertyName }) })
+    foreach ($p in $byValue) {
+        $t = ([Nullable]::GetUnderlyingType($p.ParameterType) ?? $p.ParameterType)
+        [void]$sb.AppendLine("    <command:inputType><dev:type><maml:name>$(Esc $t.FullName)</maml:name></dev:type><maml:description><maml:para>$(Esc "Binds to -$($p.Name).")</maml:para></maml:description></command:inputType>")
+    }
+    if ($byName.Count) {
+        $names = ($byName | ForEach-Object { "-$($_.Name)" + $(if ($_.Aliases.Count) { " ($($_.Aliases -join ', '))" } else { '' }) }) -join ', '
+        [void]$sb.AppendLine("    <command:inputType><dev:type><maml:name>System.Management.Automation.PSObject</maml:name></dev:type><maml:description><maml:para>$(Esc "Objects with properties named like $names bind to those parameters.")</maml:para></maml:description></command:inputType>")
+    }
+    if (-not $byValue.Count -and -not $byName.Count) {
+        [void]$sb.AppendLine("    <command:inputType><dev:type><maml:name>None</maml:name></dev:type><maml:description><maml:para>Nothing binds from the pipeline.</maml:para></maml:description></command:inputType>")
+    }
+    [void]$sb.AppendLine('  </command:inputTypes>')
     [void]$sb.AppendLine('  <command:returnValues>')
     foreach ($t in $cmd.OutputType) {
         [void]$sb.AppendLine("    <command:returnValue><dev:type><maml:name>$(Esc $t.Name)</maml:name></dev:type></command:returnValue>")

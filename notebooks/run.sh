@@ -13,6 +13,24 @@ dotnet publish src/LoraShell.Charts -c Release --self-contained false -o out/not
 [ -f module/LoraShell/bin/LoraShell.dll ] || bash module/build.sh >/dev/null || { echo "notebooks: module build failed"; exit 1; }
 mkdir -p out/notebooks/executed
 failed=0
+# Freshness: the committed notebooks record (in notebooks/ran-against.txt) a hash of the library sources and of
+# their own code cells as they were when --refresh executed them. Any change to either without a refresh
+# means the committed outputs may no longer be what the code produces, and the check fails.
+fingerprint() {
+    { git ls-files -- src module/LoraShell/LoraShell.format.ps1xml | LC_ALL=C sort | xargs sha256sum
+      for nb in notebooks/*.ipynb; do
+          python3 -c 'import json, sys; print(sys.argv[1], json.dumps([c["source"] for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "code"]))' "$nb"
+      done; } | sha256sum | cut -d' ' -f1
+}
+recorded=notebooks/ran-against.txt
+if [ $refresh = 0 ]; then
+    if [ "$(cat "$recorded" 2>/dev/null)" = "$(fingerprint)" ]; then
+        echo "notebook ok: the committed outputs were produced by the current library and cells"
+    else
+        echo "notebook FAILED: the committed notebooks' outputs are older than the library or their cells (run: bash notebooks/run.sh --refresh, then commit)"
+        failed=$((failed + 1))
+    fi
+fi
 kernel() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata"]["kernelspec"]["name"])' "$1"; }
 run() { # notebook, output
     jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name="$(kernel "$1")" \
@@ -20,6 +38,7 @@ run() { # notebook, output
 }
 for nb in notebooks/*.ipynb; do
     name=$(basename "$nb" .ipynb)
+    rm -rf "out/notebooks/$name" # each notebook's scratch folder: start as a fresh checkout would
     start=$(date +%s)
     if run "$nb" "$PWD/out/notebooks/executed/$name.ipynb"; then
         echo "notebook ok: $name ($(( $(date +%s) - start )) s)"
@@ -50,4 +69,5 @@ PY
         echo "notebook ok: a deliberately broken $language cell fails the run"
     fi
 done
+[ $refresh = 1 ] && [ $failed = 0 ] && fingerprint > "$recorded"
 exit $failed

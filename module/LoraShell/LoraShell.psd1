@@ -5,9 +5,13 @@
     Author               = 'LoraShell contributors'
     CompanyName          = 'LoraShell'
     Copyright            = '(c) LoraShell contributors. MIT License.'
-    Description          = 'Parameter-efficient fine-tuning for PowerShell: LoRA adapters in Hugging Face PEFT format, Ladder Side-Tuning and SVD delta compression over a TorchSharp Llama core.'
+    Description          = 'Parameter-efficient fine-tuning for PowerShell: LoRA adapters in Hugging Face PEFT format, Ladder Side-Tuning and SVD delta compression over TorchSharp decoders of Llama 2/3, Mistral, Qwen2/3, Phi-3 and GPT-2. Linux x64 (libtorch CPU).'
     CompatiblePSEditions = @('Core')
-    PowerShellVersion    = '7.4'
+    # The assemblies target .NET 10: pwsh 7.6 runs on it, and so do .NET 10 hosts of the PowerShell 7.5 SDK
+    # (.NET Interactive's kernel). 7.5 is the oldest that can work; LoraShell.Init.ps1 refuses an older
+    # .NET with a clear message (pwsh 7.5 itself runs on .NET 9).
+    PowerShellVersion    = '7.5'
+    ScriptsToProcess     = @('LoraShell.Init.ps1')
     FormatsToProcess     = @('LoraShell.format.ps1xml')
     CmdletsToExport      = @(
         'Add-LoraAdapter'
@@ -27,6 +31,7 @@
         'Measure-LoraPerplexity'
         'Merge-LoraWeights'
         'Remove-LoraAdapter'
+        'Remove-LoraModel'
         'Save-LoraAdapter'
         'Set-LoraAdapter'
         'Start-LoraTraining'
@@ -36,10 +41,10 @@
     AliasesToExport      = @()
     PrivateData          = @{
         PSData = @{
-            Tags         = @('LoRA', 'PEFT', 'fine-tuning', 'LLM', 'Llama', 'TorchSharp', 'machine-learning', 'SVD')
+            Tags         = @('LoRA', 'PEFT', 'QLoRA', 'fine-tuning', 'LLM', 'Llama', 'Qwen', 'TorchSharp', 'machine-learning', 'SVD', 'PSEdition_Core', 'Linux')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://github.com/lorashell/lorashell'
-            ReleaseNotes = 'Foundation (model import/export, generation, perplexity) and LoRA adapters in PEFT format (add, list, save, import, merge, unmerge, activate, disable, remove).'
+            ReleaseNotes = '0.1.0: six model families (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, GPT-2) from Hugging Face folders and llama2.c checkpoints; Hugging Face tokenizer.json and chat templates; LoRA in PEFT format (add, train, save, import, merge, unmerge, enable, disable, remove); Full, LoRA and Ladder side-tuning for text, chat and classification with checkpoints, exact resume and gradient checkpointing; NF4 and int8 frozen bases (QLoRA); SVD delta compression to PEFT adapters; training memory estimates; every failure a named error (about_LoraShell lists them).'
         }
     }
 }

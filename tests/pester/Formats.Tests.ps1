@@ -2,7 +2,7 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
     $script:Dir = New-TestFolder
     $script:Data = Join-Path $Shared 'data/tinyshakespeare/input.txt'
-    [xml]$formats = Get-Content (Join-Path $RepoRoot 'module/LoraShell/LoraShell.format.ps1xml') -Raw
+    [xml]$script:formats = Get-Content (Join-Path $RepoRoot 'module/LoraShell/LoraShell.format.ps1xml') -Raw
     # The first column's label of each type's table view.
     $script:FirstLabel = @{}
     foreach ($view in $formats.Configuration.ViewDefinitions.View) {
@@ -24,6 +24,7 @@ Describe 'Every format view renders' {
             $model | Measure-LoraPerplexity -Text 'Once upon a time'
             $model | Invoke-LoraGeneration -MaxTokens 3 -Temperature 0 -Detailed
             $full
+            $full.Evaluations[0]
             $svd[0]
             $svd[-1]
             Measure-LoraMemory -Preset stories260K -Method Lora
@@ -38,6 +39,16 @@ Describe 'Every format view renders' {
             $seen[$type] = $true
         }
         foreach ($type in $FirstLabel.Keys) { $seen.Contains($type) | Should -BeTrue -Because "the view for $type was exercised" }
+        # In an 80-column console every column of every view is there, with its header whole.
+        foreach ($o in $objects) {
+            $type = $o.PSObject.TypeNames[0]
+            $lines = @(($o | Format-Table | Out-String -Width 80) -split "`r?`n" | Where-Object { $_.Trim() })
+            foreach ($line in $lines) { $line.TrimEnd().Length | Should -BeLessOrEqual 80 -Because "$type rows fit 80 columns: '$line'" }
+            $view = $formats.Configuration.ViewDefinitions.View | Where-Object { $_.ViewSelectedBy.TypeName -eq $type }
+            foreach ($label in @($view.TableControl.TableHeaders.TableColumnHeader.Label)) {
+                $lines[0] | Should -Match ([regex]::Escape($label)) -Because "$type keeps its '$label' column at 80 columns"
+            }
+        }
     }
 }
 

@@ -16,13 +16,46 @@ Describe 'Module manifest' {
         $manifest.CompatiblePSEditions | Should -Be @('Core')
         [version]$manifest.PowerShellVersion | Should -BeGreaterOrEqual ([version]'7.4')
     }
+    It 'states the PowerShell its .NET needs, a license, platform tags and current release notes' {
+        $folder = Join-Path $RepoRoot 'module/LoraShell'
+        $manifest = Import-PowerShellDataFile (Join-Path $folder 'LoraShell.psd1')
+        # The assemblies' .NET is what matters: pwsh 7.6 runs on .NET 10, and .NET Interactive hosts the 7.5 SDK
+        # on .NET 10. The manifest states 7.5 and the init script refuses a runtime older than the target.
+        $target = [System.Reflection.Assembly]::LoadFile((Join-Path $folder 'bin/LoraShell.dll')).GetCustomAttributes([System.Runtime.Versioning.TargetFrameworkAttribute], $false)[0].FrameworkName
+        $dotnet = [version]($target -replace '^.*Version=v', '')
+        $manifest.PowerShellVersion | Should -Be '7.5'
+        $manifest.ScriptsToProcess | Should -Contain 'LoraShell.Init.ps1'
+        Get-Content (Join-Path $folder 'LoraShell.Init.ps1') -Raw | Should -Match ([regex]::Escape("Version.Major -lt $($dotnet.Major)")) -Because "the module targets $target"
+        Join-Path $folder 'LICENSE' | Should -Exist
+        Get-Content (Join-Path $folder 'LICENSE') -Raw | Should -Match 'MIT License'
+        $manifest.PrivateData.PSData.Tags | Should -Contain 'PSEdition_Core'
+        $manifest.PrivateData.PSData.Tags | Should -Contain 'Linux'
+        $manifest.PrivateData.PSData.ReleaseNotes | Should -Match ([regex]::Escape($manifest.ModuleVersion))
+        # No resource folders for languages the module does not speak (FSharp.Core brought 13).
+        @(Get-ChildItem (Join-Path $folder 'bin') -Directory | Where-Object { $_.Name -match '^[a-z]{2}(-[A-Za-z]+)?$' }).Name | Should -BeNullOrEmpty
+    }
+    It 'shows -WhatIf and -Confirm in the syntax, real defaults, pipeline input and wildcard support' {
+        $syntax = (Get-Help Export-LoraModel).syntax | Out-String -Width 300
+        $syntax | Should -Match '\[-WhatIf\]'
+        $syntax | Should -Match '\[-Confirm\]'
+        $rank = (Get-Help Add-LoraAdapter -Parameter Rank)
+        $rank.defaultValue | Should -Be ([LoraShell.PowerShell.AddLoraAdapterCommand]::new().Rank)
+        (Get-Help Start-LoraTraining -Parameter Method).defaultValue | Should -Be 'Lora'
+        (Get-Help Start-LoraTraining -Parameter WhatIf).defaultValue | Should -Be 'False'
+        (Get-Help Add-LoraAdapter).inputTypes.inputType.type.name | Should -Contain 'LoraShell.LoraModel'
+        (Get-Help Import-LoraModel -Parameter Path).globbing | Should -Be 'true'
+        (Get-Help Import-LoraModel -Parameter LiteralPath).globbing | Should -Be 'false'
+        (Get-Help Import-LoraModel -Parameter DType).globbing | Should -Be 'false'
+    }
     It 'has a table view for every LoraShell type a cmdlet returns, and no view without a cmdlet' {
         [xml]$formats = Get-Content (Join-Path $RepoRoot 'module/LoraShell/LoraShell.format.ps1xml') -Raw
         $views = @($formats.Configuration.ViewDefinitions.View.ViewSelectedBy.TypeName)
         $outputs = @(Get-Command -Module LoraShell -CommandType Cmdlet | ForEach-Object { $_.OutputType.Name } |
             Where-Object { $_ -like 'LoraShell.*' } | Sort-Object -Unique)
         foreach ($type in $outputs) { $views | Should -Contain $type -Because "$type is a cmdlet's output" }
-        foreach ($type in $views) { $outputs | Should -Contain $type -Because "the view for $type should serve some cmdlet" }
+        # Types that cmdlets return inside their outputs (TrainingResult.Evaluations) have views too.
+        $nested = @('LoraShell.TrainingEvaluation')
+        foreach ($type in $views) { ($outputs + $nested) | Should -Contain $type -Because "the view for $type should serve some cmdlet" }
     }
     It 'completes -Method, -InitMethod, -Task and -Precision from their sets' {
         foreach ($case in @(

@@ -27,7 +27,7 @@ Describe 'Start-LoraTraining | Export-LoraChart' {
         $r.Steps | Should -Be 15
         $r.FinalValidationLoss | Should -BeLessThan $r.InitialValidationLoss
         $r.TrainableParameters | Should -Be 260032
-        ($r | Format-Table | Out-String) | Should -Match 'ValLossAfter'
+        ($r | Format-Table | Out-String) | Should -Match 'Val after'
     }
 
     It 'stops cleanly on Stop (Ctrl+C) and leaves a checkpoint that resumes' {

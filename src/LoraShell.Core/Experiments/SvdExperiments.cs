@@ -26,7 +26,8 @@ public static class SvdExperiments
         using var model = setup.LoadBase();
         string baseFolder = Path.Combine(folder, "base");
         model.SaveHuggingFace(baseFolder, overwrite: true);
-        var result = Trainer.Run(model, setup.Training(TrainingMethod.Full) with { OutputPath = Path.Combine(folder, "full-ft") });
+        // The experiment's scratch folder: a re-run replaces the previous run's output (Overwrite), as the base folder above.
+        var result = Trainer.Run(model, setup.Training(TrainingMethod.Full) with { OutputPath = Path.Combine(folder, "full-ft"), Overwrite = true });
         return new FullFineTune(baseFolder, result.ModelPath!, result.InitialValidationLoss ?? double.NaN, result.FinalValidationLoss ?? double.NaN, result);
     }
 

@@ -64,9 +64,9 @@ internal sealed class ClassificationObjective : TrainingObjective
         return (loss.item<float>(), batch.Sum(e => (long)e.Tokens.Length));
     }
 
-    public override EvalRecord Evaluate(int step)
+    public override EvalRecord Evaluate(int step, Action<double>? done = null)
     {
-        var (loss, accuracy) = Evaluate(_hidden!, _head!, _validation, _batchSize, _device);
+        var (loss, accuracy) = Evaluate(_hidden!, _head!, _validation, _batchSize, _device, done);
         return new EvalRecord(step, loss, accuracy);
     }
 
@@ -110,7 +110,7 @@ internal sealed class ClassificationObjective : TrainingObjective
     }
 
     /// <summary>Mean cross-entropy and accuracy over the examples; NaN for both without any.</summary>
-    public static (double Loss, double Accuracy) Evaluate(Func<Tensor, Tensor> hidden, ClassificationHead head, IReadOnlyList<LabeledSequence> examples, int batchSize, Device device)
+    public static (double Loss, double Accuracy) Evaluate(Func<Tensor, Tensor> hidden, ClassificationHead head, IReadOnlyList<LabeledSequence> examples, int batchSize, Device device, Action<double>? done = null)
     {
         if (examples.Count == 0) return (double.NaN, double.NaN);
         double lossSum = 0;
@@ -124,6 +124,7 @@ internal sealed class ClassificationObjective : TrainingObjective
             var logits = head.call(hidden(ids), lengths).to(ScalarType.Float32);
             lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
             correct += logits.argmax(1).eq(labels).sum().item<long>();
+            done?.Invoke(Math.Min(1.0, (double)(start + batch.Count) / examples.Count));
         }
         return (lossSum / examples.Count, correct / (double)examples.Count);
     }

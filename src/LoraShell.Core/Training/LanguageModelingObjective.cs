@@ -18,11 +18,11 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     CausalLM? _model;
     Func<Tensor, Tensor>? _hidden, _forward;
 
-    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, Action<string>? log = null)
+    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, Action<string>? log = null, Action<TrainingActivity>? activity = null)
     {
         _o = o;
         _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"),
-            o.SequenceLength, o.ChatLoss, log);
+            o.SequenceLength, o.ChatLoss, log, activity);
         _train = new BatchSampler(_corpus.Train, o.SequenceLength, o.Seed);
         if (_train.WindowCount == 0)
             throw LoraShellException.InvalidData("DataTooSmall",
@@ -58,13 +58,14 @@ internal sealed class LanguageModelingObjective : TrainingObjective
         return (sum / count, inputs.numel());
     }
 
-    public override EvalRecord Evaluate(int step) => new(step, MeanLoss(_forward!, _model!, _validation, _o));
+    public override EvalRecord Evaluate(int step, Action<double>? done = null) => new(step, MeanLoss(_forward!, _model!, _validation, _o, done));
 
     /// <summary>Mean loss over the validation windows (targets marked not-predicted are ignored); NaN without any.</summary>
-    public static double MeanLoss(Func<Tensor, Tensor> forward, CausalLM model, BatchSampler validation, TrainingOptions o)
+    public static double MeanLoss(Func<Tensor, Tensor> forward, CausalLM model, BatchSampler validation, TrainingOptions o, Action<double>? done = null)
     {
         double sum = 0;
         long count = 0;
+        long windows = o.MaxEvalWindows > 0 ? Math.Min(o.MaxEvalWindows, validation.WindowCount) : validation.WindowCount, scored = 0;
         using var _ = no_grad();
         foreach (var (inputs, targets) in validation.Sequential(o.BatchSize, model.Device, o.MaxEvalWindows))
         {
@@ -75,6 +76,8 @@ internal sealed class LanguageModelingObjective : TrainingObjective
             sum += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flat,
                 ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum).item<float>();
             count += flat.ne(BatchSampler.IgnoreIndex).sum().item<long>();
+            scored += i.shape[0];
+            done?.Invoke(windows == 0 ? 1 : Math.Min(1.0, (double)scored / windows));
         }
         return count == 0 ? double.NaN : sum / count;
     }

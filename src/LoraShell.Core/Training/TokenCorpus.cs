@@ -92,7 +92,7 @@ public sealed class TokenCorpus
 
     public static TokenCorpus Load(IReadOnlyList<string> dataPaths, IReadOnlyList<string>? validationPaths, double fraction,
         ITextTokenizer tokenizer, string? cacheFolder, int sequenceLength = int.MaxValue - 1, ChatLoss chatLoss = ChatLoss.AssistantTurns,
-        Action<string>? log = null)
+        Action<string>? log = null, Action<TrainingActivity>? activity = null)
     {
         var files = ExpandPaths(dataPaths);
         var validationFiles = validationPaths is null ? null : ExpandPaths(validationPaths);
@@ -105,6 +105,11 @@ public sealed class TokenCorpus
             return new TokenCorpus(train, validation, files, fromCache: true);
         }
 
+        // Tokenizing a large file takes a while and has no natural fraction: say what is being read.
+        long bytes = files.Concat(validationFiles ?? new List<string>()).Sum(f => new FileInfo(f).Length);
+        string what = files.Count == 1 ? Path.GetFileName(files[0]) : $"{files.Count} files";
+        activity?.Invoke(new TrainingActivity($"Tokenizing {what} ({bytes / 1048576.0:N1} MiB; cached for the next run{(cachePath is null ? " with -OutputPath" : "")})", -1));
+        log?.Invoke($"Tokenizing {what} ({bytes:N0} bytes) with the model's tokenizer.");
         TokenStream trainStream, validationStream;
         if (validationFiles != null)
         {

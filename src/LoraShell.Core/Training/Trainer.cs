@@ -19,10 +19,10 @@ public static class Trainer
     public const string SideNetworkFolder = "side-network";
 
     public static TrainingResult Run(ITrainingSubject subject, TrainingOptions o, IProgress<TrainingProgress>? progress = null,
-        CancellationToken cancel = default, Action<string>? log = null)
+        CancellationToken cancel = default, Action<string>? log = null, Action<TrainingActivity>? activity = null)
     {
         o.Validate();
-        using var run = TrainingRun.Start(subject, o, log);
+        using var run = TrainingRun.Start(subject, o, log, activity);
         try
         {
             run.Train(progress, cancel);

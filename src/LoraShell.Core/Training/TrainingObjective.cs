@@ -41,8 +41,11 @@ internal abstract class TrainingObjective : IDisposable
     /// </summary>
     public abstract (double Loss, long Tokens)? Step(long firstDraw, int batchSize, double scale);
 
-    /// <summary>Validation loss (and accuracy, for classification) of the model as it is now.</summary>
-    public abstract EvalRecord Evaluate(int step);
+    /// <summary>
+    /// Validation loss (and accuracy, for classification) of the model as it is now; <paramref name="done"/>
+    /// hears the fraction of the validation set scored so far.
+    /// </summary>
+    public abstract EvalRecord Evaluate(int step, Action<double>? done = null);
 
     public virtual void SetTraining(bool training) { }
 

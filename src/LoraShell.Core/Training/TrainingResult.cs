@@ -4,6 +4,12 @@ namespace LoraShell.Core.Training;
 public sealed record EvalRecord(int Step, double Loss, double? Accuracy = null);
 
 /// <summary>Progress of a running training, reported once per optimizer step.</summary>
+/// <summary>
+/// What a run is doing between steps (reading and tokenizing data, evaluating), so a caller can show it:
+/// <paramref name="Fraction"/> in [0, 1], or negative when the amount of work is unknown.
+/// </summary>
+public sealed record TrainingActivity(string Status, double Fraction);
+
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond, TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss);
 
 /// <summary>What a training run did and produced.</summary>

@@ -32,6 +32,8 @@ internal sealed class TrainingRun : IDisposable
     readonly List<double> _losses = new();
     readonly List<EvalRecord> _evaluations = new();
     readonly List<double> _stepMilliseconds = new();
+    readonly List<long> _stepTokens = new();
+    Action<TrainingActivity>? _activity;
     readonly Stopwatch _clock = new();
     int _startStep, _step;
     long _tokensSeen;
@@ -69,7 +71,7 @@ internal sealed class TrainingRun : IDisposable
     }
 
     /// <summary>Reads the data, prepares what the method trains and binds the task to it.</summary>
-    public static TrainingRun Start(ITrainingSubject subject, TrainingOptions o, Action<string>? log)
+    public static TrainingRun Start(ITrainingSubject subject, TrainingOptions o, Action<string>? log, Action<TrainingActivity>? activity = null)
     {
         var tokenizer = subject.RequireTokenizer();
         var config = subject.Model.Config;
@@ -89,12 +91,12 @@ internal sealed class TrainingRun : IDisposable
         {
             objective = o.IsClassification
                 ? new ClassificationObjective(o, tokenizer)
-                : new LanguageModelingObjective(o, tokenizer, output, log);
+                : new LanguageModelingObjective(o, tokenizer, output, log, activity);
             NativeMemory.ReleaseManagedGarbage();
             var tuner = Tuner.For(o.Method, subject);
             tuner.Prepare(o, () => objective.FisherData, log);
             objective.Bind(subject.Model, tuner, o.Seed, log);
-            run = new TrainingRun(subject, o, folder, objective, tuner);
+            run = new TrainingRun(subject, o, folder, objective, tuner) { _activity = activity };
             if (o.Resume) run.Resume(log); else run.Begin();
             return run;
         }
@@ -162,6 +164,7 @@ internal sealed class TrainingRun : IDisposable
                 _tokensSeen += tokens;
                 double seconds = stepClock.Elapsed.TotalSeconds;
                 _stepMilliseconds.Add(seconds * 1000);
+                _stepTokens.Add(tokens);
                 bool last = _step + 1 == _totalSteps;
                 var evaluation = EvaluateIfDue(last);
                 Report(progress, loss, lr, tokens / seconds, evaluation);
@@ -236,7 +239,9 @@ internal sealed class TrainingRun : IDisposable
     EvalRecord Evaluate(int atStep)
     {
         SetTraining(false);
-        try { return _objective.Evaluate(atStep); }
+        string what = atStep == 0 ? "before training" : $"at step {atStep}";
+        _activity?.Invoke(new TrainingActivity($"Evaluating {what}", 0));
+        try { return _objective.Evaluate(atStep, f => _activity?.Invoke(new TrainingActivity($"Evaluating {what}", f))); }
         finally { SetTraining(true); }
     }
 
@@ -254,8 +259,13 @@ internal sealed class TrainingRun : IDisposable
             step = _step + 1, loss, lr, tokens_per_s = tokensPerSecond, elapsed_s = _clock.Elapsed.TotalSeconds,
             memory_mib = MemoryMeter.CurrentMiB, val_loss = evaluation?.Loss, val_accuracy = evaluation?.Accuracy,
         });
-        var remaining = TimeSpan.FromSeconds(_stepMilliseconds.TakeLast(20).Average() / 1000 * (_totalSteps - _step - 1));
-        progress?.Report(new TrainingProgress(_step + 1, _totalSteps, loss, lr, tokensPerSecond, _clock.Elapsed, remaining, evaluation?.Loss));
+        // Shown rates and times use the last 20 steps, leaving out this process's first step (it pays for
+        // allocation and warm-up, so a single-step rate jumped from tens to thousands of tokens/s).
+        int recent = Math.Min(20, _stepMilliseconds.Count > 1 ? _stepMilliseconds.Count - 1 : 1);
+        double recentMs = _stepMilliseconds.TakeLast(recent).Sum();
+        double shownRate = recentMs > 0 ? _stepTokens.TakeLast(recent).Sum() / (recentMs / 1000) : tokensPerSecond;
+        var remaining = TimeSpan.FromSeconds(recentMs / recent / 1000 * (_totalSteps - _step - 1));
+        progress?.Report(new TrainingProgress(_step + 1, _totalSteps, loss, lr, shownRate, _clock.Elapsed, remaining, evaluation?.Loss));
     }
 
     string SaveCheckpoint(int step, Tensor rngState, int losses)

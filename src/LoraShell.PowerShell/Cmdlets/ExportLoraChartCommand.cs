@@ -7,7 +7,7 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(FileInfo))]
 [CmdletHelp(
     "Draws LoraShell results as a self-contained Plotly.NET chart: HTML with plotly.js embedded (opens offline), or PNG.",
-    "Export-LoraChart collects the objects piped to it and writes one chart: for LoraShell.TrainingResult objects, the training loss per step and the validation losses of every run on one set of axes; for LoraShell.SvdDeltaReport objects (Invoke-SvdDelta's output), the singular-value spectra on a log scale and the Eckart–Young error-vs-rank curves with each matrix's measured error at its chosen rank; for any other objects with a Name and a numeric Value property (and optionally a Series), grouped bars (benchmark tables, for instance). A .html path gets HTML that embeds plotly.js (about 3.6 MB) instead of loading it from a CDN, so the chart works offline and in archives; a .png path gets an image rendered by headless Chromium (Debian's chromium package, or LORASHELL_CHROMIUM). The file is written atomically; an existing file is replaced only with -Force. Supports -WhatIf.")]
+    "Export-LoraChart collects the objects piped to it and writes one chart: for LoraShell.TrainingResult objects (or a run's result.json read back with ConvertFrom-Json), the training loss per step and the validation losses of every run on one set of axes; for LoraShell.SvdDeltaReport objects (Invoke-SvdDelta's output), the singular-value spectra on a log scale and the Eckart–Young error-vs-rank curves with each matrix's measured error at its chosen rank; for any other objects with a Name and a numeric Value property (and optionally a Series), grouped bars (benchmark tables, for instance). A .html path gets HTML that embeds plotly.js (about 3.6 MB) instead of loading it from a CDN, so the chart works offline and in archives; a .png path gets an image rendered by headless Chromium (Debian's chromium package, or LORASHELL_CHROMIUM). The file is written atomically; an existing file is replaced only with -Force. Supports -WhatIf.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 | Export-LoraChart -Path ./out/loss.html -Force",
     "The loss curve of a short run.")]
@@ -22,11 +22,11 @@ namespace LoraShell.PowerShell;
     "Bars of any named values, here peak training memory per method.")]
 public sealed class ExportLoraChartCommand : LoraCmdlet
 {
-    readonly List<TrainingResult> _training = new();
+    readonly List<(string Method, Core.Training.TrainingResult Core)> _training = new();
     readonly List<SvdDeltaReport> _svd = new();
     readonly List<(string Series, string Name, double Value)> _bars = new();
 
-    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "Results to draw: LoraShell.TrainingResult objects, the output of Invoke-SvdDelta, or objects with Name and Value (and optional Series) properties.")]
+    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "Results to draw: LoraShell.TrainingResult objects, the output of Invoke-SvdDelta, a training run's result.json read back with ConvertFrom-Json, or objects with Name and Value (and optional Series) properties.")]
     public PSObject InputObject { get; set; } = null!;
 
     [Parameter(Mandatory = true, Position = 0, HelpMessage = "The file to write: .html (interactive, offline) or .png (needs Chromium). Relative paths resolve against the current location.")]
@@ -43,10 +43,11 @@ public sealed class ExportLoraChartCommand : LoraCmdlet
     {
         switch (InputObject.BaseObject)
         {
-            case TrainingResult t: _training.Add(t); break;
+            case TrainingResult t: _training.Add((t.Method, t.Core)); break;
             case SvdDeltaReport r: _svd.Add(r); break;
             case SvdDeltaSummary: break; // Invoke-SvdDelta's closing line: nothing to draw
             default:
+                if (SavedTrainingResult(InputObject) is { } saved) { _training.Add((saved.Method, saved)); break; }
                 if (InputObject.Properties["Name"]?.Value is object name && InputObject.Properties["Value"]?.Value is object value
                     && LanguagePrimitives.TryConvertTo(value, System.Globalization.CultureInfo.InvariantCulture, out double number))
                 {
@@ -54,8 +55,32 @@ public sealed class ExportLoraChartCommand : LoraCmdlet
                     break;
                 }
                 throw Core.LoraShellException.InvalidArgument("UnsupportedChartInput",
-                    $"Export-LoraChart draws LoraShell.TrainingResult and LoraShell.SvdDeltaReport objects, or objects with a Name and a numeric Value; got {InputObject.BaseObject.GetType().FullName}.", InputObject.BaseObject);
+                    $"Export-LoraChart draws LoraShell.TrainingResult objects (or a result.json read back with ConvertFrom-Json), LoraShell.SvdDeltaReport objects, or objects with a Name and a numeric Value; got {InputObject.BaseObject.GetType().FullName}.", InputObject.BaseObject);
         }
+    }
+
+    /// <summary>
+    /// A training run's result.json read back (Get-Content result.json | ConvertFrom-Json): its Method,
+    /// Model and Losses, with the evaluations, make the same loss chart the live result does.
+    /// </summary>
+    static Core.Training.TrainingResult? SavedTrainingResult(PSObject o)
+    {
+        if (o.Properties["Method"]?.Value is not object method || o.Properties["Model"]?.Value is not object model || o.Properties["Losses"]?.Value is not object losses)
+            return null;
+        static double Number(object? v) => LanguagePrimitives.ConvertTo<double>(v is PSObject p ? p.BaseObject : v);
+        var evaluations = new List<Core.Training.EvalRecord>();
+        foreach (var e in LanguagePrimitives.GetEnumerable(o.Properties["Evaluations"]?.Value) ?? Array.Empty<object>())
+        {
+            var record = PSObject.AsPSObject(e);
+            var accuracy = record.Properties["Accuracy"]?.Value;
+            evaluations.Add(new Core.Training.EvalRecord((int)Number(record.Properties["Step"]?.Value), Number(record.Properties["Loss"]?.Value), accuracy is null ? null : Number(accuracy)));
+        }
+        return new Core.Training.TrainingResult
+        {
+            Method = method.ToString()!, Model = model.ToString()!,
+            Losses = (LanguagePrimitives.GetEnumerable(losses) ?? Array.Empty<object>()).Cast<object>().Select(Number).ToList(),
+            Evaluations = evaluations,
+        };
     }
 
     protected override void EndProcessing()
@@ -90,7 +115,7 @@ public sealed class ExportLoraChartCommand : LoraCmdlet
                 chart = BarCharts.Grouped(_bars, Title ?? "");
             }
             if (!ShouldProcess(target, $"Write {what}")) return;
-            WriteObject(extension == ".png" ? ChartImage.SavePng(chart, target) : ChartHtml.Save(chart, target));
+            WriteItem(extension == ".png" ? ChartImage.SavePng(chart, target) : ChartHtml.Save(chart, target));
         }
         catch (Core.LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
     }

@@ -34,6 +34,6 @@ public sealed class ExportLoraModelCommand : LoraCmdlet
             WriteWarning($"The model is quantized ({Model.Quantization}): its projections are written dequantized to {Model.DType}, with the rounding of the quantization (a Hugging Face folder has no NF4/int8 format LoraShell writes).");
         DirectoryInfo written;
         lock (Model.Gate) written = Model.Loaded.SaveHuggingFace(target, overwrite: Force);
-        WriteObject(written);
+        WriteItem(written);
     }
 }

@@ -42,6 +42,8 @@ public sealed class ImportLoraAdapterCommand : LoraCmdlet
             Model.Loaded.Adapters.MarkTrainable(Name);
         }
         foreach (var w in warnings) WriteWarning(w);
+        var info = Model.Loaded.Adapters.Info(Name);
+        WriteVerbose($"Loaded adapter '{Name}' from '{folder}': r {info.Rank}, alpha {info.Alpha:G}, {info.ModulePaths.Count} modules ({string.Join(", ", info.TargetModules)}), {info.TrainableParameters:N0} parameters.");
         WriteObject(Model);
     }
 }

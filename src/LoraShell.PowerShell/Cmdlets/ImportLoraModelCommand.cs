@@ -56,6 +56,7 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
     protected override void Process()
     {
         string path = ParameterSetName == LiteralPathSet ? ResolveLiteral(LiteralPath) : ResolveSingle(Path, nameof(Path));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var loaded = LoadedModel.Load(new ModelLoadOptions
         {
             Path = path,
@@ -72,6 +73,10 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
         }
         if (loaded.Tokenizer is null)
             WriteWarning($"No tokenizer was found beside '{path}'; text cmdlets need one. Pass -TokenizerPath.");
-        WriteObject(new LoraModel(loaded));
+        var model = new LoraModel(loaded);
+        WriteVerbose($"Loaded '{path}' ({model.Format}) in {clock.Elapsed.TotalSeconds:N1} s: {model.Family}, {model.Parameters:N0} parameters, " +
+            $"{model.Layers} layers x {model.HiddenSize}, {model.DType} on {model.Device}; tokenizer: {model.Tokenizer ?? "none"}" +
+            (model.SideNetwork is null ? "." : $"; side network: {model.SideNetwork}."));
+        WriteObject(model);
     }
 }

@@ -62,7 +62,7 @@ public sealed class MergeLoraWeightsCommand : LoraCmdlet
 
             if (target is null) { WriteObject(Model); return; }
             if (!ShouldProcess(target, "Write the merged model as a Hugging Face folder")) return;
-            WriteObject(Model.Loaded.SaveHuggingFace(target, Force));
+            WriteItem(Model.Loaded.SaveHuggingFace(target, Force));
         }
     }
 }

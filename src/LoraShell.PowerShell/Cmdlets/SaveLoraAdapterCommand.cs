@@ -54,7 +54,7 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
             {
                 foreach (var w in result.Warnings) WriteWarning(w);
                 WriteVerbose($"Saved adapter in '{result.Folder.FullName}': {result.TensorCount} tensors, {result.FileBytes:N0} bytes in {PeftAdapterFiles.WeightsFile}.");
-                WriteObject(result.Folder);
+                WriteItem(result.Folder);
             }
         }
     }

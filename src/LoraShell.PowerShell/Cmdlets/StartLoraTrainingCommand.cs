@@ -7,7 +7,7 @@ namespace LoraShell.PowerShell;
 [Cmdlet(VerbsLifecycle.Start, "LoraTraining", SupportsShouldProcess = true)]
 [OutputType(typeof(TrainingResult))]
 [CmdletHelp(
-    "Trains a model on text: LoRA (the active adapter only) or full fine-tuning, with validation, checkpoints and resume.",
+    "Trains a model on text, chat or labelled sentences: LoRA (the active adapter), Ladder side-tuning or full fine-tuning, with validation, checkpoints and resume.",
     "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight; -Method Ladder trains a ladder side network (width / -ReductionFactor, gated down-projections of -SideLayers, initialised by pruning the backbone per -PruneBy) while the backbone runs without autograd, so backpropagation never enters it. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/), a Hugging Face model (model/) or a side network (side-network/, loadable with Import-LoraModel -SideNetworkPath). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left. With -Task Classification (the default for .tsv data: sentence<TAB>label lines, header optional) every method trains a classification head on the final hidden state of each sentence's last token (for Ladder, backbone plus side network), reports validation accuracy, and saves the head to classifier/ (score.safetensors, labels.json), in checkpoints too, so -Resume works the same way.")]
 [CmdletExample(
     "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1",
@@ -146,18 +146,16 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
         if (output != null) TrainingOutput.Check(output, Resume, Force);
         if (output != null && !ShouldProcess(output, $"Train {Model.Name} ({Method}) and write checkpoints, metrics and the result")) return;
 
-        var messages = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var result = RunWithProgress($"Training {Model.Name} ({Method})", (report, cancel) =>
+        var result = RunWithProgress($"Training {Model.Name} ({Method})", (report, emit, cancel) =>
         {
             lock (Model.Gate)
                 return Trainer.Run(Model.Loaded, options, new InlineProgress<TrainingProgress>(p =>
-                    report($"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  {p.TokensPerSecond:N0} tok/s  {p.Remaining:hh\\:mm\\:ss} left", (double)p.Step / p.TotalSteps)),
-                    cancel, messages.Enqueue);
+                    emit(new ProgressUpdate($"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  {p.TokensPerSecond:N0} tok/s", (double)p.Step / p.TotalSteps, p.Remaining))),
+                    cancel, m => emit(new VerboseLine(m)), a => emit(new ProgressUpdate(a.Status, a.Fraction)));
         });
-        foreach (var m in messages) WriteVerbose(m);
         if (result.Cancelled)
             WriteWarning($"Training stopped at step {result.Steps} of {result.TotalSteps}." +
-                (result.CheckpointPath is null ? "" : $" Checkpoint: {result.CheckpointPath}; continue with -Resume."));
+                (result.CheckpointPath is null ? (output is null ? " Without -OutputPath no checkpoint is written." : " No step had finished, so no checkpoint was written.") : $" Checkpoint: '{result.CheckpointPath}'. Run the same command with -Resume to continue from it."));
         WriteObject(new TrainingResult(result));
     }
 }

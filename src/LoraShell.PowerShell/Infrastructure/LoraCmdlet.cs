@@ -80,6 +80,16 @@ public abstract class LoraCmdlet : PSCmdlet
     }
 
     /// <summary>A path as the user typed it, resolved against the current PowerShell location (no wildcards).</summary>
+    /// <summary>
+    /// Writes a file or folder the cmdlet created as the FileSystem provider's item (what Get-Item returns),
+    /// so it carries PSPath/PSParentPath and shows in the usual Directory: table instead of a blank one.
+    /// </summary>
+    protected void WriteItem(FileSystemInfo item)
+    {
+        item.Refresh();
+        WriteObject(InvokeProvider.Item.Get(new[] { item.FullName }, true, true), enumerateCollection: true);
+    }
+
     protected string ResolveLiteral(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
     /// <summary>Resolves a path that may contain wildcards to every item it matches (a plain path is taken as is).</summary>
@@ -114,6 +124,12 @@ public abstract class LoraCmdlet : PSCmdlet
 
     sealed record ProgressItem(string Status, double Fraction);
 
+    /// <summary>Progress the work emits itself: a negative fraction is work of unknown size; the time left fills SecondsRemaining.</summary>
+    protected sealed record ProgressUpdate(string Status, double Fraction, TimeSpan? Remaining = null);
+
+    /// <summary>A -Verbose line the work emits, written when it happens rather than after the work ends.</summary>
+    protected sealed record VerboseLine(string Text);
+
     /// <summary>
     /// As above, and objects the work emits are written to the pipeline as they arrive, in order,
     /// from the pipeline thread.
@@ -132,11 +148,15 @@ public abstract class LoraCmdlet : PSCmdlet
         {
             foreach (var item in items.GetConsumingEnumerable())
             {
-                if (item is not ProgressItem p) { WriteObject(item); continue; }
-                if ((DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;
+                if (item is VerboseLine line) { WriteVerbose(line.Text); continue; }
+                var p = item switch { ProgressItem i => new ProgressUpdate(i.Status, i.Fraction), ProgressUpdate u => u, _ => null };
+                if (p is null) { WriteObject(item); continue; }
+                bool newStatus = !string.Equals(StatusKind(p.Status), StatusKind(record.StatusDescription), StringComparison.Ordinal);
+                if (!newStatus && (DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;
                 lastWrite = DateTime.UtcNow;
                 record.StatusDescription = p.Status;
-                record.PercentComplete = (int)Math.Clamp(p.Fraction * 100, 0, 100);
+                record.PercentComplete = p.Fraction < 0 ? -1 : (int)Math.Clamp(p.Fraction * 100, 0, 100);
+                record.SecondsRemaining = p.Remaining is { } left ? (int)Math.Ceiling(left.TotalSeconds) : -1;
                 WriteProgress(record);
             }
             record.RecordType = ProgressRecordType.Completed;
@@ -154,4 +174,7 @@ public abstract class LoraCmdlet : PSCmdlet
         try { return task.GetAwaiter().GetResult(); }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
     }
+
+    /// <summary>The first word of a status ("step", "Evaluating", "Tokenizing"): a change of phase is shown at once.</summary>
+    static string StatusKind(string? status) => status is null ? "" : status.Split(' ', 2)[0];
 }

@@ -11,15 +11,33 @@ public sealed class LoraModel
 {
     internal LoraModel(LoadedModel loaded)
     {
-        Loaded = loaded;
+        _loaded = loaded;
     }
 
-    internal LoadedModel Loaded { get; }
+    LoadedModel? _loaded;
+
+    /// <summary>The model itself; a removed model (Remove-LoraModel) refuses further use with a named error.</summary>
+    internal LoadedModel Loaded => _loaded ?? throw new Core.LoraShellException(Core.LoraErrorKind.InvalidOperation, "ModelRemoved",
+        $"Model '{RemovedName}' was removed with Remove-LoraModel and its memory freed; import it again to use it.", RemovedName);
+
+    /// <summary>True once Remove-LoraModel freed the model's native memory.</summary>
+    public bool Removed => _loaded is null;
+
+    string? RemovedName;
+
+    /// <summary>Frees the native tensors now (the GC does not see their size, so it would wait too long).</summary>
+    internal void Remove()
+    {
+        if (_loaded is null) return;
+        RemovedName = _loaded.Name;
+        _loaded.Dispose();
+        _loaded = null;
+    }
 
     /// <summary>Serialises use of one model from several runspaces (ForEach-Object -Parallel).</summary>
     internal object Gate { get; } = new();
 
-    public string Name => Loaded.Name;
+    public string Name => _loaded?.Name ?? RemovedName!;
     public string Path => Loaded.SourcePath;
     public string Format => Loaded.Format;
     /// <summary>HF model_type: llama, mistral, qwen2, qwen3, phi3 or gpt2.</summary>
@@ -52,5 +70,5 @@ public sealed class LoraModel
     /// <summary>Names of the Linear modules inside the decoder layers (what LoRA can target).</summary>
     public string[] LinearModules => Loaded.Model.LinearSlots().Select(s => s.Path).ToArray();
 
-    public override string ToString() => $"{Name} ({Parameters:N0} parameters, {Device}, {DType})";
+    public override string ToString() => Removed ? $"{Name} (removed)" : $"{Name} ({Parameters:N0} parameters, {Device}, {DType})";
 }

@@ -15,7 +15,7 @@ public sealed class TrainingResult
     public double? FinalValidationLoss => Core.FinalValidationLoss;
     public double? FinalTrainingLoss => Core.Losses.Count > 0 ? Core.Losses[^1] : null;
     public double[] Losses => Core.Losses.ToArray();
-    public object[] Evaluations => Core.Evaluations.Select(e => (object)new { e.Step, e.Loss, e.Accuracy }).ToArray();
+    public TrainingEvaluation[] Evaluations => Core.Evaluations.Select(e => new TrainingEvaluation { Step = e.Step, Loss = e.Loss, Accuracy = e.Accuracy }).ToArray();
     /// <summary>Classification only: validation accuracy before and after training, and the class labels.</summary>
     public double? InitialValidationAccuracy => Core.InitialValidationAccuracy;
     public double? FinalValidationAccuracy => Core.FinalValidationAccuracy;
