@@ -156,15 +156,7 @@ public static class SvdDeltaCompressor
         // Conv1D stores [in, out]; PEFT's factors are A [r, in] and B [out, r] all the same (fan_in_fan_out).
         if (layout.FanInFanOut(name)) delta = delta.t().contiguous();
         long m = delta.shape[0], n = delta.shape[1];
-        // Norm and largest entry row block by row block: no temporary the size of the matrix.
-        double froSquared = 0, maxAbs = 0;
-        for (long row = 0; row < m; row += ResidualRows)
-        {
-            using var blockScope = NewDisposeScope();
-            var wide = delta.narrow(0, row, Math.Min(ResidualRows, m - row)).to(ScalarType.Float64);
-            froSquared += wide.pow(2).sum().item<double>();
-            maxAbs = Math.Max(maxAbs, wide.abs().max().item<double>());
-        }
+        var (froSquared, maxAbs) = BlockStatistics(delta);
         long before = m * n * 4;
         if (froSquared == 0)
             return new SvdDeltaReport { Name = name, Status = DeltaStatus.ZeroDelta, Shape = stored, BytesBefore = before, Method = o.Method.ToString(), Seconds = clock.Elapsed.TotalSeconds };
@@ -209,7 +201,25 @@ public static class SvdDeltaCompressor
         };
     }
 
-    const long NonMatrixBlock = 1 << 22; // elements per block of a non-matrix delta's statistics
+    const long StatisticsBlock = 1 << 22; // elements per block of a delta's statistics
+
+    /// <summary>
+    /// Σx² and max |x| of a delta in float64, a block of elements at a time: no float64 temporary the size
+    /// of the tensor (an embedding's would be twice its float32 size, and the peak of the whole run).
+    /// </summary>
+    static (double Squares, double MaxAbs) BlockStatistics(Tensor delta)
+    {
+        using var flat = delta.reshape(-1);
+        double squares = 0, maxAbs = 0;
+        for (long start = 0; start < flat.shape[0]; start += StatisticsBlock)
+        {
+            using var blockScope = NewDisposeScope();
+            var wide = flat.narrow(0, start, Math.Min(StatisticsBlock, flat.shape[0] - start)).to(ScalarType.Float64);
+            squares += wide.pow(2).sum().item<double>();
+            maxAbs = Math.Max(maxAbs, wide.abs().max().item<double>());
+        }
+        return (squares, maxAbs);
+    }
 
     static SvdDeltaReport NonMatrix(SafetensorsCheckpoint baseCk, SafetensorsCheckpoint ftCk, string name, DeltaLayout layout, SvdDeltaOptions o,
         SafetensorsStreamWriter writer, List<string> exact)
@@ -223,15 +233,7 @@ public static class SvdDeltaCompressor
         // checkpoint, and full-size float64 temporaries of it peaked at 18x its size (1.5B model, measured).
         var delta = ft.dtype == ScalarType.Float32 ? ft.clone() : ft.to(ScalarType.Float32); // ft itself may be stored below
         delta.sub_(w0);
-        var flat = delta.reshape(-1);
-        double maxAbs = 0, squares = 0;
-        for (long start = 0; start < flat.shape[0]; start += NonMatrixBlock)
-        {
-            using var blockScope = NewDisposeScope();
-            var wide = flat.narrow(0, start, Math.Min(NonMatrixBlock, flat.shape[0] - start)).to(ScalarType.Float64);
-            squares += wide.pow(2).sum().item<double>();
-            maxAbs = Math.Max(maxAbs, wide.abs().max().item<double>());
-        }
+        var (squares, maxAbs) = BlockStatistics(delta);
         double norm = Math.Sqrt(squares);
         bool store = o.IncludeNonMatrix && maxAbs > 0;
         if (store)

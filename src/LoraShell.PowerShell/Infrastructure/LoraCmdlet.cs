@@ -122,8 +122,6 @@ public abstract class LoraCmdlet : PSCmdlet
     protected T RunWithProgress<T>(string activity, Func<Action<string, double>, CancellationToken, T> work)
         => RunWithProgress(activity, (report, _, cancel) => work(report, cancel));
 
-    sealed record ProgressItem(string Status, double Fraction);
-
     /// <summary>Progress the work emits itself: a negative fraction is work of unknown size; the time left fills SecondsRemaining.</summary>
     protected sealed record ProgressUpdate(string Status, double Fraction, TimeSpan? Remaining = null);
 
@@ -139,7 +137,7 @@ public abstract class LoraCmdlet : PSCmdlet
         var items = new BlockingCollection<object>();
         var task = Task.Run(() =>
         {
-            try { return work((status, fraction) => items.Add(new ProgressItem(status, fraction)), o => items.Add(o), _stop.Token); }
+            try { return work((status, fraction) => items.Add(new ProgressUpdate(status, fraction)), o => items.Add(o), _stop.Token); }
             finally { items.CompleteAdding(); }
         });
         var record = new ProgressRecord(Math.Abs(activity.GetHashCode() % 100000), activity, "Starting");
@@ -149,8 +147,7 @@ public abstract class LoraCmdlet : PSCmdlet
             foreach (var item in items.GetConsumingEnumerable())
             {
                 if (item is VerboseLine line) { WriteVerbose(line.Text); continue; }
-                var p = item switch { ProgressItem i => new ProgressUpdate(i.Status, i.Fraction), ProgressUpdate u => u, _ => null };
-                if (p is null) { WriteObject(item); continue; }
+                if (item is not ProgressUpdate p) { WriteObject(item); continue; }
                 bool newStatus = !string.Equals(StatusKind(p.Status), StatusKind(record.StatusDescription), StringComparison.Ordinal);
                 if (!newStatus && (DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;
                 lastWrite = DateTime.UtcNow;
