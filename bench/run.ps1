@@ -255,30 +255,40 @@ if ((Test-Path (Join-Path $repo 'module/LoraShell/bin/LoraShell.dll')) -and (Get
     Import-Module (Join-Path $repo 'module/LoraShell/LoraShell.psd1')
     New-Item -ItemType Directory -Force $chartFolder | Out-Null
     $drawn = [System.Collections.Generic.List[object]]::new()
-    function Out-Chart([string] $name, [string] $title, [object[]] $bars) {
+    function Out-Chart([string] $name, [string] $title, [object[]] $bars, [hashtable] $style = @{}) {
         if (@($bars).Count -eq 0) { return }
-        $bars | Export-LoraChart -Path (Join-Path $chartFolder "$name.png") -Title $title -Force | Out-Null
+        $bars | Export-LoraChart -Path (Join-Path $chartFolder "$name.png") -Title $title -Force @style | Out-Null
         $drawn.Add(@($name, $title))
     }
-    Out-Chart 'training-memory' 'Peak RSS while training the synthetic 50.5M model (MiB)' @(
+    # One bar per measurement: its median, and the lowest and highest run as error bars where it ran more than once.
+    function Bar([string] $name, $metric, [string] $series) {
+        $bar = [ordered]@{ Name = $name; Value = $metric.median }
+        if ($series) { $bar.Series = $series }
+        if ($metric.runs -gt 1) { $bar.Low = $metric.min; $bar.High = $metric.max }
+        [pscustomobject]$bar
+    }
+    Out-Chart 'training-memory' 'Peak RSS while training the synthetic 50.5M model' -style @{ YAxisTitle = 'peak resident memory (MiB)' } @(
         foreach ($b in @(@(4, ''), @(16, '-b16'))) {
             'full', 'lora', 'ladder' | Where-Object { $results.Contains("train-memory-synthetic50M-$_$($b[1])") } |
-                ForEach-Object { [pscustomobject]@{ Name = $_; Series = "batch $($b[0]) x 256"; Value = $results["train-memory-synthetic50M-$_$($b[1])"].metrics.peak_mib.median } }
+                ForEach-Object { Bar $_ $results["train-memory-synthetic50M-$_$($b[1])"].metrics.peak_mib "batch $($b[0]) x 256" }
         })
-    Out-Chart 'tinyshakespeare-loss' 'Validation loss on Tiny Shakespeare after training (lower is better)' @(
-        $training | ForEach-Object { [pscustomobject]@{ Name = $_ -replace '^train-stories260K-', ''; Value = $results[$_].metrics.val_loss_after.median } })
-    Out-Chart 'sst2-accuracy' 'SST-2 validation accuracy after training' @(
-        $sst2 | ForEach-Object { [pscustomobject]@{ Name = $_ -replace '^train-sst2-', ''; Value = $results[$_].metrics.accuracy_after.median } })
+    # The untrained model is the reference a trained one is read against: its validation loss, its SST-2 accuracy.
+    $before = @($training | ForEach-Object { $results[$_].metrics.val_loss_before.median })[0]
+    Out-Chart 'tinyshakespeare-loss' 'Validation loss on Tiny Shakespeare after training (lower is better)' -style (@{ YAxisTitle = 'validation loss (nats)' } + $(if ($before) { @{ Baseline = $before; BaselineName = 'before training' } } else { @{} })) @(
+        $training | ForEach-Object { Bar ($_ -replace '^train-stories260K-', '') $results[$_].metrics.val_loss_after })
+    $chance = @($sst2 | ForEach-Object { $results[$_].metrics.accuracy_before.median })[0]
+    Out-Chart 'sst2-accuracy' 'SST-2 validation accuracy after training' -style (@{ YAxisTitle = 'accuracy on 1,000 validation sentences' } + $(if ($chance) { @{ Baseline = $chance; BaselineName = 'before training' } } else { @{} })) @(
+        $sst2 | ForEach-Object { Bar ($_ -replace '^train-sst2-', '') $results[$_].metrics.accuracy_after })
     $ratios = @()
     if ($results.Contains('lora-forward-synthetic50M')) {
         $x = $results['lora-forward-synthetic50M'].metrics
-        $ratios += [pscustomobject]@{ Name = 'merged LoRA / base forward'; Value = $x.merged_over_base.median }
-        $ratios += [pscustomobject]@{ Name = 'unmerged LoRA r8 / base forward'; Value = $x.lora_r8_over_base.median }
+        $ratios += Bar 'merged LoRA / base forward' $x.merged_over_base
+        $ratios += Bar 'unmerged LoRA r8 / base forward' $x.lora_r8_over_base
     }
     foreach ($p in 'stories260K', 'synthetic50M') {
-        if ($results.Contains("lora-step-vs-pytorch-$p")) { $ratios += [pscustomobject]@{ Name = "LoRA step, ours / PyTorch ($p)"; Value = $results["lora-step-vs-pytorch-$p"].metrics.ours_over_pytorch.median } }
+        if ($results.Contains("lora-step-vs-pytorch-$p")) { $ratios += Bar "LoRA step, ours / PyTorch ($p)" $results["lora-step-vs-pytorch-$p"].metrics.ours_over_pytorch }
     }
-    Out-Chart 'ratios' 'Ratios (1 = parity; lower is better)' $ratios
+    Out-Chart 'ratios' 'Ratios (1 = parity; lower is better)' -style @{ YAxisTitle = 'ratio (median of runs)'; Baseline = 1; BaselineName = 'parity' } $ratios
     if ($drawn.Count) {
         [void]$md.AppendLine()
         [void]$md.AppendLine('## Charts')

@@ -128,7 +128,11 @@ foreach ($cmd in Get-Command -Module LoraShell -CommandType Cmdlet | Sort-Object
     foreach ($e in $examples) {
         $i++
         [void]$sb.AppendLine("    <command:example><maml:title>-------------------------- Example $i --------------------------</maml:title>")
-        [void]$sb.AppendLine("      <dev:code>$(Esc $e.Code)</dev:code><dev:remarks><maml:para>$(Esc $e.Remarks)</maml:para></dev:remarks></command:example>")
+        # Output goes after the remarks in a para of its own, its lines kept (Get-Help puts a blank line between paras).
+        # Get-Help trims a para's leading blanks, which would shift a right-aligned first line out of its table.
+        if ($e.Output -match '^\s') { $missing.Add("$($cmd.Name): an example's Output starts with blanks, which Get-Help drops; show it another way (Format-List)") }
+        $output = if ($e.Output) { "<maml:para>$(Esc ($e.Output -replace "`r", ''))</maml:para>" } else { '' }
+        [void]$sb.AppendLine("      <dev:code>$(Esc $e.Code)</dev:code><dev:remarks><maml:para>$(Esc $e.Remarks)</maml:para>$output</dev:remarks></command:example>")
     }
     [void]$sb.AppendLine('  </command:examples>')
     [void]$sb.AppendLine('  <command:relatedLinks><maml:navigationLink><maml:linkText>about_LoraShell</maml:linkText><maml:uri /></maml:navigationLink></command:relatedLinks>')

@@ -40,7 +40,9 @@ for nb in notebooks/*.ipynb; do
     name=$(basename "$nb" .ipynb)
     rm -rf "out/notebooks/$name" # each notebook's scratch folder: start as a fresh checkout would
     start=$(date +%s)
-    if run "$nb" "$PWD/out/notebooks/executed/$name.ipynb"; then
+    # Clean outputs: no kernel bootstrap script or empty outputs, and no path of this machine (repository or data).
+    if run "$nb" "$PWD/out/notebooks/executed/$name.ipynb" &&
+        python3 notebooks/clean-outputs.py "$PWD/out/notebooks/executed/$name.ipynb" "$PWD" "$(cd ../shared 2>/dev/null && pwd)"; then
         echo "notebook ok: $name ($(( $(date +%s) - start )) s)"
         [ $refresh = 1 ] && cp "out/notebooks/executed/$name.ipynb" "$nb"
     else

@@ -11,16 +11,19 @@ Directory.CreateDirectory(output);
 var setup = new ExperimentSetup { SharedFolder = ExperimentSetup.FindShared(), Steps = 60, BatchSize = 8, SequenceLength = 128, MaxEvalWindows = 64 };
 
 Console.WriteLine("1. LoRA's trainable parameters: r·(in + out) per matrix instead of in·out (stories260K)");
-Console.WriteLine($"{"rank",5} {"q,v LoRA",10} {"q,v dense",10} {"all-linear LoRA",16} {"all-linear dense",17}");
+Console.WriteLine("   (up to r = 16: v_proj is 32 x 64, so r cannot exceed 32, and from r = 21.3 a v_proj adapter outgrows the matrix)");
+Console.WriteLine($"{"rank",5} {"q,v LoRA",10} {"q,v dense",10} {"share",7} {"all-linear LoRA",16} {"all-linear dense",17} {"share",7}");
 foreach (var r in LoraExperiments.RankSweep(setup))
-    Console.WriteLine($"{r.Rank,5} {r.QvParameters,10:N0} {r.DenseQvParameters,10:N0} {r.AllLinearParameters,16:N0} {r.DenseAllLinearParameters,17:N0}");
+    Console.WriteLine($"{r.Rank,5} {r.QvParameters,10:N0} {r.DenseQvParameters,10:N0} {r.QvShareOfDense,7:P1} {r.AllLinearParameters,16:N0} {r.DenseAllLinearParameters,17:N0} {r.AllLinearShareOfDense,7:P1}");
 
 Console.WriteLine($"\n2. Training on Tiny Shakespeare: {setup.Steps} steps, batch {setup.BatchSize} x {setup.SequenceLength}, seed {setup.Seed}");
 var runs = LoraExperiments.CompareMethods(setup, new[] { 1, 4, 16 }, log: m => Console.WriteLine($"   training: {m}"));
 Console.WriteLine($"{"method",-22} {"trainable",10} {"val before",11} {"val after",10} {"ms/step",8} {"peak MiB",9}");
 foreach (var run in runs)
     Console.WriteLine($"{run.Label,-22} {run.Result.TrainableParameters,10:N0} {run.ValidationBefore,11:F4} {run.ValidationAfter,10:F4} {run.Result.MillisecondsPerStep,8:F1} {run.Result.PeakMemoryMiB,9:F0}");
-var chart = TrainingCharts.LossCurves(runs.Select(r => (r.Label, r.Result)).ToList(), "LoRA ranks vs full fine-tuning on Tiny Shakespeare");
+var chart = TrainingCharts.LossCurves(runs.Select(r => (r.Label, r.Result)).ToList(), "LoRA ranks vs full fine-tuning on Tiny Shakespeare",
+    baseline: ("base model before training", runs[0].ValidationBefore!.Value),
+    subtitle: $"{setup.Steps} steps of batch {setup.BatchSize} x {setup.SequenceLength} tokens, validation on {setup.MaxEvalWindows} held-out windows");
 Console.WriteLine($"   charts: {ChartHtml.Save(chart, Path.Combine(output, "loss-curves.html")).FullName}, {ChartImage.SavePng(chart, Path.Combine(output, "loss-curves.png")).FullName}");
 
 Console.WriteLine("\n3. Merge: W0 + scaling·B·A gives the same logits, and unmerge restores W0");

@@ -20,5 +20,14 @@ foreach (var r in rows)
 foreach (var r in rows.Where(r => r.Gates is not null))
     Console.WriteLine($"   gates μ_i of {r.Method}: {string.Join(", ", r.Gates!.Select(g => g.ToString("F3")))}");
 
-var chart = ExperimentCharts.MethodCosts(rows);
+var chart = ExperimentCharts.MethodCosts(rows, baseValidationLoss: rows[0].ValidationBefore);
 Console.WriteLine($"   charts: {ChartHtml.Save(chart, Path.Combine(output, "methods.html")).FullName}, {ChartImage.SavePng(chart, Path.Combine(output, "methods.png")).FullName}");
+
+Console.WriteLine("\nMagnitude-pruned or random start, five seeds each (one run per init cannot tell them apart)");
+var trials = LadderExperiments.InitAcrossSeeds(setup, new long[] { 1, 2, 3, 4, 5 }, reductionFactor: 4, log: m => Console.WriteLine($"   training: {m}"));
+Console.WriteLine($"{"init",-10} {"runs",5} {"mean",8} {"sd",8} {"lowest",8} {"highest",8}");
+foreach (var s in LadderExperiments.Summarize(trials))
+    Console.WriteLine($"{s.Init,-10} {s.Runs,5} {s.Mean,8:F4} {s.StandardDeviation,8:F4} {s.Min,8:F4} {s.Max,8:F4}");
+var gap = LadderExperiments.Gap(trials);
+Console.WriteLine($"   {gap}");
+Console.WriteLine($"   {gap.Verdict}");

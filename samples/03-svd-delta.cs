@@ -18,7 +18,7 @@ Console.WriteLine("\n2. Singular values of ΔW = W_ft − W0 (energy kept by the
 var spectra = SvdExperiments.Spectra(ft.BaseFolder, ft.FineTunedFolder);
 foreach (var s in spectra)
     Console.WriteLine($"   {s.Name,-40} [{s.Rows}x{s.Cols}] σ1 {s.Singular[0]:F4}  energy r=1 {s.EnergyByRank[1]:P1}  r=4 {s.EnergyByRank[Math.Min(4, s.EnergyByRank.Length - 1)]:P1}  r=16 {s.EnergyByRank[Math.Min(16, s.EnergyByRank.Length - 1)]:P1}");
-var spectrumChart = ExperimentCharts.Spectra(spectra);
+var spectrumChart = ExperimentCharts.Spectra(spectra, subtitle: $"{spectra.Count} of the 35 adapted matrices: q_proj, v_proj and down_proj of the first and last layers");
 Console.WriteLine($"   charts: {ChartHtml.Save(spectrumChart, Path.Combine(output, "spectra.html")).FullName}, {ChartImage.SavePng(spectrumChart, Path.Combine(output, "spectra.png")).FullName}");
 
 Console.WriteLine("\n3. Merged rank-r deltas: validation loss, error and storage by rank (norms and embeddings stored exactly)");

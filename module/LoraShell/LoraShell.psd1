@@ -44,7 +44,7 @@
             Tags         = @('LoRA', 'PEFT', 'QLoRA', 'fine-tuning', 'LLM', 'Llama', 'Qwen', 'TorchSharp', 'machine-learning', 'SVD', 'PSEdition_Core', 'Linux')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://github.com/lorashell/lorashell'
-            ReleaseNotes = '0.1.0: six model families (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, GPT-2) from Hugging Face folders and llama2.c checkpoints; Hugging Face tokenizer.json and chat templates; LoRA in PEFT format (add, train, save, import, merge, unmerge, enable, disable, remove); Full, LoRA and Ladder side-tuning for text, chat and classification with checkpoints, exact resume and gradient checkpointing; NF4 and int8 frozen bases (QLoRA); SVD delta compression to PEFT adapters; training memory estimates; every failure a named error (about_LoraShell lists them).'
+            ReleaseNotes = '0.1.0: six model families (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, GPT-2) from Hugging Face folders and llama2.c checkpoints; Hugging Face tokenizer.json and chat templates; LoRA in PEFT format (add, train, save, import, merge, unmerge, enable, disable, remove); Full, LoRA and Ladder side-tuning for text, chat and classification with checkpoints, exact resume and gradient checkpointing; NF4 and int8 frozen bases (QLoRA); SVD delta compression to PEFT adapters; training memory estimates; every failure a named error (about_LoraShell lists them). Set-, Enable-, Disable- and Remove-LoraAdapter write nothing unless -PassThru (then the model); -Name completes adapter names; typed Method, Task, Status and Shape; help examples with their output; charts with titled axes, baselines (-Baseline) and spread (Low/High).'
         }
     }
 }

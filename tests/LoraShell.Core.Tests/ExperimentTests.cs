@@ -21,6 +21,39 @@ public class ExperimentTests
     }
 
     [Fact]
+    public void RankSweepStopsWhereTheAdapterIsStillSmallerThanTheMatrices()
+    {
+        var rows = LoraExperiments.RankSweep(Tiny);
+        Assert.Equal(new[] { 1, 2, 4, 8, 16 }, rows.Select(r => r.Rank));
+        Assert.All(rows, r => Assert.True(r.QvShareOfDense < 1, $"r={r.Rank}: {r.QvShareOfDense}"));
+        // At r = 32 (v_proj's smaller side) the q,v adapter would outgrow the matrices: 5·32·(128+96) > 5·(64·64+32·64).
+        Assert.True(LoraExperiments.RankSweep(Tiny, new[] { 32 })[0].QvShareOfDense > 1);
+    }
+
+    [Fact]
+    public void LadderInitialisationsAreComparedSeedBySeed()
+    {
+        var trials = LadderExperiments.InitAcrossSeeds(Tiny with { Steps = 4 }, new long[] { 1, 2 });
+        Assert.Equal(4, trials.Count);
+        Assert.Equal(new long[] { 1, 1, 2, 2 }, trials.Select(t => t.Seed));
+        Assert.All(trials, t => Assert.True(double.IsFinite(t.ValidationAfter)));
+        // Different seeds draw different batches: the same init ends somewhere else.
+        Assert.NotEqual(trials[0].ValidationAfter, trials[2].ValidationAfter);
+        var summary = LadderExperiments.Summarize(trials);
+        var magnitude = summary.Single(s => s.Init == SideTuning.LadderInit.Magnitude);
+        double a = trials[0].ValidationAfter, b = trials[2].ValidationAfter;
+        Assert.Equal((a + b) / 2, magnitude.Mean, 12);
+        Assert.Equal(Math.Abs(a - b) / Math.Sqrt(2), magnitude.StandardDeviation, 12);
+        Assert.Equal(Math.Min(a, b), magnitude.Min);
+        var gap = LadderExperiments.Gap(trials);
+        double g1 = trials[0].ValidationAfter - trials[1].ValidationAfter, g2 = trials[2].ValidationAfter - trials[3].ValidationAfter;
+        Assert.Equal(2, gap.Seeds);
+        Assert.Equal((g1 + g2) / 2, gap.MeanGap, 12);
+        Assert.Equal((g1 < 0 ? 1 : 0) + (g2 < 0 ? 1 : 0), gap.MagnitudeLower);
+        Assert.Equal(Math.Abs(gap.MeanGap) > 2 * gap.StandardDeviation / Math.Sqrt(2), gap.Clear);
+    }
+
+    [Fact]
     public void MethodComparisonRunsEveryMethodOnTheSameData()
     {
         var runs = LoraExperiments.CompareMethods(Tiny, new[] { 4 });

@@ -85,18 +85,29 @@ Describe 'Help for <Name>' -ForEach $Cmdlets {
             $documented | Should -Contain $p -Because "-$p needs help text"
         }
     }
-    It 'has at least two examples that run' {
+    It 'has at least two examples that run and print what the help says they print' {
         $examples = @($Help.examples.example)
         $examples.Count | Should -BeGreaterOrEqual 2
+        # The attributes are the source; the help file must carry them as they are (build-help.ps1 regenerates it).
+        $declared = @($Command.ImplementingType.GetCustomAttributes([LoraShell.PowerShell.CmdletExampleAttribute], $false))
+        @($examples.code) | Should -Be @($declared.Code) -Because 'the help file is generated from [CmdletExample]; run module/build.sh'
         # Examples use ./shared/... and write under ./out: run them in a scratch folder that links shared.
         $scratch = New-TestFolder
         New-Item -ItemType SymbolicLink -Path (Join-Path $scratch 'shared') -Target $Shared | Out-Null
         Push-Location $scratch
         try {
-            foreach ($e in $examples) {
-                { [scriptblock]::Create($e.code).Invoke() | Out-Null } | Should -Not -Throw -Because $e.code
+            foreach ($e in $declared) {
+                $script:printed = $null
+                { $script:printed = [scriptblock]::Create($e.Code).Invoke() | Out-String -Width 80 } | Should -Not -Throw -Because $e.Code
+                if ($e.Output) { Assert-SameOutput -Actual $script:printed -Expected $e.Output -Because $e.Code }
             }
         }
         finally { Pop-Location; Remove-Item -Recurse -Force $scratch }
+    }
+    It 'shows each example''s output after its remarks' {
+        foreach ($e in @($Command.ImplementingType.GetCustomAttributes([LoraShell.PowerShell.CmdletExampleAttribute], $false)) | Where-Object Output) {
+            $shown = @($Help.examples.example | Where-Object code -eq $e.Code)[0]
+            (@($shown.remarks.Text) -join "`n") | Should -Match ([regex]::Escape(($e.Output -split "`n")[0].TrimEnd()))
+        }
     }
 }

@@ -154,12 +154,12 @@ Describe 'Several adapters' {
         $base = ($m | Measure-LoraPerplexity -Text $Text).Loss
         $m | Add-LoraAdapter -Name a -InitMethod Random -Seed 1 | Add-LoraAdapter -Name b -TargetModules o_proj -InitMethod Random -Seed 2 | Out-Null
         $m.ActiveAdapters | Should -Be @('b')
-        $m | Set-LoraAdapter -Name a | Out-Null
+        $m | Set-LoraAdapter -Name a | Should -BeNullOrEmpty
         $m.ActiveAdapters | Should -Be @('a')
         $withA = ($m | Measure-LoraPerplexity -Text $Text).Loss
-        ($m | Disable-LoraAdapter | Measure-LoraPerplexity -Text $Text).Loss | Should -Be $base
-        ($m | Enable-LoraAdapter | Measure-LoraPerplexity -Text $Text).Loss | Should -Be $withA
-        $m | Remove-LoraAdapter -Name a, b | Out-Null
+        ($m | Disable-LoraAdapter -PassThru | Measure-LoraPerplexity -Text $Text).Loss | Should -Be $base
+        ($m | Enable-LoraAdapter -PassThru | Measure-LoraPerplexity -Text $Text).Loss | Should -Be $withA
+        $m | Remove-LoraAdapter -Name a, b | Should -BeNullOrEmpty
         $m.Adapters.Count | Should -Be 0
         ($m | Measure-LoraPerplexity -Text $Text).Loss | Should -Be $base
         $e = Get-ThrownError { $m | Set-LoraAdapter -Name a }

@@ -55,3 +55,98 @@ Describe 'Objects a script can rely on' {
         ($folder | Format-Table | Out-String) | Should -Match 'hf'
     }
 }
+
+Describe 'Typed properties' {
+    It 'gives methods, tasks, statuses and precisions as enums and a shape as an int array' {
+        $r = Import-LoraModel $StoriesPath | Start-LoraTraining -Method Full -DataPath $Data -MaxSteps 1 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 1 -OutputPath (Join-Path $Dir 'ft')
+        $r.Method | Should -BeOfType ([LoraShell.Core.Training.TrainingMethod])
+        $r.Method | Should -Be Full
+        $r.Task | Should -Be ([LoraShell.Core.Training.TrainingTask]::LanguageModeling)
+        Import-LoraModel $StoriesPath | Export-LoraModel -Path (Join-Path $Dir 'b0') | Out-Null
+        $rows = Invoke-SvdDelta -BasePath (Join-Path $Dir 'b0') -FineTunedPath $r.ModelPath -OutputPath (Join-Path $Dir 'delta') -Rank 2 |
+            Where-Object { $_ -is [LoraShell.SvdDeltaReport] }
+        $down = $rows | Where-Object Name -eq 'model.layers.0.mlp.down_proj.weight'
+        $down.Status | Should -Be ([LoraShell.Core.Delta.DeltaStatus]::Compressed)
+        $down.Method | Should -Be ([LoraShell.Core.Delta.SvdMethod]::Exact)
+        , $down.Shape | Should -BeOfType ([int[]])
+        $down.Shape | Should -Be @(64, 172)
+        ($rows | Where-Object Name -eq 'model.norm.weight').Shape | Should -Be @(64)
+        # The table view still reads "out x in".
+        ($down | Format-Table | Out-String -Width 80) | Should -Match '64 x 172'
+        $est = Measure-LoraMemory -Preset Llama-2-7B -Method Lora -Precision Bf16Mixed
+        $est.Method | Should -BeOfType ([LoraShell.Core.Training.TrainingMethod])
+        $est.Precision | Should -Be ([LoraShell.Core.Memory.TrainingPrecision]::Bf16Mixed)
+    }
+}
+
+Describe 'Set, Enable, Disable and Remove-LoraAdapter' {
+    It 'write nothing by default and the model with -PassThru' {
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name a | Add-LoraAdapter -Name b
+        $m | Set-LoraAdapter -Name a | Should -BeNullOrEmpty
+        $m | Disable-LoraAdapter | Should -BeNullOrEmpty
+        $m | Enable-LoraAdapter | Should -BeNullOrEmpty
+        $m | Remove-LoraAdapter -Name b -WhatIf | Should -BeNullOrEmpty
+        foreach ($passed in @(
+                ($m | Set-LoraAdapter -Name a -PassThru),
+                ($m | Disable-LoraAdapter -PassThru),
+                ($m | Enable-LoraAdapter -PassThru),
+                ($m | Remove-LoraAdapter -Name b -PassThru))) {
+            [object]::ReferenceEquals($passed, $m) | Should -BeTrue
+        }
+        $m.Adapters | Should -Be @('a')
+    }
+}
+
+Describe 'Adapter name completion' {
+    BeforeAll {
+        $script:Model = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name alpha | Add-LoraAdapter -Name beta -TargetModules o_proj
+        function Complete([string] $Line) { (TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches }
+    }
+    It 'offers the adapters of the model in -Model or piped from a variable, with rank and targets' {
+        (Complete 'Set-LoraAdapter -Model $Model -Name ').CompletionText | Should -Be @('alpha', 'beta')
+        $b = Complete '$Model | Remove-LoraAdapter -Name b'
+        $b.CompletionText | Should -Be @('beta')
+        $b.ToolTip | Should -Match 'r 8, alpha 8, o_proj, active'
+        (Complete '$Model | Get-LoraAdapter -Name a').CompletionText | Should -Be @('alpha')
+        (Complete '$Model | Save-LoraAdapter -Path x -Name ').CompletionText | Should -Be @('alpha', 'beta')
+        (Complete '$Model | Start-LoraTraining -AdapterName ').CompletionText | Should -Be @('alpha', 'beta')
+    }
+    It 'offers no file names when no model is in sight' {
+        New-Item -ItemType File -Path (Join-Path $Dir 'alpha.txt') -Force | Out-Null
+        Push-Location $Dir
+        try { Complete 'Set-LoraAdapter -Name ' | Should -BeNullOrEmpty }
+        finally { Pop-Location }
+    }
+}
+
+Describe 'Charts a reader trusts' {
+    It 'gives bars a titled value axis, error bars for their spread and a named baseline' {
+        $file = @(
+            [pscustomobject]@{ Name = 'Full'; Value = 0.706; Low = 0.69; High = 0.72 }
+            [pscustomobject]@{ Name = 'LoRA'; Value = 0.697 }
+        ) | Export-LoraChart -Path (Join-Path $Dir 'bars.html') -Title 'SST-2' -YAxisTitle 'accuracy' -Baseline 0.554 -BaselineName 'before training'
+        $html = Get-Content -Raw $file.FullName
+        $html | Should -Match '"error_y":\{[^}]*"symmetric":false'
+        $html | Should -Match 'before training \(0\.554\)'
+        $html | Should -Match '"title":\{"text":"accuracy"'
+        $html | Should -Match 'lowest to highest measurement'
+        $e = Get-ThrownError { [pscustomobject]@{ Name = 'a'; Value = 1; Low = 'low' } | Export-LoraChart -Path (Join-Path $Dir 'bad.html') }
+        $e.FullyQualifiedErrorId | Should -BeLike 'UnsupportedChartInput,*'
+        $e.Exception.Message | Should -Match "Low should be a number"
+    }
+    It 'draws a run''s training and validation loss in one colour, the next run in another, with the baseline' {
+        $runs = 1, 2 | ForEach-Object {
+            Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $Data -MaxSteps 2 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 1 -EvalEvery 1 -Seed $_
+        }
+        $file = $runs | Export-LoraChart -Path (Join-Path $Dir 'two-runs.html') -Baseline $runs[0].InitialValidationLoss -BaselineName 'untrained'
+        $html = Get-Content -Raw $file.FullName
+        $html | Should -Match '"title":\{"text":"optimizer step"'
+        $html | Should -Match 'mean token loss \(nats\)'
+        $html | Should -Match 'untrained \('
+        # Each trace's JSON names it and then gives its line colour.
+        function ColorOf([string] $name) { [regex]::Match($html, [regex]::Escape("`"name`":`"$name`"") + '.*?"color":"(rgba\([^)]*\))"').Groups[1].Value }
+        ColorOf '1. Lora train' | Should -Not -BeNullOrEmpty
+        ColorOf '1. Lora validation' | Should -Be (ColorOf '1. Lora train')
+        ColorOf '2. Lora train' | Should -Not -Be (ColorOf '1. Lora train')
+    }
+}

@@ -30,7 +30,10 @@ Describe 'Invoke-SvdDelta' {
     It 'charts spectra and errors offline' {
         $chart = Invoke-SvdDelta -BasePath $Base -FineTunedPath $Ft -OutputPath (Join-Path $Dir 'r4') -Rank 4 | Export-LoraChart -Path (Join-Path $Dir 'svd.html')
         $html = Get-Content -Raw $chart.FullName
-        $html | Should -Match 'singular value'
+        $html | Should -Match 'singular value index i'
+        $html | Should -Match 'relative Frobenius error'
+        # 35 matrices, 12 drawn: the chart says it shows a subset.
+        $html | Should -Match 'showing the first 12 of 35 compressed matrices'
         $html | Should -Not -Match '<script[^>]*src\s*=\s*"?https?://'
     }
 

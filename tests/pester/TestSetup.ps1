@@ -30,3 +30,28 @@ function New-TinyFamilyModel([string] $Family, [string] $Folder) {
     Copy-Item (Join-Path $Shared 'models/stories260K/tok512.bin') $Folder
     $Folder
 }
+
+# Compares what an example printed with the output its help shows: the text exactly (runs of spaces
+# and trailing blanks aside) and every number to within 1% (or 0.01), because float results differ
+# in their last digits between CPUs and the help shows them rounded.
+function Assert-SameOutput([string] $Actual, [string] $Expected, [string] $Because) {
+    $number = '-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?'
+    function Lines([string] $text) {
+        $lines = @(($text -replace "`r", '') -split "`n" | ForEach-Object { ($_.TrimEnd() -replace '\s+', ' ') })
+        $first = 0; while ($first -lt $lines.Count -and -not $lines[$first]) { $first++ }
+        $last = $lines.Count - 1; while ($last -ge $first -and -not $lines[$last]) { $last-- }
+        if ($last -lt $first) { return , @() }
+        return , $lines[$first..$last]
+    }
+    $a = Lines $Actual; $e = Lines $Expected
+    $a.Count | Should -Be $e.Count -Because "$Because printed`n$($a -join "`n")"
+    for ($i = 0; $i -lt $e.Count; $i++) {
+        $aText = [regex]::Replace($a[$i], $number, '#'); $eText = [regex]::Replace($e[$i], $number, '#')
+        $aText | Should -BeExactly $eText -Because "line $($i + 1) of $Because"
+        $aNums = @([regex]::Matches($a[$i], $number).Value | ForEach-Object { [double]($_ -replace ',', '') })
+        $eNums = @([regex]::Matches($e[$i], $number).Value | ForEach-Object { [double]($_ -replace ',', '') })
+        for ($j = 0; $j -lt $eNums.Count; $j++) {
+            [math]::Abs($aNums[$j] - $eNums[$j]) | Should -BeLessOrEqual ([math]::Max(0.01, 0.01 * [math]::Abs($eNums[$j]))) -Because "number $($j + 1) on line $($i + 1) ('$($e[$i])' vs '$($a[$i])') of $Because"
+        }
+    }
+}

@@ -6,7 +6,12 @@ using static TorchSharp.torch;
 namespace LoraShell.Core.Experiments;
 
 /// <summary>Trainable parameters of LoRA at one rank, next to the dense matrices it adapts.</summary>
-public sealed record RankCount(int Rank, long QvParameters, long AllLinearParameters, long DenseQvParameters, long DenseAllLinearParameters);
+public sealed record RankCount(int Rank, long QvParameters, long AllLinearParameters, long DenseQvParameters, long DenseAllLinearParameters)
+{
+    /// <summary>The q,v adapter's size as a share of the q and v matrices it stands for.</summary>
+    public double QvShareOfDense => (double)QvParameters / DenseQvParameters;
+    public double AllLinearShareOfDense => (double)AllLinearParameters / DenseAllLinearParameters;
+}
 
 /// <summary>One method's training run in a comparison.</summary>
 public sealed record MethodRun(string Label, TrainingResult Result)
@@ -21,7 +26,12 @@ public sealed record MergeCheck(double MaxAbsDifference, double MeanAbsDifferenc
 /// <summary>The LoRA experiments of notebooks/01-lora.ipynb and samples/01-lora.cs.</summary>
 public static class LoraExperiments
 {
-    /// <summary>LoRA's parameter count 2·r·d (per square matrix) against d² for ranks 1..64, on the real model's shapes.</summary>
+    /// <summary>
+    /// LoRA's parameter count r·(in + out) per matrix against in·out, on the real model's shapes, for ranks
+    /// 1..16 by default. Larger ranks stop making sense on this model: a matrix's rank cannot exceed its
+    /// smaller side (32 for v_proj, which Add-LoraAdapter refuses beyond), and from r = in·out/(in + out)
+    /// (21.3 for v_proj, 32 for q_proj) an adapter holds more numbers than the matrix it adapts.
+    /// </summary>
     public static List<RankCount> RankSweep(ExperimentSetup setup, IEnumerable<int>? ranks = null)
     {
         using var model = setup.LoadBase();
@@ -29,7 +39,7 @@ public static class LoraExperiments
         long Dense(IEnumerable<Models.LinearSlot> s) => s.Sum(x => { var p = Models.ProjectionSlots.BaseOf(x.Module); return p.InFeatures * p.OutFeatures; });
         long Lora(IEnumerable<Models.LinearSlot> s, int r) => s.Sum(x => { var p = Models.ProjectionSlots.BaseOf(x.Module); return r * (p.InFeatures + p.OutFeatures); });
         var qv = slots.Where(s => s.Name is "q_proj" or "v_proj").ToList();
-        return (ranks ?? new[] { 1, 2, 4, 8, 16, 32, 64 }).Select(r => new RankCount(r, Lora(qv, r), Lora(slots, r), Dense(qv), Dense(slots))).ToList();
+        return (ranks ?? new[] { 1, 2, 4, 8, 16 }).Select(r => new RankCount(r, Lora(qv, r), Lora(slots, r), Dense(qv), Dense(slots))).ToList();
     }
 
     /// <summary>

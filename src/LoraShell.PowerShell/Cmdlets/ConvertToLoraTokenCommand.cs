@@ -10,13 +10,40 @@ namespace LoraShell.PowerShell;
     "ConvertTo-LoraToken tokenizes -Text with the piped model's tokenizer or the one at -TokenizerPath (a Hugging Face tokenizer.json, a SentencePiece tokenizer.model or a llama2.c tok*.bin, or a folder holding one) and outputs one LoraShell.TokenInfo per token: Index, Id, Token (the vocabulary's spelling), Start and End (the span of the text, .NET string indices) and Text. The ids are what transformers' tokenizer(text) returns, with the special tokens the tokenizer adds (BOS for Llama 2; none for Qwen or GPT-2); -NoSpecialTokens leaves them out (add_special_tokens=False). -AsIds outputs the ids as one int array instead, for ConvertFrom-LoraToken or scripts. Text can come from the pipeline, one tokenization per string.")]
 [CmdletExample(
     "ConvertTo-LoraToken -Text 'Hello, world! 12345' -TokenizerPath ./shared/tokenizers/qwen3",
-    "The tokens of a text with Qwen3's byte-level BPE: digits are single tokens, spaces show as Ġ.")]
+    "Qwen3's tokenizer: one token per digit, Ġ marks a leading space, and each token's character span in the text.",
+    Output = """
+    Index   Id Token  Start End Text   Special
+    -----   -- -----  ----- --- ----   -------
+        0 9707 Hello      0   5 Hello  False
+        1   11 ,          5   6 ,      False
+        2 1879 Ġworld     6  12  world False
+        3    0 !         12  13 !      False
+        4  220 Ġ         13  14        False
+        5   16 1         14  15 1      False
+        6   17 2         15  16 2      False
+        7   18 3         16  17 3      False
+        8   19 4         17  18 4      False
+        9   20 5         18  19 5      False
+    """)]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | ConvertTo-LoraToken -Text 'Once upon a time' -AsIds",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        ConvertTo-LoraToken -Text 'Once upon a time' -AsIds
+    """,
     "The ids a llama2.c model scores for a text: BOS (1) first.")]
 [CmdletExample(
-    "'<|im_start|>user\\nhi<|im_end|>' | ConvertTo-LoraToken -TokenizerPath ./shared/tokenizers/qwen3 | Where-Object Special",
-    "Chat markers inside text are matched as the tokenizer's special tokens.")]
+    """
+    '<|im_start|>user\nhi<|im_end|>' |
+        ConvertTo-LoraToken -TokenizerPath ./shared/tokenizers/qwen3 |
+        Where-Object Special
+    """,
+    "Special tokens in text are matched whole, as Hugging Face does.",
+    Output = """
+    Index     Id Token        Start End Text         Special
+    -----     -- -----        ----- --- ----         -------
+        0 151644 <|im_start|>     0  12 <|im_start|> True
+        4 151645 <|im_end|>      20  30 <|im_end|>   True
+    """)]
 public sealed class ConvertToLoraTokenCommand : LoraCmdlet
 {
     [Parameter(ParameterSetName = "Model", Mandatory = true, ValueFromPipeline = true, HelpMessage = "A model whose tokenizer to use, usually piped from Import-LoraModel.")]

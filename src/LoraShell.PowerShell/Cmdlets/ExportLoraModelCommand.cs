@@ -8,10 +8,16 @@ namespace LoraShell.PowerShell;
     "Saves a model as a Hugging Face folder (config.json + model.safetensors).",
     "Export-LoraModel writes the model's weights, in its current dtype, as a Hugging Face CausalLM folder: config.json and a single model.safetensors with {\"format\": \"pt\"} metadata, plus the tokenizer file it was loaded with. Import-LoraModel and Hugging Face transformers both read the result. The folder is written to a temporary sibling and renamed when complete, so a failure never leaves half a model; an existing folder is replaced only with -Force. Supports -WhatIf and -Confirm.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Export-LoraModel -Path ./out/stories260K-hf -Force",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Export-LoraModel -Path ./out/stories260K-hf -Force
+    """,
     "Converts the llama2.c checkpoint into a Hugging Face folder.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin -DType bfloat16 | Export-LoraModel -Path ./out/stories260K-bf16 -WhatIf",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin -DType bfloat16 |
+        Export-LoraModel -Path ./out/stories260K-bf16 -WhatIf
+    """,
     "Shows what would be written, without writing anything.")]
 public sealed class ExportLoraModelCommand : LoraCmdlet
 {

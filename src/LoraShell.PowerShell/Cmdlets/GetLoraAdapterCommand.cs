@@ -8,11 +8,27 @@ namespace LoraShell.PowerShell;
     "Lists a model's LoRA adapters: name, rank, alpha, targets, trainable parameters, merged and active state.",
     "Get-LoraAdapter writes one LoraShell.LoraAdapter per adapter of the model (or per adapter whose name matches -Name, wildcards allowed), with its rank, alpha, scaling, the short names and full paths of the wrapped modules, its parameter count next to the model's total (PEFT's trainable% figure), and whether it is merged into the base weights and active.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj,v_proj | Get-LoraAdapter",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj,v_proj |
+        Get-LoraAdapter
+    """,
     "Shows the new adapter: rank 8, alpha 16, targets q_proj and v_proj, 8,960 trainable parameters.")]
 [CmdletExample(
-    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Name a | Add-LoraAdapter -Name b -TargetModules down_proj; Get-LoraAdapter -Model $m -Name b | Select-Object -ExpandProperty Modules",
-    "Lists the module paths adapter b wraps.")]
+    """
+    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -Name a |
+        Add-LoraAdapter -Name b -TargetModules down_proj
+    Get-LoraAdapter -Model $m -Name b | Select-Object -ExpandProperty Modules
+    """,
+    "Lists the module paths adapter b wraps.",
+    Output = """
+    model.layers.0.mlp.down_proj
+    model.layers.1.mlp.down_proj
+    model.layers.2.mlp.down_proj
+    model.layers.3.mlp.down_proj
+    model.layers.4.mlp.down_proj
+    """)]
 public sealed class GetLoraAdapterCommand : LoraCmdlet
 {
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model whose adapters to list.")]
@@ -20,6 +36,7 @@ public sealed class GetLoraAdapterCommand : LoraCmdlet
 
     [Parameter(Position = 0, HelpMessage = "Adapter name(s) to show; wildcards allowed. Default: all.")]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string[]? Name { get; set; }
 
     protected override void Process()

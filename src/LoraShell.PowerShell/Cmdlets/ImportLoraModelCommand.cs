@@ -11,12 +11,26 @@ namespace LoraShell.PowerShell;
     "Import-LoraModel reads a Hugging Face folder (config.json with model.safetensors or a sharded model.safetensors.index.json, in float32, float16 or bfloat16) of any family LoraShell implements - config.json's model_type llama (with rope_scaling llama3, linear or dynamic), mistral (sliding window), qwen2, qwen3, phi3 or gpt2 - or a llama2.c .bin checkpoint (legacy or version-1 header, converted to Llama). Every family keeps Hugging Face's module names and layout, so LoRA adapters address the same modules as in PEFT (q_proj, qkv_proj, c_attn, ...) and exports load in transformers. The config is checked against the checkpoint's tensor shapes before anything is allocated. The tokenizer beside the model is loaded too (tokenizer.json with its tokenizer_config.json and chat template, tokenizer.model, or a llama2.c tok*.bin), unless -TokenizerPath names another. Pickle checkpoints (.pt, pytorch_model.bin) are never loaded. -Quantization Nf4 or Int8 stores every projection of the decoder quantized, as transformers' bitsandbytes path does (embeddings, norms and the output head stay in -DType): NF4 exactly as bitsandbytes defines it (blocks of 64, one absmax each, about 0.56 byte per weight; -DoubleQuant quantizes the absmax values too), Int8 with one scale per output row (about 1 byte per weight). Weights are quantized as they are read and dequantized one layer at a time, so the model never exists dense. A quantized base trains with -Method Lora (QLoRA) or Ladder; merging an adapter into it makes the merged layers dense (dequantized base plus delta), and Export-LoraModel writes dequantized weights. With -DType bfloat16 a bfloat16 checkpoint is read straight into bfloat16, never through float32. The result is a LoraShell.LoraModel that the other cmdlets take from the pipeline.")]
 [CmdletExample(
     "Import-LoraModel -Path ./shared/models/stories260K/stories260K.bin",
-    "Loads the TinyStories 260K llama2.c checkpoint with the tok512.bin tokenizer that sits beside it, on the CPU in float32.")]
+    "Loads Karpathy's 260K-parameter TinyStories model (llama2.c format) with its tokenizer from the same folder.",
+    Output = """
+    Name             Family     Parameters Device DType    Quant       MiB Adapters
+    ----             ------     ---------- ------ -----    -----       --- --------
+    stories260K.bin  llama         260,032 cpu    float32  None        1.0
+    """)]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin -DType bfloat16 | Invoke-LoraGeneration -Prompt 'Once upon a time' -Temperature 0 -MaxTokens 40",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin -DType bfloat16 |
+        Invoke-LoraGeneration -Prompt 'Once upon a time' -Temperature 0 -MaxTokens 40
+    """,
     "Loads the model in bfloat16 and continues a prompt greedily.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin -Quantization Nf4 -DoubleQuant | Add-LoraAdapter -TargetModules all-linear -Rank 8 | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 -BatchSize 8 -SequenceLength 64",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin -Quantization Nf4 `
+        -DoubleQuant |
+        Add-LoraAdapter -TargetModules all-linear -Rank 8 |
+        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
+            -BatchSize 8 -SequenceLength 64
+    """,
     "QLoRA: a 4-bit NF4 base (double-quantized statistics) with a LoRA adapter trained on top; the adapter saved is an ordinary PEFT adapter.")]
 public sealed class ImportLoraModelCommand : LoraCmdlet
 {

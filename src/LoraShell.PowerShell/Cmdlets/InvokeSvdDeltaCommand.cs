@@ -9,10 +9,25 @@ namespace LoraShell.PowerShell;
     "Compresses a full fine-tune into a low-rank PEFT LoRA adapter by truncated SVD of each weight delta.",
     "Invoke-SvdDelta pairs the tensors of two checkpoints by name (Hugging Face folders, sharded or not, or single .safetensors files, of any architecture), and for every targeted 2-D weight (default: all except embeddings and the output head) factorises ΔW = W_ft − W0 by truncated SVD, in float32 (or float64 with -Float64) whatever the stored dtype. The rank is fixed (-Rank), the smallest keeping a share of Σσ² (-EnergyThreshold), or the smallest under a relative Frobenius error (-MaxRelativeError), optionally capped by -MaxRank. -Method Exact uses LAPACK; Randomized uses Halko–Martinsson–Tropp (Gaussian sketch, power iterations) and is reproducible with -Seed. The output is a PEFT adapter with lora_B = U_r·diag(σ_r), lora_A = V_rᵀ and every module's scaling exactly 1 (alpha = r, with rank_pattern/alpha_pattern when ranks differ; -UniformRank pads to one rank for tools that ignore patterns), so Import-LoraAdapter + Merge-LoraWeights rebuilds W0 + ΔW_r, as PEFT would. Non-matrix deltas are reported and, with -IncludeNonMatrix, stored exactly via modules_to_save. Tensors stream from disk one at a time. One LoraShell.SvdDeltaReport per tensor is written as it finishes, then a LoraShell.SvdDeltaSummary.")]
 [CmdletExample(
-    "$ft = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/ft; Import-LoraModel ./shared/models/stories260K/stories260K.bin | Export-LoraModel ./out/base -Force | Out-Null; Invoke-SvdDelta -BasePath ./out/base -FineTunedPath $ft.ModelPath -OutputPath ./out/delta-r8 -Rank 8 -Force",
-    "Fine-tunes every weight briefly, then stores the change as a rank-8 adapter; one report per tensor, then the summary.")]
+    """
+    $ft = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt `
+            -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/ft -Force
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin | Export-LoraModel ./out/base -Force | Out-Null
+    Invoke-SvdDelta -BasePath ./out/base -FineTunedPath $ft.ModelPath `
+        -OutputPath ./out/delta-r8 -Rank 8 -Force |
+        Select-Object -Last 1
+    """,
+    "Fine-tunes every weight briefly, then stores the change as a rank-8 adapter. Invoke-SvdDelta writes one report per tensor, then a summary (shown here): the 35 matrices take about 4.9x less space than their dense deltas, and the worst one keeps about half of its delta's energy (relative error 0.71), since ten steps of full fine-tuning are far from low rank.")]
 [CmdletExample(
-    "Invoke-SvdDelta -BasePath ./out/base -FineTunedPath ./out/ft/model -OutputPath ./out/delta-e90 -EnergyThreshold 0.9 -MaxRank 32 -Method Randomized -Seed 1 -Force | Where-Object Status -eq Compressed | Sort-Object Rank | Format-Table Name, Rank, EnergyKept, RelativeError",
+    """
+    Invoke-SvdDelta -BasePath ./out/base -FineTunedPath ./out/ft/model `
+        -OutputPath ./out/delta-e90 -EnergyThreshold 0.9 -MaxRank 32 -Method Randomized `
+        -Seed 1 -Force |
+        Where-Object Status -eq Compressed |
+        Sort-Object Rank |
+        Format-Table Name, Rank, EnergyKept, RelativeError
+    """,
     "Per-matrix ranks that keep 90% of each delta's energy, by randomized SVD.")]
 public sealed class InvokeSvdDeltaCommand : LoraCmdlet
 {

@@ -9,20 +9,47 @@ namespace LoraShell.PowerShell;
     "Folds LoRA adapters into the base weights (W0 += scaling·B·A) for zero-cost inference, or takes them back out.",
     "Merge-LoraWeights adds each named adapter (default: the active ones) into its layers' base weights, computing in float32 whatever the weights' dtype, and refuses to merge if the result would contain NaN or Inf. Merging an adapter that is merged already is a no-op with a warning. After every merge it checks parity: the logits of a fixed sample before and after, reported with -Verbose, kept in the model's LastMergeParity, and a warning if they differ by more than 1e-3 relative. -Unmerge subtracts every merged adapter again. -OutputPath then writes the merged model as a Hugging Face folder (plain weights, no adapter) that Import-LoraModel and transformers load; it outputs the folder. Supports -WhatIf and -Confirm.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -InitMethod Random | Merge-LoraWeights -Verbose | Get-LoraAdapter",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -InitMethod Random |
+        Merge-LoraWeights -Verbose |
+        Get-LoraAdapter
+    """,
     "Merges the active adapter; -Verbose prints the logit parity check; the adapter shows Merged = True.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -InitMethod Random | Merge-LoraWeights -OutputPath ./out/merged -Force | Import-LoraModel",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -InitMethod Random |
+        Merge-LoraWeights -OutputPath ./out/merged -Force |
+        Import-LoraModel
+    """,
     "Writes the merged model as a Hugging Face folder and loads it back as a plain model.")]
 [CmdletExample(
-    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -InitMethod Random | Merge-LoraWeights; $m | Merge-LoraWeights -Unmerge | Get-LoraAdapter",
-    "Takes the merged adapter back out of the base weights.")]
+    """
+    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -InitMethod Random -Seed 1 |
+        Merge-LoraWeights
+    $m | Get-LoraAdapter | Format-Table Name, Merged, Active
+    $m | Merge-LoraWeights -Unmerge | Get-LoraAdapter | Format-Table Name, Merged, Active
+    """,
+    "Merges, then unmerges: the base weights are restored and the adapter is separate again.",
+    Output = """
+    Name    Merged Active
+    ----    ------ ------
+    default   True   True
+
+
+    Name    Merged Active
+    ----    ------ ------
+    default  False   True
+    """)]
 public sealed class MergeLoraWeightsCommand : LoraCmdlet
 {
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model whose adapters to merge.")]
     public LoraModel Model { get; set; } = null!;
 
     [Parameter(Position = 0, ParameterSetName = "Merge", HelpMessage = "Adapter(s) to merge. Default: the active adapters.")]
+    [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string[]? Name { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = "Unmerge", HelpMessage = "Subtract every merged adapter from the base weights again.")]

@@ -6,12 +6,20 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(LoraModel))]
 [CmdletHelp(
     "Deletes an adapter from a model.",
-    "Remove-LoraAdapter deletes the named adapter's factors from every layer. A merged adapter must be unmerged first (Merge-LoraWeights -Unmerge), since its update lives in the base weights. The model is passed through.")]
+    "Remove-LoraAdapter deletes the named adapter's factors from every layer. A merged adapter must be unmerged first (Merge-LoraWeights -Unmerge), since its update lives in the base weights. It writes nothing unless -PassThru is given, when it writes the model.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Name trial | Remove-LoraAdapter -Name trial | Get-LoraAdapter",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -Name trial |
+        Remove-LoraAdapter -Name trial -PassThru |
+        Get-LoraAdapter
+    """,
     "Adds and removes an adapter; nothing is listed afterwards.")]
 [CmdletExample(
-    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter; $m | Remove-LoraAdapter -Name default -WhatIf",
+    """
+    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter
+    $m | Remove-LoraAdapter -Name default -WhatIf
+    """,
     "Shows what would be removed.")]
 public sealed class RemoveLoraAdapterCommand : LoraCmdlet
 {
@@ -20,13 +28,17 @@ public sealed class RemoveLoraAdapterCommand : LoraCmdlet
 
     [Parameter(Mandatory = true, Position = 0, HelpMessage = "Adapter name(s) to delete.")]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter(HelpMessage = "Write the model to the pipeline afterwards (by default nothing is written).")]
+    public SwitchParameter PassThru { get; set; }
 
     protected override void Process()
     {
         lock (Model.Gate)
             foreach (var n in Name)
                 if (ShouldProcess(Model.Name, $"Remove LoRA adapter '{n}'")) Model.Loaded.Adapters.Delete(n);
-        WriteObject(Model);
+        if (PassThru) WriteObject(Model);
     }
 }

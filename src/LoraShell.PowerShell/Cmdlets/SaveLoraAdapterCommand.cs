@@ -9,10 +9,17 @@ namespace LoraShell.PowerShell;
     "Writes a LoRA adapter as a Hugging Face PEFT folder (adapter_config.json + adapter_model.safetensors).",
     "Save-LoraAdapter writes exactly what PeftModel.save_pretrained writes: adapter_config.json with PEFT's keys (sorted, indent 2, inference_mode true, base_model_name_or_path filled in) and adapter_model.safetensors with keys base_model.model.<module path>.lora_A.weight [r, in] and .lora_B.weight [out, r], without the adapter name. The folder is written to a temporary sibling and renamed when complete; an existing folder is replaced only with -Force. Without -Name, every adapter is saved the PEFT way: 'default' in -Path and each other adapter in a subfolder named after it. It warns when every lora_B is zero (an untrained adapter) and reports the file size.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 | Save-LoraAdapter -Path ./out/adapter -Force",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -Rank 8 -Alpha 16 |
+        Save-LoraAdapter -Path ./out/adapter -Force
+    """,
     "Saves the adapter; transformers + PEFT can load the folder with PeftModel.from_pretrained.")]
 [CmdletExample(
-    "$m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter; $m | Save-LoraAdapter -Path ./out/adapter2 -WhatIf",
+    """
+    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter
+    $m | Save-LoraAdapter -Path ./out/adapter2 -WhatIf
+    """,
     "Shows what would be written without writing anything.")]
 public sealed class SaveLoraAdapterCommand : LoraCmdlet
 {
@@ -24,6 +31,7 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
     public string Path { get; set; } = "";
 
     [Parameter(HelpMessage = "The adapter to save. Default: all adapters ('default' in -Path, others in subfolders named after them).")]
+    [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string? Name { get; set; }
 
     [Parameter(HelpMessage = "Replace an existing folder.")]

@@ -10,16 +10,52 @@ namespace LoraShell.PowerShell;
     "Trains a model on text, chat or labelled sentences: LoRA (the active adapter), Ladder side-tuning or full fine-tuning, with validation, checkpoints and resume.",
     "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding a default one (r 8, alpha 16, q_proj and v_proj) if it has none; -Method Full trains every weight; -Method Ladder trains a ladder side network (width / -ReductionFactor, gated down-projections of -SideLayers, initialised by pruning the backbone per -PruneBy) while the backbone runs without autograd, so backpropagation never enters it. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/), a Hugging Face model (model/) or a side network (side-network/, loadable with Import-LoraModel -SideNetworkPath). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left. With -Task Classification (the default for .tsv data: sentence<TAB>label lines, header optional) every method trains a classification head on the final hidden state of each sentence's last token (for Ladder, backbone plus side network), reports validation accuracy, and saves the head to classifier/ (score.safetensors, labels.json), in checkpoints too, so -Resume works the same way.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank 8 -Alpha 16 | Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1",
-    "A short LoRA run on Tiny Shakespeare; the adapter lands in ./out/run1/adapter and per-step records in ./out/run1/metrics.jsonl.")]
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -Rank 8 -Alpha 16 |
+        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
+            -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1 `
+            -Force |
+        Format-Table Method, Steps, InitialValidationLoss, FinalValidationLoss, TrainableParameters
+    """,
+    "Twenty LoRA steps on Tiny Shakespeare: the validation loss falls from 5.05 to 3.74. The run folder holds metrics.jsonl, the tokenized-data cache, checkpoints and the PEFT adapter (adapter/). The default view adds accuracy, milliseconds per step and peak memory.",
+    Output = """
+    Method Steps InitialValidationLoss FinalValidationLoss TrainableParameters
+    ------ ----- --------------------- ------------------- -------------------
+      Lora    20                  5.05                3.74                8960
+    """)]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Ladder -ReductionFactor 4 -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/lst | Select-Object Method, InitialValidationLoss, FinalValidationLoss, GateValues",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Ladder -ReductionFactor 4 `
+            -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 `
+            -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/lst |
+        Select-Object Method, InitialValidationLoss, FinalValidationLoss, GateValues
+    """,
     "Ladder side-tuning: the backbone stays frozen and out of backpropagation; the result lists the learned gate values.")]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -TargetModules all-linear | Start-LoraTraining -DataPath ./shared/data/sst2/train.tsv -ValidationPath ./shared/data/sst2/validation.tsv -MaxSteps 10 -BatchSize 8 -SequenceLength 64 -MaxEvalWindows 64 -LearningRate 3e-3 | Select-Object Task, Labels, InitialValidationAccuracy, FinalValidationAccuracy",
-    "Sentence classification (SST-2 sentiment): .tsv data selects -Task Classification, a head reads the last token, and accuracy is reported.")]
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Add-LoraAdapter -TargetModules all-linear |
+        Start-LoraTraining -DataPath ./shared/data/sst2/train.tsv -ValidationPath ./shared/data/sst2/validation.tsv `
+            -MaxSteps 200 -BatchSize 32 -SequenceLength 48 -LearningRate 5e-3 -MaxEvalWindows 1000 |
+        Format-List Task, Labels, InitialValidationAccuracy, FinalValidationAccuracy
+    """,
+    "Sentence classification (SST-2 sentiment, about 30 s): .tsv data selects -Task Classification, a head reads the last token, and accuracy on the first 1,000 validation sentences rises from 56% (the untrained head) to 67%. Fewer steps do not show learning: at 10-100 steps the head still predicts mostly one class.",
+    Output = """
+    Task                      : Classification
+    Labels                    : {0, 1}
+    InitialValidationAccuracy : 0.564
+    FinalValidationAccuracy   : 0.667
+    """)]
 [CmdletExample(
-    "Import-LoraModel ./shared/models/stories260K/stories260K.bin | Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/full -CheckpointEvery 5 | Export-LoraChart -Path ./out/full/loss.html",
+    """
+    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt `
+            -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/full `
+            -CheckpointEvery 5 |
+        Export-LoraChart -Path ./out/full/loss.html
+    """,
     "Full fine-tuning with checkpoints, then the loss curves as an offline HTML chart.")]
 public sealed class StartLoraTrainingCommand : LoraCmdlet
 {
@@ -113,6 +149,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     public double WeightDecay { get; set; }
 
     [Parameter(HelpMessage = "With -Method Lora, the adapter to train (default: the active one).")]
+    [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string? AdapterName { get; set; }
 
     [Parameter(HelpMessage = "With -Method Ladder, the side network's width is the backbone's divided by this (default 8); it must divide the width and the head count.")]

@@ -16,7 +16,10 @@ public sealed class CmdletHelpAttribute : Attribute
     public string Description { get; }
 }
 
-/// <summary>One help example: the code a user types and what it does. Tests run these pipelines.</summary>
+/// <summary>
+/// One help example: the code a user types (several lines where a pipeline is long), what it does and,
+/// where it is deterministic, the output it prints. Tests run every example and compare the output.
+/// </summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = true)]
 public sealed class CmdletExampleAttribute : Attribute
 {
@@ -27,4 +30,10 @@ public sealed class CmdletExampleAttribute : Attribute
     }
     public string Code { get; }
     public string Remarks { get; }
+    /// <summary>
+    /// What the example prints at 80 columns, as Get-Help shows it after the remarks. Tests compare it
+    /// with a fresh run: text exactly, numbers to within 1% (float results differ in the last digits
+    /// between CPUs), so only deterministic examples carry one.
+    /// </summary>
+    public string? Output { get; set; }
 }

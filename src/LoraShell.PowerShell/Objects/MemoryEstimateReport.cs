@@ -4,8 +4,8 @@ namespace LoraShell;
 public sealed class MemoryEstimateReport
 {
     public required string Model { get; init; }
-    public required string Method { get; init; }
-    public required string Precision { get; init; }
+    public required Core.Training.TrainingMethod Method { get; init; }
+    public required Core.Memory.TrainingPrecision Precision { get; init; }
     /// <summary>How the frozen decoder projections are stored: None, Int8, Nf4 (Nf4+DQ with double quantization).</summary>
     public string Quantization { get; init; } = "None";
     public long Parameters { get; init; }
@@ -27,7 +27,7 @@ public sealed class MemoryEstimateReport
 
     internal static MemoryEstimateReport From(Core.Memory.MemoryEstimate e) => new()
     {
-        Model = e.Model, Method = e.Method.ToString(), Precision = e.Precision.ToString(),
+        Model = e.Model, Method = e.Method, Precision = e.Precision,
         Quantization = e.Quantization.ToString() + (e.DoubleQuant ? "+DQ" : ""), Parameters = e.Parameters,
         TrainableParameters = e.TrainableParameters, BatchSize = e.BatchSize, SequenceLength = e.SequenceLength,
         ActivationCheckpointing = e.ActivationCheckpointing,

@@ -6,8 +6,9 @@ public sealed class SvdDeltaReport
     internal SvdDeltaReport(Core.Delta.SvdDeltaReport r) => Core = r;
     internal Core.Delta.SvdDeltaReport Core { get; }
     public string Name => Core.Name;
-    public string Status => Core.Status.ToString();
-    public string Shape => string.Join(" x ", Core.Shape);
+    public Core.Delta.DeltaStatus Status => Core.Status;
+    /// <summary>The tensor's dimensions (out, in for a matrix); the table view shows them as "out x in".</summary>
+    public int[] Shape => Core.Shape.Select(d => checked((int)d)).ToArray();
     public int Rank => Core.Rank;
     public double RelativeError => Core.RelativeError;
     public double? OptimalError => Core.OptimalError;
@@ -17,7 +18,8 @@ public sealed class SvdDeltaReport
     public long BytesBefore => Core.BytesBefore;
     public long BytesAfter => Core.BytesAfter;
     public double Seconds => Core.Seconds;
-    public string Method => Core.Method;
+    /// <summary>How the delta was factorised; null for a tensor that is missing on one side.</summary>
+    public Core.Delta.SvdMethod? Method => Enum.TryParse<Core.Delta.SvdMethod>(Core.Method, out var m) ? m : null;
     public double[] Spectrum => Core.Spectrum;
     public bool StoredExactly => Core.StoredExactly;
 }

@@ -6,9 +6,9 @@ public sealed class TrainingResult
     internal TrainingResult(Core.Training.TrainingResult r) => Core = r;
 
     internal Core.Training.TrainingResult Core { get; }
-    public string Method => Core.Method;
+    public Core.Training.TrainingMethod Method => Enum.Parse<Core.Training.TrainingMethod>(Core.Method);
     public string Model => Core.Model;
-    public string Task => Core.Task;
+    public Core.Training.TrainingTask Task => Enum.Parse<Core.Training.TrainingTask>(Core.Task);
     public int Steps => Core.Steps;
     public int TotalSteps => Core.TotalSteps;
     public double? InitialValidationLoss => Core.InitialValidationLoss;
