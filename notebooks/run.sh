@@ -17,7 +17,8 @@ failed=0
 # their own code cells as they were when --refresh executed them. Any change to either without a refresh
 # means the committed outputs may no longer be what the code produces, and the check fails.
 fingerprint() {
-    { git ls-files -- src module/LoraShell/LoraShell.format.ps1xml | LC_ALL=C sort | xargs sha256sum
+    # Tracked and new (not ignored) files alike, so a refresh before the first commit of a new file still counts it.
+    { git ls-files --cached --others --exclude-standard -- src module/LoraShell/LoraShell.format.ps1xml | LC_ALL=C sort -u | xargs sha256sum
       for nb in notebooks/*.ipynb; do
           python3 -c 'import json, sys; print(sys.argv[1], json.dumps([c["source"] for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "code"]))' "$nb"
       done; } | sha256sum | cut -d' ' -f1

@@ -77,11 +77,29 @@ public class MemoryEstimatorTests
     }
 
     [Fact]
+    public void An_int8_base_costs_a_byte_per_weight_and_a_float_per_output_row()
+    {
+        // One layer of stories260K: q, k, v, o (64x64, 32x64, 32x64, 64x64), gate and up (172x64), down (64x172).
+        var c = ModelPresets.Get("stories260K");
+        var options = new MemoryEstimateOptions { Method = TrainingMethod.Lora, Quantization = BaseQuantization.Int8 };
+        var dense = MemoryEstimator.Estimate(c, options with { Quantization = BaseQuantization.None });
+        long codes = c.NumHiddenLayers * (64L * 64 + 32 * 64 + 32 * 64 + 64 * 64 + 2 * 172 * 64 + 64 * 172);
+        long scales = c.NumHiddenLayers * 4L * (64 + 32 + 32 + 64 + 172 + 172 + 64);
+        Assert.Equal(dense.WeightBytes - 4.0 * codes + codes + scales, MemoryEstimator.Estimate(c, options).WeightBytes, 6);
+    }
+
+    [Fact]
     public void Bad_requests_are_refused_with_what_is_allowed()
     {
         var c = ModelPresets.Get("stories260K");
         var quantisedFull = Assert.Throws<LoraShellException>(() => MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Full, Precision = TrainingPrecision.Int4Base }));
         Assert.Equal("QuantizedFullFineTune", quantisedFull.ErrorId);
+        var conflicting = Assert.Throws<LoraShellException>(() => MemoryEstimator.Estimate(c, new MemoryEstimateOptions
+            { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Int8Base, Quantization = BaseQuantization.Nf4 }));
+        Assert.Equal("ConflictingQuantization", conflicting.ErrorId);
+        Assert.Contains("Int8Base", conflicting.Message);
+        // The same base said twice is not a conflict.
+        MemoryEstimator.Estimate(c, new MemoryEstimateOptions { Method = TrainingMethod.Lora, Precision = TrainingPrecision.Int4Base, Quantization = BaseQuantization.Nf4 });
         var preset = Assert.Throws<LoraShellException>(() => ModelPresets.Get("GPT-5"));
         Assert.Contains("Qwen1.5-72B", preset.Message);
         var target = Assert.Throws<LoraShellException>(() => MemoryEstimator.Estimate(c, new MemoryEstimateOptions { LoraTargets = new[] { "c_attn" } }));

@@ -47,6 +47,10 @@ Describe 'Measure-LoraMemory' {
         $e.CategoryInfo.Category | Should -Be 'InvalidArgument'
         $e = Get-ThrownError { Measure-LoraMemory -Preset Llama-2-7B -Method Full -Precision Int4Base }
         $e.FullyQualifiedErrorId | Should -Match '^QuantizedFullFineTune'
+        $e = Get-ThrownError { Measure-LoraMemory -Preset Llama-2-7B -Method Lora -Precision Int8Base -Quantization Nf4 }
+        $e.FullyQualifiedErrorId | Should -Match '^ConflictingQuantization'
+        $e.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        (Measure-LoraMemory -Preset Llama-2-7B -Method Lora -Precision Int4Base -Quantization Nf4).Quantization | Should -Be 'Nf4'
         $e = Get-ThrownError { Measure-LoraMemory -ParameterCount 1e9 -Method Lora }
         $e.FullyQualifiedErrorId | Should -Match '^ArchitectureNeeded'
         $e = Get-ThrownError { Measure-LoraMemory -Path (Join-Path $TestDrive 'nothing-here') }

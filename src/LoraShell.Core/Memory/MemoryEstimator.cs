@@ -31,7 +31,7 @@ public static class MemoryEstimator
         // Frozen weights: quantised formats apply to the decoder's Linear weights only; embeddings,
         // LM head and norms stay in the compute dtype, as bitsandbytes leaves them.
         double dense = o.Precision == TrainingPrecision.Fp32 ? 4 : 2;
-        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : QuantizedBytesPerWeight(c, o, dense) * linear + dense * (total - linear);
+        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : FrozenLinearBytes(c, o, dense, linear) + dense * (total - linear);
         var sized = Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act) + DequantizationBytes(c, o, act));
         return sized with { GradientBytesAtPeak = sized.GradientBytes * GradientShareAtPeak(c, o, trainable) };
     }
@@ -45,15 +45,15 @@ public static class MemoryEstimator
     };
 
     /// <summary>
-    /// Bytes per frozen projection weight: dense, int8 with one float32 scale per output row, or NF4's
-    /// half byte with one float32 absmax per 64 weights (double quantization: one byte per 64, plus a
-    /// float32 per 64 · 256).
+    /// Bytes of the frozen decoder projections: dense, int8 with one float32 scale per output row (so
+    /// 4·out bytes per matrix beside its out·in codes), or NF4's half byte per weight with one float32
+    /// absmax per 64 weights (double quantization: one byte per 64, plus a float32 per 64 · 256).
     /// </summary>
-    static double QuantizedBytesPerWeight(ModelConfig c, MemoryEstimateOptions o, double dense) => QuantizationOf(o) switch
+    static double FrozenLinearBytes(ModelConfig c, MemoryEstimateOptions o, double dense, long linear) => QuantizationOf(o) switch
     {
-        Models.Quantization.BaseQuantization.Int8 => 1.0 + 4.0 / c.HiddenSize,
-        Models.Quantization.BaseQuantization.Nf4 => 0.5 + (o.DoubleQuant ? 1.0 / 64 + 4.0 / (64 * 256) : 4.0 / 64),
-        _ => dense,
+        Models.Quantization.BaseQuantization.Int8 => linear + 4.0 * c.NumHiddenLayers * LayerProjections(c).Sum(p => p.Out),
+        Models.Quantization.BaseQuantization.Nf4 => linear * (0.5 + (o.DoubleQuant ? 1.0 / 64 + 4.0 / (64 * 256) : 4.0 / 64)),
+        _ => dense * linear,
     };
 
     /// <summary>
@@ -264,6 +264,10 @@ public static class MemoryEstimator
         if (o.SequenceLength < 1) throw LoraShellException.InvalidArgument("InvalidSequenceLength", $"Sequence length must be at least 1 (got {o.SequenceLength}).", o.SequenceLength);
         if (o.LoraRank < 1) throw LoraShellException.InvalidArgument("InvalidRank", $"LoRA rank must be at least 1 (got {o.LoraRank}).", o.LoraRank);
         if (!(o.GpuMemoryGB > 0)) throw LoraShellException.InvalidArgument("InvalidGpuMemory", $"GPU memory must be positive (got {o.GpuMemoryGB} GB).", o.GpuMemoryGB);
+        if (o.Precision is TrainingPrecision.Int8Base or TrainingPrecision.Int4Base && o.Quantization != Models.Quantization.BaseQuantization.None
+            && o.Quantization != QuantizationOf(o))
+            throw LoraShellException.InvalidArgument("ConflictingQuantization",
+                $"Precision {o.Precision} already means a{(o.Precision == TrainingPrecision.Int8Base ? "n int8" : " 4-bit NF4")} base, and the quantization asked for is {o.Quantization}; give one of them (Fp32 or Bf16Mixed with the quantization, or {o.Precision} alone).", o.Quantization);
         if (o.Method == TrainingMethod.Full && o.Precision is TrainingPrecision.Int8Base or TrainingPrecision.Int4Base)
             throw LoraShellException.InvalidArgument("QuantizedFullFineTune",
                 $"{o.Precision} quantises frozen base weights, so it applies to Lora and Ladder only; full fine-tuning trains every weight (use Fp32 or Bf16Mixed).", o.Precision);

@@ -106,7 +106,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [Parameter(HelpMessage = "Storage precision(s), one row each: Fp32, Bf16Mixed, Int8Base, Int4Base (quantised bases apply to Lora and Ladder). Default Fp32.")]
     public TrainingPrecision[] Precision { get; set; } = { TrainingPrecision.Fp32 };
 
-    [Parameter(HelpMessage = "How the frozen decoder projections are stored for Lora and Ladder, as Import-LoraModel -Quantization does: None (dense, the default; a piped model's own format), Int8 or Nf4. Full fine-tuning cannot train a quantized base.")]
+    [Parameter(HelpMessage = "How the frozen decoder projections are stored for Lora and Ladder, as Import-LoraModel -Quantization does: None (dense, the default; a piped model's own format), Int8 or Nf4. Full fine-tuning cannot train a quantized base, and -Precision Int8Base/Int4Base already name a base (Int8/Nf4), so a different -Quantization with them is refused.")]
     public BaseQuantization? Quantization { get; set; }
 
     [Parameter(HelpMessage = "With -Quantization Nf4: count the absmax values quantized to 8 bits (Import-LoraModel -DoubleQuant).")]
