@@ -16,7 +16,7 @@ public class LayeringTests
         ["(root)"] = 0, ["IO"] = 0, ["Tokenizers"] = 0,
         ["Models"] = 1,
         ["Lora"] = 2, ["SideTuning"] = 2,
-        ["Training"] = 3, ["Delta"] = 3, ["Inference"] = 3,
+        ["Training"] = 3, ["Delta"] = 3, ["Inference"] = 3, ["Export"] = 3,
         ["Memory"] = 4,
         ["Session"] = 5,
         ["Experiments"] = 6,

@@ -25,8 +25,18 @@ public class Llama2cLoaderTests
     {
         // One head of size 4: llama2.c rows (0,1) and (2,3) are rotation pairs; HF pairs (0,2) and (1,3).
         var w = arange(4, dtype: ScalarType.Float32).unsqueeze(1);
-        var p = Llama2cLoader.PermuteForRotateHalf(w, heads: 1);
+        var p = RopeRowOrder.ToRotateHalf(w, heads: 1);
         Assert.Equal(new float[] { 0, 2, 1, 3 }, p.flatten().data<float>().ToArray());
+    }
+
+    [Fact]
+    public void RowPermutationBackToInterleavedPairsIsTheInverseForWeightsAndBiases()
+    {
+        // Two heads of size 6 (pairs (0,3),(1,4),(2,5) in HF order): interleaved order puts each pair side by side.
+        var bias = arange(12, dtype: ScalarType.Float32);
+        Assert.Equal(new float[] { 0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11 }, RopeRowOrder.ToInterleaved(bias, heads: 2).data<float>().ToArray());
+        var w = randn(12, 5);
+        TensorAssert.Identical(w, RopeRowOrder.ToRotateHalf(RopeRowOrder.ToInterleaved(w, 2), 2));
     }
 
     [Fact]

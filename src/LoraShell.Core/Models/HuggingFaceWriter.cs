@@ -32,6 +32,14 @@ public static class HuggingFaceWriter
     /// (GPT-2's Conv1D: [in, out]), so the folder is an ordinary float checkpoint.
     /// </summary>
     public static IEnumerable<KeyValuePair<string, Tensor>> HuggingFaceStateDict(CausalLM model)
+        => TensorSources(model).Select(p => KeyValuePair.Create(p.Key, p.Value()));
+
+    /// <summary>
+    /// The same tensors as <see cref="HuggingFaceStateDict"/>, each produced only when asked for: a dense
+    /// weight is the parameter itself, a quantized one is dequantized then. Writers that convert a tensor
+    /// at a time (GGUF) so never hold a quantized model dense.
+    /// </summary>
+    public static IReadOnlyList<KeyValuePair<string, Func<Tensor>>> TensorSources(CausalLM model)
     {
         // A quantized projection is written from its weight as it computes now (dequantized, or merged and
         // dense) in the file's layout; a merged one's dense [out, in] parameter is left out of the plain
@@ -43,10 +51,11 @@ public static class HuggingFaceWriter
         var quantizedWeights = quantized.Select(m => $"{m.Path}.weight").ToHashSet(StringComparer.Ordinal);
         var dense = model.state_dict()
             .Where(p => !p.Key.Contains(".lora_A.") && !p.Key.Contains(".lora_B."))
-            .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), p.Value))
+            .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), (Func<Tensor>)(() => p.Value)))
             .Where(p => !quantizedWeights.Contains(p.Key));
-        var written = quantized.Select(m => KeyValuePair.Create($"{m.Path}.weight", m.Layer.FileTransposed ? m.Layer.Dequantized().t().contiguous() : m.Layer.Dequantized()));
-        return dense.Concat(written).OrderBy(p => p.Key, StringComparer.Ordinal);
+        var written = quantized.Select(m => KeyValuePair.Create($"{m.Path}.weight",
+            (Func<Tensor>)(() => m.Layer.FileTransposed ? m.Layer.Dequantized().t().contiguous() : m.Layer.Dequantized())));
+        return dense.Concat(written).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
     }
 
     public static string TorchDTypeName(ScalarType type) => type switch

@@ -114,8 +114,8 @@ public static class Llama2cLoader
                 result[$"model.layers.{i}.{suffix}"] = convert is null ? t : ConvertAndDispose(t, convert);
             }
         }
-        Func<Tensor, Tensor> permuteQ = w => PermuteForRotateHalf(w, c.NumAttentionHeads);
-        Func<Tensor, Tensor> permuteK = w => PermuteForRotateHalf(w, c.NumKeyValueHeads);
+        Func<Tensor, Tensor> permuteQ = w => RopeRowOrder.ToRotateHalf(w, c.NumAttentionHeads);
+        Func<Tensor, Tensor> permuteK = w => RopeRowOrder.ToRotateHalf(w, c.NumKeyValueHeads);
 
         if (layout == Layout.Legacy)
         {
@@ -157,16 +157,6 @@ public static class Llama2cLoader
         var converted = convert(t).contiguous();
         t.Dispose();
         return converted;
-    }
-
-    /// <summary>
-    /// llama2.c (like Meta's original code) rotates interleaved pairs (2i, 2i+1); HF rotates (i, i+d/2).
-    /// This is HF's own conversion: w.view(heads, rows/heads/2, 2, in).transpose(1, 2).reshape(rows, in).
-    /// </summary>
-    public static Tensor PermuteForRotateHalf(Tensor w, int heads)
-    {
-        long rows = w.shape[0], cols = w.shape[1];
-        return w.view(heads, rows / heads / 2, 2, cols).transpose(1, 2).reshape(rows, cols);
     }
 
     static Tensor ReadFloats(Stream stream, long[] shape)

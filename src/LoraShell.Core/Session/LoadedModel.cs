@@ -65,6 +65,26 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
         return HuggingFaceWriter.Save(Model, folder, overwrite, TokenizerFiles);
     }
 
+    /// <summary>
+    /// Writes the model as one GGUF file for llama.cpp, Ollama and LLamaSharp (tokenizer and chat template
+    /// inside), with an Ollama Modelfile beside it. Like <see cref="SaveHuggingFace"/>, active adapters must
+    /// be merged first; a side network cannot travel (llama.cpp has no place for it).
+    /// </summary>
+    public Export.GgufExportResult SaveGguf(string path, IO.Gguf.GgmlType type, Action<string, double>? progress = null, CancellationToken cancel = default)
+    {
+        var unmerged = Adapters.Disabled ? new List<string>() : Adapters.ActiveNames.Except(Adapters.MergedNames).ToList();
+        if (unmerged.Count > 0)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "UnmergedAdapters",
+                $"Adapter(s) {string.Join(", ", unmerged)} are active but not merged, so the GGUF weights would not include them. Merge them first (Merge-LoraWeights), disable them, or export the adapter alone (Save-LoraAdapter -Format Gguf).", path);
+        if (SideNetwork is not null)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "SideNetworkNotExportable",
+                "This model has a ladder side network attached; llama.cpp has no place for one, so a GGUF of the backbone alone would not be the model you trained. Export it without the side network (import the model again without -SideNetworkPath).", path);
+        var result = Export.GgufModelExport.Save(Model, Tokenizer, path, type, System.IO.Path.GetFileNameWithoutExtension(Name), progress, cancel);
+        string modelfile = Export.OllamaModelfile.PathFor(path);
+        IO.AtomicFile.WriteAllText(modelfile, Export.OllamaModelfile.Render(modelfile, path, null, Export.OllamaModelfile.StopStrings(Tokenizer)));
+        return result with { Modelfile = new FileInfo(modelfile) };
+    }
+
     /// <summary>The tokenizer's files, copied under their own names (the loader finds tokenizer.json, tokenizer.model and tok*.bin files).</summary>
     public IEnumerable<string> TokenizerFiles => Tokenizer?.Files ?? (IEnumerable<string>)Array.Empty<string>();
 

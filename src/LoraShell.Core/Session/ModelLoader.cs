@@ -13,6 +13,7 @@ public static class ModelLoader
 {
     public const string HuggingFaceFormat = "huggingface";
     public const string Llama2cFormat = "llama2.c";
+    public const string GgufFormat = "gguf";
 
     public static LoadedModel Load(ModelLoadOptions options)
     {
@@ -22,19 +23,18 @@ public static class ModelLoader
         var weights = new WeightFormat { DType = dtype, Quantization = options.Quantization, DoubleQuant = options.DoubleQuant };
         weights.Validate();
 
-        var (model, format) = ReadModel(full, weights);
+        var (model, format, embedded) = ReadModel(full, weights);
         // Hand the reading and quantizing temporaries back to the OS: the allocator keeps freed pages
         // otherwise (NF4 loading of a 1B model held 0.5 GB more than the model until the next trim).
         IO.NativeMemory.Trim();
         try
         {
-            ITextTokenizer? tokenizer = null;
-            string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath) : TokenizerLoader.FindBeside(full);
-            if (tokenizerPath != null)
-            {
-                tokenizer = TokenizerLoader.Load(tokenizerPath);
-                CheckVocabulary(tokenizer, model.Config, full);
-            }
+            // A GGUF file carries its tokenizer; other formats find it beside the model. -TokenizerPath wins.
+            ITextTokenizer? tokenizer = embedded;
+            string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath)
+                : format == GgufFormat ? null : TokenizerLoader.FindBeside(full);
+            if (tokenizerPath != null) tokenizer = TokenizerLoader.Load(tokenizerPath);
+            if (tokenizer != null) CheckVocabulary(tokenizer, model.Config, full);
             if (device.type != DeviceType.CPU) model.to(device);
             model.eval();
             return new LoadedModel(model, tokenizer, full, format);
@@ -42,18 +42,26 @@ public static class ModelLoader
         catch { model.Dispose(); throw; }
     }
 
-    static (CausalLM Model, string Format) ReadModel(string full, WeightFormat weights)
+    static (CausalLM Model, string Format, ITextTokenizer? Tokenizer) ReadModel(string full, WeightFormat weights)
     {
-        if (Directory.Exists(full)) return (HuggingFaceLoader.Load(full, weights), HuggingFaceFormat);
+        if (Directory.Exists(full)) return (HuggingFaceLoader.Load(full, weights), HuggingFaceFormat, null);
         if (!File.Exists(full))
-            throw LoraShellException.NotFound("ModelNotFound", $"Model path '{full}' does not exist; expected a llama2.c .bin file or a Hugging Face folder.", full);
+            throw LoraShellException.NotFound("ModelNotFound", $"Model path '{full}' does not exist; expected a llama2.c .bin file, a GGUF file or a Hugging Face folder.", full);
+        // By content, not name: Ollama's model store keeps GGUF files as sha256-… blobs without an extension.
+        if (IO.Gguf.GgufFile.HasMagic(full))
+        {
+            var (gguf, tokenizer) = GgufLoader.Load(full, weights);
+            return (gguf, GgufFormat, tokenizer);
+        }
+        if (full.EndsWith(GgufLoader.Extension, StringComparison.OrdinalIgnoreCase))
+            throw LoraShellException.InvalidData("InvalidGguf", $"'{full}' is named .gguf but does not start with the GGUF magic; the file is damaged or not a GGUF file.", full);
         if (full.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             throw LoraShellException.InvalidArgument("ModelPathIsSafetensorsFile",
                 $"'{full}' is a bare .safetensors file; a model needs its config.json too. Pass the folder that holds both.", full);
         if (!full.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
             throw LoraShellException.InvalidArgument("UnknownModelFormat",
-                $"'{full}' is neither a llama2.c .bin checkpoint nor a Hugging Face folder.", full);
-        return (Llama2cLoader.Load(full, weights), Llama2cFormat);
+                $"'{full}' is neither a llama2.c .bin checkpoint, a GGUF file nor a Hugging Face folder.", full);
+        return (Llama2cLoader.Load(full, weights), Llama2cFormat, null);
     }
 
     static void CheckVocabulary(ITextTokenizer tokenizer, ModelConfig config, string modelPath)

@@ -63,14 +63,22 @@ public sealed class ChatFormat
                 _ => null,
             } ?? throw LoraShellException.InvalidData("InvalidTokenizerConfig", $"'{source}': chat_template should be a string or a list of {{name, template}} with a 'default' entry.", source);
         }
-        if (text is null) return null;
+        return text is null ? null : Parse(text, source!, config);
+    }
+
+    /// <summary>The chat format of a tokenizer_config.json object alone (no folder to look in), e.g. one rebuilt from a GGUF file.</summary>
+    public static ChatFormat? FromConfig(JsonObject config, string source)
+        => config["chat_template"] is JsonValue v && v.TryGetValue<string>(out var text) ? Parse(text, source, config) : null;
+
+    static ChatFormat Parse(string text, string source, JsonObject? config)
+    {
         ChatTemplate template;
         try { template = ChatTemplate.Parse(text); }
         catch (ChatTemplateException e)
         {
             throw LoraShellException.InvalidData("UnsupportedChatTemplate", $"The chat template in '{source}' cannot be used: {e.Message}", source);
         }
-        return new ChatFormat(template, config is null ? new Dictionary<string, string?>() : ReadSpecialTokens(config), source!);
+        return new ChatFormat(template, config is null ? new Dictionary<string, string?>() : ReadSpecialTokens(config), source);
     }
 
     /// <summary>Renders a conversation exactly as transformers' apply_chat_template(tokenize=False) does.</summary>

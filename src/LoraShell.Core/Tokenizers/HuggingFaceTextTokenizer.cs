@@ -64,6 +64,26 @@ public sealed class HuggingFaceTextTokenizer : ITextTokenizer
         var chat = ChatFormat.Read(folder, config);
         if (chat is not null && chat.Source.EndsWith(ChatFormat.TemplateFile, StringComparison.Ordinal)) files.Add(chat.Source);
         var generation = ReadJson(Path.Combine(folder, GenerationConfigFile), files);
+        return Create(tokenizer, config, chat, generation, files);
+    }
+
+    /// <summary>
+    /// A tokenizer from documents held in memory: tokenizer.json content and a tokenizer_config.json
+    /// object (special tokens, chat_template), e.g. rebuilt from a GGUF file. It has no files of its own.
+    /// </summary>
+    public static HuggingFaceTextTokenizer FromDocuments(byte[] tokenizerJson, JsonObject? config, string source)
+    {
+        HuggingFaceTokenizer tokenizer;
+        try { tokenizer = HuggingFaceTokenizer.Parse(tokenizerJson, source); }
+        catch (TokenizerFormatException e)
+        {
+            throw LoraShellException.InvalidData("UnsupportedTokenizer", $"The tokenizer of '{source}' cannot be used: {e.Message}", source);
+        }
+        return Create(tokenizer, config, config is null ? null : ChatFormat.FromConfig(config, source), null, new List<string>());
+    }
+
+    static HuggingFaceTextTokenizer Create(HuggingFaceTokenizer tokenizer, JsonObject? config, ChatFormat? chat, JsonObject? generation, List<string> files)
+    {
         var stop = new List<int>();
         switch (generation?["eos_token_id"])
         {

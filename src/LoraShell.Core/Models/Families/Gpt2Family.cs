@@ -23,6 +23,12 @@ public sealed class Gpt2Family : ModelFamily
         Norm = NormKind.Layer, Positions = PositionKind.Learned, Storage = ProjectionStorage.Conv1D,
     };
 
+    public override IEnumerable<(string Problem, bool Fatal)> GgufLimitations(ModelConfig c)
+    {
+        if (c.ScaleAttentionByInverseLayer) yield return ("scale_attn_by_inverse_layer_idx true, which llama.cpp's gpt2 architecture does not implement", true);
+        if (!c.ScaleAttentionWeights) yield return ("scale_attn_weights false, which llama.cpp's gpt2 architecture does not implement", true);
+    }
+
     public override ModelConfig ReadConfig(ConfigReader r)
     {
         r.RequireKeys("n_embd", "n_layer", "n_head", "vocab_size");

@@ -10,7 +10,8 @@ public sealed class LlamaFamily : RotaryFamily
 {
     public const string Type = "llama";
     public override string ModelType => Type;
-    public override string Architecture => "CausalLM";
+    public override string Architecture => "LlamaForCausalLM";
+    public override GgufArchitecture Gguf => GgufArchitecture.Llama;
     public override FamilyLayout Layout { get; } = LlamaLayout();
 
     public override ModelConfig ReadConfig(ConfigReader r) => base.ReadConfig(r) with

@@ -11,6 +11,15 @@ public sealed class MistralFamily : RotaryFamily
     public override string Architecture => "MistralForCausalLM";
     public override FamilyLayout Layout { get; } = LlamaLayout();
     protected override int DefaultMaxPositions => 4096 * 32;
+    // llama.cpp converts Mistral to its llama architecture, which has no sliding window.
+    public override GgufArchitecture Gguf => GgufArchitecture.Llama;
+
+    public override IEnumerable<(string Problem, bool Fatal)> GgufLimitations(ModelConfig c)
+    {
+        foreach (var l in base.GgufLimitations(c)) yield return l;
+        if (c.SlidingWindow is int w && w < c.MaxPositionEmbeddings)
+            yield return ($"sliding_window {w}: llama.cpp runs Mistral as its llama architecture, which attends to every earlier token, so sequences longer than {w} tokens score differently there", false);
+    }
 
     public override ModelConfig ReadConfig(ConfigReader r) => base.ReadConfig(r) with
     {

@@ -25,13 +25,10 @@ public static class ModelFamilies
         try { root = JsonNode.Parse(json); }
         catch (JsonException e) { throw LoraShellException.InvalidData("InvalidModelConfig", $"'{source}' is not valid JSON ({e.Message}).", source); }
         if (root is not JsonObject obj) throw LoraShellException.InvalidData("InvalidModelConfig", $"'{source}' is not a JSON object.", source);
-        var reader = new ConfigReader(obj, source);
-        string type = reader.String("model_type", LlamaFamily.Type);
+        string type = new ConfigReader(obj, source).String("model_type", LlamaFamily.Type);
         if (!ByType.TryGetValue(type, out var family))
             throw LoraShellException.InvalidData("UnsupportedModelType",
                 $"'{source}' has model_type '{type}'; LoraShell implements {string.Join(", ", Supported)}.", source);
-        var config = family.ReadConfig(reader);
-        config.Validate(source);
-        return config;
+        return family.ReadAndValidate(obj, source);
     }
 }

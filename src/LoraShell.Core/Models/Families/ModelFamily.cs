@@ -20,8 +20,29 @@ public abstract class ModelFamily
 
     public abstract FamilyLayout Layout { get; }
 
+    /// <summary>The family as llama.cpp knows it (architecture name, rope pairing); tensor names come from <see cref="GgufNames"/>.</summary>
+    public virtual GgufArchitecture Gguf => new(ModelType, InterleavedRope: false);
+
+    /// <summary>
+    /// What a config uses that llama.cpp's architecture cannot express: (what, fatal). Fatal ones are
+    /// refused on export (the GGUF would compute something else); the others are warned about.
+    /// </summary>
+    public virtual IEnumerable<(string Problem, bool Fatal)> GgufLimitations(ModelConfig c)
+    {
+        if (c.RopeScaling?.Type == RopeScaling.Dynamic)
+            yield return ("rope_scaling 'dynamic' (NTK scaling by sequence length), which llama.cpp does not implement", true);
+    }
+
     /// <summary>The numbers of a config.json of this family, with the family's defaults.</summary>
     public abstract ModelConfig ReadConfig(ConfigReader json);
+
+    /// <summary>Reads and validates a config.json object of this family.</summary>
+    public ModelConfig ReadAndValidate(JsonObject json, string source)
+    {
+        var config = ReadConfig(new ConfigReader(json, source));
+        config.Validate(source);
+        return config;
+    }
 
     /// <summary>A config.json for a model that was not read from one (a converted llama2.c checkpoint).</summary>
     public virtual JsonObject WriteConfig(ModelConfig c) => throw new NotSupportedException($"{ModelType} models are always read from a config.json.");

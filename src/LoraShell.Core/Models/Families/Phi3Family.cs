@@ -16,6 +16,13 @@ public sealed class Phi3Family : RotaryFamily
     protected override int DefaultMaxPositions => 4096;
     protected override double DefaultNormEps => 1e-5;
 
+    public override IEnumerable<(string Problem, bool Fatal)> GgufLimitations(ModelConfig c)
+    {
+        foreach (var l in base.GgufLimitations(c)) yield return l;
+        if (c.SlidingWindow is int w && w < c.MaxPositionEmbeddings)
+            yield return ($"sliding_window {w}: llama.cpp runs Phi-3 with its sliding window disabled (it attends to every earlier token), so sequences longer than {w} tokens score differently there", false);
+    }
+
     public override ModelConfig ReadConfig(ConfigReader r) => base.ReadConfig(r) with
     {
         PartialRotaryFactor = r.Double("partial_rotary_factor", 1.0),

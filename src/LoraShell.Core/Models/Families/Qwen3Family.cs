@@ -12,6 +12,12 @@ public sealed class Qwen3Family : RotaryFamily
     public override FamilyLayout Layout { get; } = LlamaLayout(qkNorm: true);
     protected override int DefaultMaxPositions => 32768;
 
+    public override IEnumerable<(string Problem, bool Fatal)> GgufLimitations(ModelConfig c)
+    {
+        foreach (var l in base.GgufLimitations(c)) yield return l;
+        if (c.AttentionBias) yield return ("attention_bias true: llama.cpp's qwen3 architecture has no attention biases", true);
+    }
+
     public override ModelConfig ReadConfig(ConfigReader r)
     {
         Qwen2Family.RefuseSlidingWindow(r);

@@ -52,13 +52,21 @@ public sealed class HuggingFaceTokenizer
     public static HuggingFaceTokenizer Load(string tokenizerJsonPath)
     {
         ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
-        var content = TokenizerJsonReader.Read(tokenizerJsonPath);
+        return Build(TokenizerJsonReader.Read(tokenizerJsonPath), Path.GetFullPath(tokenizerJsonPath));
+    }
+
+    /// <summary>A tokenizer from tokenizer.json content held in memory (e.g. rebuilt from a GGUF file's vocabulary); <paramref name="source"/> names it in messages.</summary>
+    public static HuggingFaceTokenizer Parse(byte[] tokenizerJson, string source)
+        => Build(TokenizerJsonReader.Parse(tokenizerJson, source), source);
+
+    static HuggingFaceTokenizer Build(TokenizerJsonContent content, string source)
+    {
         var normalizer = content.Normalizer is { } n ? ComponentFactory.BuildNormalizer(n) : null;
         var preTokenizer = content.PreTokenizer is { } p ? ComponentFactory.BuildPreTokenizer(p) : null;
         var postProcessor = content.PostProcessor is { } pp ? ComponentFactory.BuildPostProcessor(pp) : null;
         var decoder = content.Decoder is { } d ? ComponentFactory.BuildDecoder(d) : null;
         var added = new AddedVocabulary(content.AddedTokens, content.Model, normalizer);
-        return new HuggingFaceTokenizer(Path.GetFullPath(tokenizerJsonPath), normalizer, preTokenizer, content.Model, postProcessor, decoder, added);
+        return new HuggingFaceTokenizer(source, normalizer, preTokenizer, content.Model, postProcessor, decoder, added);
     }
 
     /// <summary>Encodes <paramref name="text"/> like the crate's <c>encode(text, add_special_tokens)</c> (no truncation, no padding).</summary>
