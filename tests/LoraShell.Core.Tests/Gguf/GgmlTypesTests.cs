@@ -501,6 +501,23 @@ public class GgmlTypesTests
         Assert.Equal(new[] { -8f, 7f }, Dequantize(GgmlType.Q4_0, Quantize(GgmlType.Q4_0, y)).Take(2).ToArray());
     }
 
+    [Fact]
+    public void Q4_0RoundsTheProductBeforeAddingEightAndAHalf()
+    {
+        // Block maximum -24: d = 3 (fp16 0x4200), id = float(1/3) = 11184811·2^-25 = (1 + 2^-25)/3.
+        // x = -13.5: x·id = -4.5 - 4.5·2^-25 = -4.5 - 1.3e-7, which rounds to the float -4.5 (floats near
+        // 4.5 are 2^-21 apart); -4.5 + 8.5 = 4 exactly, so q = 4 (x/d = -4.5 rounded half up to -4).
+        // A fused multiply-add would round -4.5 - 1.3e-7 + 8.5 = 4 - 1.3e-7 once, to the float below 4
+        // (2^-22 apart there), and truncate it to 3. ggml-base is built without FMA: 4 it is. Likewise
+        // -16.5, -19.5, -22.5 (x/d = -5.5, -6.5, -7.5) give 3, 2, 1; -24 gives 0.
+        var x = new float[32];
+        x[0] = -24f; x[1] = -13.5f; x[2] = -16.5f; x[3] = -19.5f; x[4] = -22.5f;
+        var b = Quantize(GgmlType.Q4_0, x);
+        Assert.Equal((ushort)0x4200, BinaryPrimitives.ReadUInt16LittleEndian(b));
+        Assert.Equal(new byte[] { 0x80, 0x84, 0x83, 0x82, 0x81, 0x88 }, b.Skip(2).Take(6).ToArray());   // zeros -> 8 in every other nibble
+        Assert.Equal(new[] { -24f, -12f, -15f, -18f, -21f }, Dequantize(GgmlType.Q4_0, b).Take(5).ToArray());
+    }
+
     static float[] RandomValues(int n, int seed)
     {
         var rng = new Random(seed);
