@@ -27,7 +27,8 @@ namespace LoraShell.PowerShell;
     $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin
     $m | Export-LoraModel -Path ./out/stories.gguf -Force
     $m | Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules all-linear |
-        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 50
+        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
+            -BatchSize 4 -SequenceLength 64 -MaxEvalWindows 8 | Out-Null
     $m | Save-LoraAdapter -Path ./out/shakespeare.gguf -BaseModelPath ./out/stories.gguf -Force
     """,
     "Exports the base model and a trained adapter as GGUF files, with shakespeare.Modelfile for `ollama create`; llama.cpp applies it with --lora.")]

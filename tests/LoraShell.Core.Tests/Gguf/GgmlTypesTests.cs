@@ -655,6 +655,18 @@ public class GgmlTypesTests
                 for (int i = 0; i < vector.Length; i++)
                     Assert.Equal(BitConverter.SingleToUInt32Bits(scalar[i]), BitConverter.SingleToUInt32Bits(vector[i]));
             }
+            // Every fp16 and bf16 bit pattern, NaNs and subnormals included.
+            var all = new byte[2 * 65536];
+            for (int i = 0; i < 65536; i++) BinaryPrimitives.WriteUInt16LittleEndian(all.AsSpan(2 * i), (ushort)i);
+            foreach (var t in new[] { GgmlType.F16, GgmlType.BF16 })
+            {
+                GgmlTypes.UseVectors = true;
+                var vector = Dequantize(t, all);
+                GgmlTypes.UseVectors = false;
+                var scalar = Dequantize(t, all);
+                for (int i = 0; i < vector.Length; i++)
+                    Assert.Equal(BitConverter.SingleToUInt32Bits(scalar[i]), BitConverter.SingleToUInt32Bits(vector[i]));
+            }
         }
         finally
         {

@@ -307,7 +307,7 @@ public static class GgmlTypes
 
     static float ReadHalf(ReadOnlySpan<byte> s, int at) => HalfToSingle(BinaryPrimitives.ReadUInt16LittleEndian(s.Slice(at, 2)));
 
-    /// <summary>Whether the hot kernels (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) use 128-bit vectors. They compute
+    /// <summary>Whether the hot kernels (F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) use 128-bit vectors. They compute
     /// the same roundings as the scalar loops (integer unpacking, then one float multiply and at most one
     /// float subtract per value, never fused); tests switch this off to check the scalar code too.</summary>
     internal static bool UseVectors = Vector128.IsHardwareAccelerated;
@@ -339,34 +339,82 @@ public static class GgmlTypes
     }
 
     // ------------------------------------------------------------------ plain types
+    //
+    // Every kernel is [AggressiveOptimization]: each runs one long loop per call, which tiered compilation
+    // would otherwise start in unoptimized code and, profile-guided, sometimes leave several times slower.
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeF32(ReadOnlySpan<byte> src, Span<float> dst)
     {
         if (BitConverter.IsLittleEndian) { MemoryMarshal.Cast<byte, float>(src).CopyTo(dst); return; }
         for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadSingleLittleEndian(src.Slice(4 * i, 4));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeF16(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        for (int i = 0; i < dst.Length; i++) dst[i] = HalfToSingle(BinaryPrimitives.ReadUInt16LittleEndian(src.Slice(2 * i, 2)));
+        int i = 0;
+        if (UseVectors && BitConverter.IsLittleEndian)
+        {
+            var halves = MemoryMarshal.Cast<byte, ushort>(src);
+            for (; i + 8 <= dst.Length; i += 8)
+            {
+                var (low, high) = Vector128.Widen(Vector128.Create(halves.Slice(i, 8)));
+                HalvesToSingles(low).CopyTo(dst.Slice(i));
+                HalvesToSingles(high).CopyTo(dst.Slice(i + 4));
+            }
+        }
+        for (; i < dst.Length; i++) dst[i] = HalfToSingle(BinaryPrimitives.ReadUInt16LittleEndian(src.Slice(2 * i, 2)));
     }
 
+    /// <summary><see cref="HalfToSingle"/> on four halves (one in the low 16 bits of each lane): all three
+    /// cases are computed and the lane's exponent picks one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<float> HalvesToSingles(Vector128<uint> h)
+    {
+        var sign = (h & Vector128.Create(0x8000u)) << 16;
+        var exponent = h & Vector128.Create(0x7C00u);
+        var mantissa = h & Vector128.Create(0x3FFu);
+        var normal = (((h & Vector128.Create(0x7FFFu)) << 13) + Vector128.Create(112u << 23)) | sign;
+        var special = sign | Vector128.Create(0x7F800000u) | (mantissa << 13)
+            | Vector128.AndNot(Vector128.Create(0x00400000u), Vector128.Equals(mantissa, Vector128<uint>.Zero));
+        var small = (Vector128.ConvertToSingle(mantissa.AsInt32()) * Vector128.Create(1f / 16777216f)).AsUInt32() | sign;
+        var bits = Vector128.ConditionalSelect(Vector128.Equals(exponent, Vector128<uint>.Zero), small,
+            Vector128.ConditionalSelect(Vector128.Equals(exponent, Vector128.Create(0x7C00u)), special, normal));
+        return bits.AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeBF16(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        for (int i = 0; i < dst.Length; i++) dst[i] = BFloat16ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(src.Slice(2 * i, 2)));
+        int i = 0;
+        if (UseVectors && BitConverter.IsLittleEndian)
+        {
+            var halves = MemoryMarshal.Cast<byte, ushort>(src);
+            for (; i + 8 <= dst.Length; i += 8)
+            {
+                var (low, high) = Vector128.Widen(Vector128.Create(halves.Slice(i, 8)));
+                (low << 16).AsSingle().CopyTo(dst.Slice(i));
+                (high << 16).AsSingle().CopyTo(dst.Slice(i + 4));
+            }
+        }
+        for (; i < dst.Length; i++) dst[i] = BFloat16ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(src.Slice(2 * i, 2)));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void QuantizeF32(ReadOnlySpan<float> src, Span<byte> dst)
     {
         if (BitConverter.IsLittleEndian) { MemoryMarshal.AsBytes(src).CopyTo(dst); return; }
         for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(dst.Slice(4 * i, 4), src[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void QuantizeF16(ReadOnlySpan<float> src, Span<byte> dst)
     {
         for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i, 2), SingleToHalf(src[i]));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void QuantizeBF16(ReadOnlySpan<float> src, Span<byte> dst)
     {
         for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i, 2), SingleToBFloat16(src[i]));
@@ -376,6 +424,7 @@ public static class GgmlTypes
 
     // Q4_0 (18 bytes): fp16 d, then 16 bytes whose low nibbles are values 0..15 and high nibbles values
     // 16..31 (not neighbours: one nibble-split then serves the two halves of the block). x = (q - 8)·d.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ4_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 18, o += 32)
@@ -402,6 +451,7 @@ public static class GgmlTypes
 
     // Q4_1 (20 bytes): fp16 d, fp16 m (the block's minimum, so no value is wasted on a sign), nibbles as
     // Q4_0. x = q·d + m.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ4_1(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 20, o += 32)
@@ -419,6 +469,7 @@ public static class GgmlTypes
 
     // Q5_0 (22 bytes): fp16 d, a little-endian uint32 of fifth bits (bit j for value j), nibbles as Q4_0.
     // Keeping the fifth bits apart keeps the nibbles byte-aligned. x = (q - 16)·d.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ5_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 22, o += 32)
@@ -438,6 +489,7 @@ public static class GgmlTypes
     }
 
     // Q5_1 (24 bytes): fp16 d, fp16 m, uint32 fifth bits, nibbles. x = q·d + m.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ5_1(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 24, o += 32)
@@ -457,6 +509,7 @@ public static class GgmlTypes
     }
 
     // Q8_0 (34 bytes): fp16 d, 32 int8. x = q·d.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ8_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 34, o += 32)
@@ -479,6 +532,7 @@ public static class GgmlTypes
     // 16 levels (denser near zero, where weights are). x = d·table[q].
     static ReadOnlySpan<sbyte> IQ4NLValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeIQ4_NL(ReadOnlySpan<byte> src, Span<float> dst)
     {
         var values = IQ4NLValues;
@@ -500,6 +554,7 @@ public static class GgmlTypes
     // scale instead, so x = level2[q]·2^(e-128).
     static ReadOnlySpan<sbyte> Mxfp4DoubledValues => [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeMXFP4(ReadOnlySpan<byte> src, Span<float> dst)
     {
         var values = Mxfp4DoubledValues;
@@ -524,6 +579,7 @@ public static class GgmlTypes
     // bytes of 2-bit quants, fp16 d, fp16 dmin. Quants are packed by shift, not by neighbour: byte l of each
     // 32-byte group holds values l, l+32, l+64, l+96 of its 128 in bits 0-1, 2-3, 4-5, 6-7, so one shift
     // unpacks 32 consecutive values. x = d·sc·q - dmin·m.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ2_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 84, o += QK_K)
@@ -554,6 +610,7 @@ public static class GgmlTypes
     // Scale j: its low 4 bits are the low (j<8) or high (j≥8) nibble of byte j%8, its high 2 bits are bits
     // 2·(j/4) of byte 8 + j%4; stored with a +32 offset. A clear hmask bit means q - 4 (a set one is the
     // unsigned value). x = d·(scale - 32)·q.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ3_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
         Span<int> scale = stackalloc int[16];
@@ -610,6 +667,7 @@ public static class GgmlTypes
     // Q4_K (144 bytes): fp16 d, fp16 dmin, 12 scale bytes (ScaleMinK4), 128 bytes of nibbles: each 32-byte
     // group holds 64 values, the low nibbles the first 32 (one sub-block), the high nibbles the next 32.
     // x = d·sc·q - dmin·m.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ4_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 144, o += QK_K)
@@ -649,6 +707,7 @@ public static class GgmlTypes
     // Q5_K (176 bytes): Q4_K's header and nibbles with 32 bytes of fifth bits between scales and nibbles:
     // bit 2g of qh[l] goes with the low nibble of group g's byte l, bit 2g+1 with its high nibble.
     // x = d·sc·q - dmin·m.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ5_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 176, o += QK_K)
@@ -694,6 +753,7 @@ public static class GgmlTypes
     // values), fp16 d. Per 128-value half: ql[l] holds values l (low nibble) and l+64 (high), ql[l+32]
     // values l+32 and l+96; qh[l] holds the high bits of l, l+32, l+64, l+96 in bits 0-1, 2-3, 4-5, 6-7.
     // x = d·scale·(q - 32), multiplied in that order.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ6_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 210, o += QK_K)
@@ -742,6 +802,7 @@ public static class GgmlTypes
 
     // Q8_K (292 bytes): a float32 d (not fp16: this is the intermediate format of the K-quant dot
     // products), 256 int8, and 16 int16 sums of 16 quants each, which dequantizing ignores. x = d·q.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeQ8_K(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 292, o += QK_K)
@@ -756,6 +817,7 @@ public static class GgmlTypes
     // IQ4_XS (136 bytes): fp16 d, a uint16 of the eight scales' high 2 bits, 4 bytes of their low nibbles
     // (sub-block ib: nibble ib%2 of byte ib/2), then per 32-value sub-block 16 bytes in IQ4_NL's layout.
     // x = d·(scale - 32)·table[q].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeIQ4_XS(ReadOnlySpan<byte> src, Span<float> dst)
     {
         var values = IQ4NLValues;
@@ -783,6 +845,7 @@ public static class GgmlTypes
     // each (3^5 = 243 ≤ 256), as a fixed-point fraction q·256/243 so that trit n is the integer part of
     // (q·3^n mod 256)·3/256 (no division when unpacking); then fp16 d. Bytes 0-31 give values in runs of
     // 32 (trit n of byte m is value 32n+m), bytes 32-47 runs of 16, the 4 qh bytes runs of 4. x = (t - 1)·d.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeTQ1_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
         ReadOnlySpan<byte> pow3 = [1, 3, 9, 27, 81, 243];
@@ -806,6 +869,7 @@ public static class GgmlTypes
 
     // TQ2_0 (66 bytes): 2 bits per ternary weight, packed by shift as Q2_K's quants (byte m of each
     // 32-byte group: values m, m+32, m+64, m+96 of its 128), then fp16 d. x = (q - 1)·d.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void DequantizeTQ2_0(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int s = 0, o = 0; o < dst.Length; s += 66, o += QK_K)
@@ -834,6 +898,7 @@ public static class GgmlTypes
 
     // quantize_row_q8_0_ref: d = max|x|/127 (float32), id = 1/d, q = roundf(x·id) (halves away from
     // zero, not to even), d stored as fp16 (the quants were chosen with the unrounded d).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void QuantizeQ8_0(ReadOnlySpan<float> src, Span<byte> dst)
     {
         for (int s = 0, o = 0; s < src.Length; s += 32, o += 34)
@@ -858,6 +923,7 @@ public static class GgmlTypes
     // d = max/-8 keeps its sign; q = min(15, (int8)(x·id + 8.5)), i.e. x/d rounded half up, plus 8.
     // x·id is rounded to float before 8.5 is added: ggml-base is built without FMA, so nothing fuses them
     // (gguf-py's quants.py emulates a fused multiply-add here, and differs from this in rare ties).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void QuantizeQ4_0(ReadOnlySpan<float> src, Span<byte> dst)
     {
         for (int s = 0, o = 0; s < src.Length; s += 32, o += 18)
