@@ -94,9 +94,11 @@ public sealed record GgufVocabulary
             ?? throw LoraShellException.InvalidData("InvalidTokenizer", $"'{t.Source}' is not a JSON object.", t.Source);
         var model = json["model"] as JsonObject;
         string type = (string?)model?["type"] ?? "";
+        bool byteFallback = model?["byte_fallback"]?.GetValue<bool>() == true;
+        if (type == "BPE" && !IsByteLevel(json) && byteFallback) return FromSentencePieceBpe(t, json, model!, vocabSize);
         if (type != "BPE" || !IsByteLevel(json))
             throw LoraShellException.InvalidArgument("GgufTokenizerNotSupported",
-                $"'{t.Source}' is a {(type.Length > 0 ? type : "model-less")} tokenizer{(type == "BPE" ? " without byte-level pre-tokenization (SentencePiece-style)" : "")}; GGUF export writes byte-level BPE tokenizer.json files (GPT-2, Qwen, Llama 3) and llama2.c tokenizers.", t.Source);
+                $"'{t.Source}' is a {(type.Length > 0 ? type : "model-less")} tokenizer{(type == "BPE" ? " without byte-level pre-tokenization or byte fallback" : "")}; GGUF export writes byte-level BPE tokenizer.json files (GPT-2, Qwen, Llama 3), SentencePiece-style BPE ones with byte fallback (Llama 2, TinyLlama, Mistral) and llama2.c tokenizers.", t.Source);
         string pre = PreTokenizerName(json, t.Source);
 
         var tokens = new string[vocabSize];
@@ -133,6 +135,60 @@ public sealed record GgufVocabulary
             Bos = bos, Eos = t.EosId, Pad = PadId(t), AddBos = prefix == 1, AddEos = addEos,
             ChatTemplate = t.Chat?.Template.Source,
         };
+    }
+
+    /// <summary>
+    /// A SentencePiece model converted to tokenizer.json (Llama 2, TinyLlama, Mistral: BPE over ▁-pieces with
+    /// byte fallback) back to llama.cpp's <c>llama</c> vocabulary. SentencePiece merges the adjacent pair whose
+    /// merged piece scores highest; the tokenizer.json lists merges in that order, so a piece's score is minus
+    /// the rank of the first merge that makes it, and the two orders agree. Pieces no merge makes (characters,
+    /// bytes, specials) score 0: llama.cpp never merges into them.
+    /// </summary>
+    static GgufVocabulary FromSentencePieceBpe(HuggingFaceTextTokenizer t, JsonObject json, JsonObject model, int vocabSize)
+    {
+        var tokens = new string[vocabSize];
+        var scores = new float[vocabSize];
+        var types = new int[vocabSize];
+        for (int id = 0; id < vocabSize; id++) (tokens[id], types[id]) = ($"[PAD{id}]", Unused);
+        var idOf = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (token, idNode) in (JsonObject)model["vocab"]!)
+        {
+            int id = idNode!.GetValue<int>();
+            if (id >= vocabSize) throw TooLarge(t.Source, token, id, vocabSize);
+            (tokens[id], types[id]) = (token, IsByteToken(token) ? Byte : Normal);
+            idOf[token] = id;
+        }
+        var made = new HashSet<int>();
+        int rank = 0;
+        foreach (var m in model["merges"] as JsonArray ?? new JsonArray())
+        {
+            var (a, b) = m is JsonArray pair ? (pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>()) : Split(m!.GetValue<string>());
+            if (idOf.TryGetValue(a + b, out int merged) && made.Add(merged)) scores[merged] = -rank;
+            rank++;
+        }
+        if ((string?)model["unk_token"] is string unk && idOf.TryGetValue(unk, out int unkId)) types[unkId] = Unknown;
+        foreach (var added in json["added_tokens"] as JsonArray ?? new JsonArray())
+        {
+            int id = added!["id"]!.GetValue<int>();
+            if (id >= vocabSize) throw TooLarge(t.Source, (string?)added["content"] ?? "", id, vocabSize);
+            tokens[id] = added["content"]!.GetValue<string>();
+            if (types[id] != Unknown) types[id] = added["special"]?.GetValue<bool>() == true ? Control : UserDefined;
+        }
+        var plain = t.Encode("a");
+        var full = t.EncodeWithSpecialTokens("a");
+        bool addBos = full.Count > plain.Count && full[0] == t.BosId;
+        return new GgufVocabulary
+        {
+            Model = "llama", Tokens = tokens, Scores = scores, Types = types,
+            Bos = t.BosId, Eos = t.EosId, Unk = Array.IndexOf(types, Unknown) is int u and >= 0 ? u : null, Pad = PadId(t),
+            AddBos = addBos, AddEos = full.Count > plain.Count + (addBos ? 1 : 0), ChatTemplate = t.Chat?.Template.Source,
+        };
+    }
+
+    static (string, string) Split(string merge)
+    {
+        int space = merge.IndexOf(' ', 1);
+        return space < 0 ? (merge, "") : (merge[..space], merge[(space + 1)..]);
     }
 
     static LoraShellException TooLarge(string source, string token, int id, int vocabSize)

@@ -218,18 +218,13 @@ public class GgufLlamaCppTests
     public void TokenizationInLlamaCppEqualsLoraShellsForSentencePieceAndByteLevelBpe()
     {
         using var dir = new TempFolder();
-        const string mixed = "Once upon a time, Tom & Lily found 12,345 shells!\nThey said: \"Wow\" — café, naïve, 東京, 🙂 done.  Two  spaces\tand a tab.";
+        const string mixed = Mixed;
         string stories = dir.File("stories.gguf");
         SharedData.Stories.SaveGguf(stories, GgmlType.F32);
         Assert.Equal(SharedData.Stories.Tokenizer!.EncodeWithSpecialTokens(mixed).Select(i => (long)i), LlamaCpp.Tokenize(stories, mixed, addSpecial: true, parseSpecial: false, dir.Path));
 
         // A tiny random Qwen3 with Qwen3's real byte-level BPE tokenizer (151,669 tokens, pre-tokenizer qwen2, chat template).
-        var qwen = (JsonObject)TinyFamilies.All.Single(x => x.Name == "qwen3").Config.DeepClone();
-        qwen["vocab_size"] = 151_680; qwen["hidden_size"] = 16; qwen["num_attention_heads"] = 2; qwen["num_key_value_heads"] = 1; qwen["head_dim"] = 8;
-        qwen["num_hidden_layers"] = 1; qwen["intermediate_size"] = 32; qwen["bos_token_id"] = 151643; qwen["eos_token_id"] = 151645;
-        string folder = dir.File("qwen3");
-        using (var model = new CausalLM(ModelConfig.FromJson(qwen.ToJsonString(), "tiny qwen3"))) HuggingFaceWriter.Save(model, folder, overwrite: false);
-        using var q = LoadedModel.Load(new ModelLoadOptions { Path = folder, TokenizerPath = SharedData.Path_("tokenizers", "qwen3") });
+        using var q = TinyWithRealTokenizer("qwen3", 151_680, SharedData.Path_("tokenizers", "qwen3"), dir);
         string qwenFile = dir.File("qwen3.gguf");
         q.SaveGguf(qwenFile, GgmlType.F32);
         string chat = "<|im_start|>user\n" + mixed + "<|im_end|>\n<|im_start|>assistant\n";
@@ -242,5 +237,44 @@ public class GgufLlamaCppTests
         var messages = new[] { new Tokenizers.ChatMessage("user", "Hi") };
         Assert.Equal(q.Tokenizer.Chat!.Render(messages, true), back.Tokenizer.Chat!.Render(messages, true));
         Assert.Equal(q.Tokenizer.StopIds.OrderBy(i => i), back.Tokenizer.StopIds.OrderBy(i => i));
+    }
+
+    /// <summary>
+    /// Llama 2's tokenizer.json (SentencePiece converted to BPE with byte fallback) becomes llama.cpp's
+    /// SentencePiece vocabulary with scores from the merge ranks; Llama 3's is byte-level BPE with the
+    /// llama-bpe pre-tokenizer. llama.cpp tokenizes both as LoraShell does, and so does the tokenizer
+    /// LoraShell rebuilds from each file.
+    /// </summary>
+    [Theory]
+    [InlineData("llama2", 32_000)]
+    [InlineData("llama3", 128_256)]
+    public void LlamaTokenizerJsonFilesTokenizeInLlamaCppAsInLoraShell(string key, int vocab)
+    {
+        using var dir = new TempFolder();
+        string tokenizer = HuggingFaceTokenizers.Paths.TokenizerJson(key);
+        using var m = TinyWithRealTokenizer("llama", vocab, tokenizer, dir);
+        string gguf = dir.File($"{key}.gguf");
+        m.SaveGguf(gguf, GgmlType.F32);
+        using var back = LoadedModel.Load(new ModelLoadOptions { Path = gguf });
+        foreach (var text in new[] { Mixed, "  leading spaces, 1234567 digits,\n\nnewlines and  's contractions'll", File.ReadAllText(SharedData.TinyShakespeare)[..3000] })
+        {
+            var ours = m.Tokenizer!.EncodeWithSpecialTokens(text).Select(i => (long)i).ToArray();
+            Assert.Equal(ours, LlamaCpp.Tokenize(gguf, text, addSpecial: true, parseSpecial: false, dir.Path));
+            Assert.Equal(ours, back.Tokenizer!.EncodeWithSpecialTokens(text).Select(i => (long)i));
+        }
+    }
+
+    const string Mixed = "Once upon a time, Tom & Lily found 12,345 shells!\nThey said: \"Wow\" — café, naïve, 東京, 🙂 done.  Two  spaces\tand a tab.";
+
+    /// <summary>A one-layer random model of <paramref name="type"/> with a real tokenizer's vocabulary size.</summary>
+    static LoadedModel TinyWithRealTokenizer(string type, int vocab, string tokenizer, TempFolder dir)
+    {
+        var config = (JsonObject)TinyFamilies.All.First(x => x.Config["model_type"]!.GetValue<string>() == type).Config.DeepClone();
+        config["vocab_size"] = vocab; config["hidden_size"] = 16; config["num_attention_heads"] = 2; config["num_key_value_heads"] = 1; config["head_dim"] = 8;
+        config["num_hidden_layers"] = 1; config["intermediate_size"] = 32; config["rope_scaling"] = null;
+        config["bos_token_id"] = 1; config["eos_token_id"] = 2;
+        string folder = dir.File(type + "-" + vocab);
+        using (var model = new CausalLM(ModelConfig.FromJson(config.ToJsonString(), $"tiny {type}"))) HuggingFaceWriter.Save(model, folder, overwrite: false);
+        return LoadedModel.Load(new ModelLoadOptions { Path = folder, TokenizerPath = tokenizer });
     }
 }
