@@ -38,7 +38,7 @@ if ($unknown.Count) { throw "Unknown scenario(s): $($unknown -join ", "). Known:
 $selected = if ($ReportOnly) { @() } elseif ($Scenario.Count) { $all | Where-Object { $_ -in $Scenario } } else { $all }
 $runs = if ($Quick) { 1 } else { $Repeat }
 # Training runs are long and their losses deterministic: one run each, no warm-up.
-function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*' -or $name -like 'svd-*' -or $name -like 'lora-step-vs-*') { 1 } else { $runs } }
+function Get-RunCount([string] $name) { if ($Quick -or $name -like 'train-*' -or $name -like 'svd-*' -or $name -like 'gguf-*' -or $name -like 'lora-step-vs-*') { 1 } else { $runs } }
 
 function Measure-ModuleImport {
     $psd1 = Join-Path $repo 'module/LoraShell/LoraShell.psd1'
@@ -184,6 +184,33 @@ if (@($ckptRows).Count -eq 4) {
     $vsFullCkpt = $x['lora-b16-ckpt'].peak_mib.median / $x['full-b16-ckpt'].peak_mib.median
     [void]$md.AppendLine()
     [void]$md.AppendLine("Goal, on peak RSS: LoRA with checkpointing <= 0.5x Full: $('{0:N2}' -f $vsFull)x of Full without checkpointing ($(if ($vsFull -le 0.5) { 'pass' } else { 'short' })), $('{0:N2}' -f $vsFullCkpt)x of Full with it ($(if ($vsFullCkpt -le 0.5) { 'pass' } else { 'short' })).")
+}
+# GGUF at 1B scale: export and import of the TinyLlama-shaped model, and generation against llama.cpp.
+$ggufTypes = @('f16', 'q8_0' | Where-Object { $results.Contains("gguf-export-tinyllama1b-$_") -and $results.Contains("gguf-import-tinyllama1b-$_") })
+if ($ggufTypes.Count) {
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("## GGUF at 1B scale (TinyLlama-1.1B's shape, random weights, one run each)")
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('Export converts a tensor at a time from the float32 model, so its peak over the model should stay near one tensor (the largest, the embedding, is 250 MiB in float32); import dequantizes a tensor at a time into the float32 model it builds.')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| type | file MiB | export s | export MB/s | export peak over the model MiB | import s | import peak MiB | import peak / model |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|---:|---:|')
+    foreach ($t in $ggufTypes) {
+        $e = $results["gguf-export-tinyllama1b-$t"].metrics; $i = $results["gguf-import-tinyllama1b-$t"].metrics
+        [void]$md.AppendLine("| $($t.ToUpperInvariant()) | $(Format-Number $e.file_mib.median) | $(Format-Number $e.seconds.median) | $(Format-Number $e.mb_per_s.median) | $(Format-Number $e.peak_over_model_mib.median) | $(Format-Number $i.seconds.median) | $(Format-Number $i.peak_over_baseline_mib.median) | $('{0:N2}' -f $i.peak_over_model.median) |")
+    }
+}
+if ($results.Contains('gguf-generate-tinyllama1b-vs-llamacpp')) {
+    $g = $results['gguf-generate-tinyllama1b-vs-llamacpp']
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("## Generation: LoraShell vs llama.cpp on the same model ($($g.settings.run))")
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| runtime | weights | tokens/s |')
+    [void]$md.AppendLine('|---|---|---:|')
+    [void]$md.AppendLine("| LoraShell (TorchSharp) | float32 | $(Format-Number $g.metrics.lorashell_f32_tokens_per_s.median) |")
+    foreach ($t in 'f32', 'f16', 'q8_0') { [void]$md.AppendLine("| llama.cpp | $($t.ToUpperInvariant()) GGUF | $(Format-Number $g.metrics["llamacpp_$($t)_tokens_per_s"].median) |") }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("On the same float32 weights LoraShell generates at $('{0:N2}' -f $g.metrics.lorashell_over_llamacpp_f32.median)x llama.cpp's rate; llama.cpp's F16 and Q8_0 files read half and a quarter of the bytes per token, which is what batch-1 decoding on a CPU is bound by.")
 }
 # A 1B-class model: TinyLlama-1.1B's shape, LoRA on a float32, bfloat16, int8 or NF4 base.
 $big = @('fp32', 'bf16', 'int8', 'nf4' | ForEach-Object { $_, "$_-ckpt" } | Where-Object { $results.Contains("train-tinyllama1b-lora-$_") })

@@ -66,7 +66,7 @@ static class BenchModels
         return folder;
     }
 
-    static string RepoRoot()
+    public static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "LoraShell.sln"))) return dir.FullName;

@@ -50,6 +50,11 @@ static partial class Scenarios
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
         ["svd-delta-qwen2-1.5b-sharded-bf16"] = SvdDeltaSharded,
+        ["gguf-export-tinyllama1b-f16"] = quick => GgufExport("F16", quick),
+        ["gguf-export-tinyllama1b-q8_0"] = quick => GgufExport("Q8_0", quick),
+        ["gguf-import-tinyllama1b-f16"] = quick => GgufImport("F16", quick),
+        ["gguf-import-tinyllama1b-q8_0"] = quick => GgufImport("Q8_0", quick),
+        ["gguf-generate-tinyllama1b-vs-llamacpp"] = GgufGenerate,
     };
 
     /// <summary>

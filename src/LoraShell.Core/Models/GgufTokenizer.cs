@@ -7,14 +7,14 @@ namespace LoraShell.Core.Models;
 
 /// <summary>
 /// The tokenizer a GGUF file carries (<c>tokenizer.ggml.*</c>), as one of LoraShell's tokenizers: a
-/// <c>llama</c> (SentencePiece) vocabulary becomes the score-merging tokenizer llama2.c and llama.cpp
-/// share; a <c>gpt2</c> (byte-level BPE) vocabulary is written out as the tokenizer.json it came from
-/// (vocab, merges, special tokens, the pre-tokenizer named by <c>tokenizer.ggml.pre</c>) plus a
-/// tokenizer_config.json with the chat template, and read by the Hugging Face tokenizer.
+/// <c>llama</c> (SentencePiece) or <c>gpt2</c> (byte-level BPE) vocabulary is written out as the
+/// tokenizer.json it stands for (vocab, merges, special tokens, normalizer or the pre-tokenizer named by
+/// <c>tokenizer.ggml.pre</c>) plus a tokenizer_config.json with the special tokens and the chat template,
+/// and read by LoraShell's Hugging Face tokenizer, so a GGUF model chats with its own template.
 /// </summary>
 public static class GgufTokenizer
 {
-    const int Control = 3, UserDefined = 4, Unused = 5;
+    const int Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5;
 
     /// <summary>The file's tokenizer, or null when it has none (<c>tokenizer.ggml.model</c> absent or "none").</summary>
     public static ITextTokenizer? Read(GgufFile f)
@@ -31,16 +31,63 @@ public static class GgufTokenizer
         };
     }
 
+    /// <summary>
+    /// A SentencePiece vocabulary (▁ pieces with scores and byte tokens) as the tokenizer.json transformers
+    /// makes of one (LlamaTokenizerFast): BPE with byte fallback whose merges are every split of a piece into
+    /// two pieces, ranked by the merged piece's score (highest first), which merges in SentencePiece's and
+    /// llama.cpp's order; the dummy-prefix space and ▁ as normalizer and decoder; specials as added tokens.
+    /// </summary>
     static ITextTokenizer SentencePiece(GgufFile f, string[] tokens)
     {
         var scores = Array<float>(f, "tokenizer.ggml.scores") ?? new float[tokens.Length];
-        if (scores.Length != tokens.Length) throw Bad(f, $"it has {tokens.Length} tokens but {scores.Length} scores");
-        foreach (var (key, expected) in new[] { ("bos", 1L), ("eos", 2L), ("unknown", 0L) })
-            if (Id(f, key) is long id && id != expected)
-                throw LoraShellException.InvalidData("UnsupportedGgufTokenizer",
-                    $"'{f.FilePath}' puts its {key} token at id {id}; LoraShell's SentencePiece tokenizer needs Llama's ids (unknown 0, BOS 1, EOS 2). Pass the model's tokenizer with -TokenizerPath.", f.FilePath);
-        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToList();
-        return Llama2cTokenizer.FromPieces(f.FilePath, pieces, scores);
+        var types = Array<int>(f, "tokenizer.ggml.token_type") ?? Enumerable.Repeat(Normal, tokens.Length).ToArray();
+        if (scores.Length != tokens.Length || types.Length != tokens.Length)
+            throw Bad(f, $"it has {tokens.Length} tokens, {scores.Length} scores and {types.Length} token types");
+        var vocab = new JsonObject();
+        var idOf = new Dictionary<string, int>(StringComparer.Ordinal);
+        var added = new JsonArray();
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            if (types[id] == Unused) continue;
+            if (types[id] is Control or UserDefined) added.Add(AddedToken(id, tokens[id], types[id]));
+            if (idOf.TryAdd(tokens[id], id)) vocab[tokens[id]] = id;
+        }
+        // transformers' SentencePieceExtractor: per piece (in id order) its splits sorted by the two halves'
+        // ids, then all of them stably sorted by the merged piece's score, highest first.
+        var merges = new List<(string Left, string Right, float Score)>();
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            if (types[id] != Normal) continue;
+            string piece = tokens[id];
+            var local = new List<(string, string, float, int, int)>();
+            for (int k = 1; k < piece.Length; k++)
+            {
+                if (char.IsLowSurrogate(piece[k])) continue;
+                string a = piece[..k], b = piece[k..];
+                if (idOf.TryGetValue(a, out int ia) && idOf.TryGetValue(b, out int ib)) local.Add((a, b, scores[id], ia, ib));
+            }
+            merges.AddRange(local.OrderBy(m => m.Item4).ThenBy(m => m.Item5).Select(m => (m.Item1, m.Item2, m.Item3)));
+        }
+        var ranked = merges.Select((m, i) => (m, i)).OrderByDescending(x => x.m.Score).ThenBy(x => x.i).Select(x => (JsonNode)new JsonArray(x.m.Left, x.m.Right)).ToArray();
+
+        bool prefix = !f.Metadata.TryGetValue("tokenizer.ggml.add_space_prefix", out var p) || p.Value is not false;
+        var normalizers = new JsonArray();
+        if (prefix) normalizers.Add(new JsonObject { ["type"] = "Prepend", ["prepend"] = "\u2581" });
+        normalizers.Add(new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "\u2581" });
+        var decoders = new JsonArray(
+            new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = "\u2581" }, ["content"] = " " },
+            new JsonObject { ["type"] = "ByteFallback" },
+            new JsonObject { ["type"] = "Fuse" });
+        if (prefix) decoders.Add(new JsonObject { ["type"] = "Strip", ["content"] = " ", ["start"] = 1, ["stop"] = 0 });
+        string? unk = Id(f, "unknown") is long u && u >= 0 && u < tokens.Length ? tokens[u] : System.Array.IndexOf(types, Unknown) is int ui and >= 0 ? tokens[ui] : null;
+        bool addBos = !f.Metadata.TryGetValue("tokenizer.ggml.add_bos_token", out var ab) || ab.Value is not false;
+        var model = new JsonObject
+        {
+            ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = unk, ["continuing_subword_prefix"] = null, ["end_of_word_suffix"] = null,
+            ["fuse_unk"] = true, ["byte_fallback"] = true, ["vocab"] = vocab, ["merges"] = new JsonArray(ranked),
+        };
+        return Build(f, tokens, added, new JsonObject { ["type"] = "Sequence", ["normalizers"] = normalizers }, null,
+            new JsonObject { ["type"] = "Sequence", ["decoders"] = decoders }, model, addBos);
     }
 
     static ITextTokenizer ByteLevelBpe(GgufFile f, string[] tokens)
@@ -70,53 +117,76 @@ public static class GgufTokenizer
         for (int id = 0; id < tokens.Length; id++)
         {
             if (types[id] == Unused) continue;
-            if (types[id] is Control or UserDefined)
-                added.Add(new JsonObject
-                {
-                    ["id"] = id, ["content"] = tokens[id], ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-                    ["normalized"] = types[id] == UserDefined, ["special"] = types[id] == Control,
-                });
+            if (types[id] is Control or UserDefined) added.Add(AddedToken(id, tokens[id], types[id]));
             else if (!vocab.ContainsKey(tokens[id])) vocab[tokens[id]] = id;
         }
-        bool addBos = Flag(f, "tokenizer.ggml.add_bos_token") && Id(f, "bos") is not null;
-        var tokenizerJson = new JsonObject
+        bool addBos = Flag(f, "tokenizer.ggml.add_bos_token");
+        var model = new JsonObject
         {
-            ["version"] = "1.0",
-            ["added_tokens"] = added,
-            ["normalizer"] = null,
-            ["pre_tokenizer"] = preTokenizer,
-            ["post_processor"] = addBos ? BosTemplate(tokens[(int)Id(f, "bos")!.Value], (int)Id(f, "bos")!.Value)
-                : new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false },
-            ["decoder"] = new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true, ["trim_offsets"] = true, ["use_regex"] = true },
-            ["model"] = new JsonObject
-            {
-                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null, ["end_of_word_suffix"] = null,
-                ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = pre == "llama-bpe",
-                ["vocab"] = vocab, ["merges"] = new JsonArray(merges.Select(m => (JsonNode)m).ToArray()),
-            },
+            ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null, ["end_of_word_suffix"] = null,
+            ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = pre == "llama-bpe",
+            ["vocab"] = vocab, ["merges"] = new JsonArray(merges.Select(m => (JsonNode)m).ToArray()),
         };
-        var config = new JsonObject();
-        string? Token(string which) => Id(f, which) is long id && id >= 0 && id < tokens.Length ? tokens[id] : null;
-        if (Token("bos") is string bos) config["bos_token"] = bos;
-        if (Token("eos") is string eos) config["eos_token"] = eos;
-        if (Token("padding") is string pad) config["pad_token"] = pad;
-        if (Text(f, "tokenizer.chat_template") is string template) config["chat_template"] = template;
-        return HuggingFaceTextTokenizer.FromDocuments(Encoding.UTF8.GetBytes(tokenizerJson.ToJsonString()), config, f.FilePath);
+        return Build(f, tokens, added, null, preTokenizer,
+            new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true, ["trim_offsets"] = true, ["use_regex"] = true }, model, addBos);
     }
 
-    static JsonObject BosTemplate(string bos, int id) => new()
+    static JsonObject AddedToken(int id, string content, int type) => new()
     {
-        ["type"] = "TemplateProcessing",
-        ["single"] = new JsonArray(
-            new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = bos, ["type_id"] = 0 } },
-            new JsonObject { ["Sequence"] = new JsonObject { ["id"] = "A", ["type_id"] = 0 } }),
-        ["pair"] = new JsonArray(
-            new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = bos, ["type_id"] = 0 } },
-            new JsonObject { ["Sequence"] = new JsonObject { ["id"] = "A", ["type_id"] = 0 } },
-            new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = bos, ["type_id"] = 1 } },
-            new JsonObject { ["Sequence"] = new JsonObject { ["id"] = "B", ["type_id"] = 1 } }),
-        ["special_tokens"] = new JsonObject { [bos] = new JsonObject { ["id"] = bos, ["ids"] = new JsonArray(id), ["tokens"] = new JsonArray(bos) } },
+        ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+        ["normalized"] = type == UserDefined, ["special"] = type != UserDefined,
     };
+
+    /// <summary>
+    /// The tokenizer.json and tokenizer_config.json the vocabulary stands for, read by the Hugging Face
+    /// tokenizer: BOS (and EOS) added as the file says, special-token strings and the chat template for
+    /// the template, and the end-of-turn token (<c>eot_token_id</c>) beside EOS as a stop id.
+    /// </summary>
+    static ITextTokenizer Build(GgufFile f, string[] tokens, JsonArray added, JsonNode? normalizer, JsonNode? preTokenizer, JsonNode decoder, JsonObject model, bool addBos)
+    {
+        string? Token(string which) => Id(f, which) is long id && id >= 0 && id < tokens.Length ? tokens[id] : null;
+        bool addEos = Flag(f, "tokenizer.ggml.add_eos_token") && Token("eos") is not null;
+        addBos &= Token("bos") is not null;
+        // Nothing added: byte-level BPE keeps its ByteLevel post-processor (offsets only), SentencePiece has none.
+        bool byteLevel = decoder["type"]?.GetValue<string>() == "ByteLevel";
+        JsonNode? postProcessor = addBos || addEos
+            ? Template(addBos ? (Token("bos")!, (int)Id(f, "bos")!.Value) : null, addEos ? (Token("eos")!, (int)Id(f, "eos")!.Value) : null)
+            : byteLevel ? new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false } : null;
+        var tokenizerJson = new JsonObject
+        {
+            ["version"] = "1.0", ["added_tokens"] = added, ["normalizer"] = normalizer, ["pre_tokenizer"] = preTokenizer,
+            ["post_processor"] = postProcessor, ["decoder"] = decoder, ["model"] = model,
+        };
+        var config = new JsonObject();
+        if (Token("bos") is string bos) config["bos_token"] = bos;
+        if (Token("eos") is string eos) config["eos_token"] = eos;
+        if (Token("unknown") is string unk) config["unk_token"] = unk;
+        if (Token("padding") is string pad) config["pad_token"] = pad;
+        if (Text(f, "tokenizer.chat_template") is string template) config["chat_template"] = template;
+        var stop = new JsonArray();
+        foreach (var which in new[] { "eos", "eot", "eom" }) if (Id(f, which) is long id && id >= 0 && id < tokens.Length) stop.Add((int)id);
+        return HuggingFaceTextTokenizer.FromDocuments(Encoding.UTF8.GetBytes(tokenizerJson.ToJsonString()), config, f.FilePath,
+            new JsonObject { ["eos_token_id"] = stop });
+    }
+
+    /// <summary>A TemplateProcessing post-processor adding BOS before and/or EOS after each sequence.</summary>
+    static JsonObject Template((string Token, int Id)? bos, (string Token, int Id)? eos)
+    {
+        JsonArray Sequence(string id, int typeId)
+        {
+            var items = new JsonArray();
+            if (bos is { } b) items.Add(new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = b.Token, ["type_id"] = typeId } });
+            items.Add(new JsonObject { ["Sequence"] = new JsonObject { ["id"] = id, ["type_id"] = typeId } });
+            if (eos is { } e) items.Add(new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = e.Token, ["type_id"] = typeId } });
+            return items;
+        }
+        var pair = Sequence("A", 0);
+        foreach (var item in Sequence("B", 1)) pair.Add(item!.DeepClone());
+        var specials = new JsonObject();
+        foreach (var t in new[] { bos, eos })
+            if (t is { } x && !specials.ContainsKey(x.Token)) specials[x.Token] = new JsonObject { ["id"] = x.Token, ["ids"] = new JsonArray(x.Id), ["tokens"] = new JsonArray(x.Token) };
+        return new JsonObject { ["type"] = "TemplateProcessing", ["single"] = Sequence("A", 0), ["pair"] = pair, ["special_tokens"] = specials };
+    }
 
     static string? Text(GgufFile f, string key) => f.Metadata.TryGetValue(key, out var v) ? v.Value as string : null;
     static bool Flag(GgufFile f, string key) => f.Metadata.TryGetValue(key, out var v) && v.Value is true;

@@ -71,7 +71,7 @@ public sealed class HuggingFaceTextTokenizer : ITextTokenizer
     /// A tokenizer from documents held in memory: tokenizer.json content and a tokenizer_config.json
     /// object (special tokens, chat_template), e.g. rebuilt from a GGUF file. It has no files of its own.
     /// </summary>
-    public static HuggingFaceTextTokenizer FromDocuments(byte[] tokenizerJson, JsonObject? config, string source)
+    public static HuggingFaceTextTokenizer FromDocuments(byte[] tokenizerJson, JsonObject? config, string source, JsonObject? generationConfig = null)
     {
         HuggingFaceTokenizer tokenizer;
         try { tokenizer = HuggingFaceTokenizer.Parse(tokenizerJson, source); }
@@ -79,7 +79,7 @@ public sealed class HuggingFaceTextTokenizer : ITextTokenizer
         {
             throw LoraShellException.InvalidData("UnsupportedTokenizer", $"The tokenizer of '{source}' cannot be used: {e.Message}", source);
         }
-        return Create(tokenizer, config, config is null ? null : ChatFormat.FromConfig(config, source), null, new List<string>());
+        return Create(tokenizer, config, config is null ? null : ChatFormat.FromConfig(config, source), generationConfig, new List<string>());
     }
 
     static HuggingFaceTextTokenizer Create(HuggingFaceTokenizer tokenizer, JsonObject? config, ChatFormat? chat, JsonObject? generation, List<string> files)

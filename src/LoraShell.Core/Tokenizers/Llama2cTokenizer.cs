@@ -16,10 +16,9 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     readonly float[] _scores;
     readonly Dictionary<string, int> _idOf;
 
-    Llama2cTokenizer(string source, byte[][] pieces, float[] scores, bool hasFile = true)
+    Llama2cTokenizer(string source, byte[][] pieces, float[] scores)
     {
         Source = source;
-        Files = hasFile ? new[] { source } : Array.Empty<string>();
         _pieces = pieces;
         _scores = scores;
         _idOf = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -28,7 +27,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     }
 
     public string Source { get; }
-    public IReadOnlyList<string> Files { get; }
+    public IReadOnlyList<string> Files => new[] { Source };
     public int VocabSize => _pieces.Length;
     internal byte[] Piece(int id) => _pieces[id];
     internal float Score(int id) => _scores[id];
@@ -107,22 +106,6 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         }
         if (pieces.Count < ByteFallbackOffset + 256) throw Bad($"it has {pieces.Count} tokens, fewer than the 3 specials + 256 byte tokens it needs");
         return new Llama2cTokenizer(full, pieces.ToArray(), scores.ToArray());
-    }
-
-    /// <summary>
-    /// A SentencePiece-style vocabulary held elsewhere (a GGUF file's <c>llama</c> tokenizer): pieces with
-    /// spaces (not ▁), their scores, the same fixed ids llama2.c uses (unknown 0, BOS 1, EOS 2, the 256
-    /// byte tokens from 3). <paramref name="source"/> names it; it has no file of its own.
-    /// </summary>
-    public static Llama2cTokenizer FromPieces(string source, IReadOnlyList<byte[]> pieces, IReadOnlyList<float> scores)
-    {
-        if (pieces.Count < ByteFallbackOffset + 256)
-            throw LoraShellException.InvalidData("InvalidTokenizer", $"The vocabulary of '{source}' has {pieces.Count} tokens, fewer than the 3 specials + 256 byte tokens it needs.", source);
-        for (int b = 0; b < 256; b++)
-            if (!TryByteToken(pieces[ByteFallbackOffset + b], out byte value) || value != b)
-                throw LoraShellException.InvalidData("UnsupportedTokenizer",
-                    $"The vocabulary of '{source}' does not hold the byte tokens <0x00>..<0xFF> at ids 3..258 (id {ByteFallbackOffset + b} is '{Encoding.UTF8.GetString(pieces[ByteFallbackOffset + b])}'), which this SentencePiece tokenizer needs.", source);
-        return new Llama2cTokenizer(source, pieces.ToArray(), scores.ToArray(), hasFile: false);
     }
 
     public IReadOnlyList<int> Encode(string text)

@@ -135,6 +135,7 @@ public class GgufLlamaCppTests
     [InlineData("llama-llama3", "Q8_0", 5e-2)]
     [InlineData("qwen3", "F16", 2e-3)]
     [InlineData("qwen3", "Q8_0", 5e-2)]
+    [InlineData("qwen2", "Q4_0", 0.3)] // 4 bits a weight: the rounding is 16 times Q8_0's
     [InlineData("gpt2", "BF16", 2e-2)]
     public void SmallerTensorTypesScoreWithinTheirRounding(string name, string type, double tolerance)
     {
