@@ -59,10 +59,9 @@ public static class GgufModelExport
         var sources = Models.HuggingFaceWriter.TensorSources(model);
         bool conv1d = family.Layout.Storage == ProjectionStorage.Conv1D;
         var projections = model.LinearSlots().Select(s => s.Path + ".weight").ToHashSet(StringComparer.Ordinal);
-        foreach (var (hfName, source) in OrderForGguf(sources, map))
+        var named = sources.Select(p => (Hf: p.Key, Gguf: GgufNames.TensorName(map, p.Key)!, Source: p.Value)).Where(t => t.Gguf is not null);
+        foreach (var (hfName, gguf, source) in named.OrderBy(t => WriteOrder(t.Gguf)).ThenBy(t => t.Gguf, StringComparer.Ordinal))
         {
-            string gguf = GgufNames.TensorName(map, hfName)
-                ?? throw new InvalidOperationException($"no GGUF name for '{hfName}'");
             var shape = shapes.TryGetValue(hfName, out var known) ? known : source().shape;
             bool transpose = conv1d && projections.Contains(hfName);
             if (transpose) shape = new[] { shape[1], shape[0] };
@@ -108,14 +107,10 @@ public static class GgufModelExport
         return asked;
     }
 
-    /// <summary>Token embedding first, then the layers in order, as llama.cpp's converter writes them (readers do not depend on it; people reading a dump do).</summary>
-    static IEnumerable<KeyValuePair<string, Func<Tensor>>> OrderForGguf(IReadOnlyList<KeyValuePair<string, Func<Tensor>>> sources, IReadOnlyDictionary<string, string> map)
-        => sources.Where(p => GgufNames.TensorName(map, p.Key) is not null)
-            .OrderBy(p => GgufNames.TensorName(map, p.Key)!.StartsWith("blk.", StringComparison.Ordinal) ? 1 : GgufNames.TensorName(map, p.Key)!.StartsWith(GgufNames.Output, StringComparison.Ordinal) ? 2 : 0)
-            .ThenBy(p => LayerOf(GgufNames.TensorName(map, p.Key)!))
-            .ThenBy(p => GgufNames.TensorName(map, p.Key), StringComparer.Ordinal);
-
-    static int LayerOf(string gguf) => gguf.StartsWith("blk.", StringComparison.Ordinal) ? int.Parse(gguf.Split('.')[1]) : -1;
+    /// <summary>Embeddings first, then the layers in order, then the output norm and head, as llama.cpp's converter writes them (readers do not depend on it; people reading a dump do).</summary>
+    static (int Group, int Layer) WriteOrder(string gguf)
+        => gguf.StartsWith("blk.", StringComparison.Ordinal) ? (1, int.Parse(gguf.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture))
+            : gguf.StartsWith(GgufNames.Output, StringComparison.Ordinal) ? (2, 0) : (0, 0);
 
     /// <summary>For the llama architecture, the head count whose q or k rows (weight or bias) need the interleaved order; else null.</summary>
     internal static int? RowLayout(ModelConfig c, string hfName, IReadOnlyDictionary<string, string> map)

@@ -208,41 +208,40 @@ public static class GgmlTypes
     /// <summary>Values per task: big enough that scheduling is noise, small enough to balance.</summary>
     const int ChunkValues = 1 << 16;
 
-    static unsafe void RunDequantize(DequantizeKernel kernel, int blockElements, int blockBytes, ReadOnlySpan<byte> src, Span<float> dst)
+    /// <summary>Runs <paramref name="chunk"/>(first block, block count) over chunks of about <see cref="ChunkValues"/> values, in parallel when there are several.</summary>
+    static void ForEachChunk(int blocks, int blockElements, Action<int, int> chunk)
     {
-        if (dst.Length < 2 * ChunkValues || Environment.ProcessorCount < 2) { kernel(src, dst); return; }
-        int blocks = dst.Length / blockElements;
+        if ((long)blocks * blockElements < 2 * ChunkValues || Environment.ProcessorCount < 2) { chunk(0, blocks); return; }
         int blocksPerChunk = Math.Max(1, ChunkValues / blockElements);
         int chunks = (blocks + blocksPerChunk - 1) / blocksPerChunk;
+        Parallel.For(0, chunks, c =>
+        {
+            int first = c * blocksPerChunk;
+            chunk(first, Math.Min(blocksPerChunk, blocks - first));
+        });
+    }
+
+    static unsafe void RunDequantize(DequantizeKernel kernel, int blockElements, int blockBytes, ReadOnlySpan<byte> src, Span<float> dst)
+    {
         fixed (byte* s = src)
         fixed (float* d = dst)
         {
             nint sp = (nint)s, dp = (nint)d;
-            Parallel.For(0, chunks, c =>
-            {
-                int first = c * blocksPerChunk, n = Math.Min(blocksPerChunk, blocks - first);
+            ForEachChunk(dst.Length / blockElements, blockElements, (first, n) =>
                 kernel(new ReadOnlySpan<byte>((byte*)sp + (long)first * blockBytes, n * blockBytes),
-                       new Span<float>((float*)dp + (long)first * blockElements, n * blockElements));
-            });
+                       new Span<float>((float*)dp + (long)first * blockElements, n * blockElements)));
         }
     }
 
     static unsafe void RunQuantize(QuantizeKernel kernel, int blockElements, int blockBytes, ReadOnlySpan<float> src, Span<byte> dst)
     {
-        if (src.Length < 2 * ChunkValues || Environment.ProcessorCount < 2) { kernel(src, dst); return; }
-        int blocks = src.Length / blockElements;
-        int blocksPerChunk = Math.Max(1, ChunkValues / blockElements);
-        int chunks = (blocks + blocksPerChunk - 1) / blocksPerChunk;
         fixed (float* s = src)
         fixed (byte* d = dst)
         {
             nint sp = (nint)s, dp = (nint)d;
-            Parallel.For(0, chunks, c =>
-            {
-                int first = c * blocksPerChunk, n = Math.Min(blocksPerChunk, blocks - first);
+            ForEachChunk(src.Length / blockElements, blockElements, (first, n) =>
                 kernel(new ReadOnlySpan<float>((float*)sp + (long)first * blockElements, n * blockElements),
-                       new Span<byte>((byte*)dp + (long)first * blockBytes, n * blockBytes));
-            });
+                       new Span<byte>((byte*)dp + (long)first * blockBytes, n * blockBytes)));
         }
     }
 
