@@ -95,7 +95,14 @@ public static class TextGenerator
     {
         if (options.Temperature == 0) return (int)logits.argmax().item<long>();
         using var scope = NewDisposeScope();
-        var probs = nn.functional.softmax(logits / options.Temperature, 0);
+        var scaled = logits / options.Temperature;
+        if (options.TopK > 0 && options.TopK < scaled.shape[0])
+        {
+            // transformers' TopKLogitsWarper: everything below the K-th largest logit is out.
+            var kth = scaled.topk(options.TopK).values[options.TopK - 1];
+            scaled = scaled.masked_fill(scaled < kth, double.NegativeInfinity);
+        }
+        var probs = nn.functional.softmax(scaled, 0);
         if (options.TopP < 1)
         {
             var (sorted, order) = probs.sort(descending: true);

@@ -178,6 +178,24 @@ public sealed class LoraAdapterSet
         return (chosen.Where(n => !merged.Contains(n)).ToList(), chosen.Where(merged.Contains).ToList());
     }
 
+    /// <summary>
+    /// PEFT's merge_and_unload after a merge: every LoRA layer gives its base (merged adapters folded in)
+    /// back to the model, which becomes a plain model with no adapter. Returns the adapters that were not
+    /// merged and are dropped.
+    /// </summary>
+    public List<string> Unload()
+    {
+        var merged = MergedNames;
+        var dropped = _order.Where(n => !merged.Contains(n)).ToList();
+        foreach (var slot in _model.LinearSlots().Where(s => s.Module is LoraLinear).ToList())
+            slot.Host.ReplaceProjection(slot.Name, ((LoraLinear)slot.Module).Unwrap());
+        _order.Clear();
+        _configs.Clear();
+        ActiveNames = Array.Empty<string>();
+        Disabled = false;
+        return dropped;
+    }
+
     public void Unmerge()
     {
         foreach (var (_, layer) in Layers()) layer.Unmerge();

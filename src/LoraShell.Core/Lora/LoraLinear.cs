@@ -169,6 +169,23 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
         return true;
     }
 
+    /// <summary>
+    /// PEFT's unload: the base layer as it computes now (with whatever is merged into it), every adapter's
+    /// factors freed. The wrapper is not usable afterwards; its host takes the returned layer back.
+    /// </summary>
+    public Projection Unwrap()
+    {
+        foreach (var l in _a.Values.Concat(_b.Values)) l.Dispose();
+        _a.Clear();
+        _b.Clear();
+        lora_A = Rebuild(nameof(lora_A), _a);
+        lora_B = Rebuild(nameof(lora_B), _b);
+        _settings.Clear();
+        _active.Clear();
+        _merged.Clear();
+        return base_layer;
+    }
+
     /// <summary>Subtracts every merged adapter again, last merged first.</summary>
     public void Unmerge()
     {

@@ -92,6 +92,19 @@ public static class TargetMatcher
     }
 
     /// <summary>
+    /// The listed target names that match no module of the model (a typo such as q_prj beside v_proj).
+    /// PEFT raises only when nothing matches; the names that matched nothing are worth a warning.
+    /// </summary>
+    public static IReadOnlyList<string> UnmatchedNames(CausalLM model, LoraConfig config)
+    {
+        if (config.IsAllLinear || config.TargetRegex is not null || config.TargetModules is null) return Array.Empty<string>();
+        var paths = model.LinearSlots().Select(s => s.Path).ToList();
+        return config.TargetModules
+            .Where(t => !paths.Any(p => Matches(config with { TargetModules = new[] { t } }, p)))
+            .ToList();
+    }
+
+    /// <summary>
     /// PEFT stores all-linear expanded to the base names of the modules it selected; so does LoraShell,
     /// so a saved adapter lists exactly what it wraps.
     /// </summary>

@@ -120,9 +120,13 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
         lock (Model.Gate)
         {
             var plan = Model.Loaded.Adapters.Plan(config);
+            foreach (var unmatched in TargetMatcher.UnmatchedNames(Model.Loaded.Model, config))
+                WriteWarning($"Target module '{unmatched}' matches no module of this model (its Linear modules: {string.Join(", ", Model.LinearModules.Select(m => m[(m.LastIndexOf('.') + 1)..]).Distinct())}); the adapter wraps the other targets only.");
             long parameters = plan.Sum(p => p.Parameters);
+            // One entry per module name (q_proj in 22 layers is one entry), so -WhatIf stays readable.
             string what = $"Add LoRA adapter '{Name}' (r={Rank}, alpha={Alpha}) to {plan.Count} modules, {parameters:N0} parameters: " +
-                          string.Join(", ", plan.Select(p => $"{p.ModulePath} [{p.OutFeatures}x{p.InFeatures}] r={p.Rank}"));
+                          string.Join("; ", plan.GroupBy(p => (Short: p.ModulePath[(p.ModulePath.LastIndexOf('.') + 1)..], p.OutFeatures, p.InFeatures, p.Rank))
+                              .Select(g => $"{g.Key.Short} [{g.Key.OutFeatures}x{g.Key.InFeatures}] r={g.Key.Rank} in {g.Count()} layer{(g.Count() == 1 ? "" : "s")}"));
             if (!ShouldProcess(Model.Name, what)) return;
             Model.Loaded.Adapters.Add(Name, config, Seed);
             Model.Loaded.Adapters.MarkTrainable(Name);

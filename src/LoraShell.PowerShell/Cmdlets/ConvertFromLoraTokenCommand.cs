@@ -27,7 +27,7 @@ public sealed class ConvertFromLoraTokenCommand : LoraCmdlet
     [Parameter(ParameterSetName = "Model", Mandatory = true, HelpMessage = "A model whose tokenizer to use.")]
     public LoraModel? Model { get; set; }
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, HelpMessage = "Token ids to decode (an array, or ids piped one by one).")]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, HelpMessage = "Token ids to decode (an array, ids piped one by one, or the Id of tokens piped from ConvertTo-LoraToken).")]
     [AllowEmptyCollection]
     public int[] Id { get; set; } = Array.Empty<int>();
 

@@ -36,8 +36,10 @@ public sealed class ConvertToLoraChatPromptCommand : LoraCmdlet
     [Parameter(ParameterSetName = "Model", Mandatory = true, ValueFromPipeline = true, HelpMessage = "A model whose tokenizer's chat template to use.")]
     public LoraModel? Model { get; set; }
 
-    [Parameter(Mandatory = true, Position = 0, HelpMessage = "The conversation: objects or hashtables with role (system, user, assistant, tool) and content.")]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, HelpMessage = "The conversation: objects or hashtables with role (system, user, assistant, tool) and content; piped messages (e.g. from ConvertFrom-Json) make one conversation.")]
     public object[] Messages { get; set; } = Array.Empty<object>();
+
+    readonly List<object> _messages = new();
 
     [Parameter(Mandatory = true, ParameterSetName = "Path", HelpMessage = "A folder (or its tokenizer.json) with tokenizer_config.json holding the chat_template.")]
     public string? TokenizerPath { get; set; }
@@ -53,10 +55,23 @@ public sealed class ConvertToLoraChatPromptCommand : LoraCmdlet
 
     protected override void Process()
     {
-        var tokenizer = TokenizerSource.Resolve(Model, TokenizerPath is null ? null : ResolveLiteral(TokenizerPath));
-        var chat = tokenizer.Chat ?? throw Core.LoraShellException.InvalidData("NoChatTemplate",
-            $"The tokenizer '{tokenizer.Source}' has no chat template (tokenizer_config.json's chat_template or chat_template.jinja).", tokenizer.Source);
-        var extra = TemplateArguments?.Keys.Cast<object>().ToDictionary(k => k.ToString()!, k => ChatMessages.Plain(TemplateArguments[k]), StringComparer.Ordinal);
-        WriteObject(chat.Render(ChatMessages.From(Messages), AddGenerationPrompt, extra, Tools?.Select(ChatMessages.Plain)));
+        // A piped model binds -Model and leaves -Messages as given; piped messages arrive one per record.
+        if (!ReferenceEquals(Messages, _lastMessages)) _messages.AddRange(Messages);
+        _lastMessages = Messages;
+    }
+
+    object[]? _lastMessages;
+
+    protected override void EndProcessing()
+    {
+        try
+        {
+            var tokenizer = TokenizerSource.Resolve(Model, TokenizerPath is null ? null : ResolveLiteral(TokenizerPath));
+            var chat = tokenizer.Chat ?? throw Core.LoraShellException.InvalidData("NoChatTemplate",
+                $"The tokenizer '{tokenizer.Source}' has no chat template (tokenizer_config.json's chat_template or chat_template.jinja).", tokenizer.Source);
+            var extra = TemplateArguments?.Keys.Cast<object>().ToDictionary(k => k.ToString()!, k => ChatMessages.Plain(TemplateArguments[k]), StringComparer.Ordinal);
+            WriteObject(chat.Render(ChatMessages.From(_messages), AddGenerationPrompt, extra, Tools?.Select(ChatMessages.Plain)));
+        }
+        catch (Core.LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
     }
 }

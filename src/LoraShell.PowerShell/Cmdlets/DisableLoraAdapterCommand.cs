@@ -2,7 +2,7 @@ using System.Management.Automation;
 
 namespace LoraShell.PowerShell;
 
-[Cmdlet(VerbsLifecycle.Disable, "LoraAdapter")]
+[Cmdlet(VerbsLifecycle.Disable, "LoraAdapter", SupportsShouldProcess = true)]
 [OutputType(typeof(LoraModel))]
 [CmdletHelp(
     "Turns all adapters off: the model computes its base output only.",
@@ -31,12 +31,13 @@ public sealed class DisableLoraAdapterCommand : LoraCmdlet
 
     protected override void Process()
     {
-        lock (Model.Gate) Model.Loaded.Adapters.Disable();
+        if (ShouldProcess(Model.Name, "Turn the adapters off (merged ones are unmerged first)"))
+            lock (Model.Gate) Model.Loaded.Adapters.Disable();
         if (PassThru) WriteObject(Model);
     }
 }
 
-[Cmdlet(VerbsLifecycle.Enable, "LoraAdapter")]
+[Cmdlet(VerbsLifecycle.Enable, "LoraAdapter", SupportsShouldProcess = true)]
 [OutputType(typeof(LoraModel))]
 [CmdletHelp(
     "Turns a model's active adapters back on after Disable-LoraAdapter.",
@@ -71,7 +72,8 @@ public sealed class EnableLoraAdapterCommand : LoraCmdlet
 
     protected override void Process()
     {
-        lock (Model.Gate) Model.Loaded.Adapters.Enable();
+        if (ShouldProcess(Model.Name, "Turn the active adapters back on"))
+            lock (Model.Gate) Model.Loaded.Adapters.Enable();
         if (PassThru) WriteObject(Model);
     }
 }

@@ -31,6 +31,7 @@ public sealed class ExportLoraModelCommand : LoraCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model to save, usually piped from Import-LoraModel.")]
     public LoraModel Model { get; set; } = null!;
 
+    [Alias("OutputPath")]
     [Parameter(Mandatory = true, Position = 0, HelpMessage = "Folder (Hugging Face) or file (GGUF) to create. Relative paths resolve against the current location.")]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";

@@ -44,12 +44,16 @@ public sealed class GetLoraAdapterCommand : LoraCmdlet
         lock (Model.Gate)
         {
             var patterns = (Name ?? new[] { "*" }).Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
-            foreach (var n in Model.Loaded.Adapters.Names.Where(n => patterns.Any(p => p.IsMatch(n))))
-                WriteObject(new LoraAdapter(Model.Name, Model.Loaded.Adapters.Info(n)));
-            foreach (var requested in Name ?? Array.Empty<string>())
-                if (!WildcardPattern.ContainsWildcardCharacters(requested) && !Model.Loaded.Adapters.Contains(requested))
-                    WriteError(ToErrorRecord(Core.LoraShellException.NotFound("AdapterNotFound",
-                        $"The model has no adapter named '{requested}'. Adapters: {(Model.Adapters.Length == 0 ? "(none)" : string.Join(", ", Model.Adapters))}.", requested)));
+            // Decided before anything is written: the next command in the pipeline may remove what this one
+            // lists (Get-LoraAdapter | Remove-LoraAdapter).
+            var listed = Model.Loaded.Adapters.Names.Where(n => patterns.Any(p => p.IsMatch(n))).ToList();
+            var missing = (Name ?? Array.Empty<string>()).Where(n => !WildcardPattern.ContainsWildcardCharacters(n) && !Model.Loaded.Adapters.Contains(n)).ToList();
+            var all = Model.Adapters;
+            foreach (var n in listed)
+                WriteObject(new LoraAdapter(Model, Model.Loaded.Adapters.Info(n)));
+            foreach (var requested in missing)
+                WriteError(ToErrorRecord(Core.LoraShellException.NotFound("AdapterNotFound",
+                    $"The model has no adapter named '{requested}'. Adapters: {(all.Length == 0 ? "(none)" : string.Join(", ", all))}.", requested)));
         }
     }
 }

@@ -53,7 +53,8 @@ public sealed class InvokeLoraGenerationCommand : LoraCmdlet
     [Parameter(ParameterSetName = "Chat", HelpMessage = "Extra chat-template variables, e.g. @{ enable_thinking = $false }.")]
     public System.Collections.Hashtable? TemplateArguments { get; set; }
 
-    [Parameter(HelpMessage = "Maximum number of tokens to generate (default 128).")]
+    [Parameter(HelpMessage = "Maximum number of tokens to generate (default 128); -MaxNewTokens is transformers' name for it.")]
+    [Alias("MaxNewTokens")]
     [ValidateRange(1, 1_000_000)]
     public int MaxTokens { get; set; } = 128;
 
@@ -65,6 +66,10 @@ public sealed class InvokeLoraGenerationCommand : LoraCmdlet
     [ValidateRange(1e-9, 1.0)]
     public double TopP { get; set; } = 0.9;
 
+    [Parameter(HelpMessage = "Sample only from the K most likely tokens (applied before -TopP, as transformers does); 0 (default) keeps all.")]
+    [ValidateRange(0, int.MaxValue)]
+    public int TopK { get; set; }
+
     [Parameter(HelpMessage = "Seed for the sampler; the same seed, prompt and settings give the same text.")]
     public long? Seed { get; set; }
 
@@ -73,7 +78,7 @@ public sealed class InvokeLoraGenerationCommand : LoraCmdlet
 
     protected override void Process()
     {
-        var options = new GenerationOptions { Prompt = Prompt, MaxTokens = MaxTokens, Temperature = Temperature, TopP = TopP, Seed = Seed };
+        var options = new GenerationOptions { Prompt = Prompt, MaxTokens = MaxTokens, Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
         var result = RunWithProgress($"Generating with {Model.Name}", (report, cancel) =>
         {
             lock (Model.Gate)

@@ -39,6 +39,7 @@ public sealed class InvokeSvdDeltaCommand : LoraCmdlet
     [ValidateNotNullOrEmpty]
     public string FineTunedPath { get; set; } = "";
 
+    [Alias("Path")]
     [Parameter(Mandatory = true, HelpMessage = "The adapter folder to write.")]
     [ValidateNotNullOrEmpty]
     public string OutputPath { get; set; } = "";

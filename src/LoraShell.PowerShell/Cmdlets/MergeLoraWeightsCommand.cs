@@ -7,7 +7,7 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(LoraModel), typeof(DirectoryInfo))]
 [CmdletHelp(
     "Folds LoRA adapters into the base weights (W0 += scaling·B·A) for zero-cost inference, or takes them back out.",
-    "Merge-LoraWeights adds each named adapter (default: the active ones) into its layers' base weights, computing in float32 whatever the weights' dtype, and refuses to merge if the result would contain NaN or Inf. Merging an adapter that is merged already is a no-op with a warning. After every merge it checks parity: the logits of a fixed sample before and after, reported with -Verbose, kept in the model's LastMergeParity, and a warning if they differ by more than 1e-3 relative. -Unmerge subtracts every merged adapter again. -OutputPath then writes the merged model as a Hugging Face folder (plain weights, no adapter) that Import-LoraModel and transformers load; it outputs the folder. Supports -WhatIf and -Confirm.")]
+    "Merge-LoraWeights adds each named adapter (default: the active ones) into its layers' base weights, computing in float32 whatever the weights' dtype, and refuses to merge if the result would contain NaN or Inf. Merging an adapter that is merged already is a no-op with a warning. After every merge it checks parity: the logits of a fixed sample before and after, reported with -Verbose, kept in the model's LastMergeParity, and a warning if they differ by more than 1e-3 relative. -Unmerge subtracts every merged adapter again. -Unload then drops every adapter and keeps the merged weights, a plain model as PEFT's merge_and_unload gives (adapters not merged are dropped, with a warning). -OutputPath then writes the merged model as a Hugging Face folder (plain weights, no adapter) that Import-LoraModel and transformers load; it outputs the folder. Supports -WhatIf and -Confirm.")]
 [CmdletExample(
     """
     Import-LoraModel ./shared/models/stories260K/stories260K.bin |
@@ -55,11 +55,15 @@ public sealed class MergeLoraWeightsCommand : LoraCmdlet
     [Parameter(Mandatory = true, ParameterSetName = "Unmerge", HelpMessage = "Subtract every merged adapter from the base weights again.")]
     public SwitchParameter Unmerge { get; set; }
 
+    [Alias("Path")]
     [Parameter(ParameterSetName = "Merge", HelpMessage = "After merging, write the merged model as a Hugging Face folder here and output the folder.")]
     public string? OutputPath { get; set; }
 
     [Parameter(ParameterSetName = "Merge", HelpMessage = "Replace -OutputPath if it exists.")]
     public SwitchParameter Force { get; set; }
+
+    [Parameter(ParameterSetName = "Merge", HelpMessage = "After merging, drop every adapter and keep the merged weights: a plain model, as PEFT's merge_and_unload gives. Adapters that were not merged are dropped (with a warning).")]
+    public SwitchParameter Unload { get; set; }
 
     protected override void Process()
     {
@@ -85,6 +89,13 @@ public sealed class MergeLoraWeightsCommand : LoraCmdlet
                 var p = Model.LastMergeParity = MergeParityCheck.Merge(set, toMerge);
                 WriteVerbose($"Merge parity on {p.SampleTokens} tokens: max |Δlogit| {p.MaxAbsDifference:E2}, mean {p.MeanAbsDifference:E2} (largest logit {p.MaxAbsLogit:F2}).");
                 if (p.Relative > MergeParity.WarningThreshold) WriteWarning($"Merged logits differ from unmerged ones by {p.Relative:P3} of the largest logit; check the adapter.");
+            }
+
+            if (Unload && ShouldProcess(Model.Name, "Drop the adapters and keep the merged weights (merge_and_unload)"))
+            {
+                var dropped = set.Unload();
+                foreach (var n in dropped) WriteWarning($"Adapter '{n}' was not merged; -Unload dropped it.");
+                WriteVerbose($"Model '{Model.Name}' is a plain model now: the merged weights stay, no adapter remains.");
             }
 
             if (target is null) { WriteObject(Model); return; }

@@ -26,7 +26,7 @@ public sealed class RemoveLoraAdapterCommand : LoraCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model holding the adapter.")]
     public LoraModel Model { get; set; } = null!;
 
-    [Parameter(Mandatory = true, Position = 0, HelpMessage = "Adapter name(s) to delete.")]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, HelpMessage = "Adapter name(s) to delete; bound from the Name of adapters piped from Get-LoraAdapter.")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
@@ -36,6 +36,9 @@ public sealed class RemoveLoraAdapterCommand : LoraCmdlet
 
     protected override void Process()
     {
+        // -Name binds from the Name of piped adapters; a piped model's own Name is not one.
+        if (!MyInvocation.BoundParameters.ContainsKey(nameof(Name)) || (Name is [var only] && only == Model.Name && !Model.Loaded.Adapters.Contains(only)))
+            Fail(Core.LoraErrorKind.InvalidArgument, "AdapterNameRequired", $"Name the adapter(s) to remove with -Name, or pipe them from Get-LoraAdapter. Adapters of '{Model.Name}': {(Model.Adapters.Length == 0 ? "(none)" : string.Join(", ", Model.Adapters))}.", Model.Name);
         lock (Model.Gate)
             foreach (var n in Name)
                 if (ShouldProcess(Model.Name, $"Remove LoRA adapter '{n}'")) Model.Loaded.Adapters.Delete(n);

@@ -37,6 +37,7 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model holding the adapter.")]
     public LoraModel Model { get; set; } = null!;
 
+    [Alias("OutputPath")]
     [Parameter(Mandatory = true, Position = 0, HelpMessage = "Folder to write. Relative paths resolve against the current location.")]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";

@@ -2,7 +2,7 @@ using System.Management.Automation;
 
 namespace LoraShell.PowerShell;
 
-[Cmdlet(VerbsCommon.Set, "LoraAdapter")]
+[Cmdlet(VerbsCommon.Set, "LoraAdapter", SupportsShouldProcess = true)]
 [OutputType(typeof(LoraModel))]
 [CmdletHelp(
     "Chooses which of a model's adapters are active.",
@@ -46,11 +46,12 @@ public sealed class SetLoraAdapterCommand : LoraCmdlet
 
     protected override void Process()
     {
-        lock (Model.Gate)
-        {
-            Model.Loaded.Adapters.SetActive(Name);
-            Model.Loaded.Adapters.MarkTrainable(Name[0]);
-        }
+        if (ShouldProcess(Model.Name, $"Make adapter(s) {string.Join(", ", Name)} the active ones"))
+            lock (Model.Gate)
+            {
+                Model.Loaded.Adapters.SetActive(Name);
+                Model.Loaded.Adapters.MarkTrainable(Name[0]);
+            }
         if (PassThru) WriteObject(Model);
     }
 }

@@ -120,6 +120,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int MaxEvalWindows { get; set; }
 
+    [Alias("Path")]
     [Parameter(HelpMessage = "Folder for metrics.jsonl, the token cache, checkpoints and the trained adapter or model.")]
     public string? OutputPath { get; set; }
 
@@ -193,6 +194,6 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
         if (result.Cancelled)
             WriteWarning($"Training stopped at step {result.Steps} of {result.TotalSteps}." +
                 (result.CheckpointPath is null ? (output is null ? " Without -OutputPath no checkpoint is written." : " No step had finished, so no checkpoint was written.") : $" Checkpoint: '{result.CheckpointPath}'. Run the same command with -Resume to continue from it."));
-        WriteObject(new TrainingResult(result));
+        WriteObject(new TrainingResult(result, Model));
     }
 }

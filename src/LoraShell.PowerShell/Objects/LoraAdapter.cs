@@ -5,9 +5,10 @@ namespace LoraShell;
 /// <summary>One adapter of a model, as Get-LoraAdapter lists it (type name LoraShell.LoraAdapter).</summary>
 public sealed class LoraAdapter
 {
-    internal LoraAdapter(string model, AdapterInfo info)
+    internal LoraAdapter(LoraModel model, AdapterInfo info)
     {
-        Model = model;
+        Owner = model;
+        Model = model.Name;
         Name = info.Name;
         Rank = info.Rank;
         Alpha = info.Alpha;
@@ -23,6 +24,9 @@ public sealed class LoraAdapter
         Bias = info.Config.Bias;
         RankPattern = info.Config.RankPattern.ToDictionary(p => p.Key, p => p.Value);
     }
+
+    /// <summary>The model the adapter belongs to, so Remove-, Save- and Set-LoraAdapter can take an adapter from the pipeline.</summary>
+    internal LoraModel Owner { get; }
 
     public string Model { get; }
     public string Name { get; }
@@ -43,4 +47,7 @@ public sealed class LoraAdapter
     public string Bias { get; }
     public Dictionary<string, int> RankPattern { get; }
     public override string ToString() => $"{Name} (r={Rank}, alpha={Alpha}, {Targets.Length} targets)";
+
+    /// <summary>An adapter stands for its model where a cmdlet takes one (`Get-LoraAdapter x | Save-LoraAdapter …`).</summary>
+    public static implicit operator LoraModel(LoraAdapter adapter) => adapter.Owner;
 }

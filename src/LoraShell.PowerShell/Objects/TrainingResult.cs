@@ -3,9 +3,22 @@ namespace LoraShell;
 /// <summary>Output of Start-LoraTraining (type name LoraShell.TrainingResult).</summary>
 public sealed class TrainingResult
 {
-    internal TrainingResult(Core.Training.TrainingResult r) => Core = r;
+    internal TrainingResult(Core.Training.TrainingResult r, LoraModel? trained = null)
+    {
+        Core = r;
+        Trained = trained;
+    }
 
     internal Core.Training.TrainingResult Core { get; }
+    /// <summary>The model that was trained (null for a result read back from result.json).</summary>
+    internal LoraModel? Trained { get; }
+
+    /// <summary>
+    /// A training result stands for the model it trained where a cmdlet takes a model, so
+    /// `$r | Save-LoraAdapter -Path …` saves what the run trained even without -OutputPath.
+    /// </summary>
+    public static implicit operator LoraModel(TrainingResult result) => result.Trained
+        ?? throw new InvalidCastException($"This training result of '{result.Model}' was read back from a file and holds no model.");
     public Core.Training.TrainingMethod Method => Enum.Parse<Core.Training.TrainingMethod>(Core.Method);
     public string Model => Core.Model;
     public Core.Training.TrainingTask Task => Enum.Parse<Core.Training.TrainingTask>(Core.Task);

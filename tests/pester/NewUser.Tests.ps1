@@ -1,0 +1,104 @@
+# What a new user trips over (issue 31): pipelines that bind, warnings for typos, merge-and-unload,
+# ShouldProcess everywhere a model changes, and the parameter names people already know.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'TestSetup.ps1')
+    $script:Tok512 = Join-Path $Shared 'models/stories260K/tok512.bin'
+}
+
+Describe 'Pipelines bind by property name' {
+    It 'ConvertTo-LoraToken | ConvertFrom-LoraToken round-trips' {
+        $text = 'Once upon a time, Tom ran.'
+        ConvertTo-LoraToken -Text $text -TokenizerPath $Tok512 -NoSpecialTokens |
+            ConvertFrom-LoraToken -TokenizerPath $Tok512 | Should -BeExactly $text
+    }
+    It 'messages piped from ConvertFrom-Json make one conversation' {
+        $qwen = Join-Path $Shared 'tokenizers/qwen3'
+        $piped = '[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]' | ConvertFrom-Json |
+            ConvertTo-LoraChatPrompt -TokenizerPath $qwen
+        $given = ConvertTo-LoraChatPrompt -TokenizerPath $qwen -Messages @(@{ role = 'user'; content = 'Hi' }, @{ role = 'assistant'; content = 'Hello!' })
+        $piped | Should -BeExactly $given
+        $piped | Should -Match '<\|im_start\|>user\nHi<\|im_end\|>'
+    }
+    It 'Get-LoraAdapter | Remove-LoraAdapter removes exactly the piped adapters' {
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name a | Add-LoraAdapter -Name b
+        $m | Get-LoraAdapter -Name a | Remove-LoraAdapter
+        $m.Adapters | Should -Be @('b')
+        (Get-ThrownError { $m | Remove-LoraAdapter }).FullyQualifiedErrorId | Should -BeLike 'AdapterNameRequired,*'
+    }
+    It 'a training result leads back to its model, so $r | Save-LoraAdapter saves what was trained' {
+        $out = New-TestFolder
+        try {
+            $r = Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath (Join-Path $Shared 'data/tinyshakespeare/input.txt') `
+                -MaxSteps 3 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 2 -Seed 1
+            $r | Save-LoraAdapter -Path (Join-Path $out 'a') | Should -BeOfType System.IO.DirectoryInfo
+            $back = Import-LoraModel $StoriesPath | Import-LoraAdapter (Join-Path $out 'a') | Get-LoraAdapter
+            $back.Targets | Should -Be @('q_proj', 'v_proj')
+            # What the adapters of a piped Get-LoraAdapter belong to binds as the model too.
+            $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name x -InitMethod Random
+            $m | Get-LoraAdapter -Name x | Save-LoraAdapter -Path (Join-Path $out 'x.gguf') | Should -BeOfType System.IO.FileInfo
+        }
+        finally { Remove-Item -Recurse -Force $out }
+    }
+}
+
+Describe 'Add-LoraAdapter' {
+    It 'warns for each listed target that matches nothing' {
+        $m = Import-LoraModel $StoriesPath
+        $m | Add-LoraAdapter -TargetModules q_prj, v_proj -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+        @($w).Count | Should -Be 1
+        "$($w[0])" | Should -Match "'q_prj' matches no module"
+        ($m | Get-LoraAdapter).Targets | Should -Be @('v_proj')
+    }
+    It 'says what -WhatIf would wrap per module name, not per path' {
+        # -WhatIf writes to the host, which only a separate process's output catches.
+        $psd1 = Join-Path $RepoRoot 'module/LoraShell/LoraShell.psd1'
+        $said = pwsh -NoProfile -NonInteractive -Command "Import-Module '$psd1'; Import-LoraModel '$StoriesPath' | Add-LoraAdapter -TargetModules all-linear -WhatIf" | Out-String
+        $said | Should -Match 'q_proj \[64x64\] r=8 in 5 layers'
+        $said.Length | Should -BeLessThan 800
+    }
+}
+
+Describe 'Merge-LoraWeights -Unload' {
+    It 'gives a plain model with the merged weights, as merge_and_unload does' {
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -InitMethod Random -Seed 2 -TargetModules all-linear
+        $before = ($m | Measure-LoraPerplexity -Text 'Tom had a red ball.').Loss
+        $m | Add-LoraAdapter -Name spare | Set-LoraAdapter -Name default
+        $m | Merge-LoraWeights -Unload -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+        "$w" | Should -Match "'spare' was not merged"
+        $m.Adapters.Count | Should -Be 0
+        $m.LinearModules.Count | Should -Be 35
+        ($m | Measure-LoraPerplexity -Text 'Tom had a red ball.').Loss | Should -BeGreaterThan ($before - 1e-4)
+        ($m | Measure-LoraPerplexity -Text 'Tom had a red ball.').Loss | Should -BeLessThan ($before + 1e-4)
+        $m | Add-LoraAdapter | Out-Null # a plain model takes a new adapter
+        $m.Adapters | Should -Be @('default')
+    }
+}
+
+Describe 'Everything that changes a model supports -WhatIf' {
+    It 'Set-, Enable- and Disable-LoraAdapter change nothing with -WhatIf' {
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name a | Add-LoraAdapter -Name b
+        $m | Set-LoraAdapter -Name a -WhatIf
+        $m.ActiveAdapters | Should -Be @('b')
+        $m | Disable-LoraAdapter -WhatIf
+        $m.ActiveAdapters | Should -Be @('b')
+        $m | Disable-LoraAdapter
+        $m | Enable-LoraAdapter -WhatIf
+        $m.ActiveAdapters.Count | Should -Be 0
+    }
+}
+
+Describe 'Names people know' {
+    It 'Invoke-LoraGeneration takes -MaxNewTokens and -TopK (1 is greedy)' {
+        $m = Import-LoraModel $StoriesPath
+        $greedy = $m | Invoke-LoraGeneration -Prompt 'Lily' -MaxNewTokens 20 -Temperature 0
+        $m | Invoke-LoraGeneration -Prompt 'Lily' -MaxNewTokens 20 -Temperature 1.5 -TopK 1 -Seed 3 | Should -BeExactly $greedy
+        ($m | Invoke-LoraGeneration -Prompt 'Lily' -MaxNewTokens 20 -Temperature 1.5 -TopK 50 -Seed 3) | Should -Not -BeExactly $greedy
+    }
+    It 'the output path is -Path or -OutputPath everywhere' {
+        (Get-Command Merge-LoraWeights).Parameters['OutputPath'].Aliases | Should -Contain 'Path'
+        (Get-Command Start-LoraTraining).Parameters['OutputPath'].Aliases | Should -Contain 'Path'
+        (Get-Command Invoke-SvdDelta).Parameters['OutputPath'].Aliases | Should -Contain 'Path'
+        (Get-Command Save-LoraAdapter).Parameters['Path'].Aliases | Should -Contain 'OutputPath'
+        (Get-Command Export-LoraModel).Parameters['Path'].Aliases | Should -Contain 'OutputPath'
+    }
+}
