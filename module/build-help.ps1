@@ -170,7 +170,7 @@ foreach ($file in $sources) {
 }
 $lines = [System.Collections.Generic.List[string]]::new()
 $lines.Add('    ERROR IDS')
-$lines.Add('    Every error LoraShell raises for bad input or a failed operation is terminating, with one of these')
+$lines.Add('    Every error LoraShell raises for bad input or a failed operation has one of these')
 $lines.Add('    FullyQualifiedErrorId prefixes and the category it is listed under (generated from the sources):')
 foreach ($kind in $ids.Keys) {
     $lines.Add('')

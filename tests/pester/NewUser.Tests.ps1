@@ -102,3 +102,21 @@ Describe 'Names people know' {
         (Get-Command Export-LoraModel).Parameters['Path'].Aliases | Should -Contain 'OutputPath'
     }
 }
+
+Describe 'Errors that follow PowerShell' {
+    It 'a path Import-LoraModel cannot load is a non-terminating error: -ErrorAction applies and the pipeline goes on' {
+        $m = Import-LoraModel ./no-such-model.bin -ErrorAction SilentlyContinue -ErrorVariable e
+        $m | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'ModelNotFound,*'
+        # Both files of the stories260K folder: the tokenizer is named for what it is, the model still loads.
+        $models = @(Get-ChildItem (Join-Path $Shared 'models/stories260K/*.bin') | Import-LoraModel -ErrorAction SilentlyContinue -ErrorVariable errs)
+        $models.Count | Should -Be 1
+        $models[0].Name | Should -Be 'stories260K.bin'
+        @($errs).Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'PathIsATokenizer,*'
+        $errs[0].Exception.Message | Should -Match 'is a llama2.c tokenizer file'
+    }
+    It 'a failure of the command as a whole still stops it' {
+        { Import-LoraModel $StoriesPath | Add-LoraAdapter -Rank 0 -ErrorAction SilentlyContinue } | Should -Throw
+    }
+}

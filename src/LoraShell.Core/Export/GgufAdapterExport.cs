@@ -34,7 +34,7 @@ public static class GgufAdapterExport
         }
         var layers = adapters.Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList();
         if (layers.Count == 0)
-            throw LoraShellException.InvalidArgument("NoAdapter", $"Adapter '{name}' wraps no module.", name);
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "NoAdapter", $"Adapter '{name}' wraps no module.", name);
         if (layers.Any(l => l.Layer.Merged.Contains(name)))
             warnings.Add($"Adapter '{name}' is merged into this model's weights: apply the GGUF adapter to the unmerged base, or it counts twice.");
 

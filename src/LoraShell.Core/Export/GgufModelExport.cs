@@ -31,7 +31,7 @@ public static class GgufModelExport
     public static GgufWriter Plan(CausalLM model, ITextTokenizer? tokenizer, GgmlType type, string name, List<string> warnings)
     {
         if (Array.IndexOf(TensorTypes, type) < 0)
-            throw LoraShellException.InvalidArgument("UnsupportedGgufTensorType", $"GGUF export writes tensors as {string.Join(", ", TensorTypes.Select(GgmlTypes.Name))} (got {GgmlTypes.Name(type)}).", type);
+            throw LoraShellException.InvalidArgument("UnsupportedGgufExportType", $"GGUF export writes tensors as {string.Join(", ", TensorTypes.Select(GgmlTypes.Name))} (got {GgmlTypes.Name(type)}).", type);
         var c = model.Config;
         var family = c.Family;
         foreach (var (problem, fatal) in family.GgufLimitations(c))

@@ -61,7 +61,19 @@ public static class ModelLoader
         if (!full.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
             throw LoraShellException.InvalidArgument("UnknownModelFormat",
                 $"'{full}' is neither a llama2.c .bin checkpoint, a GGUF file nor a Hugging Face folder.", full);
-        return (Llama2cLoader.Load(full, weights), Llama2cFormat, null);
+        try { return (Llama2cLoader.Load(full, weights), Llama2cFormat, null); }
+        catch (LoraShellException e) when (e.ErrorId == "InvalidLlama2cCheckpoint" && IsLlama2cTokenizer(full))
+        {
+            throw LoraShellException.InvalidArgument("PathIsATokenizer",
+                $"'{full}' is a llama2.c tokenizer file, not a model checkpoint. Load the model's .bin and pass this file as -TokenizerPath (a tok*.bin beside the model is found by itself).", full);
+        }
+    }
+
+    /// <summary>Whether a file reads as a llama2.c tokenizer (tok*.bin sits beside the checkpoints and globs pick it up).</summary>
+    static bool IsLlama2cTokenizer(string path)
+    {
+        try { Llama2cTokenizer.Load(path); return true; }
+        catch (LoraShellException) { return false; }
     }
 
     static void CheckVocabulary(ITextTokenizer tokenizer, ModelConfig config, string modelPath)

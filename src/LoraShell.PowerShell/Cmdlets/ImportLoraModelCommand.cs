@@ -67,6 +67,9 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
     [Parameter(HelpMessage = "With -Quantization Nf4, quantize the per-block absmax values to 8 bits as well (bitsandbytes' double quantization): about 0.4 bit less per weight.")]
     public SwitchParameter DoubleQuant { get; set; }
 
+    // Each path is an item: a file that is not a model is reported and the next one loaded (as Get-Item does).
+    protected override bool ErrorsArePerItem => true;
+
     protected override void Process()
     {
         string path = ParameterSetName == LiteralPathSet ? ResolveLiteral(LiteralPath) : ResolveSingle(Path, nameof(Path));

@@ -24,7 +24,7 @@ static class ChatMessages
             string? Field(string name) => fields.FirstOrDefault(f => string.Equals(f.Key, name, StringComparison.OrdinalIgnoreCase)).Value?.ToString();
             string role = Field("role") ?? throw LoraShellException.InvalidArgument("InvalidChatMessage", $"Message {i} has no role.", item);
             if (!ChatMessage.Roles.Contains(role))
-                throw LoraShellException.InvalidArgument("UnknownChatRole", $"Message {i} has role '{role}'; roles are {string.Join(", ", ChatMessage.Roles)}.", role);
+                throw LoraShellException.InvalidArgument("UnknownMessageRole", $"Message {i} has role '{role}'; roles are {string.Join(", ", ChatMessage.Roles)}.", role);
             var extra = fields.Where(f => !f.Key.Equals("role", StringComparison.OrdinalIgnoreCase) && !f.Key.Equals("content", StringComparison.OrdinalIgnoreCase))
                 .ToDictionary(f => f.Key, f => f.Value, StringComparer.Ordinal);
             messages.Add(new ChatMessage(role, Field("content") ?? "", extra.Count > 0 ? extra : null));

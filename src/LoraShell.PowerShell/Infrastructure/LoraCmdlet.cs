@@ -18,9 +18,17 @@ public abstract class LoraCmdlet : PSCmdlet
 
     protected override void StopProcessing() => _stop.Cancel();
 
-    protected override void ProcessRecord()
+    /// <summary>
+    /// Whether a failure concerns the one input item being processed (a file to import), not the command
+    /// as a whole. Such failures are non-terminating errors, as Get-Item's are: the pipeline goes on with
+    /// the next item and -ErrorAction applies. Everything else stops the command.
+    /// </summary>
+    protected virtual bool ErrorsArePerItem => false;
+
+    protected sealed override void ProcessRecord()
     {
         try { Process(); }
+        catch (LoraShellException e) when (ErrorsArePerItem) { WriteError(ToErrorRecord(e)); }
         catch (LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Runtime.InteropServices.ExternalException)

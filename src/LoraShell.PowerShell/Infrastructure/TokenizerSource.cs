@@ -17,7 +17,7 @@ static class TokenizerSource
     {
         if (model is not null) return model.Loaded.RequireTokenizer();
         if (resolvedPath is null)
-            throw LoraShellException.InvalidArgument("TokenizerRequired", "Pipe in a model (Import-LoraModel) or give -TokenizerPath (a tokenizer.json, tokenizer.model or tok*.bin file, or a folder holding one).");
+            throw LoraShellException.InvalidArgument("NoTokenizerGiven", "Pipe in a model (Import-LoraModel) or give -TokenizerPath (a tokenizer.json, tokenizer.model or tok*.bin file, or a folder holding one).");
         string file = Directory.Exists(resolvedPath) ? TokenizerLoader.FindBeside(resolvedPath) ?? resolvedPath : resolvedPath;
         var stamp = File.Exists(file) ? File.GetLastWriteTimeUtc(file) : DateTime.MinValue;
         return Loaded.GetOrAdd((Path.GetFullPath(file), stamp), _ => TokenizerLoader.Load(resolvedPath));

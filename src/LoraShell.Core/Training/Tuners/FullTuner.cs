@@ -17,7 +17,7 @@ internal sealed class FullTuner : Tuner
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "FullWithAdapters",
                 $"Full fine-tuning trains the base weights, but the model holds adapter(s) {string.Join(", ", adapters.Names)}. Merge or remove them first, or use -Method Lora.");
         if (Model.QuantizedProjections().Any()) // merged ones too: their codes would go stale under a full update
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "QuantizedFullFineTune",
+            throw new LoraShellException(LoraErrorKind.InvalidArgument, "QuantizedFullFineTune",
                 $"The model's projections are stored {Model.Format.Quantization}: quantized weights are frozen, so they cannot be fully fine-tuned. Train -Method Lora (QLoRA) or Ladder on them, or import the model without -Quantization.");
         foreach (var p in Model.parameters()) p.requires_grad = true;
     }
