@@ -25,7 +25,9 @@ Describe 'Measure-LoraMemory' {
         $folder = New-TestFolder
         try {
             $model = Import-LoraModel $StoriesPath
-            $fromModel = $model | Measure-LoraMemory -Method Lora -BatchSize 4 -SequenceLength 64
+            # Without -TargetModules a piped model is estimated for what a default run of it trains (q_proj, v_proj).
+            ($model | Measure-LoraMemory -Method Lora).TrainableParameters | Should -Be 8960
+            $fromModel = $model | Measure-LoraMemory -Method Lora -TargetModules all-linear -BatchSize 4 -SequenceLength 64
             $model | Export-LoraModel -Path (Join-Path $folder 'hf')
             $fromFile = Measure-LoraMemory -Path (Join-Path $folder 'hf') -Method Lora -BatchSize 4 -SequenceLength 64
             $fromPreset = Measure-LoraMemory -Preset stories260K -Method Lora -BatchSize 4 -SequenceLength 64

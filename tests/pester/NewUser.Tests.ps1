@@ -28,8 +28,12 @@ Describe 'Pipelines bind by property name' {
     It 'a training result leads back to its model, so $r | Save-LoraAdapter saves what was trained' {
         $out = New-TestFolder
         try {
-            $r = Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath (Join-Path $Shared 'data/tinyshakespeare/input.txt') `
-                -MaxSteps 3 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 2 -Seed 1
+            $all = Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath (Join-Path $Shared 'data/tinyshakespeare/input.txt') `
+                -MaxSteps 3 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 2 -Seed 1 -Verbose 4>&1
+            $r = $all | Where-Object { $_ -is [LoraShell.TrainingResult] }
+            # The adapter training adds is Add-LoraAdapter's default, and it says so.
+            (@($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n") |
+                Should -Match "added 'default' \(r 8, alpha 8, q_proj and v_proj\)"
             $r | Save-LoraAdapter -Path (Join-Path $out 'a') | Should -BeOfType System.IO.DirectoryInfo
             $back = Import-LoraModel $StoriesPath | Import-LoraAdapter (Join-Path $out 'a') | Get-LoraAdapter
             $back.Targets | Should -Be @('q_proj', 'v_proj')

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LoraShell.Core.Lora;
 using LoraShell.Core.Memory;
 using LoraShell.Core.Models;
 using LoraShell.Core.Models.Quantization;
@@ -137,7 +138,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [ValidateRange(1, 4096)]
     public int Rank { get; set; } = 8;
 
-    [Parameter(HelpMessage = "LoRA target modules: all-linear (default) or names such as q_proj, v_proj.")]
+    [Parameter(HelpMessage = "LoRA target modules: names such as q_proj, v_proj, or all-linear. Default: for a piped model, what training it would adapt (its active adapter's modules, or q_proj and v_proj, the adapter Start-LoraTraining adds); for a preset or shape, all-linear.")]
     [ArgumentCompleter(typeof(TargetModulesCompleter))]
     public string[] TargetModules { get; set; } = { "all-linear" };
 
@@ -158,6 +159,14 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
 
     protected override void Process()
     {
+        var targets = TargetModules;
+        if (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(TargetModules)))
+        {
+            // The same defaults as a training run of this model: its active adapter, else the one Start-LoraTraining adds.
+            var active = Model.Loaded.Adapters.ActiveNames.FirstOrDefault();
+            targets = active is null ? new LoraConfig().TargetModules!.ToArray() : Model.Loaded.Adapters.Info(active).TargetModules.ToArray();
+            WriteVerbose($"LoRA targets: {string.Join(", ", targets)} ({(active is null ? "the adapter Start-LoraTraining adds to a model without one" : $"adapter '{active}'")}); -TargetModules chooses others.");
+        }
         foreach (var (name, config) in Architectures())
             foreach (var method in Method)
                 foreach (var precision in Precision)
@@ -174,7 +183,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                     {
                         Method = method, Precision = precision, Quantization = quantization, DoubleQuant = doubleQuant,
                         BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
-                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = TargetModules,
+                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = targets,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,
                     };
                     var estimate = config is null ? MemoryEstimator.EstimateStates(ParameterCount, options, name) : MemoryEstimator.Estimate(config, options, name);

@@ -20,8 +20,10 @@ internal sealed class LoraTuner : Tuner
         if (name is null)
         {
             name = "default";
-            Adapters.Add(name, new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = new[] { "q_proj", "v_proj" }, BaseModelNameOrPath = Subject.SourcePath }, o.Seed);
-            log?.Invoke("The model had no adapter; added 'default' (r 8, alpha 16, q_proj and v_proj).");
+            // The same adapter Add-LoraAdapter adds without arguments: PEFT's defaults.
+            var config = new LoraConfig { BaseModelNameOrPath = Subject.SourcePath };
+            Adapters.Add(name, config, o.Seed);
+            log?.Invoke($"The model had no adapter; added 'default' (r {config.R}, alpha {config.LoraAlpha}, {string.Join(" and ", config.TargetModules!)}), as Add-LoraAdapter does without arguments.");
         }
         if (!Adapters.Contains(name)) throw LoraShellException.NotFound("AdapterNotFound", $"The model has no adapter named '{name}'.", name);
         if (Adapters.MergedNames.Contains(name))
