@@ -91,10 +91,12 @@ Describe 'Help for <Name>' -ForEach $Cmdlets {
         # The attributes are the source; the help file must carry them as they are (build-help.ps1 regenerates it).
         $declared = @($Command.ImplementingType.GetCustomAttributes([LoraShell.PowerShell.CmdletExampleAttribute], $false))
         @($examples.code) | Should -Be @($declared.Code) -Because 'the help file is generated from [CmdletExample]; run module/build.sh'
-        # Examples use ./shared/... and write under ./out: run them in a scratch folder that links shared.
+        # Examples run from a repository root, with shared/ beside it (../shared/...), and write under ./out:
+        # run them in a scratch "repository" folder whose sibling links shared.
         $scratch = New-TestFolder
         New-Item -ItemType SymbolicLink -Path (Join-Path $scratch 'shared') -Target $Shared | Out-Null
-        Push-Location $scratch
+        New-Item -ItemType Directory -Path (Join-Path $scratch 'repo') | Out-Null
+        Push-Location (Join-Path $scratch 'repo')
         try {
             foreach ($e in $declared) {
                 $script:printed = $null

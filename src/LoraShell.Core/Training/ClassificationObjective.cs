@@ -38,6 +38,8 @@ internal sealed class ClassificationObjective : TrainingObjective
     public override TrainingTask Task => TrainingTask.Classification;
     public override long EpochSize => _data.Train.Count;
     public override bool HasValidation => true; // NaN loss and accuracy when there are no validation sentences
+    public override string EvaluationSize => _validation.Count < _data.Validation.Count
+        ? $"{_validation.Count:N0} of {_data.Validation.Count:N0} sentences" : $"all {_data.Validation.Count:N0} sentences";
     public override TokenStream FisherData => TokenStream.Concat(_data.Train.Take(4096).Select(e => new TokenStream(e.Tokens, Enumerable.Repeat(true, e.Tokens.Length).ToArray())));
     public override IReadOnlyList<string> Labels => _data.Labels;
     public override string Fingerprint => $"{Task}:{string.Join("\u001f", _data.Labels)}";

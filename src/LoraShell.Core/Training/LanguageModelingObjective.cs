@@ -35,6 +35,8 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     public override TrainingTask Task => TrainingTask.LanguageModeling;
     public override long EpochSize => _train.WindowCount;
     public override bool HasValidation => _validation.WindowCount > 0;
+    public override string EvaluationSize => _o.MaxEvalWindows > 0 && _o.MaxEvalWindows < _validation.WindowCount
+        ? $"{_o.MaxEvalWindows:N0} of {_validation.WindowCount:N0} windows" : $"all {_validation.WindowCount:N0} windows";
     public override TokenStream FisherData => _corpus.Train;
 
     public override void Bind(CausalLM model, Tuner tuner, long seed, Action<string>? log)

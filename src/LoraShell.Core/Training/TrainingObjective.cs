@@ -19,6 +19,9 @@ internal abstract class TrainingObjective : IDisposable
 
     public abstract bool HasValidation { get; }
 
+    /// <summary>How much of the validation data an evaluation scores ("32 of 1,094 windows"), for the progress line.</summary>
+    public abstract string EvaluationSize { get; }
+
     /// <summary>Tokens for Fisher-information pruning of a Ladder side network (built on each call).</summary>
     public abstract TokenStream FisherData { get; }
 

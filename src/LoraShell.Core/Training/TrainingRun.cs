@@ -239,7 +239,7 @@ internal sealed class TrainingRun : IDisposable
     EvalRecord Evaluate(int atStep)
     {
         SetTraining(false);
-        string what = atStep == 0 ? "before training" : $"at step {atStep}";
+        string what = (atStep == 0 ? "before training" : $"at step {atStep}") + $" ({_objective.EvaluationSize})";
         _activity?.Invoke(new TrainingActivity($"Evaluating {what}", 0));
         try { return _objective.Evaluate(atStep, f => _activity?.Invoke(new TrainingActivity($"Evaluating {what}", f))); }
         finally { SetTraining(true); }

@@ -12,7 +12,7 @@ namespace LoraShell.PowerShell;
     "Add-LoraAdapter wraps each targeted Linear layer so that its output becomes W0·x + (alpha/r)·B·A·x, with A [r, in] and B [out, r]; B starts at zero (kaiming-uniform A), so the model's output is unchanged until training. -TargetModules takes module names (a name matches a module whose path equals it or ends with it), a regular expression that must match the whole module path (any value with regex characters), or all-linear (every Linear except the output head). Semantics and defaults are Hugging Face PEFT's (r 8, alpha 8), so the adapter saves in PEFT's format. -WhatIf is a dry run that lists the modules that would be wrapped and the parameter count. The new adapter becomes the active one; only its parameters (and biases per -Bias, and -ModulesToSave) are marked trainable. The model is passed through.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj, v_proj |
         Get-LoraAdapter
     """,
@@ -24,13 +24,13 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin
     $m | Add-LoraAdapter -TargetModules all-linear -Rank 4 -WhatIf
     """,
     "Dry run: shows which 35 Linear modules would be wrapped and how many parameters the adapter would add, without changing the model.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Name pissa -Rank 16 -Alpha 16 `
             -TargetModules 'model\.layers\.[0-2]\..*_proj' -InitMethod Pissa -UseRsLora |
         Get-LoraAdapter

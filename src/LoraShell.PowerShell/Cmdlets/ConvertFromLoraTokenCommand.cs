@@ -8,16 +8,16 @@ namespace LoraShell.PowerShell;
     "Turns token ids back into text with the model's tokenizer.",
     "ConvertFrom-LoraToken decodes -Id (an int array; ids piped one by one are gathered into one sequence) with the piped model's tokenizer or the one at -TokenizerPath, as transformers' tokenizer.decode does: byte-level tokens become their bytes, SentencePiece's ▁ becomes a space. -SkipSpecialTokens drops BOS, EOS and chat markers. An id outside the vocabulary is an error that names it.")]
 [CmdletExample(
-    "ConvertFrom-LoraToken -Id 9707, 11, 1879, 0 -TokenizerPath ./shared/tokenizers/qwen3",
+    "ConvertFrom-LoraToken -Id 9707, 11, 1879, 0 -TokenizerPath ../shared/tokenizers/qwen3",
     "Decodes Qwen3 token ids back to text.",
     Output = """
     Hello, world!
     """)]
 [CmdletExample(
     """
-    $ids = ConvertTo-LoraToken -Text 'naïve café' -TokenizerPath ./shared/tokenizers/gpt2 `
+    $ids = ConvertTo-LoraToken -Text 'naïve café' -TokenizerPath ../shared/tokenizers/gpt2 `
         -AsIds
-    ConvertFrom-LoraToken -Id $ids -TokenizerPath ./shared/tokenizers/gpt2
+    ConvertFrom-LoraToken -Id $ids -TokenizerPath ../shared/tokenizers/gpt2
     """,
     "A round trip: the text comes back unchanged.")]
 public sealed class ConvertFromLoraTokenCommand : LoraCmdlet

@@ -10,7 +10,7 @@ namespace LoraShell.PowerShell;
     "ConvertTo-LoraChatPrompt renders -Messages (hashtables or objects with role and content, plus any keys the template reads such as tool_calls or reasoning_content) with the Jinja chat_template of the piped model's tokenizer, or of the tokenizer_config.json (or chat_template.jinja) at -TokenizerPath, passing bos_token and eos_token from that config as transformers does. -AddGenerationPrompt appends the start of the assistant's turn, for generation. -Tools passes tool definitions and -TemplateArguments extra variables (for example @{ enable_thinking = $false } for Qwen3). LoraShell's Jinja interpreter covers the constructs real templates use (Qwen3, Llama 3, Mistral, Zephyr/TinyLlama, ChatML/SmolLM2, Phi-3); a construct it does not implement is an error that names it, never a different prompt. A template's own raise_exception (Mistral's role alternation) becomes a ChatTemplateRefused error.")]
 [CmdletExample(
     """
-    ConvertTo-LoraChatPrompt -TokenizerPath ./shared/tokenizers/qwen3 -AddGenerationPrompt `
+    ConvertTo-LoraChatPrompt -TokenizerPath ../shared/tokenizers/qwen3 -AddGenerationPrompt `
         -Messages @(
         @{ role = 'system'; content = 'Be brief.' }
         @{ role = 'user'; content = 'What is LoRA?' }
@@ -27,8 +27,8 @@ namespace LoraShell.PowerShell;
 [CmdletExample(
     """
     $chat = @(@{ role = 'user'; content = 'Hi' }, @{ role = 'assistant'; content = 'Hello!' })
-    ConvertTo-LoraChatPrompt -TokenizerPath ./shared/tokenizers/qwen3 -Messages $chat |
-        ConvertTo-LoraToken -TokenizerPath ./shared/tokenizers/qwen3 -NoSpecialTokens
+    ConvertTo-LoraChatPrompt -TokenizerPath ../shared/tokenizers/qwen3 -Messages $chat |
+        ConvertTo-LoraToken -TokenizerPath ../shared/tokenizers/qwen3 -NoSpecialTokens
     """,
     "The tokens a chat fine-tune trains on: the rendered conversation tokenized without extra special tokens, as apply_chat_template(tokenize=True) does.")]
 public sealed class ConvertToLoraChatPromptCommand : LoraCmdlet

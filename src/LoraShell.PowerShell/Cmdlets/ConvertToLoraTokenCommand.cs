@@ -9,7 +9,7 @@ namespace LoraShell.PowerShell;
     "Splits text into tokens exactly as the model's tokenizer does: ids, token strings and the span of text each covers.",
     "ConvertTo-LoraToken tokenizes -Text with the piped model's tokenizer or the one at -TokenizerPath (a Hugging Face tokenizer.json, a SentencePiece tokenizer.model or a llama2.c tok*.bin, or a folder holding one) and outputs one LoraShell.TokenInfo per token: Index, Id, Token (the vocabulary's spelling), Start and End (the span of the text, .NET string indices) and Text. The ids are what transformers' tokenizer(text) returns, with the special tokens the tokenizer adds (BOS for Llama 2; none for Qwen or GPT-2); -NoSpecialTokens leaves them out (add_special_tokens=False). -AsIds outputs the ids as one int array instead, for ConvertFrom-LoraToken or scripts. Text can come from the pipeline, one tokenization per string.")]
 [CmdletExample(
-    "ConvertTo-LoraToken -Text 'Hello, world! 12345' -TokenizerPath ./shared/tokenizers/qwen3",
+    "ConvertTo-LoraToken -Text 'Hello, world! 12345' -TokenizerPath ../shared/tokenizers/qwen3",
     "Qwen3's tokenizer: one token per digit, Ġ marks a leading space, and each token's character span in the text.",
     Output = """
     Index   Id Token  Start End Text   Special
@@ -27,14 +27,14 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         ConvertTo-LoraToken -Text 'Once upon a time' -AsIds
     """,
     "The ids a llama2.c model scores for a text: BOS (1) first.")]
 [CmdletExample(
     """
     '<|im_start|>user\nhi<|im_end|>' |
-        ConvertTo-LoraToken -TokenizerPath ./shared/tokenizers/qwen3 |
+        ConvertTo-LoraToken -TokenizerPath ../shared/tokenizers/qwen3 |
         Where-Object Special
     """,
     "Special tokens in text are matched whole, as Hugging Face does.",

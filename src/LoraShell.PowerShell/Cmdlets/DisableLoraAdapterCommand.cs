@@ -9,7 +9,7 @@ namespace LoraShell.PowerShell;
     "Disable-LoraAdapter makes every LoRA layer return the base layer's output exactly; merged adapters are unmerged first, as PEFT's disable does. Enable-LoraAdapter turns the active adapters back on. It writes nothing unless -PassThru is given, when it writes the model.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random
     ($m | Disable-LoraAdapter -PassThru | Measure-LoraPerplexity `
         -Text 'Tom had a ball.').Loss
@@ -17,7 +17,7 @@ namespace LoraShell.PowerShell;
     "The base model's loss, with the adapter still loaded but off.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin | Add-LoraAdapter
     $m | Disable-LoraAdapter -PassThru | Enable-LoraAdapter -PassThru | Get-LoraAdapter
     """,
     "Off and on again.")]
@@ -44,13 +44,13 @@ public sealed class DisableLoraAdapterCommand : LoraCmdlet
     "Enable-LoraAdapter undoes Disable-LoraAdapter: the active adapters' updates are added to the layers' outputs again. It writes nothing unless -PassThru is given, when it writes the model.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin | Add-LoraAdapter
     $m | Disable-LoraAdapter -PassThru | Enable-LoraAdapter -PassThru | Get-LoraAdapter
     """,
     "The adapter is active again.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random -Seed 1
     $off = ($m | Disable-LoraAdapter -PassThru | Measure-LoraPerplexity `
         -Text 'Tom had a ball.').Loss

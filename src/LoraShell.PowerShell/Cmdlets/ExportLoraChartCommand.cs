@@ -10,20 +10,20 @@ namespace LoraShell.PowerShell;
     "Export-LoraChart collects the objects piped to it and writes one chart: for LoraShell.TrainingResult objects (or a run's result.json read back with ConvertFrom-Json), the training loss per step (solid) and the validation losses (dashed, a marker per evaluation) of every run on one set of axes, one colour per run; for LoraShell.SvdDeltaReport objects (Invoke-SvdDelta's output), the singular-value spectra on a log scale and the Eckart–Young error-vs-rank curves with each matrix's measured error at its chosen rank; for any other objects with a Name and a numeric Value property (and optionally a Series, and Low and High for the spread of repeated measurements, drawn as error bars), grouped bars (benchmark tables, for instance). -Baseline draws a dashed reference line (the untrained model's loss, chance accuracy) and -YAxisTitle names a bar chart's value axis with its unit; every chart has titled axes, and a spectrum chart says when it shows only some of the matrices. A .html path gets HTML that embeds plotly.js (about 3.6 MB) instead of loading it from a CDN, so the chart works offline and in archives; a .png path gets an image rendered by headless Chromium (Debian's chromium package, or LORASHELL_CHROMIUM). The file is written atomically; an existing file is replaced only with -Force. Supports -WhatIf.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter |
-        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 `
+        Start-LoraTraining -DataPath ../shared/data/tinyshakespeare/input.txt -MaxSteps 10 `
             -BatchSize 4 -SequenceLength 64 |
         Export-LoraChart -Path ./out/loss.html -Force
     """,
     "The loss curve of a short run.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Export-LoraModel ./out/b0 -Force |
         Out-Null
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
-        Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt `
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Full -DataPath ../shared/data/tinyshakespeare/input.txt `
             -MaxSteps 5 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/f1 |
         Out-Null
     Invoke-SvdDelta -BasePath ./out/b0 -FineTunedPath ./out/f1/model -OutputPath ./out/d1 `
@@ -33,11 +33,11 @@ namespace LoraShell.PowerShell;
     "Spectra and error-vs-rank curves of a fine-tune's weight deltas.")]
 [CmdletExample(
     """
-    $full = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
-        Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt `
+    $full = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Full -DataPath ../shared/data/tinyshakespeare/input.txt `
             -MaxSteps 10 -BatchSize 4 -SequenceLength 64
-    $lora = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
-        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 `
+    $lora = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -DataPath ../shared/data/tinyshakespeare/input.txt -MaxSteps 10 `
             -BatchSize 4 -SequenceLength 64
     $full, $lora | Export-LoraChart -Path ./out/compare.html -Title 'Full vs LoRA' -Force
     """,

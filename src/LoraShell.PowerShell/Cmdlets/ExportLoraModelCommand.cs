@@ -10,19 +10,19 @@ namespace LoraShell.PowerShell;
     "Export-LoraModel writes the model's weights. -Format HuggingFace (the default) writes a Hugging Face CausalLM folder in the model's current dtype: config.json and a single model.safetensors with {\"format\": \"pt\"} metadata, plus the tokenizer file it was loaded with; Import-LoraModel and Hugging Face transformers both read it. -Format Gguf (the default when -Path ends in .gguf) writes one GGUF file as llama.cpp's converter would: llama.cpp's architecture (llama for Llama and Mistral, qwen2, qwen3, phi3, gpt2), tensor names and metadata keys, q/k rows in llama.cpp's rope order, Llama 3 rope scaling as rope_freqs, and the tokenizer (SentencePiece or byte-level BPE with its pre-tokenizer) and chat template inside. Matrices are written as -TensorType (F32 by default; F16, BF16, Q8_0, Q4_0), vectors as F32, and a matrix whose rows are not whole 32-blocks falls back to F16 in the quantized types. An Ollama Modelfile (FROM, stop tokens) is written beside it as <name>.Modelfile: `ollama create NAME -f <name>.Modelfile`. What llama.cpp cannot compute (dynamic rope scaling, GPT-2's scale_attn_by_inverse_layer_idx) is refused by name, and what it ignores (Mistral's sliding window) is warned about. Active adapters must be merged first (Merge-LoraWeights); to ship an adapter alone use Save-LoraAdapter -Format Gguf. Files and folders are written to a temporary sibling and renamed when complete, so a failure never leaves half a model; an existing one is replaced only with -Force. Supports -WhatIf and -Confirm.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Export-LoraModel -Path ./out/stories260K-hf -Force
     """,
     "Converts the llama2.c checkpoint into a Hugging Face folder.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Export-LoraModel -Format Gguf -Path ./out/stories260K.gguf -Force
     """,
     "Writes stories260K as a GGUF file (tokenizer inside) and stories260K.Modelfile beside it, for llama.cpp, LLamaSharp or `ollama create stories -f ./out/stories260K.Modelfile`.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin -DType bfloat16 |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin -DType bfloat16 |
         Export-LoraModel -Path ./out/stories260K-bf16 -WhatIf
     """,
     "Shows what would be written, without writing anything.")]

@@ -9,14 +9,14 @@ namespace LoraShell.PowerShell;
     "Get-LoraAdapter writes one LoraShell.LoraAdapter per adapter of the model (or per adapter whose name matches -Name, wildcards allowed), with its rank, alpha, scaling, the short names and full paths of the wrapped modules, its parameter count next to the model's total (PEFT's trainable% figure), and whether it is merged into the base weights and active.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj,v_proj |
         Get-LoraAdapter
     """,
     "Shows the new adapter: rank 8, alpha 16, targets q_proj and v_proj, 8,960 trainable parameters.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Name a |
         Add-LoraAdapter -Name b -TargetModules down_proj
     Get-LoraAdapter -Model $m -Name b | Select-Object -ExpandProperty Modules

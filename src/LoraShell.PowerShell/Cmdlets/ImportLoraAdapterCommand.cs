@@ -10,10 +10,10 @@ namespace LoraShell.PowerShell;
     "Import-LoraAdapter reads adapter_config.json and adapter_model.safetensors as Hugging Face PEFT writes them, injects the adapter into the modules its config targets and copies the factors in. Every key and shape is checked against the model before anything changes; a mismatch lists the missing, unexpected and mis-shaped keys and names the likely cause (another base model, another rank, keys with an adapter name). Unknown config keys are kept and ignored with a warning. If -Path holds no adapter_config.json but -Path/<Name> does (PEFT's layout for non-default adapters), that folder is used. The imported adapter becomes active. The model is passed through.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random -Seed 1
     $m | Save-LoraAdapter ./out/a -Force | Out-Null
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Import-LoraAdapter -Path ./out/a -Name story |
         Get-LoraAdapter
     """,
@@ -25,10 +25,10 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random
     $m | Save-LoraAdapter ./out/b -Force | Out-Null
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Import-LoraAdapter ./out/b -Name shakespeare |
         Merge-LoraWeights -Name shakespeare
     """,

@@ -10,13 +10,13 @@ namespace LoraShell.PowerShell;
     "Invoke-LoraGeneration encodes the prompt as the tokenizer does (with its BOS, if it adds one), then decodes one token at a time with a key/value cache. With -Messages it renders the conversation with the model's chat template and the generation prompt (as transformers' apply_chat_template(add_generation_prompt=True)), generates the assistant's reply and outputs only the reply; -TemplateArguments passes template variables such as @{ enable_thinking = $false }. -Temperature 0 is greedy (argmax); otherwise logits are divided by the temperature and sampled from the smallest set of tokens whose probability reaches -TopP. -Seed makes sampling reproducible. Generation stops at -MaxTokens, at the model's context length, or at an end-of-sequence or end-of-turn id (generation_config.json's eos_token_id and the tokenizer's eos_token; llama2.c: BOS or EOS). The output is the prompt followed by the generated text; -Detailed returns a LoraShell.GenerationReport with token counts and speed instead.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Invoke-LoraGeneration -Temperature 0 -MaxTokens 200
     """,
     "Greedy decoding from BOS: reproduces llama2.c's reference output for this model byte for byte.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin
     1..3 |
         ForEach-Object { $m | Invoke-LoraGeneration -Prompt 'The cat' -MaxTokens 30 `
             -Temperature 0.9 -TopP 0.9 -Seed $_ }
@@ -24,7 +24,7 @@ namespace LoraShell.PowerShell;
     "Three reproducible samples, one per seed.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Invoke-LoraGeneration -Prompt 'Lily' -MaxTokens 30 -Temperature 0
     """,
     "Greedy continuation of a prompt, 30 tokens.",
@@ -33,7 +33,7 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Invoke-LoraGeneration -Prompt 'Lily' -MaxTokens 50 -Temperature 0 -Detailed |
         Format-List
     """,

@@ -10,10 +10,10 @@ namespace LoraShell.PowerShell;
     "Invoke-SvdDelta pairs the tensors of two checkpoints by name (Hugging Face folders, sharded or not, or single .safetensors files, of any architecture), and for every targeted 2-D weight (default: all except embeddings and the output head) factorises ΔW = W_ft − W0 by truncated SVD, in float32 (or float64 with -Float64) whatever the stored dtype. The rank is fixed (-Rank), the smallest keeping a share of Σσ² (-EnergyThreshold), or the smallest under a relative Frobenius error (-MaxRelativeError), optionally capped by -MaxRank. -Method Exact uses LAPACK; Randomized uses Halko–Martinsson–Tropp (Gaussian sketch, power iterations) and is reproducible with -Seed. The output is a PEFT adapter with lora_B = U_r·diag(σ_r), lora_A = V_rᵀ and every module's scaling exactly 1 (alpha = r, with rank_pattern/alpha_pattern when ranks differ; -UniformRank pads to one rank for tools that ignore patterns), so Import-LoraAdapter + Merge-LoraWeights rebuilds W0 + ΔW_r, as PEFT would. Non-matrix deltas are reported and, with -IncludeNonMatrix, stored exactly via modules_to_save. Tensors stream from disk one at a time. One LoraShell.SvdDeltaReport per tensor is written as it finishes, then a LoraShell.SvdDeltaSummary.")]
 [CmdletExample(
     """
-    $ft = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
-        Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt `
+    $ft = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Full -DataPath ../shared/data/tinyshakespeare/input.txt `
             -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/ft -Force
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin | Export-LoraModel ./out/base -Force | Out-Null
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin | Export-LoraModel ./out/base -Force | Out-Null
     Invoke-SvdDelta -BasePath ./out/base -FineTunedPath $ft.ModelPath `
         -OutputPath ./out/delta-r8 -Rank 8 -Force |
         Select-Object -Last 1

@@ -29,7 +29,7 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Measure-LoraMemory -Method Full,Lora,Ladder -BatchSize 16 -SequenceLength 256 `
             -ReductionFactor 4
     """,

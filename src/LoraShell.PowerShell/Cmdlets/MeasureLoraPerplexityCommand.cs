@@ -11,7 +11,7 @@ namespace LoraShell.PowerShell;
     "Measure-LoraPerplexity uses LoraShell's one loss definition: the sequence is BOS followed by the encoded text, and the loss is the mean natural-log cross-entropy of predicting tokens 2..n; perplexity is exp(loss). Text longer than the context is cut into windows that overlap by one token, so each token is predicted once. -Path accepts wildcards and reports one result per file.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Measure-LoraPerplexity `
             -Text 'Once upon a time, there was a little girl named Lily.' |
         Format-Table Loss, Perplexity, Tokens
@@ -24,8 +24,8 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin
-    $m | Measure-LoraPerplexity -Path ./shared/models/stories260K/greedy200.txt
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin
+    $m | Measure-LoraPerplexity -Path ../shared/models/stories260K/greedy200.txt
     """,
     "Loss of a text file (here the model's own greedy output, which it finds very likely).")]
 public sealed class MeasureLoraPerplexityCommand : LoraCmdlet

@@ -10,7 +10,7 @@ namespace LoraShell.PowerShell;
     "Merge-LoraWeights adds each named adapter (default: the active ones) into its layers' base weights, computing in float32 whatever the weights' dtype, and refuses to merge if the result would contain NaN or Inf. Merging an adapter that is merged already is a no-op with a warning. After every merge it checks parity: the logits of a fixed sample before and after, reported with -Verbose, kept in the model's LastMergeParity, and a warning if they differ by more than 1e-3 relative. -Unmerge subtracts every merged adapter again. -Unload then drops every adapter and keeps the merged weights, a plain model as PEFT's merge_and_unload gives (adapters not merged are dropped, with a warning). -OutputPath then writes the merged model as a Hugging Face folder (plain weights, no adapter) that Import-LoraModel and transformers load; it outputs the folder. Supports -WhatIf and -Confirm.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random |
         Merge-LoraWeights -Verbose |
         Get-LoraAdapter
@@ -18,7 +18,7 @@ namespace LoraShell.PowerShell;
     "Merges the active adapter; -Verbose prints the logit parity check; the adapter shows Merged = True.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random |
         Merge-LoraWeights -OutputPath ./out/merged -Force |
         Import-LoraModel
@@ -26,7 +26,7 @@ namespace LoraShell.PowerShell;
     "Writes the merged model as a Hugging Face folder and loads it back as a plain model.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -InitMethod Random -Seed 1 |
         Merge-LoraWeights
     $m | Get-LoraAdapter | Format-Table Name, Merged, Active

@@ -9,7 +9,7 @@ namespace LoraShell.PowerShell;
     "Remove-LoraAdapter deletes the named adapter's factors from every layer. A merged adapter must be unmerged first (Merge-LoraWeights -Unmerge), since its update lives in the base weights. It writes nothing unless -PassThru is given, when it writes the model.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Name trial |
         Remove-LoraAdapter -Name trial -PassThru |
         Get-LoraAdapter
@@ -17,7 +17,7 @@ namespace LoraShell.PowerShell;
     "Adds and removes an adapter; nothing is listed afterwards.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin | Add-LoraAdapter
     $m | Remove-LoraAdapter -Name default -WhatIf
     """,
     "Shows what would be removed.")]

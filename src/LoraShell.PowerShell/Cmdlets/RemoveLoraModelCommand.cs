@@ -9,7 +9,7 @@ namespace LoraShell.PowerShell;
     "Remove-LoraModel disposes the model's native tensors (weights, adapters, side network) at once. .NET's garbage collector does not see their size, so a model that is merely no longer referenced can hold gigabytes until some later collection; scripts that load several models in turn, and notebooks, free each one when done. Afterwards the LoraModel object says Removed = True and every cmdlet refuses it with the error id ModelRemoved. Removing a model twice does nothing. Nothing on disk is touched.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin
     $m | Measure-LoraPerplexity -Text 'Once upon a time'
     $m | Remove-LoraModel
     """,
@@ -17,7 +17,7 @@ namespace LoraShell.PowerShell;
 [CmdletExample(
     """
     foreach ($rank in 4, 8) {
-        $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank $rank
+        $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin | Add-LoraAdapter -Rank $rank
         $m | Get-LoraAdapter
         $m | Remove-LoraModel
     }

@@ -11,23 +11,23 @@ namespace LoraShell.PowerShell;
     "Save-LoraAdapter writes exactly what PeftModel.save_pretrained writes: adapter_config.json with PEFT's keys (sorted, indent 2, inference_mode true, base_model_name_or_path filled in) and adapter_model.safetensors with keys base_model.model.<module path>.lora_A.weight [r, in] and .lora_B.weight [out, r], without the adapter name. The folder is written to a temporary sibling and renamed when complete; an existing folder is replaced only with -Force. Without -Name, every adapter is saved the PEFT way: 'default' in -Path and each other adapter in a subfolder named after it. It warns when every lora_B is zero (an untrained adapter) and reports the file size. -Format Gguf (the default when -Path ends in .gguf) writes one adapter as a GGUF LoRA file for llama.cpp's --lora, LLamaSharp and Ollama's ADAPTER: general.type adapter, adapter.lora.alpha as FLOAT32, tensors <llama.cpp tensor>.lora_a / .lora_b in PEFT's orientation (B's q/k rows in llama.cpp's rope order for Llama and Mistral); llama.cpp scales each pair by alpha / r, so a module scaled otherwise (rsLoRA, alpha_pattern) carries the difference in its B. It applies to the base model exported with Export-LoraModel -Format Gguf; -BaseModelPath names that file and writes an Ollama Modelfile (FROM base, ADAPTER adapter) beside the adapter. What a GGUF adapter cannot carry (DoRA, trained biases, modules_to_save) is refused by name.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Rank 8 -Alpha 16 |
         Save-LoraAdapter -Path ./out/adapter -Force
     """,
     "Saves the adapter; transformers + PEFT can load the folder with PeftModel.from_pretrained.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin | Add-LoraAdapter
     $m | Save-LoraAdapter -Path ./out/adapter2 -WhatIf
     """,
     "Shows what would be written without writing anything.")]
 [CmdletExample(
     """
-    $m = Import-LoraModel ./shared/models/stories260K/stories260K.bin
+    $m = Import-LoraModel ../shared/models/stories260K/stories260K.bin
     $m | Export-LoraModel -Path ./out/stories.gguf -Force
     $m | Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules all-linear |
-        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
+        Start-LoraTraining -DataPath ../shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
             -BatchSize 4 -SequenceLength 64 -MaxEvalWindows 8 | Out-Null
     $m | Save-LoraAdapter -Path ./out/shakespeare.gguf -BaseModelPath ./out/stories.gguf -Force
     """,

@@ -9,7 +9,7 @@ namespace LoraShell.PowerShell;
     "Set-LoraAdapter makes the named adapters, and only them, active: their updates are added to the layers' outputs, and the first one's parameters are marked trainable. Other adapters stay in the model, inactive. It writes nothing unless -PassThru is given, when it writes the model, so a pipeline can go on.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Name a |
         Add-LoraAdapter -Name b -TargetModules o_proj |
         Set-LoraAdapter -Name a -PassThru |
@@ -24,7 +24,7 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Name a |
         Add-LoraAdapter -Name b -TargetModules o_proj |
         Set-LoraAdapter -Name a, b -PassThru |

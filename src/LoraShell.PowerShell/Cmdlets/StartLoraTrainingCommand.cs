@@ -11,33 +11,33 @@ namespace LoraShell.PowerShell;
     "Start-LoraTraining runs one training loop for every method, so methods compare on equal terms: seeded random windows of -SequenceLength tokens from the data, AdamW (no weight decay on norms and biases), linear warmup then cosine decay, gradient accumulation and norm clipping. -DataPath takes text files, folders and wildcards; .jsonl files hold {\"text\"} records or {\"prompt\", \"completion\"} pairs whose prompt tokens carry no loss. Validation is -ValidationPath or the last -ValidationFraction (default 10%) of the data, evaluated before training, every -EvalEvery steps and at the end. -Method Lora trains the model's active adapter, adding the one Add-LoraAdapter adds without arguments (PEFT's defaults: r 8, alpha 8, q_proj and v_proj; a -Verbose line says so) if it has none; -Method Full trains every weight; -Method Ladder trains a ladder side network (width / -ReductionFactor, gated down-projections of -SideLayers, initialised by pruning the backbone per -PruneBy) while the backbone runs without autograd, so backpropagation never enters it. With -OutputPath, metrics.jsonl is written as training goes, tokenized data is cached, checkpoints are written every -CheckpointEvery steps and on Ctrl+C, and the result is saved as a PEFT adapter (adapter/), a Hugging Face model (model/) or a side network (side-network/, loadable with Import-LoraModel -SideNetworkPath). -Resume continues from the latest checkpoint and reproduces the uninterrupted loss curve. Progress shows step, loss, tokens/s and time left. With -Task Classification (the default for .tsv data: sentence<TAB>label lines, header optional) every method trains a classification head on the final hidden state of each sentence's last token (for Ladder, backbone plus side network), reports validation accuracy, and saves the head to classifier/ (score.safetensors, labels.json), in checkpoints too, so -Resume works the same way.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -Rank 8 -Alpha 16 |
-        Start-LoraTraining -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
+        Start-LoraTraining -DataPath ../shared/data/tinyshakespeare/input.txt -MaxSteps 20 `
             -BatchSize 4 -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/run1 `
             -Force |
         Format-Table Method, Steps, InitialValidationLoss, FinalValidationLoss, TrainableParameters
     """,
-    "Twenty LoRA steps on Tiny Shakespeare: the validation loss falls from 5.05 to 3.74. The run folder holds metrics.jsonl, the tokenized-data cache, checkpoints and the PEFT adapter (adapter/). The default view adds accuracy, milliseconds per step and peak memory.",
+    "Twenty LoRA steps on Tiny Shakespeare: the validation loss falls from 4.72 to 3.61 (scored on 64 of the 1,094 validation windows, the budget a 20-step run gets by default; -MaxEvalWindows 0 scores all). The run folder holds metrics.jsonl, the tokenized-data cache, checkpoints and the PEFT adapter (adapter/). The default view adds accuracy, milliseconds per step and peak memory.",
     Output = """
     Method Steps InitialValidationLoss FinalValidationLoss TrainableParameters
     ------ ----- --------------------- ------------------- -------------------
-      Lora    20                  5.05                3.74                8960
+      Lora    20                  4.72                3.61                8960
     """)]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Start-LoraTraining -Method Ladder -ReductionFactor 4 `
-            -DataPath ./shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 `
+            -DataPath ../shared/data/tinyshakespeare/input.txt -MaxSteps 10 -BatchSize 4 `
             -SequenceLength 64 -LearningRate 5e-3 -OutputPath ./out/lst |
         Select-Object Method, InitialValidationLoss, FinalValidationLoss, GateValues
     """,
     "Ladder side-tuning: the backbone stays frozen and out of backpropagation; the result lists the learned gate values.")]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
         Add-LoraAdapter -TargetModules all-linear |
-        Start-LoraTraining -DataPath ./shared/data/sst2/train.tsv -ValidationPath ./shared/data/sst2/validation.tsv `
+        Start-LoraTraining -DataPath ../shared/data/sst2/train.tsv -ValidationPath ../shared/data/sst2/validation.tsv `
             -MaxSteps 200 -BatchSize 32 -SequenceLength 48 -LearningRate 5e-3 -MaxEvalWindows 1000 |
         Format-List Task, Labels, InitialValidationAccuracy, FinalValidationAccuracy
     """,
@@ -50,8 +50,8 @@ namespace LoraShell.PowerShell;
     """)]
 [CmdletExample(
     """
-    Import-LoraModel ./shared/models/stories260K/stories260K.bin |
-        Start-LoraTraining -Method Full -DataPath ./shared/data/tinyshakespeare/input.txt `
+    Import-LoraModel ../shared/models/stories260K/stories260K.bin |
+        Start-LoraTraining -Method Full -DataPath ../shared/data/tinyshakespeare/input.txt `
             -MaxSteps 10 -BatchSize 4 -SequenceLength 64 -OutputPath ./out/full `
             -CheckpointEvery 5 |
         Export-LoraChart -Path ./out/full/loss.html
@@ -116,7 +116,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int EvalEvery { get; set; }
 
-    [Parameter(HelpMessage = "At most this many validation windows per evaluation (default: all).")]
+    [Parameter(HelpMessage = "At most this many validation windows (or sentences) per evaluation; 0 scores all. Default: sized to the run, a quarter of the windows it trains on and at least 64 (all, with -Epochs), so a short trial run is not dominated by evaluation; the progress line says how many are scored.")]
     [ValidateRange(0, int.MaxValue)]
     public int MaxEvalWindows { get; set; }
 
@@ -163,6 +163,20 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "With -Method Ladder, how the side network starts: Magnitude (prune the backbone by weight magnitude, default), Fisher (by Fisher information on a few batches) or Random.")]
     public LadderInit PruneBy { get; set; } = LadderInit.Magnitude;
 
+    /// <summary>
+    /// -MaxEvalWindows, or when it is not given a budget sized to the run: a quarter of the windows the run
+    /// trains on, at least 64. A 10-step trial at batch 2 scored all 70,000 validation tokens of Tiny
+    /// Shakespeare before, 73 of its 120 seconds; a full-length run still scores everything.
+    /// </summary>
+    int EvaluationBudget()
+    {
+        if (MyInvocation.BoundParameters.ContainsKey(nameof(MaxEvalWindows)) || MaxSteps is not int steps) return MaxEvalWindows;
+        long trained = (long)steps * BatchSize * GradientAccumulationSteps;
+        int budget = (int)Math.Min(int.MaxValue, Math.Max(64, trained / 4));
+        WriteVerbose($"Evaluation scores at most {budget:N0} validation windows (a quarter of the {trained:N0} the run trains on, at least 64); -MaxEvalWindows 0 scores all.");
+        return budget;
+    }
+
     protected override void Process()
     {
         string? output = OutputPath is null ? null : ResolveLiteral(OutputPath);
@@ -175,7 +189,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
             ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,
             SequenceLength = SequenceLength, LearningRate = LearningRate, WarmupSteps = WarmupSteps,
-            GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = MaxEvalWindows,
+            GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = EvaluationBudget(),
             OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Overwrite = Force, KeepCheckpoints = KeepCheckpoints, Seed = Seed, MaxGradNorm = MaxGradNorm,
             WeightDecay = WeightDecay, AdapterName = AdapterName, GradientCheckpointing = GradientCheckpointing,
             Ladder = new LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = PruneBy },
