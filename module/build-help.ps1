@@ -170,14 +170,15 @@ foreach ($file in $sources) {
 }
 $lines = [System.Collections.Generic.List[string]]::new()
 $lines.Add('    ERROR IDS')
-$lines.Add('    Every error LoraShell raises for bad input or a failed operation has one of these')
-$lines.Add('    FullyQualifiedErrorId prefixes and the category it is listed under (generated from the sources):')
+$lines.Add('    Every error LoraShell raises for bad input or a failed operation has one of')
+$lines.Add('    these FullyQualifiedErrorId prefixes, listed under its category (generated')
+$lines.Add('    from the sources):')
 foreach ($kind in $ids.Keys) {
     $lines.Add('')
     $lines.Add("    ${kind}:")
     $row = '        '
     foreach ($id in $ids[$kind]) {
-        if ($row.Length + $id.Length + 2 -gt 100) { $lines.Add($row.TrimEnd()); $row = '        ' }
+        if ($row.Length + $id.Length + 2 -gt 80) { $lines.Add($row.TrimEnd()); $row = '        ' }
         $row += "$id, "
     }
     $lines.Add($row.TrimEnd().TrimEnd(','))
@@ -188,7 +189,7 @@ $about = [System.IO.File]::ReadAllLines($aboutPath)
 $start = [array]::IndexOf($about, '    ERROR IDS')
 if ($start -lt 0) { throw "about_LoraShell.help.txt has no '    ERROR IDS' section" }
 $end = $start + 1
-while ($end -lt $about.Count -and $about[$end] -notmatch '^    [A-Z][A-Z ]+$') { $end++ }
+while ($end -lt $about.Count -and $about[$end] -cnotmatch '^    [A-Z][A-Z ]+$') { $end++ }
 $updated = @($about[0..($start - 1)]) + $lines + @($about[$end..($about.Count - 1)])
 [System.IO.File]::WriteAllLines($aboutPath, $updated)
 "Wrote the error ids into $aboutPath"

@@ -113,3 +113,22 @@ Describe 'Help for <Name>' -ForEach $Cmdlets {
         }
     }
 }
+
+Describe 'about_LoraShell' {
+    BeforeAll { $script:About = Get-Content (Join-Path $RepoRoot 'module/LoraShell/en-US/about_LoraShell.help.txt') }
+    It 'fits 80 columns' {
+        @($About | Where-Object { $_.Length -gt 80 }) | Should -BeNullOrEmpty
+    }
+    It 'names every exported cmdlet and lists each error id once' {
+        $text = $About -join "`n"
+        foreach ($c in (Get-Command -Module LoraShell -CommandType Cmdlet).Name) { $text | Should -Match ([regex]::Escape($c)) -Because "$c should be introduced" }
+        $start = [array]::IndexOf($About, '    ERROR IDS')
+        $end = $start + 1
+        while ($end -lt $About.Count -and $About[$end] -cnotmatch '^(    )?[A-Z][A-Z ]+$') { $end++ }
+        $ids = @($About[($start + 1)..($end - 1)] | Where-Object { $_ -match '^        \w' } | ForEach-Object { $_.Trim().TrimEnd(',') -split ',\s*' })
+        $ids.Count | Should -BeGreaterThan 100
+        @($ids | Group-Object | Where-Object Count -gt 1).Name | Should -BeNullOrEmpty
+        $ids | Should -Contain 'InvalidRankPattern'
+        @([regex]::Matches($text, 'Every error LoraShell raises')).Count | Should -Be 1
+    }
+}

@@ -45,6 +45,19 @@ Describe 'Pipelines bind by property name' {
     }
 }
 
+Describe 'Adapters record their base as PEFT does' {
+    It 'base_model_name_or_path is the path as the user gave it, not an absolute one' {
+        $out = New-TestFolder
+        Push-Location $out
+        try {
+            New-Item -ItemType SymbolicLink -Path shared -Target $Shared | Out-Null
+            Import-LoraModel ./shared/models/stories260K/stories260K.bin | Add-LoraAdapter | Save-LoraAdapter -Path ./a | Out-Null
+            (Get-Content -Raw ./a/adapter_config.json | ConvertFrom-Json).base_model_name_or_path | Should -Be './shared/models/stories260K/stories260K.bin'
+        }
+        finally { Pop-Location; Remove-Item -Recurse -Force $out }
+    }
+}
+
 Describe 'Add-LoraAdapter' {
     It 'warns for each listed target that matches nothing' {
         $m = Import-LoraModel $StoriesPath

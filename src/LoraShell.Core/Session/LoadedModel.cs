@@ -34,6 +34,12 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     /// <summary>A ladder side network beside the model, when one is attached (trained or loaded).</summary>
     public LadderSideNetwork? SideNetwork { get; set; }
     public string SourcePath { get; }
+    /// <summary>
+    /// What adapters record as base_model_name_or_path, as PEFT does (the model's config._name_or_path):
+    /// config.json's <c>_name_or_path</c> when it is a hub id, else the path as the user gave it.
+    /// </summary>
+    public string NameOrPath { get => _nameOrPath ?? SourcePath; init => _nameOrPath = value; }
+    readonly string? _nameOrPath;
     /// <summary>"llama2.c" or "huggingface".</summary>
     public string Format { get; }
     public string Name => System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(SourcePath));

@@ -15,4 +15,9 @@ public sealed record ModelLoadOptions
     public Models.Quantization.BaseQuantization Quantization { get; init; }
     /// <summary>NF4 only: quantize the per-block statistics too.</summary>
     public bool DoubleQuant { get; init; }
+    /// <summary>
+    /// How the user named the model (the path as typed, relative or not), recorded in adapters as
+    /// base_model_name_or_path when the model's config.json names no hub id; default <see cref="Path"/>.
+    /// </summary>
+    public string? NameOrPath { get; init; }
 }

@@ -37,7 +37,9 @@ public static class ModelLoader
             if (tokenizer != null) CheckVocabulary(tokenizer, model.Config, full);
             if (device.type != DeviceType.CPU) model.to(device);
             model.eval();
-            return new LoadedModel(model, tokenizer, full, format);
+            string? hubId = model.Config.Source?["_name_or_path"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var id)
+                && id.Length > 0 && !System.IO.Path.IsPathRooted(id) && !id.StartsWith('.') ? id : null;
+            return new LoadedModel(model, tokenizer, full, format) { NameOrPath = hubId ?? options.NameOrPath ?? options.Path };
         }
         catch { model.Dispose(); throw; }
     }

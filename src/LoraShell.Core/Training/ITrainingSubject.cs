@@ -19,8 +19,10 @@ public interface ITrainingSubject
     LadderSideNetwork? SideNetwork { get; set; }
     /// <summary>A short name for results and messages.</summary>
     string Name { get; }
-    /// <summary>Where the model came from (becomes an adapter's base_model_name_or_path).</summary>
+    /// <summary>Where the model came from (full path).</summary>
     string SourcePath { get; }
+    /// <summary>What an adapter records as base_model_name_or_path: the model's hub id, or the path as the user gave it.</summary>
+    string NameOrPath { get; }
     /// <summary>Tokenizer files to copy beside a saved model, so the folder loads on its own.</summary>
     IEnumerable<string> TokenizerFiles { get; }
 }

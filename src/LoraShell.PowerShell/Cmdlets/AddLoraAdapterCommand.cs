@@ -97,7 +97,10 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
             try { result[key] = convert(value); }
             catch (Exception ex) when (ex is FormatException or InvalidCastException or OverflowException)
             {
-                throw Core.LoraShellException.InvalidArgument(parameter == nameof(RankPattern) ? "InvalidRankPattern" : "InvalidAlphaPattern", $"-{parameter} maps '{key}' to '{value}', which is not a {(typeof(T) == typeof(int) ? "whole number" : "number")}.", key);
+                string message = $"-{parameter} maps '{key}' to '{value}', which is not a {(typeof(T) == typeof(int) ? "whole number" : "number")}.";
+                throw parameter == nameof(RankPattern)
+                    ? Core.LoraShellException.InvalidArgument("InvalidRankPattern", message, key)
+                    : Core.LoraShellException.InvalidArgument("InvalidAlphaPattern", message, key);
             }
         }
         return result;
@@ -114,7 +117,7 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
             RankPattern = Pattern(RankPattern, nameof(RankPattern), v => checked((int)Convert.ToInt64(v, CultureInfo.InvariantCulture))),
             AlphaPattern = Pattern(AlphaPattern, nameof(AlphaPattern), v => Convert.ToDouble(v, CultureInfo.InvariantCulture)),
             LayersToTransform = LayersToTransform, ModulesToSave = ModulesToSave,
-            BaseModelNameOrPath = Model.Path,
+            BaseModelNameOrPath = Model.Loaded.NameOrPath,
         };
 
         lock (Model.Gate)

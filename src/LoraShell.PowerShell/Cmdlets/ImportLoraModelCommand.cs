@@ -77,6 +77,7 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
         var loaded = LoadedModel.Load(new ModelLoadOptions
         {
             Path = path,
+            NameOrPath = ParameterSetName == LiteralPathSet ? LiteralPath : Path,
             TokenizerPath = TokenizerPath is null ? null : ResolveLiteral(TokenizerPath),
             Device = Device,
             DType = DType,

@@ -81,7 +81,7 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
                 return $"'{t.Item1}' (r={info.Rank}, {info.ModulePaths.Count} modules, {info.TrainableParameters:N0} parameters){(t.Item2.Length > 0 ? $" in {t.Item2}/" : "")}";
             }));
             if (!ShouldProcess(root, $"Save LoRA adapter(s) {what} in PEFT format")) return;
-            foreach (var result in PeftAdapterFormat.SaveAll(set, targets, root, Force, Model.Path))
+            foreach (var result in PeftAdapterFormat.SaveAll(set, targets, root, Force, Model.Loaded.NameOrPath))
             {
                 foreach (var w in result.Warnings) WriteWarning(w);
                 WriteVerbose($"Saved adapter in '{result.Folder.FullName}': {result.TensorCount} tensors, {result.FileBytes:N0} bytes in {PeftAdapterFiles.WeightsFile}.");
