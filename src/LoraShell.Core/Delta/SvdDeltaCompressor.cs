@@ -26,8 +26,7 @@ public static class SvdDeltaCompressor
         using var baseCk = SafetensorsCheckpoint.Open(o.BasePath);
         using var ftCk = SafetensorsCheckpoint.Open(o.FineTunedPath);
         string output = Path.GetFullPath(o.OutputPath);
-        if (Directory.Exists(output) && !o.Overwrite)
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{output}' already exists. Use -Force to replace it, or choose another path.", output);
+        if (Directory.Exists(output)) AtomicFile.RefuseExisting(output, o.Overwrite);
 
         var onlyBase = baseCk.Names.Where(n => !ftCk.Contains(n)).OrderBy(n => n).ToList();
         var onlyFt = ftCk.Names.Where(n => !baseCk.Contains(n)).OrderBy(n => n).ToList();

@@ -61,14 +61,23 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>The one refusal of a used output path: an existing folder or file is replaced only when <paramref name="overwrite"/> is set.</summary>
+    public static void RefuseExisting(string path, bool overwrite)
+    {
+        if (overwrite) return;
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (Directory.Exists(full))
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{full}' already exists. Use -Force to replace it, or choose another path.", full);
+        if (File.Exists(full))
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "OutputPathExists", $"File '{full}' already exists. Use -Force to replace it, or choose another path.", full);
+    }
+
     static DirectoryInfo FillDirectory(string path, bool overwrite, Action<string> fill)
     {
         string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
         if (File.Exists(full))
             throw LoraShellException.InvalidArgument("OutputPathIsFile", $"Output path '{full}' is a file; expected a folder path.", full);
-        if (Directory.Exists(full) && !overwrite)
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "OutputPathExists",
-                $"Output folder '{full}' already exists. Use -Force to replace it, or choose another path.", full);
+        RefuseExisting(full, overwrite);
 
         string parent = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);

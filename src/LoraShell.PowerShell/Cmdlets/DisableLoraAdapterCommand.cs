@@ -21,19 +21,11 @@ namespace LoraShell.PowerShell;
     $m | Disable-LoraAdapter -PassThru | Enable-LoraAdapter -PassThru | Get-LoraAdapter
     """,
     "Off and on again.")]
-public sealed class DisableLoraAdapterCommand : LoraCmdlet
+public sealed class DisableLoraAdapterCommand : AdapterStateCmdlet
 {
-    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model whose adapters to turn off.")]
-    public LoraModel Model { get; set; } = null!;
-
-    [Parameter(HelpMessage = "Write the model to the pipeline afterwards (by default nothing is written).")]
-    public SwitchParameter PassThru { get; set; }
-
     protected override void Process()
     {
-        if (ShouldProcess(Model.Name, "Turn the adapters off (merged ones are unmerged first)"))
-            lock (Model.Gate) Model.Loaded.Adapters.Disable();
-        if (PassThru) WriteObject(Model);
+        Change("Turn the adapters off (merged ones are unmerged first)", Model.Loaded.Adapters.Disable);
     }
 }
 
@@ -62,18 +54,10 @@ public sealed class DisableLoraAdapterCommand : LoraCmdlet
     Output = """
     2.3282 without the adapter, 4.0590 with it
     """)]
-public sealed class EnableLoraAdapterCommand : LoraCmdlet
+public sealed class EnableLoraAdapterCommand : AdapterStateCmdlet
 {
-    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model whose adapters to turn back on.")]
-    public LoraModel Model { get; set; } = null!;
-
-    [Parameter(HelpMessage = "Write the model to the pipeline afterwards (by default nothing is written).")]
-    public SwitchParameter PassThru { get; set; }
-
     protected override void Process()
     {
-        if (ShouldProcess(Model.Name, "Turn the active adapters back on"))
-            lock (Model.Gate) Model.Loaded.Adapters.Enable();
-        if (PassThru) WriteObject(Model);
+        Change("Turn the active adapters back on", Model.Loaded.Adapters.Enable);
     }
 }

@@ -21,27 +21,21 @@ namespace LoraShell.PowerShell;
     $m | Remove-LoraAdapter -Name default -WhatIf
     """,
     "Shows what would be removed.")]
-public sealed class RemoveLoraAdapterCommand : LoraCmdlet
+public sealed class RemoveLoraAdapterCommand : AdapterStateCmdlet
 {
-    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model holding the adapter.")]
-    public LoraModel Model { get; set; } = null!;
-
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, HelpMessage = "Adapter name(s) to delete; bound from the Name of adapters piped from Get-LoraAdapter.")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
-
-    [Parameter(HelpMessage = "Write the model to the pipeline afterwards (by default nothing is written).")]
-    public SwitchParameter PassThru { get; set; }
 
     protected override void Process()
     {
         // -Name binds from the Name of piped adapters; a piped model's own Name is not one.
         if (!MyInvocation.BoundParameters.ContainsKey(nameof(Name)) || (Name is [var only] && only == Model.Name && !Model.Loaded.Adapters.Contains(only)))
             Fail(Core.LoraErrorKind.InvalidArgument, "AdapterNameRequired", $"Name the adapter(s) to remove with -Name, or pipe them from Get-LoraAdapter. Adapters of '{Model.Name}': {(Model.Adapters.Length == 0 ? "(none)" : string.Join(", ", Model.Adapters))}.", Model.Name);
-        lock (Model.Gate)
-            foreach (var n in Name)
-                if (ShouldProcess(Model.Name, $"Remove LoRA adapter '{n}'")) Model.Loaded.Adapters.Delete(n);
-        if (PassThru) WriteObject(Model);
+        Change($"Remove LoRA adapter(s) {string.Join(", ", Name.Select(n => $"'{n}'"))}", () =>
+        {
+            foreach (var n in Name) Model.Loaded.Adapters.Delete(n);
+        });
     }
 }

@@ -31,27 +31,19 @@ namespace LoraShell.PowerShell;
         Get-LoraAdapter
     """,
     "Both adapters active at once.")]
-public sealed class SetLoraAdapterCommand : LoraCmdlet
+public sealed class SetLoraAdapterCommand : AdapterStateCmdlet
 {
-    [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model holding the adapters.")]
-    public LoraModel Model { get; set; } = null!;
-
     [Parameter(Mandatory = true, Position = 0, HelpMessage = "Adapter name(s) to make active.")]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string[] Name { get; set; } = Array.Empty<string>();
 
-    [Parameter(HelpMessage = "Write the model to the pipeline afterwards (by default nothing is written).")]
-    public SwitchParameter PassThru { get; set; }
-
     protected override void Process()
     {
-        if (ShouldProcess(Model.Name, $"Make adapter(s) {string.Join(", ", Name)} the active ones"))
-            lock (Model.Gate)
-            {
-                Model.Loaded.Adapters.SetActive(Name);
-                Model.Loaded.Adapters.MarkTrainable(Name[0]);
-            }
-        if (PassThru) WriteObject(Model);
+        Change($"Make adapter(s) {string.Join(", ", Name)} the active ones", () =>
+        {
+            Model.Loaded.Adapters.SetActive(Name);
+            Model.Loaded.Adapters.MarkTrainable(Name[0]);
+        });
     }
 }

@@ -78,14 +78,7 @@ public abstract class LoraCmdlet : PSCmdlet
     /// Checked before ShouldProcess, so that -WhatIf and a real run fail alike: an existing output
     /// file or folder is replaced only with -Force.
     /// </summary>
-    protected void RefuseExisting(string path, bool force)
-    {
-        if (force) return;
-        if (Directory.Exists(path))
-            Fail(LoraErrorKind.InvalidOperation, "OutputPathExists", $"Output folder '{path}' already exists. Use -Force to replace it, or choose another path.", path);
-        if (File.Exists(path))
-            Fail(LoraErrorKind.InvalidOperation, "OutputPathExists", $"File '{path}' already exists. Use -Force to replace it, or choose another path.", path);
-    }
+    protected static void RefuseExisting(string path, bool force) => Core.IO.AtomicFile.RefuseExisting(path, force);
 
     /// <summary>A path as the user typed it, resolved against the current PowerShell location (no wildcards).</summary>
     /// <summary>
