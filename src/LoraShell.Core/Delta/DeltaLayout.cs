@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using LoraShell.Core.Models;
 using LoraShell.Core.Models.Families;
 
@@ -7,11 +6,10 @@ namespace LoraShell.Core.Delta;
 /// <summary>
 /// How a checkpoint's tensors map to PEFT module paths, and which matrices are stored [in, out]
 /// (GPT-2's Conv1D, PEFT's fan_in_fan_out): from the family in the base's config.json when there is
-/// one, else from GPT-2's Conv1D names.
+/// one, else from GPT-2's, the one family stored that way; the names come from the family's layout.
 /// </summary>
 internal sealed class DeltaLayout
 {
-    static readonly Regex Conv1DNames = new(@"(^|\.)(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$", RegexOptions.CultureInvariant);
     readonly ModelConfig? _config;
 
     DeltaLayout(ModelConfig? config) => _config = config;
@@ -45,5 +43,10 @@ internal sealed class DeltaLayout
 
     /// <summary>Whether the matrix is stored [in, out] and its delta must be transposed into PEFT's [out, in] orientation.</summary>
     public bool FanInFanOut(string tensorName)
-        => _config is { } c ? c.Family.Layout.Storage == ProjectionStorage.Conv1D && Conv1DNames.IsMatch(tensorName) : Conv1DNames.IsMatch(tensorName);
+    {
+        var l = (_config?.Family ?? ModelFamilies.Get("gpt2")).Layout;
+        if (l.Storage != ProjectionStorage.Conv1D) return false;
+        var weights = l.AttentionProjections.Select(p => $"{l.Attention}.{p.Name}.weight").Concat(l.FeedForwardProjections.Select(p => $"{l.FeedForward}.{p.Name}.weight"));
+        return weights.Any(w => tensorName == w || tensorName.EndsWith("." + w, StringComparison.Ordinal));
+    }
 }

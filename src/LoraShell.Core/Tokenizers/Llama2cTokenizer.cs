@@ -54,7 +54,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         var charAt = new int[utf8.Length + 1];
         for (int c = 0, b = 0; c < text.Length; c++)
         {
-            bool pair = char.IsHighSurrogate(text[c]) && c + 1 < text.Length && char.IsLowSurrogate(text[c + 1]);
+            bool pair = HuggingFace.Text.UnicodeProps.CharLength(text, c) == 2;
             int n = pair ? 4 : Encoding.UTF8.GetByteCount(text.AsSpan(c, 1));
             for (int k = 0; k < n; k++) charAt[b++] = c;
             if (pair) c++;
@@ -67,7 +67,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             int first = Math.Clamp(at, 0, utf8.Length), last = Math.Clamp(at + length, 0, utf8.Length);
             int start = charAt[first], end = charAt[last];
             // A token that is only part of a character (byte fallback) covers the whole character.
-            if (end <= start && last > first) end = start + (char.IsHighSurrogate(text[start]) ? 2 : 1);
+            if (end <= start && last > first) end = start + HuggingFace.Text.UnicodeProps.CharLength(text, start);
             result.Add(new TokenSpan(id, Latin1(_pieces[id]), start, end, false));
             at += length;
         }

@@ -44,7 +44,7 @@ internal static class PyString
         for (int i = 0; i < s.Length; i++)
         {
             char c = s[i];
-            if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+            if (HuggingFace.Text.UnicodeProps.CharLength(s, i) == 2)
             {
                 cps.Add(char.ConvertToUtf32(c, s[i + 1]));
                 i++;

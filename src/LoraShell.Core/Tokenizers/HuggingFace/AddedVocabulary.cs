@@ -117,8 +117,7 @@ internal sealed class AddedVocabulary
                 int newStart = start;
                 while (newStart > 0)
                 {
-                    int prev = newStart - 1;
-                    if (char.IsLowSurrogate(sentence[prev]) && prev > 0 && char.IsHighSurrogate(sentence[prev - 1])) prev--;
+                    int prev = UnicodeProps.CharStart(sentence, newStart - 1);
                     if (!UnicodeProps.IsWhiteSpace(UnicodeProps.CodePointAt(sentence, prev, out _))) break;
                     newStart = prev;
                 }
@@ -142,8 +141,7 @@ internal sealed class AddedVocabulary
 
     private static bool EndsWithWord(string s, int end)
     {
-        int prev = end - 1;
-        if (char.IsLowSurrogate(s[prev]) && prev > 0 && char.IsHighSurrogate(s[prev - 1])) prev--;
+        int prev = UnicodeProps.CharStart(s, end - 1);
         return UnicodeProps.IsWordChar(UnicodeProps.CodePointAt(s, prev, out _));
     }
 

@@ -33,8 +33,7 @@ internal static class OffsetTrimmer
             int trailing = 0;
             for (int k = token.Length; k > 0;)
             {
-                int at = k - 1;
-                if (char.IsLowSurrogate(token[at]) && at > 0 && char.IsHighSurrogate(token[at - 1])) at--;
+                int at = UnicodeProps.CharStart(token, k - 1);
                 int cp = UnicodeProps.CodePointAt(token, at, out _);
                 if (cp != SpaceChar && !UnicodeProps.IsWhiteSpace(cp)) break;
                 trailing++;
@@ -70,7 +69,7 @@ internal static class OffsetTrimmer
         for (int k = 0; k < count && pos > 0; k++)
         {
             pos--;
-            if (pos > 0 && pos < text.Length && char.IsLowSurrogate(text[pos]) && char.IsHighSurrogate(text[pos - 1])) pos--;
+            if (pos < text.Length) pos = UnicodeProps.CharStart(text, pos);
         }
         return pos;
     }

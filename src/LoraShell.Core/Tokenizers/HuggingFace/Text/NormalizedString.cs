@@ -64,9 +64,9 @@ internal sealed class NormalizedString
         }
         string o = _original;
         int p = OriginalShift + unit;
-        if (char.IsLowSurrogate(o[p]) && p > 0 && char.IsHighSurrogate(o[p - 1])) p--;
+        p = UnicodeProps.CharStart(o, p);
         start = p;
-        end = p + (char.IsHighSurrogate(o[p]) && p + 1 < o.Length && char.IsLowSurrogate(o[p + 1]) ? 2 : 1);
+        end = p + UnicodeProps.CharLength(o, p);
     }
 
     /// <summary>
@@ -215,8 +215,7 @@ internal sealed class NormalizedString
         }
     }
 
-    internal static int CharLength(string s, int i) =>
-        char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]) ? 2 : 1;
+    internal static int CharLength(string s, int i) => UnicodeProps.CharLength(s, i);
 
     // ---------------------------------------------------------------------------------------------------------
     // The NormalizedString operations the normalizers and pre-tokenizers use, each mirroring the crate's method.
@@ -245,8 +244,7 @@ internal sealed class NormalizedString
     public void Append(string s)
     {
         if (_normalized.Length == 0 || s.Length == 0) return;
-        int lastStart = _normalized.Length - 1;
-        if (char.IsLowSurrogate(_normalized[lastStart]) && lastStart > 0 && char.IsHighSurrogate(_normalized[lastStart - 1])) lastStart--;
+        int lastStart = UnicodeProps.CharStart(_normalized, _normalized.Length - 1);
         int last = UnicodeProps.CodePointAt(_normalized, lastStart, out _);
         var dest = new ChangeBuffer(s.Length + 1);
         dest.Add(last, 0);

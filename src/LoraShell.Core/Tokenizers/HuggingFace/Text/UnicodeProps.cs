@@ -103,17 +103,17 @@ internal static class UnicodeProps
         return Rune.ToLowerInvariant(new Rune(cp)).Value;
     }
 
+    /// <summary>UTF-16 units of the character starting at <paramref name="i"/>: 2 for a surrogate pair, else 1 (a lone surrogate counts alone).</summary>
+    public static int CharLength(string s, int i) => char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]) ? 2 : 1;
+
+    /// <summary>The start of the character that unit <paramref name="i"/> belongs to: one back from the low half of a surrogate pair.</summary>
+    public static int CharStart(string s, int i) => i > 0 && char.IsLowSurrogate(s[i]) && char.IsHighSurrogate(s[i - 1]) ? i - 1 : i;
+
     /// <summary>Code point at <paramref name="i"/>; a lone surrogate is returned as itself.</summary>
     public static int CodePointAt(string s, int i, out int length)
     {
-        char c = s[i];
-        if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
-        {
-            length = 2;
-            return char.ConvertToUtf32(c, s[i + 1]);
-        }
-        length = 1;
-        return c;
+        length = CharLength(s, i);
+        return length == 2 ? char.ConvertToUtf32(s[i], s[i + 1]) : s[i];
     }
 
     public static int CodePointAt(ReadOnlySpan<char> s, int i, out int length)
