@@ -13,13 +13,14 @@ public class LayeringTests
     // Lower numbers sit lower. Folders of one layer do not use each other.
     static readonly Dictionary<string, int> Plan = new(StringComparer.Ordinal)
     {
-        ["(root)"] = 0, ["IO"] = 0, ["Tokenizers"] = 0,
-        ["Models"] = 1,
-        ["Lora"] = 2, ["SideTuning"] = 2,
-        ["Training"] = 3, ["Delta"] = 3, ["Inference"] = 3, ["Export"] = 3,
-        ["Memory"] = 4,
-        ["Session"] = 5,
-        ["Experiments"] = 6,
+        ["(root)"] = 0, ["IO"] = 0, ["Templates"] = 0,
+        ["Tokenizers"] = 1,
+        ["Models"] = 2,
+        ["Lora"] = 3, ["SideTuning"] = 3,
+        ["Training"] = 4, ["Delta"] = 4, ["Inference"] = 4, ["Export"] = 4,
+        ["Memory"] = 5,
+        ["Session"] = 6,
+        ["Experiments"] = 7,
     };
 
     static string CoreFolder => Path.Combine(RepositoryRoot(), "src", "LoraShell.Core");

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LoraShell.Core.Tokenizers.Chat;
+using LoraShell.Core.Templates;
 
 namespace LoraShell.Core.Tokenizers;
 

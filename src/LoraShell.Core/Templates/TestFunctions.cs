@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Jinja's built-in tests (<c>value is name</c>).</summary>
 internal static class TestFunctions

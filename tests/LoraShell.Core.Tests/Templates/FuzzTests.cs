@@ -1,7 +1,7 @@
-using LoraShell.Core.Tokenizers.Chat;
+using LoraShell.Core.Templates;
 using System.Text.Json;
 
-namespace LoraShell.Core.Tests.Chat;
+namespace LoraShell.Core.Tests.Templates;
 
 /// <summary>Replays fixtures/fuzz-cases.json: seeded random conversations through every real template.</summary>
 public sealed class FuzzTests

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Jinja's built-in filters (the subset chat templates use) plus transformers' tojson.</summary>
 internal static class Filters

@@ -1,7 +1,7 @@
-using LoraShell.Core.Tokenizers.Chat;
+using LoraShell.Core.Templates;
 using System.Text.Json;
 
-namespace LoraShell.Core.Tests.Chat;
+namespace LoraShell.Core.Tests.Templates;
 
 /// <summary>
 /// Renders every case of fixtures/chat-templates.json (real chat templates and construct probes) and

@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Recursive-descent parser following Jinja2's grammar and operator precedence.</summary>
 internal sealed class Parser

@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Python slice.indices(): which positions a slice selects, including negative steps.</summary>
 internal static class PySlice

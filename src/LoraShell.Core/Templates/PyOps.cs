@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Python semantics for the operations templates perform on values.</summary>
 internal static class PyOps

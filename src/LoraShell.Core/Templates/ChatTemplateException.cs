@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>What went wrong while parsing or rendering a chat template.</summary>
 public enum ChatTemplateErrorKind

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>
 /// Python's json.dumps as transformers calls it from its tojson filter

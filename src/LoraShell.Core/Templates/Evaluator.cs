@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>
 /// Variable scope. For-loop iterations (and a loop's else block) get a fresh child scope, so a

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Python's datetime.strftime for the directives chat templates use, in the C locale.</summary>
 internal static class Strftime

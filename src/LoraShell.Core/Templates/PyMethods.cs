@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>
 /// Attribute lookup (<c>value.name</c>) with Jinja's sandbox rules, and the Python methods templates call

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 internal enum TokenKind
 {

@@ -1,6 +1,6 @@
-using LoraShell.Core.Tokenizers.Chat;
+using LoraShell.Core.Templates;
 
-namespace LoraShell.Core.Tests.Chat;
+namespace LoraShell.Core.Tests.Templates;
 
 /// <summary>Constructs outside the implemented subset must fail loudly, naming the construct and its position.</summary>
 public sealed class UnsupportedConstructTests

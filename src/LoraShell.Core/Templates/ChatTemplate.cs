@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Options for <see cref="ChatTemplate.Render(IReadOnlyDictionary{string, object?}, ChatTemplateRenderOptions?)"/>.</summary>
 public sealed class ChatTemplateRenderOptions

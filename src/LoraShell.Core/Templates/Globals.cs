@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>
 /// Names available to every template: Jinja's default globals plus the two transformers adds

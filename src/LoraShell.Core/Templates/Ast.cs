@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 // Syntax tree produced by Parser and walked by Evaluator. Every node keeps its template position so
 // runtime errors can point at the exact spot.

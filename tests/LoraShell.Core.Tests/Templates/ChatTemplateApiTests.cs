@@ -1,7 +1,7 @@
-using LoraShell.Core.Tokenizers.Chat;
+using LoraShell.Core.Templates;
 using System.Text.Json.Nodes;
 
-namespace LoraShell.Core.Tests.Chat;
+namespace LoraShell.Core.Tests.Templates;
 
 public sealed class ChatTemplateApiTests
 {

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>
 /// Python str semantics on .NET strings. Python indexes strings by code point while .NET uses UTF-16
@@ -44,7 +44,7 @@ internal static class PyString
         for (int i = 0; i < s.Length; i++)
         {
             char c = s[i];
-            if (HuggingFace.Text.UnicodeProps.CharLength(s, i) == 2)
+            if (char.IsSurrogatePair(s, i))
             {
                 cps.Add(char.ConvertToUtf32(c, s[i + 1]));
                 i++;

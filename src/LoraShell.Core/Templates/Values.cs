@@ -1,4 +1,4 @@
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 // Runtime values mirror the Python objects a chat template sees:
 //   null -> None, bool, long -> int, double -> float, string -> str, List<object?> -> list,

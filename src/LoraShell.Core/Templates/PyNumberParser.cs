@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace LoraShell.Core.Tokenizers.Chat;
+namespace LoraShell.Core.Templates;
 
 /// <summary>Python's int()/float() string grammar (ASCII digits; underscores between digits).</summary>
 internal static class PyNumberParser
