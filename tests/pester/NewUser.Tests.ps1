@@ -137,3 +137,15 @@ Describe 'Errors that follow PowerShell' {
         { Import-LoraModel $StoriesPath | Add-LoraAdapter -Rank 0 -ErrorAction SilentlyContinue } | Should -Throw
     }
 }
+
+Describe 'A seed covers the whole run' {
+    It 'Add-LoraAdapter | Start-LoraTraining -Seed reproduces to the last bit' {
+        $data = Join-Path $Shared 'data/tinyshakespeare/input.txt'
+        $runs = 1..2 | ForEach-Object {
+            , (Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules all-linear |
+                Start-LoraTraining -DataPath $data -MaxSteps 4 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 2 -Seed 3).Losses
+        }
+        $runs[0].Count | Should -Be 4
+        $runs[0] | Should -Be $runs[1]
+    }
+}

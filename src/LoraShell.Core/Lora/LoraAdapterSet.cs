@@ -71,6 +71,9 @@ public sealed class LoraAdapterSet
                 $"PiSSA moves the principal part of each weight into the adapter and leaves the residual as the base, but this base is stored {_model.Format.Quantization}: " +
                 "the residual would have to be quantized again (more rounding than the base had). Use the default initialization on a quantized base, or import it without -Quantization for PiSSA.", config.Init);
         if (seed is long s) manual_seed(s);
+        // Without a seed the factors come from wherever the global generator stands: not reproducible, so a
+        // training run re-draws them from its own seed before the first step (PiSSA draws nothing).
+        if (seed is null && config.Init != LoraInit.Pissa) _unseeded.Add(name); else _unseeded.Remove(name);
         var slots = _model.LinearSlots().ToDictionary(x => x.Path);
         foreach (var item in plan)
         {
@@ -134,6 +137,23 @@ public sealed class LoraAdapterSet
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = false;
     }
 
+    readonly HashSet<string> _unseeded = new(StringComparer.Ordinal);
+
+    /// <summary>Whether the adapter's factors were drawn without a seed and have not been trained or loaded since.</summary>
+    public bool HasUnseededInitialization(string name) => _unseeded.Contains(name);
+
+    /// <summary>The adapter's factors are data now (trained, or read from a file): never to be re-drawn.</summary>
+    public void KeepInitialization(string name) => _unseeded.Remove(name);
+
+    /// <summary>Draws the adapter's factors again from <paramref name="seed"/>, exactly as <see cref="Add"/> with that seed would have.</summary>
+    public void Reinitialize(string name, long seed)
+    {
+        var config = ConfigOf(name);
+        manual_seed(seed);
+        foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.ResetAdapter(name, config.Init);
+        _unseeded.Remove(name);
+    }
+
     public void Delete(string name)
     {
         if (!_configs.ContainsKey(name)) throw NotFound(name);
@@ -142,6 +162,7 @@ public sealed class LoraAdapterSet
         foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.DeleteAdapter(name);
         _order.Remove(name);
         _configs.Remove(name);
+        _unseeded.Remove(name);
         ActiveNames = ActiveNames.Where(n => n != name).ToList();
     }
 

@@ -170,6 +170,18 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
     }
 
     /// <summary>
+    /// Draws an adapter's factors again as <see cref="AddAdapter"/> drew them (same rank, scaling, dropout and
+    /// the same random draws in the same order), so a seeded reset equals a seeded add.
+    /// </summary>
+    public void ResetAdapter(string name, LoraInit init)
+    {
+        int rank = Rank(name);
+        var (scaling, dropout) = _settings[name];
+        DeleteAdapter(name);
+        AddAdapter(name, rank, scaling, dropout, init);
+    }
+
+    /// <summary>
     /// PEFT's unload: the base layer as it computes now (with whatever is merged into it), every adapter's
     /// factors freed. The wrapper is not usable afterwards; its host takes the returned layer back.
     /// </summary>

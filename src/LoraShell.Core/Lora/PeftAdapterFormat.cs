@@ -131,6 +131,7 @@ public static class PeftAdapterFormat
         CheckKeys(dir, file, expected, plan, name);
 
         set.Add(name, loadConfig);
+        set.KeepInitialization(name);
         CopyInto(set, name, file, dir);
         return config;
     }

@@ -28,6 +28,14 @@ internal sealed class LoraTuner : Tuner
         if (!Adapters.Contains(name)) throw LoraShellException.NotFound("AdapterNotFound", $"The model has no adapter named '{name}'.", name);
         if (Adapters.MergedNames.Contains(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterMerged", $"Adapter '{name}' is merged into the base weights; unmerge it before training it.", name);
+        if (Adapters.HasUnseededInitialization(name))
+        {
+            // Add-LoraAdapter without -Seed, then a seeded run: the seed covers the whole run, the adapter's
+            // start included, as it does when training adds the adapter itself.
+            Adapters.Reinitialize(name, o.Seed);
+            log?.Invoke($"Adapter '{name}' was initialised without a seed and not trained yet; its factors were drawn again from the run's seed {o.Seed}, so the run reproduces. Add-LoraAdapter -Seed fixes them there instead.");
+        }
+        Adapters.KeepInitialization(name);
         Adapters.Enable();
         Adapters.SetActive(name);
         Adapters.MarkTrainable(name);
@@ -37,7 +45,7 @@ internal sealed class LoraTuner : Tuner
     public override string FingerprintExtra => Adapters.ConfigOf(_adapter!).ToJson();
 
     public override TrainedArtifacts SaveFinal(string output)
-        => new(AdapterPath: PeftAdapterFormat.Save(Adapters, _adapter!, Path.Combine(output, Trainer.AdapterFolder), overwrite: true, Subject.SourcePath).Folder.FullName);
+        => new(AdapterPath: PeftAdapterFormat.Save(Adapters, _adapter!, Path.Combine(output, Trainer.AdapterFolder), overwrite: true, Subject.NameOrPath).Folder.FullName);
 
     public override void WriteCheckpoint(string folder)
     {
