@@ -17,6 +17,12 @@ public enum ChatTemplateErrorKind
 
     /// <summary>The template itself called <c>raise_exception(message)</c>.</summary>
     Raised,
+
+    /// <summary>
+    /// Rendering ran past its budget (statements and loop iterations, output size, time): a template
+    /// comes with a downloaded model and runs in the user's session, so it is bounded like untrusted code.
+    /// </summary>
+    Budget,
 }
 
 /// <summary>Error raised while parsing or rendering a chat template; carries the template position.</summary>
@@ -54,6 +60,7 @@ public sealed class ChatTemplateException : Exception
         {
             ChatTemplateErrorKind.Unsupported => $"Unsupported chat template construct {construct ?? "?"}{where}: {detail}",
             ChatTemplateErrorKind.Raised => $"Chat template raised an exception{where}: {detail}",
+            ChatTemplateErrorKind.Budget => $"Chat template stopped{where}: it ran past its budget ({detail})",
             ChatTemplateErrorKind.Syntax when construct is not null => $"Chat template syntax error in {construct}{where}: {detail}",
             ChatTemplateErrorKind.Syntax => $"Chat template syntax error{where}: {detail}",
             _ => $"Chat template error{where}: {detail}",
@@ -76,6 +83,7 @@ internal sealed class JinjaError : Exception
     public ChatTemplateErrorKind Kind { get; }
     public string? Construct { get; }
 
+    public static JinjaError Budget(string message) => new(ChatTemplateErrorKind.Budget, message);
     public static JinjaError Type(string message) => new(ChatTemplateErrorKind.Runtime, "TypeError: " + message);
     public static JinjaError Value(string message) => new(ChatTemplateErrorKind.Runtime, "ValueError: " + message);
     public static JinjaError Undefined(string message) => new(ChatTemplateErrorKind.Runtime, "UndefinedError: " + message);

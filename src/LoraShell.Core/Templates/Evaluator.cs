@@ -44,7 +44,28 @@ internal sealed class Evaluator
 
     private readonly Globals _globals;
 
+    /// <summary>Statements executed plus loop iterations a rendering may take (a real chat template takes thousands).</summary>
+    public const long MaxSteps = 5_000_000;
+    /// <summary>Characters the output, or any string built with ~, may reach.</summary>
+    public const int MaxChars = 8 << 20;
+    public static readonly TimeSpan MaxTime = TimeSpan.FromSeconds(10);
+
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+    private long _steps;
+
     public Evaluator(Globals globals) => _globals = globals;
+
+    /// <summary>Counts a statement or loop iteration against the budget; the clock is read every 4,096.</summary>
+    private void Tick()
+    {
+        if (++_steps > MaxSteps) throw JinjaError.Budget($"more than {MaxSteps:N0} statements and loop iterations");
+        if ((_steps & 4095) == 0 && _clock.Elapsed > MaxTime) throw JinjaError.Budget($"more than {MaxTime.TotalSeconds:N0} s of rendering");
+    }
+
+    private static void CheckLength(StringBuilder text)
+    {
+        if (text.Length > MaxChars) throw JinjaError.Budget($"a text of more than {MaxChars:N0} characters");
+    }
 
     public string Render(List<Stmt> body, Scope root)
     {
@@ -86,16 +107,19 @@ internal sealed class Evaluator
 
     private Flow ExecStatement(Stmt stmt, Scope scope, StringBuilder output)
     {
+        Tick();
         switch (stmt)
         {
             case TextStmt text:
                 output.Append(text.Text);
+                CheckLength(output);
                 return Flow.Normal;
             case OutputStmt o:
                 object? value = Eval(o.Value, scope);
                 try
                 {
                     output.Append(PyOps.Str(value));
+                    CheckLength(output);
                 }
                 catch (JinjaError error)
                 {
@@ -159,6 +183,7 @@ internal sealed class Evaluator
             var kept = new List<object?>();
             foreach (object? item in items)
             {
+                Tick();
                 var filterScope = new Scope(scope);
                 Assign(f.Target, item, filterScope);
                 if (Truthy(f.Filter, filterScope))
@@ -183,6 +208,7 @@ internal sealed class Evaluator
         var loop = new LoopContext(items);
         for (int i = 0; i < items.Count; i++)
         {
+            Tick();
             loop.Index0 = i;
             var iterationScope = new Scope(scope);
             Assign(f.Target, items[i], iterationScope);
@@ -303,6 +329,7 @@ internal sealed class Evaluator
                 foreach (Expr part in c.Items)
                 {
                     sb.Append(PyOps.Str(Eval(part, scope)));
+                    CheckLength(sb);
                 }
 
                 return sb.ToString();

@@ -91,6 +91,11 @@ public sealed class ChatFormat
         {
             throw LoraShellException.InvalidData("ChatTemplateRefused", $"The chat template refused the conversation: {e.Detail}", Source);
         }
+        catch (ChatTemplateException e) when (e.Kind == ChatTemplateErrorKind.Budget)
+        {
+            throw LoraShellException.InvalidData("ChatTemplateTooExpensive",
+                $"The chat template in '{Source}' was stopped: {e.Message}. A template comes with the model and runs in your session, so its rendering is bounded; this one loops or grows far beyond what a chat prompt needs.", Source);
+        }
         catch (ChatTemplateException e)
         {
             throw LoraShellException.InvalidData("ChatTemplateFailed", $"The chat template in '{Source}' could not render the conversation: {e.Message}", Source);
