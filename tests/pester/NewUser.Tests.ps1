@@ -149,3 +149,17 @@ Describe 'A seed covers the whole run' {
         $runs[0] | Should -Be $runs[1]
     }
 }
+
+Describe 'Messages as datasets write them' {
+    BeforeAll { $script:Qwen = Join-Path $Shared 'tokenizers/qwen3' }
+    It 'joins text parts and refuses other parts, objects and a missing content by name, never printing a .NET type' {
+        $parts = ConvertTo-LoraChatPrompt -TokenizerPath $Qwen -Messages @{ role = 'user'; content = @(@{ type = 'text'; text = 'Hello' }, @{ type = 'text'; text = ', world' }) }
+        $parts | Should -Match 'user\nHello, world<\|im_end\|>'
+        $parts | Should -Not -Match 'System\.'
+        (Get-ThrownError { ConvertTo-LoraChatPrompt -TokenizerPath $Qwen -Messages @{ role = 'user'; content = @(@{ type = 'image'; image = 'cat.png' }) } }).FullyQualifiedErrorId | Should -BeLike 'UnsupportedContentPart,*'
+        (Get-ThrownError { ConvertTo-LoraChatPrompt -TokenizerPath $Qwen -Messages @{ role = 'user'; content = @{ text = 'hi' } } }).FullyQualifiedErrorId | Should -BeLike 'InvalidChatMessage,*'
+        $e = Get-ThrownError { ConvertTo-LoraChatPrompt -TokenizerPath $Qwen -Messages @{ role = 'user'; contnet = 'hi' } }
+        $e.FullyQualifiedErrorId | Should -BeLike 'InvalidChatMessage,*'
+        $e.Exception.Message | Should -Match 'contnet'
+    }
+}

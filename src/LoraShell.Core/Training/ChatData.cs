@@ -41,12 +41,24 @@ public static class ChatData
             string r = role.GetString()!;
             if (!ChatMessage.Roles.Contains(r))
                 throw LoraShellException.InvalidData("UnknownChatRole", $"{where}: message {i} has role '{r}'; roles are {string.Join(", ", ChatMessage.Roles)}.", where);
-            string content = m.TryGetProperty("content", out var c) ? c.ValueKind switch
+            string content;
+            if (!m.TryGetProperty("content", out var c))
+            {
+                // An assistant turn that only calls tools has no content; anything else without it is a typo.
+                if (!m.TryGetProperty("tool_calls", out _))
+                    throw Bad($"message {i} has no \"content\" (its fields: {string.Join(", ", m.EnumerateObject().Select(p => p.Name))})");
+                content = "";
+            }
+            else content = c.ValueKind switch
             {
                 JsonValueKind.String => c.GetString()!,
                 JsonValueKind.Null => "",
-                _ => throw Bad($"message {i}'s \"content\" should be a string"),
-            } : "";
+                JsonValueKind.Array => ChatMessage.JoinTextParts(c.EnumerateArray().Select(p => p.ValueKind == JsonValueKind.Object
+                    ? ((string?)(p.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null),
+                       (string?)(p.TryGetProperty("text", out var x) && x.ValueKind == JsonValueKind.String ? x.GetString() : null))
+                    : (null, null)), $"{where}: message {i}"),
+                _ => throw Bad($"message {i}'s \"content\" should be a string or a list of {{\"type\": \"text\", \"text\": …}} parts"),
+            };
             var extra = m.EnumerateObject().Where(p => p.Name is not ("role" or "content"))
                 .ToDictionary(p => p.Name, p => (object?)p.Value.Clone(), StringComparer.Ordinal);
             list.Add(new ChatMessage(r, content, extra.Count > 0 ? extra : null));

@@ -21,13 +21,27 @@ static class ChatMessages
             i++;
             if (Plain(item) is not Dictionary<string, object?> fields)
                 throw LoraShellException.InvalidArgument("InvalidChatMessage", $"Message {i} is not a role/content object: give hashtables such as @{{ role = 'user'; content = 'Hi' }}.", item);
-            string? Field(string name) => fields.FirstOrDefault(f => string.Equals(f.Key, name, StringComparison.OrdinalIgnoreCase)).Value?.ToString();
+            object? Value(string name) => fields.FirstOrDefault(f => string.Equals(f.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
+            bool Has(string name) => fields.Keys.Any(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase));
+            string? Field(string name) => Value(name)?.ToString();
             string role = Field("role") ?? throw LoraShellException.InvalidArgument("InvalidChatMessage", $"Message {i} has no role.", item);
             if (!ChatMessage.Roles.Contains(role))
                 throw LoraShellException.InvalidArgument("UnknownMessageRole", $"Message {i} has role '{role}'; roles are {string.Join(", ", ChatMessage.Roles)}.", role);
             var extra = fields.Where(f => !f.Key.Equals("role", StringComparison.OrdinalIgnoreCase) && !f.Key.Equals("content", StringComparison.OrdinalIgnoreCase))
                 .ToDictionary(f => f.Key, f => f.Value, StringComparer.Ordinal);
-            messages.Add(new ChatMessage(role, Field("content") ?? "", extra.Count > 0 ? extra : null));
+            if (!Has("content") && !Has("tool_calls"))
+                throw LoraShellException.InvalidArgument("InvalidChatMessage", $"Message {i} has no content (its keys: {string.Join(", ", fields.Keys)}).", item);
+            string content = Value("content") switch
+            {
+                null => "",
+                string s => s,
+                List<object?> parts => ChatMessage.JoinTextParts(parts.Select(p => p is Dictionary<string, object?> d
+                    ? (d.GetValueOrDefault("type") as string, d.GetValueOrDefault("text") as string) : ((string?)null, (string?)null)), $"Message {i}"),
+                Dictionary<string, object?> => throw LoraShellException.InvalidArgument("InvalidChatMessage",
+                    $"Message {i}'s content is an object; give a string or a list of @{{ type = 'text'; text = '…' }} parts.", item),
+                var other => Convert.ToString(other, System.Globalization.CultureInfo.InvariantCulture) ?? "",
+            };
+            messages.Add(new ChatMessage(role, content, extra.Count > 0 ? extra : null));
         }
         if (messages.Count == 0) throw LoraShellException.InvalidArgument("NoChatMessages", "-Messages is empty.");
         return messages;

@@ -84,12 +84,24 @@ public class ChatTrainingTests
     [InlineData("""{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}""", "UnknownChatRole", "role 'robot'")]
     [InlineData("""{"messages": [{"content": "hi"}, {"role": "assistant", "content": "x"}]}""", "InvalidChatRecord", "message 1 has no \"role\"")]
     [InlineData("""{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "x"}]}""", "InvalidChatRecord", "\"content\" should be a string")]
+    [InlineData("""{"messages": [{"role": "user", "contnet": "hi"}, {"role": "assistant", "content": "x"}]}""", "InvalidChatRecord", "message 1 has no \"content\" (its fields: role, contnet)")]
+    [InlineData("""{"messages": [{"role": "user", "content": [{"type": "image", "image": "cat.png"}]}, {"role": "assistant", "content": "x"}]}""", "UnsupportedContentPart", "type 'image'")]
+    [InlineData("""{"messages": [{"role": "user", "content": {"text": "hi"}}, {"role": "assistant", "content": "x"}]}""", "InvalidChatRecord", "list of {\"type\": \"text\"")]
     public void Bad_conversations_are_named(string line, string errorId, string expected)
     {
         var e = Assert.Throws<LoraShellException>(() => Tokenize(line));
         Assert.Equal(errorId, e.ErrorId);
         Assert.Contains("test.jsonl:1", e.Message);
         Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Text_parts_are_joined_and_a_tool_call_needs_no_content()
+    {
+        using var parts = JsonDocument.Parse("""{"messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": ", world"}]}, {"role": "assistant", "content": "Hi"}]}""");
+        Assert.Equal("Hello, world", ChatData.ReadMessages(parts.RootElement, "x")[0].Content);
+        using var tool = JsonDocument.Parse("""{"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "w", "arguments": {}}}]}, {"role": "assistant", "content": "Sunny"}]}""");
+        Assert.Equal("", ChatData.ReadMessages(tool.RootElement, "x")[1].Content);
     }
 
     [Fact]
