@@ -148,10 +148,10 @@ public sealed class SafetensorsFile : IDisposable
         if (end > dataLength)
             throw Bad(file, $"data_offsets [{begin}, {end}) lie outside the file's {dataLength}-byte data section", name);
 
-        long elements;
-        try { elements = shape.Aggregate(1L, (a, b) => checked(a * b)); }
+        long elements, bytes;
+        try { elements = shape.Aggregate(1L, (a, b) => checked(a * b)); bytes = checked(elements * elementSize); }
         catch (OverflowException) { throw Bad(file, $"shape [{string.Join(", ", shape)}] is too large", name); }
-        if (checked(elements * elementSize) != end - begin)
+        if (bytes != end - begin)
             throw Bad(file, $"shape [{string.Join(", ", shape)}] × {dtype} ({elementSize} bytes) = {elements * elementSize} bytes, but data_offsets span {end - begin} bytes", name);
 
         return new SafetensorsEntry(name, dtype, shape.ToArray(), begin, end);

@@ -1,4 +1,5 @@
 using LoraShell.Core.IO;
+using LoraShell.Core.Models.Families;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Models;
@@ -25,7 +26,7 @@ public static class HuggingFaceLoader
 
     /// <param name="format">dtype and quantization to build the model in (default float32): tensors are
     /// converted or quantized as they are read, so a bf16 or quantized model never exists in float32</param>
-    public static CausalLM Load(string folder, WeightFormat? format = null)
+    public static CausalLM Load(string folder, WeightFormat? format = null, Action<string>? warn = null)
     {
         string full = Path.GetFullPath(folder);
         if (!Directory.Exists(full)) throw LoraShellException.NotFound("ModelFolderNotFound", $"Model folder '{full}' does not exist.", full);
@@ -34,6 +35,9 @@ public static class HuggingFaceLoader
 
         using var checkpoint = SafetensorsCheckpoint.Open(full);
         var stored = CanonicalNames(checkpoint, config, full);
+        string head = $"{FamilyLayout.Head}.weight";
+        if (config.TieWordEmbeddings && checkpoint.Names.Contains(head))
+            warn?.Invoke($"'{full}' ties the output head to the token embedding (config.json's tie_word_embeddings is true), so the file's {head} is not used, as in transformers; set tie_word_embeddings to false to use it.");
         foreach (var name in stored.Values)
         {
             var dtype = checkpoint.Entry(name).DType;
@@ -85,8 +89,10 @@ public static class HuggingFaceLoader
         bool hasSafetensors = Directory.EnumerateFiles(folder, "*.safetensors").Any()
             || File.Exists(Path.Combine(folder, SafetensorsCheckpoint.IndexFileName));
         if (hasSafetensors) return;
+        // A llama2.c tokenizer (tok512.bin, tokenizer.bin) is a .bin too, but no weights.
         var pickles = Directory.EnumerateFiles(folder).Select(Path.GetFileName)
             .Where(n => n!.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || n.EndsWith(".pt", StringComparison.OrdinalIgnoreCase) || n.EndsWith(".pth", StringComparison.OrdinalIgnoreCase))
+            .Where(n => !(n!.StartsWith("tok", StringComparison.OrdinalIgnoreCase) && n.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)))
             .ToList();
         if (pickles.Count > 0)
             throw LoraShellException.InvalidData("PickleNotSupported",

@@ -39,6 +39,8 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     /// config.json's <c>_name_or_path</c> when it is a hub id, else the path as the user gave it.
     /// </summary>
     public string NameOrPath { get => _nameOrPath ?? SourcePath; init => _nameOrPath = value; }
+    /// <summary>What loading noticed and went on with (a tied head beside an lm_head in the file, …).</summary>
+    public IReadOnlyList<string> LoadWarnings { get; init; } = Array.Empty<string>();
     readonly string? _nameOrPath;
     /// <summary>"llama2.c" or "huggingface".</summary>
     public string Format { get; }

@@ -23,7 +23,8 @@ public static class ModelLoader
         var weights = new WeightFormat { DType = dtype, Quantization = options.Quantization, DoubleQuant = options.DoubleQuant };
         weights.Validate();
 
-        var (model, format, embedded) = ReadModel(full, weights);
+        var warnings = new List<string>();
+        var (model, format, embedded) = ReadModel(full, weights, warnings.Add);
         // Hand the reading and quantizing temporaries back to the OS: the allocator keeps freed pages
         // otherwise (NF4 loading of a 1B model held 0.5 GB more than the model until the next trim).
         IO.NativeMemory.Trim();
@@ -39,14 +40,14 @@ public static class ModelLoader
             model.eval();
             string? hubId = model.Config.Source?["_name_or_path"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var id)
                 && id.Length > 0 && !System.IO.Path.IsPathRooted(id) && !id.StartsWith('.') ? id : null;
-            return new LoadedModel(model, tokenizer, full, format) { NameOrPath = hubId ?? options.NameOrPath ?? options.Path };
+            return new LoadedModel(model, tokenizer, full, format) { NameOrPath = hubId ?? options.NameOrPath ?? options.Path, LoadWarnings = warnings };
         }
         catch { model.Dispose(); throw; }
     }
 
-    static (CausalLM Model, string Format, ITextTokenizer? Tokenizer) ReadModel(string full, WeightFormat weights)
+    static (CausalLM Model, string Format, ITextTokenizer? Tokenizer) ReadModel(string full, WeightFormat weights, Action<string> warn)
     {
-        if (Directory.Exists(full)) return (HuggingFaceLoader.Load(full, weights), HuggingFaceFormat, null);
+        if (Directory.Exists(full)) return (HuggingFaceLoader.Load(full, weights, warn), HuggingFaceFormat, null);
         if (!File.Exists(full))
             throw LoraShellException.NotFound("ModelNotFound", $"Model path '{full}' does not exist; expected a llama2.c .bin file, a GGUF file or a Hugging Face folder.", full);
         // By content, not name: Ollama's model store keeps GGUF files as sha256-… blobs without an extension.
@@ -85,5 +86,11 @@ public static class ModelLoader
         if (tokenizer.VocabSize > config.VocabSize || (exact && tokenizer.VocabSize != config.VocabSize))
             throw LoraShellException.InvalidData("TokenizerVocabMismatch",
                 $"Tokenizer '{tokenizer.Source}' has {tokenizer.VocabSize} tokens but model '{modelPath}' has vocab_size {config.VocabSize}; they do not belong together.", tokenizer.Source);
+        // The ids a tokenizer adds by itself (its post-processor's BOS/EOS, the ids generation stops at) must be
+        // rows of the embedding too, or the first forward pass fails deep in libtorch.
+        var added = tokenizer.EncodeWithSpecialTokens("a").Concat(tokenizer.StopIds).Concat(new[] { tokenizer.BosId, tokenizer.EosId }.OfType<int>());
+        if (added.Where(id => id < 0 || id >= config.VocabSize).Select(id => (int?)id).FirstOrDefault() is int outside)
+            throw LoraShellException.InvalidData("TokenizerVocabMismatch",
+                $"Tokenizer '{tokenizer.Source}' adds token id {outside} by itself (a special token of its post-processor or a stop id), but model '{modelPath}' has only {config.VocabSize} embedding rows (ids 0..{config.VocabSize - 1}); they do not belong together.", tokenizer.Source);
     }
 }

@@ -25,6 +25,8 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     {
         string full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw LoraShellException.NotFound("TokenizerNotFound", $"Tokenizer file '{full}' does not exist.", full);
+        if (new FileInfo(full).Length == 0)
+            throw LoraShellException.InvalidData("InvalidTokenizer", $"'{full}' is empty; a SentencePiece tokenizer.model holds the vocabulary (the download may have failed).", full);
         try
         {
             using var stream = File.OpenRead(full);

@@ -24,7 +24,8 @@ public sealed class ConvertFromLoraTokenCommand : LoraCmdlet
 {
     readonly List<int> _ids = new();
 
-    [Parameter(ParameterSetName = "Model", Mandatory = true, HelpMessage = "A model whose tokenizer to use.")]
+    // Not mandatory: without a model or -TokenizerPath the error says a tokenizer is needed, instead of a prompt for -Model.
+    [Parameter(ParameterSetName = "Model", HelpMessage = "A model whose tokenizer to use.")]
     public LoraModel? Model { get; set; }
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, HelpMessage = "Token ids to decode (an array, ids piped one by one, or the Id of tokens piped from ConvertTo-LoraToken).")]

@@ -89,6 +89,7 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
             try { loaded.SideNetwork = Core.SideTuning.LadderSideNetwork.Load(ResolveLiteral(SideNetworkPath), loaded.Model); }
             catch { loaded.Dispose(); throw; }
         }
+        foreach (var warning in loaded.LoadWarnings) WriteWarning(warning);
         if (loaded.Tokenizer is null)
             WriteWarning($"No tokenizer was found beside '{path}'; text cmdlets need one. Pass -TokenizerPath.");
         var model = new LoraModel(loaded);

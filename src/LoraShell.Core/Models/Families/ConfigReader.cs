@@ -77,8 +77,20 @@ public sealed class ConfigReader
             if (Json["rope_scaling"] is not null and not JsonObject) throw Bad("rope_scaling", "an object or null");
             return null;
         }
-        string type = (string?)(node["rope_type"] ?? node["type"]) ?? "default";
+        string type = (string?)(node["rope_type"] ?? node["type"])
+            ?? throw LoraShellException.InvalidData("InvalidRopeScaling", $"'{Source}' sets rope_scaling without a type (\"rope_type\" or \"type\"); transformers refuses it too.", Source);
         if (type == "default") return null;
+        // transformers' rope_config_validation: the keys each type cannot do without.
+        string[] required = type switch
+        {
+            Models.RopeScaling.Linear or Models.RopeScaling.Dynamic => new[] { "factor" },
+            Models.RopeScaling.Llama3 => new[] { "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings" },
+            _ => Array.Empty<string>(),
+        };
+        var missing = required.Where(k => node[k] is null).ToList();
+        if (missing.Count > 0)
+            throw LoraShellException.InvalidData("InvalidRopeScaling",
+                $"'{Source}' sets rope_scaling of type '{type}' without {string.Join(", ", missing)}; that type needs {string.Join(", ", required)}, and transformers refuses it too.", Source);
         if (!supported.Contains(type))
             throw LoraShellException.InvalidData("UnsupportedRopeScaling",
                 $"'{Source}' sets rope_scaling type '{type}', which LoraShell does not implement for {String("model_type", "llama")}; supported: {(supported.Count == 0 ? "none" : string.Join(", ", supported))}.", Source);

@@ -25,7 +25,11 @@ public static class ModelFamilies
         try { root = JsonNode.Parse(json); }
         catch (JsonException e) { throw LoraShellException.InvalidData("InvalidModelConfig", $"'{source}' is not valid JSON ({e.Message}).", source); }
         if (root is not JsonObject obj) throw LoraShellException.InvalidData("InvalidModelConfig", $"'{source}' is not a JSON object.", source);
-        string type = new ConfigReader(obj, source).String("model_type", LlamaFamily.Type);
+        // Without model_type, transformers goes by architectures (MistralForCausalLM is a Mistral, with its
+        // sliding window); llama2.c exports carry neither and are Llama.
+        string? byClass = (obj["architectures"] as JsonArray)?.FirstOrDefault() is JsonValue a && a.TryGetValue<string>(out var cls)
+            ? ByType.Values.FirstOrDefault(f => f.Architecture == cls)?.ModelType : null;
+        string type = new ConfigReader(obj, source).String("model_type", byClass ?? LlamaFamily.Type);
         if (!ByType.TryGetValue(type, out var family))
             throw LoraShellException.InvalidData("UnsupportedModelType",
                 $"'{source}' has model_type '{type}'; LoraShell implements {string.Join(", ", Supported)}.", source);

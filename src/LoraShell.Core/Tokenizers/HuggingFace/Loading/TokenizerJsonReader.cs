@@ -152,8 +152,10 @@ internal static class TokenizerJsonReader
             if (item.ValueKind != JsonValueKind.Object) throw c.Error("An added token must be an object.");
             c.AllowOnly("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special");
             bool special = c.GetBool("special", false);
+            int addedId = c.GetInt("id", 0);
+            if (addedId > MaxTokenId) throw c.Error($"id {addedId} is more than any vocabulary holds (ids are at most {MaxTokenId:N0}).");
             result.Add(new AddedToken(
-                c.GetInt("id", 0),
+                addedId,
                 c.GetString("content"),
                 special,
                 c.GetBool("single_word", false),
@@ -353,6 +355,12 @@ internal static class TokenizerJsonReader
         return parts;
     }
 
+    /// <summary>
+    /// The largest token id accepted (2^24 − 1; real vocabularies stay under a million): a table is sized by the
+    /// largest id, so an id of 2^31 − 1 would overflow it or ask for gigabytes.
+    /// </summary>
+    internal const int MaxTokenId = (1 << 24) - 1;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static VocabIndex ReadVocab(JsonScanner s)
     {
@@ -366,7 +374,9 @@ internal static class TokenizerJsonReader
             var token = s.ReadString(path);
             string key = new(token);
             s.Expect((byte)':', path);
-            vocab.Set(key, s.ReadNonNegativeInt(path));
+            int id = s.ReadNonNegativeInt(path);
+            if (id > MaxTokenId) throw s.Error($"token \"{key}\" has id {id}, more than any vocabulary holds (ids are at most {MaxTokenId:N0})", path);
+            vocab.Set(key, id);
             if (s.TryConsume((byte)',')) continue;
             s.Expect((byte)'}', path);
             return vocab;
