@@ -120,6 +120,30 @@ public sealed class SafetensorsCheckpoint : IDisposable
                     throw LoraShellException.InvalidData("ShardMissingTensor", $"'{indexPath}' places '{name}' in '{shard}', but that file has no such tensor.", name);
             Add(file, new HashSet<string>(names, StringComparer.Ordinal));
         }
+        RefuseConflictingCopies(indexPath);
+    }
+
+    /// <summary>
+    /// A tensor the index places in one shard but another shard holds as well: the index would pick one copy
+    /// without a word, so two different copies are refused (identical ones, as some savers write, are fine).
+    /// </summary>
+    void RefuseConflictingCopies(string indexPath)
+    {
+        foreach (var file in _files)
+            foreach (var name in file.Names)
+            {
+                if (!_fileOf.TryGetValue(name, out var chosen) || ReferenceEquals(chosen, file)) continue;
+                var (a, b) = (chosen[name], file[name]);
+                bool same = a.DType == b.DType && a.Shape.SequenceEqual(b.Shape);
+                if (same)
+                {
+                    using var scope = NewDisposeScope();
+                    same = chosen.ReadTensor(name).eq(file.ReadTensor(name)).all().item<bool>();
+                }
+                if (!same)
+                    throw LoraShellException.InvalidData("ConflictingTensorCopies",
+                        $"Tensor '{name}' is in both '{Path.GetFileName(chosen.FilePath)}' and '{Path.GetFileName(file.FilePath)}' with different values; '{indexPath}' names the first, but which copy is the model's cannot be told. Remove the stale copy.", name);
+            }
     }
 
     public void Dispose()

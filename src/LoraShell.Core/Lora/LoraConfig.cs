@@ -63,6 +63,11 @@ public sealed record LoraConfig
     static string? PatternKey(IEnumerable<string> keys, string modulePath)
         => keys.FirstOrDefault(k => Regex.IsMatch(modulePath, $"^(.*\\.)?({k})$"));
 
+    /// <summary>rank_pattern and alpha_pattern keys that match none of <paramref name="modulePaths"/> (they change nothing; often a typo).</summary>
+    public IEnumerable<(string Pattern, string Key)> UnusedPatternKeys(IReadOnlyCollection<string> modulePaths)
+        => RankPattern.Keys.Where(k => !modulePaths.Any(p => PatternKey(new[] { k }, p) is not null)).Select(k => ("rank_pattern", k))
+            .Concat(AlphaPattern.Keys.Where(k => !modulePaths.Any(p => PatternKey(new[] { k }, p) is not null)).Select(k => ("alpha_pattern", k)));
+
     public int RankFor(string modulePath) => PatternKey(RankPattern.Keys, modulePath) is string k ? RankPattern[k] : R;
 
     public double AlphaFor(string modulePath) => PatternKey(AlphaPattern.Keys, modulePath) is string k ? AlphaPattern[k] : LoraAlpha;

@@ -121,6 +121,13 @@ public static class PeftAdapterFormat
             throw LoraShellException.InvalidData("AdapterDoesNotMatchModel", $"Adapter '{dir}' does not fit this model: {e.Message} (likely cause: an adapter for another base model).", dir);
         }
 
+        // What PEFT warns about and corrects, or would silently not use.
+        bool conv1d = set.Model.Family.Layout.Storage == Models.Families.ProjectionStorage.Conv1D;
+        if (config.FanInFanOut != conv1d)
+            warn?.Invoke($"Adapter '{dir}' sets fan_in_fan_out {(config.FanInFanOut ? "true" : "false")}, but this model's layers are {(conv1d ? "Conv1D ([in, out] weights)" : "Linear ([out, in] weights)")}; as PEFT does, it is read as {(conv1d ? "true" : "false")}.");
+        foreach (var (pattern, key) in config.UnusedPatternKeys(plan.Select(p => p.ModulePath).ToList()))
+            warn?.Invoke($"Adapter '{dir}' has {pattern} key '{key}', which matches none of the {plan.Count} modules it wraps, so it changes nothing (a typo?).");
+
         var file = adapter.Weights;
         var expected = new Dictionary<string, long[]>(StringComparer.Ordinal);
         foreach (var item in plan)

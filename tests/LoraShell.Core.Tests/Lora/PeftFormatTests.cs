@@ -113,6 +113,25 @@ public class PeftFormatTests
         var warnings = new List<string>();
         PeftAdapterFormat.Load(m.Adapters, dir.Path, "default", warnings.Add);
         Assert.Contains(warnings, w => w.Contains("auto_mapping"));
+        Assert.DoesNotContain(warnings, w => w.Contains("fan_in_fan_out") || w.Contains("_pattern"));
+
+        // What PEFT corrects with a warning (fan_in_fan_out true on Linear layers) and a pattern key that matches
+        // nothing (it changes nothing: a typo) are said, not silently accepted.
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir.File("adapter_config.json")))!.AsObject();
+        config["fan_in_fan_out"] = true;
+        config["rank_pattern"] = new System.Text.Json.Nodes.JsonObject { ["o_prj"] = 2 };
+        File.WriteAllText(dir.File("adapter_config.json"), config.ToJsonString());
+        using (var again = SharedData.LoadStories())
+        {
+            var more = new List<string>();
+            PeftAdapterFormat.Load(again.Adapters, dir.Path, "default", more.Add);
+            Assert.Contains(more, w => w.Contains("fan_in_fan_out true") && w.Contains("read as false"));
+            Assert.Contains(more, w => w.Contains("rank_pattern key 'o_prj'"));
+            Assert.False(again.Adapters.ConfigOf("default").FanInFanOut);
+        }
+        config["fan_in_fan_out"] = false;
+        config["rank_pattern"] = new System.Text.Json.Nodes.JsonObject();
+        File.WriteAllText(dir.File("adapter_config.json"), config.ToJsonString());
 
         // Direct: the same model with W_o(layer 1) += 3·B·A.
         using var direct = SharedData.LoadStories();

@@ -97,6 +97,18 @@ public class HuggingFaceFolderTests
         using var sharded = LoadedModel.Load(new ModelLoadOptions { Path = dir.Path, TokenizerPath = SharedData.Tok512 });
         TensorAssert.Identical(Logits(SharedData.Stories.Model), Logits(sharded.Model));
 
+        // A stale copy of a tensor in the other shard: the index would pick one without a word. Identical
+        // copies are fine; a different one is refused.
+        var stale = second.Select(p => KeyValuePair.Create(p.Key, p.Value)).Append(KeyValuePair.Create("model.norm.weight", all.Single(p => p.Key == "model.norm.weight").Value)).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
+        SafetensorsWriter.Write(dir.File("model-00002-of-00002.safetensors"), stale);
+        using (var identical = LoadedModel.Load(new ModelLoadOptions { Path = dir.Path, TokenizerPath = SharedData.Tok512 })) { }
+        stale = stale.Select(p => p.Key == "model.norm.weight" ? KeyValuePair.Create(p.Key, p.Value * 2) : p).ToList();
+        SafetensorsWriter.Write(dir.File("model-00002-of-00002.safetensors"), stale);
+        var conflict = Assert.Throws<LoraShellException>(() => LoadedModel.Load(new ModelLoadOptions { Path = dir.Path }));
+        Assert.Equal("ConflictingTensorCopies", conflict.ErrorId);
+        Assert.Contains("model.norm.weight", conflict.Message);
+        SafetensorsWriter.Write(dir.File("model-00002-of-00002.safetensors"), second);
+
         // An index that names a shard which is not there.
         map["model.norm.weight"] = "model-00003-of-00002.safetensors";
         File.WriteAllText(dir.File("model.safetensors.index.json"), new JsonObject { ["weight_map"] = JsonNode.Parse(map.ToJsonString()) }.ToJsonString());
