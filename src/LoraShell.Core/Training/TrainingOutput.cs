@@ -7,16 +7,18 @@ namespace LoraShell.Core.Training;
 /// that fails before writing a checkpoint or its result removes what it created and puts back what it
 /// replaced.
 /// </summary>
-public sealed class TrainingOutput
+public sealed class TrainingOutput : IDisposable
 {
     readonly string? _replaced;
     readonly bool _created;
+    FileStream? _lock;
 
-    TrainingOutput(string path, bool created, string? replaced)
+    TrainingOutput(string path, bool created, string? replaced, FileStream runLock)
     {
         Path = path;
         _created = created;
         _replaced = replaced;
+        _lock = runLock;
     }
 
     public string Path { get; }
@@ -36,10 +38,47 @@ public sealed class TrainingOutput
                 $"Output folder '{full}' already holds files ({Listing(full)}). Use -Resume to continue the run it holds, -Force to replace it, or another -OutputPath.", full);
     }
 
+    /// <summary>
+    /// The run's hold on its folder: <c>.NAME.lock</c> beside it, opened exclusively (an advisory lock the
+    /// operating system releases when the process ends, so a run that died leaves no stale lock, only the
+    /// harmless file). Taken before anything is moved or written, so a second run — resumed, replacing or
+    /// not — is refused by name instead of writing the same steps into the same metrics.jsonl.
+    /// </summary>
+    static FileStream Lock(string full)
+    {
+        string lockPath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.lock");
+        try
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+            var stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            var line = System.Text.Encoding.UTF8.GetBytes($"LoraShell training run, process {Environment.ProcessId}, since {DateTime.UtcNow:O}\n");
+            stream.Write(line);
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException e) when (File.Exists(lockPath))
+        {
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "OutputPathInUse",
+                $"Another training run is writing '{full}' now (it holds '{lockPath}'). Wait for it to finish, stop it with Ctrl+C, or choose another -OutputPath; the lock goes with the process that holds it, so a run that crashed does not keep it.", full, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "OutputPathNotWritable", $"Output folder '{full}' cannot be locked for the run: {e.Message}", full, e);
+        }
+    }
+
     internal static TrainingOutput Prepare(string path, bool resume, bool overwrite)
     {
         Check(path, resume, overwrite);
         string full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
+        var runLock = Lock(full);
+        try { return Prepare(full, resume, runLock); }
+        catch { runLock.Dispose(); throw; }
+    }
+
+    static TrainingOutput Prepare(string full, bool resume, FileStream runLock)
+    {
         bool exists = Directory.Exists(full);
         string? replaced = null;
         if (exists && !resume && Directory.EnumerateFileSystemEntries(full).Any())
@@ -55,7 +94,7 @@ public sealed class TrainingOutput
             File.WriteAllText(probe, "");
             File.Delete(probe);
         }, restore: replaced);
-        return new TrainingOutput(full, created: !exists, replaced);
+        return new TrainingOutput(full, created: !exists, replaced, runLock);
     }
 
     static string Listing(string folder)
@@ -75,6 +114,16 @@ public sealed class TrainingOutput
         }
     }
 
+    /// <summary>Lets go of the folder: another run may write it now.</summary>
+    public void Dispose()
+    {
+        if (_lock is null) return;
+        string lockPath = _lock.Name;
+        _lock.Dispose();
+        _lock = null;
+        try { File.Delete(lockPath); } catch (IOException) { }
+    }
+
     /// <summary>The run produced a checkpoint or its result: the folder it replaced can go.</summary>
     internal void Keep()
     {
@@ -87,6 +136,7 @@ public sealed class TrainingOutput
     /// </summary>
     internal void Abandon(bool hasCheckpoint)
     {
+        using var _ = this; // the lock goes last, after the folder is back in order
         if (hasCheckpoint) { Keep(); return; }
         try
         {

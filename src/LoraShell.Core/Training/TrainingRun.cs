@@ -102,8 +102,8 @@ internal sealed class TrainingRun : IDisposable
         }
         catch
         {
+            folder?.Abandon(hasCheckpoint: false); // puts the folder back, then lets go of its lock
             if (run is not null) run.Dispose(); else objective?.Dispose();
-            folder?.Abandon(hasCheckpoint: false);
             throw;
         }
     }
@@ -357,5 +357,6 @@ internal sealed class TrainingRun : IDisposable
     {
         _optimizer.Dispose();
         _objective.Dispose();
+        _folder?.Dispose(); // the run folder's lock, last
     }
 }

@@ -205,9 +205,19 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
                     emit(new ProgressUpdate($"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  {p.TokensPerSecond:N0} tok/s", (double)p.Step / p.TotalSteps, p.Remaining))),
                     cancel, m => emit(new VerboseLine(m)), a => emit(new ProgressUpdate(a.Status, a.Fraction)));
         });
-        if (result.Cancelled)
-            WriteWarning($"Training stopped at step {result.Steps} of {result.TotalSteps}." +
-                (result.CheckpointPath is null ? (output is null ? " Without -OutputPath no checkpoint is written." : " No step had finished, so no checkpoint was written.") : $" Checkpoint: '{result.CheckpointPath}'. Run the same command with -Resume to continue from it."));
+        if (result.Cancelled) WriteWarning(StoppedLine(result));
         WriteObject(new TrainingResult(result, Model));
+    }
+
+    /// <summary>The one line that says where a stopped run stands and how to go on.</summary>
+    static string StoppedLine(Core.Training.TrainingResult result)
+        => $"Training stopped at step {result.Steps} of {result.TotalSteps}." +
+           (result.CheckpointPath is null ? (result.OutputPath is null ? " Without -OutputPath no checkpoint is written." : " No step had finished, so no checkpoint was written.")
+               : $" Checkpoint: '{result.CheckpointPath}'. Run the same command with -Resume to continue from it.");
+
+    // Ctrl+C stops the pipeline before the warning above can be written: say it to the host instead.
+    protected override void AfterStop(object? result)
+    {
+        if (result is Core.Training.TrainingResult { Cancelled: true } stopped) TellHost(StoppedLine(stopped));
     }
 }

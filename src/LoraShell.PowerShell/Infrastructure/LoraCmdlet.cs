@@ -167,10 +167,25 @@ public abstract class LoraCmdlet : PSCmdlet
             _stop.Cancel();
             foreach (var _ in items.GetConsumingEnumerable()) { }
             try { task.Wait(); } catch (AggregateException) { }
+            if (task.IsCompletedSuccessfully) AfterStop(task.Result);
             throw;
         }
         try { return task.GetAwaiter().GetResult(); }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
+    /// <summary>
+    /// Ctrl+C stopped the pipeline after the work finished cleanly with <paramref name="result"/>. The pipeline
+    /// takes no output any more, so what the user should know (a training run's step and checkpoint) goes to
+    /// the host directly, which prints in a terminal and with output redirected alike.
+    /// </summary>
+    protected virtual void AfterStop(object? result) { }
+
+    /// <summary>Writes a line straight to the host, when the pipeline is stopping and takes no more records.</summary>
+    protected void TellHost(string line)
+    {
+        try { Host.UI.WriteWarningLine(line); }
+        catch (Exception e) when (e is PipelineStoppedException or InvalidOperationException or NotImplementedException) { Console.Error.WriteLine("WARNING: " + line); }
     }
 
     /// <summary>The first word of a status ("step", "Evaluating", "Tokenizing"): a change of phase is shown at once.</summary>

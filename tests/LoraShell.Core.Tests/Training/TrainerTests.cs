@@ -17,6 +17,32 @@ public class TrainerTests
     };
 
     [Fact]
+    public void ASecondRunCannotWriteAFolderARunIsWriting()
+    {
+        using var dir = new TempFolder();
+        string output = dir.File("run");
+        using var a = SharedData.LoadStories();
+        a.Adapters.Add("default", new LoraConfig(), seed: 1);
+        using (var first = TrainingRun.Start(a, Short(output) with { MaxSteps = 2 }, null))
+        {
+            Assert.True(File.Exists(dir.File(".run.lock")));
+            using var b = SharedData.LoadStories();
+            b.Adapters.Add("default", new LoraConfig(), seed: 1);
+            foreach (var second in new[] { Short(output) with { Resume = true }, Short(output) with { Overwrite = true } })
+            {
+                var e = Assert.Throws<LoraShellException>(() => Trainer.Run(b, second));
+                Assert.Equal("OutputPathInUse", e.ErrorId);
+                Assert.Contains(".run.lock", e.Message);
+            }
+            Assert.True(Directory.Exists(output)); // the refused -Force run moved nothing aside
+        }
+        Assert.False(File.Exists(dir.File(".run.lock"))); // let go with the run
+        using var c = SharedData.LoadStories();
+        c.Adapters.Add("default", new LoraConfig(), seed: 1);
+        Assert.Equal(2, Trainer.Run(c, Short(output) with { MaxSteps = 2, Overwrite = true }).Steps);
+    }
+
+    [Fact]
     public void AnAdapterAddedWithoutASeedIsDrawnFromTheRunsSeedSoTheRunReproduces()
     {
         // Add-LoraAdapter | Start-LoraTraining -Seed: the adapter's A is drawn while the global generator is
