@@ -66,10 +66,7 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     /// <summary>Writes the model (and its tokenizer file) as a Hugging Face folder.</summary>
     public DirectoryInfo SaveHuggingFace(string folder, bool overwrite)
     {
-        var unmerged = Adapters.Disabled ? new List<string>() : Adapters.ActiveNames.Except(Adapters.MergedNames).ToList();
-        if (unmerged.Count > 0)
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "UnmergedAdapters",
-                $"Adapter(s) {string.Join(", ", unmerged)} are active but not merged, so the saved weights would not include them. Merge them first (Merge-LoraWeights) or disable them.", folder);
+        RefuseUnmergedAdapters("saved weights", "Merge them first (Merge-LoraWeights) or disable them.", folder);
         return HuggingFaceWriter.Save(Model, folder, overwrite, TokenizerFiles);
     }
 
@@ -80,10 +77,7 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     /// </summary>
     public Export.GgufExportResult SaveGguf(string path, IO.Gguf.GgmlType type, Action<string, double>? progress = null, CancellationToken cancel = default)
     {
-        var unmerged = Adapters.Disabled ? new List<string>() : Adapters.ActiveNames.Except(Adapters.MergedNames).ToList();
-        if (unmerged.Count > 0)
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "UnmergedAdapters",
-                $"Adapter(s) {string.Join(", ", unmerged)} are active but not merged, so the GGUF weights would not include them. Merge them first (Merge-LoraWeights), disable them, or export the adapter alone (Save-LoraAdapter -Format Gguf).", path);
+        RefuseUnmergedAdapters("GGUF weights", "Merge them first (Merge-LoraWeights), disable them, or export the adapter alone (Save-LoraAdapter -Format Gguf).", path);
         if (SideNetwork is not null)
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "SideNetworkNotExportable",
                 "This model has a ladder side network attached; llama.cpp has no place for one, so a GGUF of the backbone alone would not be the model you trained. Export it without the side network (import the model again without -SideNetworkPath).", path);
@@ -91,6 +85,15 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
         string modelfile = Export.OllamaModelfile.PathFor(path);
         IO.AtomicFile.WriteAllText(modelfile, Export.OllamaModelfile.Render(modelfile, path, null, Export.OllamaModelfile.StopStrings(Tokenizer)));
         return result with { Modelfile = new FileInfo(modelfile) };
+    }
+
+    /// <summary>An export writes the base weights: active adapters that are not merged into them would be lost.</summary>
+    void RefuseUnmergedAdapters(string written, string remedy, string target)
+    {
+        var unmerged = Adapters.Disabled ? new List<string>() : Adapters.ActiveNames.Except(Adapters.MergedNames).ToList();
+        if (unmerged.Count > 0)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "UnmergedAdapters",
+                $"Adapter(s) {string.Join(", ", unmerged)} are active but not merged, so the {written} would not include them. {remedy}", target);
     }
 
     /// <summary>The tokenizer's files, copied under their own names (the loader finds tokenizer.json, tokenizer.model and tok*.bin files).</summary>
