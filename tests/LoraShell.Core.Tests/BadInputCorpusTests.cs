@@ -284,7 +284,7 @@ public class BadInputCorpusTests
         // Latin-1 text is legal but suspicious: it trains, and the log says why the text looks odd.
         File.WriteAllBytes(dir.File("latin1.txt"), Encoding.Latin1.GetBytes(string.Concat(Enumerable.Repeat("Déjà vu, café crème. ", 200))));
         var log = new List<string>();
-        Trainer.Run(m, o with { DataPaths = new[] { dir.File("latin1.txt") } }, log: log.Add);
+        Trainer.Run(m, o with { DataPaths = new[] { dir.File("latin1.txt") } }, log: new RunLog(log.Add));
         Assert.Contains(log, l => l.Contains("not valid UTF-8"));
     }
 
@@ -324,7 +324,7 @@ public class BadInputCorpusTests
         // Rotary positions go on past stories260K's 512: legal, and said so.
         using var m = SharedData.LoadStories();
         var log = new List<string>();
-        Trainer.Run(m, new TrainingOptions { DataPaths = new[] { Shakespeare(dir) }, MaxSteps = 1, BatchSize = 1, SequenceLength = 600, MaxEvalWindows = 1 }, log: log.Add);
+        Trainer.Run(m, new TrainingOptions { DataPaths = new[] { Shakespeare(dir) }, MaxSteps = 1, BatchSize = 1, SequenceLength = 600, MaxEvalWindows = 1 }, log: new RunLog(log.Add));
         Assert.Contains(log, l => l.Contains("longer than the model's context") && l.Contains("512"));
     }
 

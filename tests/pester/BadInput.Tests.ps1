@@ -59,3 +59,44 @@ Describe 'Bad input ends in a named error and leaves what existed intact' {
         }
     }
 }
+
+Describe 'What a run cuts or doubts is a warning, visible without -Verbose (issue 32, classes 6 and 8)' {
+    It 'warns about Latin-1 data, a context overrun and a validation split too short to score' {
+        $latin = Join-Path $Root 'latin1.txt'
+        [IO.File]::WriteAllBytes($latin, [Text.Encoding]::Latin1.GetBytes(('Déjà vu, café crème. ' * 400)))
+        $short = Join-Path $Root 'short.txt'
+        Set-Content -Path $short -Value 'Tiny.' -NoNewline
+        $r = Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $latin -ValidationPath $short -MaxSteps 1 -BatchSize 1 -SequenceLength 600 -WarningVariable w -WarningAction SilentlyContinue
+        $r | Should -BeOfType LoraShell.TrainingResult
+        $text = @($w).Message -join "`n"
+        $text | Should -Match 'is not valid UTF-8'
+        $text | Should -Match "longer than the model's context \(max_position_embeddings 512\)"
+        $text | Should -Match 'fewer than one window of -SequenceLength 600 \+ 1; no validation loss'
+    }
+    It 'warns when -WindowLength is cut to the context, and refuses to score a binary file' {
+        $r = Import-LoraModel $StoriesPath | Measure-LoraPerplexity -Text ('Once upon a time. ' * 10) -WindowLength 100000 -WarningVariable w -WarningAction SilentlyContinue
+        $r.Loss | Should -BeGreaterThan 0
+        (@($w).Message -join "`n") | Should -Match '-WindowLength 100000 is longer than the model''s context \(max_position_embeddings 512\)'
+        $bin = Join-Path $Root 'noise.bin'
+        [IO.File]::WriteAllBytes($bin, [byte[]](1, 2, 0, 4, 5))
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Measure-LoraPerplexity -Path $bin }
+        $e.FullyQualifiedErrorId | Should -BeLike 'DataNotText,*'
+    }
+}
+
+Describe 'Save-LoraAdapter -Force replaces what LoraShell writes and keeps the rest (issue 32, class 9)' {
+    It 'lists what goes under -WhatIf, then keeps the user''s files and removes only stale weights' {
+        $target = Join-Path $Root 'kept'
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -InitMethod Random -Seed 1
+        $m | Save-LoraAdapter -Path $target | Out-Null
+        Set-Content -Path (Join-Path $target 'notes.md') -Value 'mine'
+        Set-Content -Path (Join-Path $target 'adapter_model.bin') -Value 'stale'
+        $whatIf = $m | Save-LoraAdapter -Path $target -Force -WhatIf -Verbose 4>&1 | Out-String
+        $whatIf | Should -Match 'removes the other weight files \(adapter_model\.bin\) and keeps everything else \(notes\.md\)'
+        Test-Path (Join-Path $target 'adapter_model.bin') | Should -BeTrue
+        $m | Save-LoraAdapter -Path $target -Force | Out-Null
+        Get-Content (Join-Path $target 'notes.md') | Should -Be 'mine'
+        Test-Path (Join-Path $target 'adapter_model.bin') | Should -BeFalse
+        @(Get-ChildItem -Force $Root -Filter '.kept*') | Should -BeNullOrEmpty
+    }
+}

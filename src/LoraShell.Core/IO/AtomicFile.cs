@@ -82,25 +82,62 @@ public static class AtomicFile
         string parent = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);
         string temp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        string? old = null;
         Directory.CreateDirectory(temp);
+        try { fill(temp); }
+        catch
+        {
+            Directory.Delete(temp, recursive: true);
+            throw;
+        }
+        if (!Directory.Exists(full))
+        {
+            MoveOrDiscard(temp, full);
+            return new DirectoryInfo(full);
+        }
+
+        // Replacing: the user's other files stay (PEFT's save_pretrained leaves them too), so they move
+        // into the new content first; then the folders swap; then what was replaced is deleted. Every
+        // step before the last can be undone, and the last cannot fail on a folder checked writable.
+        var plan = FolderReplacement.Plan(full, Directory.EnumerateFileSystemEntries(temp).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal)!);
+        try { plan.RequireWritable(); }
+        catch { Directory.Delete(temp, recursive: true); throw; }
+        string old = Path.Combine(parent, $".{Path.GetFileName(full)}.old-{Guid.NewGuid():N}");
+        var carried = new List<string>();
         try
         {
-            fill(temp);
-            if (Directory.Exists(full))
+            foreach (var name in plan.Kept)
             {
-                old = Path.Combine(parent, $".{Path.GetFileName(full)}.old-{Guid.NewGuid():N}");
-                Directory.Move(full, old);
+                MoveEntry(Path.Combine(full, name), Path.Combine(temp, name));
+                carried.Add(name);
             }
-            Directory.Move(temp, full);
+            Directory.Move(full, old);
+            try { Directory.Move(temp, full); }
+            catch { Directory.Move(old, full); throw; }
         }
         catch
         {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-            if (old != null && !Directory.Exists(full)) Directory.Move(old, full);
+            foreach (var name in carried) MoveEntry(Path.Combine(temp, name), Path.Combine(full, name));
+            Directory.Delete(temp, recursive: true);
             throw;
         }
-        if (old != null) Directory.Delete(old, recursive: true);
+        try { Directory.Delete(old, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "ReplacedContentNotDeleted",
+                $"'{full}' holds the new content, but the files it replaced could not be deleted from '{old}': {e.Message} Delete that folder yourself.", old, e);
+        }
         return new DirectoryInfo(full);
+    }
+
+    static void MoveOrDiscard(string temp, string full)
+    {
+        try { Directory.Move(temp, full); }
+        catch { Directory.Delete(temp, recursive: true); throw; }
+    }
+
+    static void MoveEntry(string from, string to)
+    {
+        if (Directory.Exists(from)) Directory.Move(from, to);
+        else File.Move(from, to);
     }
 }

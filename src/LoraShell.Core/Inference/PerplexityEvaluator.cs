@@ -4,14 +4,16 @@ using static TorchSharp.torch;
 
 namespace LoraShell.Core.Inference;
 
-/// <summary>Mean token loss (natural log) and perplexity = exp(loss).</summary>
-public sealed record PerplexityResult(double Loss, double Perplexity, long Tokens, int Windows);
+/// <summary>Mean token loss (natural log) and perplexity = exp(loss); <paramref name="Window"/> is the window length used.</summary>
+public sealed record PerplexityResult(double Loss, double Perplexity, long Tokens, int Windows, int Window);
 
 /// <summary>
 /// The project's one loss definition: the sequence is what tokenizer(text) returns (its special tokens
 /// included; llama2.c: [BOS] + encode(text)); the loss is the mean
 /// cross-entropy of predicting tokens 2..n. Sequences longer than the context are cut into windows
-/// that overlap by one token, so every token from the second on is predicted exactly once.
+/// that overlap by one token, so every token from the second on is predicted exactly once. A window
+/// never reaches past the model's context (max_position_embeddings): a longer one asked for is cut to it,
+/// and the result's Window says so.
 /// </summary>
 public static class PerplexityEvaluator
 {
@@ -63,6 +65,6 @@ public static class PerplexityEvaluator
         }
         finally { if (wasTraining) model.train(); }
         double mean = totalLoss / counted;
-        return new PerplexityResult(mean, Math.Exp(mean), counted, starts.Count);
+        return new PerplexityResult(mean, Math.Exp(mean), counted, starts.Count, window);
     }
 }

@@ -35,6 +35,16 @@ public sealed class BatchSampler
         return _orders[epoch] = order;
     }
 
+    /// <summary>Whether any of the first <paramref name="maxWindows"/> windows (0: all) has a token to predict.</summary>
+    public bool HasTargets(int maxWindows = 0)
+    {
+        int total = maxWindows > 0 ? Math.Min(maxWindows, WindowCount) : WindowCount;
+        for (int w = 0; w < total; w++)
+            for (int t = 1; t <= _length; t++)
+                if (_stream.Predict[w * _length + t]) return true;
+        return false;
+    }
+
     /// <summary>Inputs and targets [rows, SequenceLength] for draws firstDraw .. firstDraw + rows - 1.</summary>
     public (Tensor Inputs, Tensor Targets) Batch(long firstDraw, int rows, Device device)
         => Windows(Enumerable.Range(0, rows).Select(r => { long draw = firstDraw + r; return Order(draw / WindowCount)[(int)(draw % WindowCount)]; }).ToList(), device);

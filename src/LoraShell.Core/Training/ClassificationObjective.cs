@@ -46,7 +46,7 @@ internal sealed class ClassificationObjective : TrainingObjective
     public override IReadOnlyList<(string name, Parameter parameter)> Parameters
         => _head!.named_parameters().Select(p => (name: $"head.{p.name}", parameter: p.parameter)).ToList();
 
-    public override void Bind(CausalLM model, Tuner tuner, long seed, Action<string>? log)
+    public override void Bind(CausalLM model, Tuner tuner, long seed, RunLog? log)
     {
         manual_seed(seed);
         _head = new ClassificationHead(model.Config.HiddenSize, _data.Labels.Count);
@@ -54,7 +54,7 @@ internal sealed class ClassificationObjective : TrainingObjective
         _device = model.Device;
         _hidden = tuner.HiddenStates;
         _order = new Shuffler(_data.Train.Count, seed);
-        log?.Invoke($"Data: {_data.Train.Count:N0} training and {_validation.Count:N0} validation sentences, labels {string.Join(", ", _data.Labels)}.");
+        log?.Info($"Data: {_data.Train.Count:N0} training and {_validation.Count:N0} validation sentences, labels {string.Join(", ", _data.Labels)}.");
     }
 
     public override (double Loss, long Tokens)? Step(long firstDraw, int batchSize, double scale)

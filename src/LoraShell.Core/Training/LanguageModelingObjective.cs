@@ -18,7 +18,7 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     CausalLM? _model;
     Func<Tensor, Tensor>? _hidden, _forward;
 
-    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, Action<string>? log = null, Action<TrainingActivity>? activity = null)
+    public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, RunLog? log = null, Action<TrainingActivity>? activity = null)
     {
         _o = o;
         _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"),
@@ -27,24 +27,34 @@ internal sealed class LanguageModelingObjective : TrainingObjective
         if (_train.WindowCount == 0)
             throw LoraShellException.InvalidData("DataTooSmall",
                 $"The training data holds {_corpus.Train.Length} tokens; one window of -SequenceLength {o.SequenceLength} needs {o.SequenceLength + 1}.", o.DataPaths[0]);
+        if (!_train.HasTargets())
+            throw LoraShellException.InvalidData("NoTrainingTargets",
+                $"No training window of -SequenceLength {o.SequenceLength} holds a token to train on: every window is prompt or user text. Raise -SequenceLength, shorten the prompts, or use -ChatLoss AllTokens.", o.DataPaths[0]);
         _validation = new BatchSampler(_corpus.Validation, o.SequenceLength, o.Seed);
+        _hasValidation = _validation.WindowCount > 0 && _validation.HasTargets(o.MaxEvalWindows);
         if (_validation.WindowCount == 0 && _corpus.Validation.Length > 0)
-            log?.Invoke($"The validation data holds {_corpus.Validation.Length:N0} tokens, fewer than one window of -SequenceLength {o.SequenceLength} + 1; no validation loss will be reported. Give more validation data or a shorter -SequenceLength.");
+            log?.Warn($"The validation data holds {_corpus.Validation.Length:N0} tokens, fewer than one window of -SequenceLength {o.SequenceLength} + 1; no validation loss will be reported. Give more validation data or a shorter -SequenceLength.");
+        else if (_validation.WindowCount > 0 && !_hasValidation)
+            log?.Warn($"No validation window{(o.MaxEvalWindows > 0 && o.MaxEvalWindows < _validation.WindowCount ? $" of the {o.MaxEvalWindows:N0} scored" : "")} holds a token to predict (prompts or user turns fill them); no validation loss will be reported. Raise -SequenceLength{(o.MaxEvalWindows > 0 ? " or -MaxEvalWindows" : "")}, or give validation data with shorter prompts.");
+        else if (_validation.WindowCount == 0)
+            log?.Info("No validation data (-ValidationFraction 0 and no -ValidationPath): no validation loss will be reported.");
     }
+
+    readonly bool _hasValidation;
 
     public override TrainingTask Task => TrainingTask.LanguageModeling;
     public override long EpochSize => _train.WindowCount;
-    public override bool HasValidation => _validation.WindowCount > 0;
+    public override bool HasValidation => _hasValidation;
     public override string EvaluationSize => _o.MaxEvalWindows > 0 && _o.MaxEvalWindows < _validation.WindowCount
         ? $"{_o.MaxEvalWindows:N0} of {_validation.WindowCount:N0} windows" : $"all {_validation.WindowCount:N0} windows";
     public override TokenStream FisherData => _corpus.Train;
 
-    public override void Bind(CausalLM model, Tuner tuner, long seed, Action<string>? log)
+    public override void Bind(CausalLM model, Tuner tuner, long seed, RunLog? log)
     {
         _model = model;
         _hidden = tuner.HiddenStates;
         _forward = tuner.Logits;
-        log?.Invoke($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}.");
+        log?.Info($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}.");
     }
 
     public override (double Loss, long Tokens)? Step(long firstDraw, int batchSize, double scale)

@@ -32,27 +32,32 @@ public sealed class TokenStream
 /// plain text files are one document each; .jsonl lines are {"text": …} documents,
 /// {"prompt": …, "completion": …} pairs whose prompt tokens carry no loss, or {"messages": […]}
 /// conversations rendered with the chat template whose loss is on the assistant's tokens
-/// (<see cref="ChatData"/>); a conversation longer than a training window is cut to one. Without a validation path,
+/// (<see cref="ChatData"/>); a conversation longer than a training window is cut to one. What reading
+/// changed or doubts (cut conversations, prompts longer than a window, text that is not UTF-8) is said
+/// as a warning, again when the corpus comes from the cache. Without a validation path,
 /// the last <c>fraction</c> of the data is held out: of the characters when there is one document,
 /// else of the documents. The result is cached under a key of file contents, tokenizer and split, so
 /// a second run does not re-tokenize and a changed input never reuses a stale cache.
 /// </summary>
 public sealed class TokenCorpus
 {
-    const int CacheVersion = 2;
+    const int CacheVersion = 3;
 
-    public TokenCorpus(TokenStream train, TokenStream validation, IReadOnlyList<string> files, bool fromCache)
+    public TokenCorpus(TokenStream train, TokenStream validation, IReadOnlyList<string> files, bool fromCache, IReadOnlyList<string>? warnings = null)
     {
         Train = train;
         Validation = validation;
         Files = files;
         FromCache = fromCache;
+        Warnings = warnings ?? Array.Empty<string>();
     }
 
     public TokenStream Train { get; }
     public TokenStream Validation { get; }
     public IReadOnlyList<string> Files { get; }
     public bool FromCache { get; }
+    /// <summary>What reading the data cut or doubted; each was also given to the log's warning channel.</summary>
+    public IReadOnlyList<string> Warnings { get; }
 
     /// <summary>Expands files, folders (every .txt/.jsonl/.md inside, sorted) and wildcards in the last path segment.</summary>
     public static List<string> ExpandPaths(IEnumerable<string> paths)
@@ -84,32 +89,47 @@ public sealed class TokenCorpus
         return files;
     }
 
-    /// <summary>How documents are read: tokenizer, chat loss, and the window a conversation is cut to.</summary>
-    sealed record Reading(ITextTokenizer Tokenizer, ChatLoss ChatLoss, int MaxConversationTokens, Action<string>? Log)
+    /// <summary>How documents are read (tokenizer, chat loss, the window a conversation is cut to), and what reading them found.</summary>
+    sealed record Reading(ITextTokenizer Tokenizer, ChatLoss ChatLoss, int MaxConversationTokens)
     {
-        public int Conversations, Truncated;
+        public int Conversations, Truncated, TruncatedToNothing, Pairs, LongPrompts;
+        public bool SawText;
+        public readonly List<string> Warnings = new();
+        public void Warn(string line) => Warnings.Add(line);
+
+        /// <summary>One warning per kind of cut, counted over every file, so a large set says it once.</summary>
+        public void SummarizeCuts(int sequenceLength)
+        {
+            if (Truncated > 0)
+                Warn($"{Truncated} of {Conversations} conversations are longer than one training window ({MaxConversationTokens} tokens) and were cut to it; their later turns are not trained on" +
+                     (TruncatedToNothing > 0 ? $", and {TruncatedToNothing} of them keep no assistant token at all, so nothing of them is trained on" : "") +
+                     ". Raise -SequenceLength to keep them whole.");
+            if (LongPrompts > 0)
+                Warn($"{LongPrompts} of {Pairs} prompt/completion records have a prompt of at least one window (-SequenceLength {sequenceLength} tokens); their completions are never seen with the whole prompt before them, and a window may hold prompt only. Raise -SequenceLength or shorten the prompts.");
+        }
     }
 
     public static TokenCorpus Load(IReadOnlyList<string> dataPaths, IReadOnlyList<string>? validationPaths, double fraction,
         ITextTokenizer tokenizer, string? cacheFolder, int sequenceLength = int.MaxValue - 1, ChatLoss chatLoss = ChatLoss.AssistantTurns,
-        Action<string>? log = null, Action<TrainingActivity>? activity = null)
+        RunLog? log = null, Action<TrainingActivity>? activity = null)
     {
         var files = ExpandPaths(dataPaths);
         var validationFiles = validationPaths is null ? null : ExpandPaths(validationPaths);
-        var reading = new Reading(tokenizer, chatLoss, sequenceLength + 1, log);
+        var reading = new Reading(tokenizer, chatLoss, sequenceLength + 1);
         string key = CacheKey(files, validationFiles, fraction, tokenizer, $"{chatLoss}|{sequenceLength}");
         string? cachePath = cacheFolder is null ? null : Path.Combine(cacheFolder, $"tokens-{key}.bin");
         if (cachePath != null && File.Exists(cachePath))
         {
-            var (train, validation) = ReadCache(cachePath);
-            return new TokenCorpus(train, validation, files, fromCache: true);
+            var (train, validation, warnings) = ReadCache(cachePath);
+            foreach (var w in warnings) log?.Warn(w);
+            return new TokenCorpus(train, validation, files, fromCache: true, warnings);
         }
 
         // Tokenizing a large file takes a while and has no natural fraction: say what is being read.
         long bytes = files.Concat(validationFiles ?? new List<string>()).Sum(f => new FileInfo(f).Length);
         string what = files.Count == 1 ? Path.GetFileName(files[0]) : $"{files.Count} files";
         activity?.Invoke(new TrainingActivity($"Tokenizing {what} ({bytes / 1048576.0:N1} MiB; cached for the next run{(cachePath is null ? " with -OutputPath" : "")})", -1));
-        log?.Invoke($"Tokenizing {what} ({bytes:N0} bytes) with the model's tokenizer.");
+        log?.Info($"Tokenizing {what} ({bytes:N0} bytes) with the model's tokenizer.");
         TokenStream trainStream, validationStream;
         if (validationFiles != null)
         {
@@ -118,11 +138,11 @@ public sealed class TokenCorpus
         }
         else if (files.Count == 1 && !IsJsonl(files[0]))
         {
-            string text = ReadText(files[0], log);
+            string text = ReadText(files[0], reading);
             int cut = (int)(text.Length * (1 - fraction));
             if (cut > 0 && cut < text.Length && char.IsLowSurrogate(text[cut])) cut++;
-            trainStream = Document(tokenizer, null, text[..cut]);
-            validationStream = fraction > 0 ? Document(tokenizer, null, text[cut..]) : new TokenStream(Array.Empty<int>(), Array.Empty<bool>());
+            trainStream = Document(reading, null, text[..cut]);
+            validationStream = fraction > 0 ? Document(reading, null, text[cut..]) : new TokenStream(Array.Empty<int>(), Array.Empty<bool>());
         }
         else
         {
@@ -132,43 +152,33 @@ public sealed class TokenCorpus
             trainStream = TokenStream.Concat(docs.Take(docs.Count - held));
             validationStream = TokenStream.Concat(docs.Skip(docs.Count - held));
         }
-        if (trainStream.PredictedCount == 0)
-            throw LoraShellException.InvalidData("EmptyTrainingData", $"The training data ({string.Join(", ", files.Select(Path.GetFileName))}) holds no text to learn from.", files[0]);
-        if (reading.Truncated > 0)
-            log?.Invoke($"{reading.Truncated} of {reading.Conversations} conversations are longer than one training window ({sequenceLength + 1} tokens) and were cut to it; their later turns are not trained on. Raise -SequenceLength to keep them whole.");
-        if (cachePath != null) WriteCache(cachePath, trainStream, validationStream);
-        return new TokenCorpus(trainStream, validationStream, files, fromCache: false);
+        if (trainStream.PredictedCount == 0 || !reading.SawText)
+            throw LoraShellException.InvalidData("EmptyTrainingData",
+                $"The training data ({string.Join(", ", files.Select(Path.GetFileName))}) holds no text to learn from{(reading.SawText ? "" : ": only whitespace")}.", files[0]);
+        reading.SummarizeCuts(sequenceLength);
+        foreach (var w in reading.Warnings) log?.Warn(w);
+        if (cachePath != null) WriteCache(cachePath, trainStream, validationStream, reading.Warnings);
+        return new TokenCorpus(trainStream, validationStream, files, fromCache: false, reading.Warnings);
     }
 
     static bool IsJsonl(string file) => file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>
-    /// A text file's content. NUL bytes mean a binary file (an image, a checkpoint, a corrupt download):
-    /// refused, as training on it only teaches noise. Bytes that are not UTF-8 are decoded as U+FFFD and
-    /// said so: legal, but usually a file in another encoding.
-    /// </summary>
-    static string ReadText(string file, Action<string>? warn)
-    {
-        var bytes = File.ReadAllBytes(file);
-        if (bytes.Length == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' is empty.", file);
-        int nul = Array.IndexOf(bytes, (byte)0);
-        if (nul >= 0)
-            throw LoraShellException.InvalidData("DataNotText", $"Data file '{file}' holds a NUL byte at offset {nul}; it looks like a binary file, not text to train on.", file);
-        try { return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes); }
-        catch (DecoderFallbackException e)
-        {
-            warn?.Invoke($"Data file '{file}' is not valid UTF-8 (first bad byte at offset {e.Index}); its invalid bytes were read as U+FFFD. Convert it to UTF-8 if it is in another encoding.");
-            return Encoding.UTF8.GetString(bytes);
-        }
-    }
+    static string ReadText(string file, Reading reading) => TextFile.Read(file, reading.Warn);
 
     /// <summary>
     /// One document: tokenizer(prompt or text) with its special tokens, then the completion's tokens. The
     /// first token is context only (it has nothing before it in its document); prompt tokens carry no loss.
     /// </summary>
-    static TokenStream Document(ITextTokenizer tokenizer, string? prompt, string text)
+    static TokenStream Document(Reading reading, string? prompt, string text)
     {
+        var tokenizer = reading.Tokenizer;
+        reading.SawText |= !string.IsNullOrWhiteSpace(text) || !string.IsNullOrWhiteSpace(prompt);
         var tokens = new List<int>(tokenizer.EncodeWithSpecialTokens(prompt ?? text));
+        if (prompt != null)
+        {
+            reading.Pairs++;
+            if (tokens.Count >= reading.MaxConversationTokens - 1) reading.LongPrompts++;
+        }
         var predict = Enumerable.Repeat(prompt is null, tokens.Count).ToList();
         if (prompt != null)
         {
@@ -184,15 +194,17 @@ public sealed class TokenCorpus
     {
         var stream = ChatData.Tokenize(reading.Tokenizer, ChatData.ReadMessages(record, where), reading.ChatLoss, where);
         reading.Conversations++;
+        reading.SawText = true;
         if (stream.Length <= reading.MaxConversationTokens) return stream;
         reading.Truncated++;
-        return new TokenStream(stream.Tokens[..reading.MaxConversationTokens], stream.Predict[..reading.MaxConversationTokens]);
+        var cut = new TokenStream(stream.Tokens[..reading.MaxConversationTokens], stream.Predict[..reading.MaxConversationTokens]);
+        if (cut.PredictedCount == 0 && stream.PredictedCount > 0) reading.TruncatedToNothing++;
+        return cut;
     }
 
     static IEnumerable<TokenStream> Documents(string file, Reading reading)
     {
-        var tokenizer = reading.Tokenizer;
-        if (!IsJsonl(file)) { yield return Document(tokenizer, null, ReadText(file, reading.Log)); yield break; }
+        if (!IsJsonl(file)) { yield return Document(reading, null, ReadText(file, reading)); yield break; }
         int lineNumber = 0, count = 0;
         foreach (var line in File.ReadLines(file))
         {
@@ -218,7 +230,7 @@ public sealed class TokenCorpus
                 throw LoraShellException.InvalidData("InvalidJsonlLine", $"{where} is not a usable JSONL record: {e.Message}", $"{file}:{lineNumber}");
             }
             count++;
-            yield return text is null ? Conversation(reading, root, where) : Document(tokenizer, prompt, text);
+            yield return text is null ? Conversation(reading, root, where) : Document(reading, prompt, text);
         }
         if (count == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' has no records.", file);
     }
@@ -237,7 +249,7 @@ public sealed class TokenCorpus
         return Convert.ToHexString(sha.Hash!)[..24].ToLowerInvariant();
     }
 
-    static void WriteCache(string path, TokenStream train, TokenStream validation)
+    static void WriteCache(string path, TokenStream train, TokenStream validation, IReadOnlyList<string> warnings)
     {
         AtomicFile.Write(path, stream =>
         {
@@ -248,10 +260,12 @@ public sealed class TokenCorpus
                 foreach (var t in s.Tokens) w.Write(t);
                 foreach (var p in s.Predict) w.Write(p);
             }
+            w.Write(warnings.Count);
+            foreach (var line in warnings) w.Write(line);
         });
     }
 
-    static (TokenStream, TokenStream) ReadCache(string path)
+    static (TokenStream, TokenStream, IReadOnlyList<string>) ReadCache(string path)
     {
         using var r = new BinaryReader(File.OpenRead(path));
         TokenStream Read()
@@ -263,6 +277,10 @@ public sealed class TokenCorpus
             for (int i = 0; i < n; i++) predict[i] = r.ReadBoolean();
             return new TokenStream(tokens, predict);
         }
-        return (Read(), Read());
+        var train = Read();
+        var validation = Read();
+        var warnings = new string[r.ReadInt32()];
+        for (int i = 0; i < warnings.Length; i++) warnings[i] = r.ReadString();
+        return (train, validation, warnings);
     }
 }

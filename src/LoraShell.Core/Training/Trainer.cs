@@ -19,7 +19,7 @@ public static class Trainer
     public const string SideNetworkFolder = "side-network";
 
     public static TrainingResult Run(ITrainingSubject subject, TrainingOptions o, IProgress<TrainingProgress>? progress = null,
-        CancellationToken cancel = default, Action<string>? log = null, Action<TrainingActivity>? activity = null)
+        CancellationToken cancel = default, RunLog? log = null, Action<TrainingActivity>? activity = null)
     {
         o.Validate();
         using var run = TrainingRun.Start(subject, o, log, activity);

@@ -71,7 +71,7 @@ internal sealed class TrainingRun : IDisposable
     }
 
     /// <summary>Reads the data, prepares what the method trains and binds the task to it.</summary>
-    public static TrainingRun Start(ITrainingSubject subject, TrainingOptions o, Action<string>? log, Action<TrainingActivity>? activity = null)
+    public static TrainingRun Start(ITrainingSubject subject, TrainingOptions o, RunLog? log, Action<TrainingActivity>? activity = null)
     {
         var tokenizer = subject.RequireTokenizer();
         var config = subject.Model.Config;
@@ -81,7 +81,7 @@ internal sealed class TrainingRun : IDisposable
             if (config.RotaryDim == 0)
                 throw LoraShellException.InvalidArgument("SequenceLengthTooLong",
                     $"-SequenceLength {o.SequenceLength} is longer than the model's {config.MaxPositionEmbeddings} learned positions; choose at most {config.MaxPositionEmbeddings}.", o.SequenceLength);
-            log?.Invoke($"-SequenceLength {o.SequenceLength} is longer than the model's context (max_position_embeddings {config.MaxPositionEmbeddings}); positions past it were not seen in pre-training{(config.RopeScaling?.Type == Models.RopeScaling.Dynamic ? " (dynamic NTK scaling stretches them)" : "")}.");
+            log?.Warn($"-SequenceLength {o.SequenceLength} is longer than the model's context (max_position_embeddings {config.MaxPositionEmbeddings}); positions past it were not seen in pre-training{(config.RopeScaling?.Type == Models.RopeScaling.Dynamic ? " (dynamic NTK scaling stretches them)" : "")}. Choose -SequenceLength {config.MaxPositionEmbeddings} or less unless you mean to extend the context.");
         }
         var folder = o.OutputPath is null ? null : TrainingOutput.Prepare(o.OutputPath, o.Resume, o.Overwrite);
         string? output = folder?.Path;
@@ -118,7 +118,7 @@ internal sealed class TrainingRun : IDisposable
         AppendMetrics(new { step = 0, val_loss = initial.Loss, val_accuracy = initial.Accuracy });
     }
 
-    void Resume(Action<string>? log)
+    void Resume(RunLog? log)
     {
         string checkpoint = TrainingCheckpoint.Latest(_output!) ?? throw LoraShellException.NotFound("NoCheckpoint",
             $"-Resume found no checkpoint in '{Path.Combine(_output!, TrainingCheckpoint.Folder)}'. Train with -CheckpointEvery (or stop with Ctrl+C) to create one.", _output);
@@ -134,7 +134,7 @@ internal sealed class TrainingRun : IDisposable
         _losses.AddRange(state.Losses);
         _evaluations.AddRange(state.Evaluations);
         if (_metricsPath != null) TruncateMetrics(_metricsPath, _startStep);
-        log?.Invoke($"Resumed from '{checkpoint}' at step {_startStep}.");
+        log?.Info($"Resumed from '{checkpoint}' at step {_startStep}.");
     }
 
     /// <summary>The step loop: batch, forward and backward per micro-batch, clip, update, evaluate, report, checkpoint.</summary>

@@ -55,7 +55,7 @@ public sealed class ExportLoraModelCommand : LoraCmdlet
             Fail(Core.LoraErrorKind.InvalidArgument, "TensorTypeNeedsGguf", $"-TensorType sets the type of a GGUF file's tensors; a Hugging Face folder is written in the model's dtype ({Model.DType}). Use -Format Gguf, or -DType on Import-LoraModel.", TensorType);
         RefuseExisting(target, Force);
         if (format == ModelFileFormat.Gguf) { ExportGguf(target); return; }
-        if (!ShouldProcess(target, $"Write Hugging Face model folder ({Model.Parameters:N0} parameters, {Model.DType})")) return;
+        if (!ShouldProcess(target, $"Write Hugging Face model folder ({Model.Parameters:N0} parameters, {Model.DType}){Replacing(target)}")) return;
         WarnQuantized("a Hugging Face folder");
         DirectoryInfo written;
         lock (Model.Gate) written = Model.Loaded.SaveHuggingFace(target, overwrite: Force);

@@ -98,7 +98,7 @@ public sealed class InvokeSvdDeltaCommand : LoraCmdlet
             SkipMissing = SkipMissing, IncludeNonMatrix = IncludeNonMatrix, UniformRank = UniformRank, Overwrite = Force, Seed = Seed,
         };
         RefuseExisting(options.OutputPath, Force);
-        if (!ShouldProcess(options.OutputPath, $"Write the SVD-compressed delta of '{options.FineTunedPath}' against '{options.BasePath}' as a PEFT adapter")) return;
+        if (!ShouldProcess(options.OutputPath, $"Write the SVD-compressed delta of '{options.FineTunedPath}' against '{options.BasePath}' as a PEFT adapter{Replacing(options.OutputPath, Core.Lora.PeftAdapterFiles.ConfigFile, Core.Lora.PeftAdapterFiles.WeightsFile)}")) return;
 
         var summary = RunWithProgress("Invoke-SvdDelta", (report, emit, cancel) =>
             SvdDeltaCompressor.Run(options, r => emit(new SvdDeltaReport(r)),

@@ -49,7 +49,7 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
     [ValidateNotNullOrEmpty]
     public string[] LiteralPath { get; set; } = Array.Empty<string>();
 
-    [Parameter(HelpMessage = "Window length in tokens for long texts (default: the model's context length).")]
+    [Parameter(HelpMessage = "Window length in tokens for long texts (default and most: the model's context length; a longer one is cut to it with a warning).")]
     [ValidateRange(2, int.MaxValue)]
     public int? WindowLength { get; set; }
 
@@ -60,7 +60,7 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
         {
             if (!File.Exists(file))
                 throw Core.LoraShellException.NotFound("FileNotFound", $"Text file '{file}' does not exist.", file);
-            WriteObject(Measure(File.ReadAllText(file), file));
+            WriteObject(Measure(Core.IO.TextFile.Read(file, WriteWarning, "Text file", "score"), file));
         }
     }
 
@@ -75,6 +75,8 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
             lock (Model.Gate)
                 return Model.Loaded.Perplexity(text, WindowLength, progress: new InlineProgress<double>(f => report($"{f:P0} of windows", f)), cancel: cancel);
         });
+        if (WindowLength > result.Window)
+            WriteWarning($"-WindowLength {WindowLength} is longer than the model's context (max_position_embeddings {result.Window}); {source} was scored in windows of {result.Window} tokens.");
         return new PerplexityReport
         {
             Model = Model.Name, Source = source, Loss = result.Loss, Perplexity = result.Perplexity,

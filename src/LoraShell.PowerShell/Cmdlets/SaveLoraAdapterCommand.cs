@@ -80,7 +80,8 @@ public sealed class SaveLoraAdapterCommand : LoraCmdlet
                 var info = set.Info(t.Item1);
                 return $"'{t.Item1}' (r={info.Rank}, {info.ModulePaths.Count} modules, {info.TrainableParameters:N0} parameters){(t.Item2.Length > 0 ? $" in {t.Item2}/" : "")}";
             }));
-            if (!ShouldProcess(root, $"Save LoRA adapter(s) {what} in PEFT format")) return;
+            var writes = new[] { PeftAdapterFiles.ConfigFile, PeftAdapterFiles.WeightsFile }.Concat(targets.Select(t => t.Item2).Where(s => s.Length > 0)).ToArray();
+            if (!ShouldProcess(root, $"Save LoRA adapter(s) {what} in PEFT format{Replacing(root, writes)}")) return;
             foreach (var result in PeftAdapterFormat.SaveAll(set, targets, root, Force, Model.Loaded.NameOrPath))
             {
                 foreach (var w in result.Warnings) WriteWarning(w);

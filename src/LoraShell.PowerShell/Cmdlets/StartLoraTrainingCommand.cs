@@ -203,7 +203,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             lock (Model.Gate)
                 return Trainer.Run(Model.Loaded, options, new InlineProgress<TrainingProgress>(p =>
                     emit(new ProgressUpdate($"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  {p.TokensPerSecond:N0} tok/s", (double)p.Step / p.TotalSteps, p.Remaining))),
-                    cancel, m => emit(new VerboseLine(m)), a => emit(new ProgressUpdate(a.Status, a.Fraction)));
+                    cancel, EmitLog(emit), a => emit(new ProgressUpdate(a.Status, a.Fraction)));
         });
         if (result.Cancelled) WriteWarning(StoppedLine(result));
         WriteObject(new TrainingResult(result, Model));

@@ -80,6 +80,18 @@ public abstract class LoraCmdlet : PSCmdlet
     /// </summary>
     protected static void RefuseExisting(string path, bool force) => Core.IO.AtomicFile.RefuseExisting(path, force);
 
+    /// <summary>
+    /// For -WhatIf and -Verbose: when <paramref name="folder"/> exists (so -Force replaces it), what goes
+    /// and what stays; empty otherwise. <paramref name="writes"/> names the entries the cmdlet writes.
+    /// </summary>
+    protected string Replacing(string folder, params string[] writes)
+    {
+        if (!Directory.Exists(folder)) return "";
+        string line = Core.IO.FolderReplacement.Plan(folder).Describe(writes.Length == 0 ? null : writes);
+        WriteVerbose(line);
+        return " — " + line;
+    }
+
     /// <summary>A path as the user typed it, resolved against the current PowerShell location (no wildcards).</summary>
     /// <summary>
     /// Writes a file or folder the cmdlet created as the FileSystem provider's item (what Get-Item returns),
@@ -129,6 +141,12 @@ public abstract class LoraCmdlet : PSCmdlet
     /// <summary>A -Verbose line the work emits, written when it happens rather than after the work ends.</summary>
     protected sealed record VerboseLine(string Text);
 
+    /// <summary>A warning the work emits (data cut, read as U+FFFD, left without a loss), written as it happens.</summary>
+    protected sealed record WarningLine(string Text);
+
+    /// <summary>The two channels of a core <see cref="RunLog"/>, emitted as -Verbose lines and warnings.</summary>
+    protected static RunLog EmitLog(Action<object> emit) => new(m => emit(new VerboseLine(m)), m => emit(new WarningLine(m)));
+
     /// <summary>
     /// As above, and objects the work emits are written to the pipeline as they arrive, in order,
     /// from the pipeline thread.
@@ -148,6 +166,7 @@ public abstract class LoraCmdlet : PSCmdlet
             foreach (var item in items.GetConsumingEnumerable())
             {
                 if (item is VerboseLine line) { WriteVerbose(line.Text); continue; }
+                if (item is WarningLine warning) { WriteWarning(warning.Text); continue; }
                 if (item is not ProgressUpdate p) { WriteObject(item); continue; }
                 bool newStatus = !string.Equals(StatusKind(p.Status), StatusKind(record.StatusDescription), StringComparison.Ordinal);
                 if (!newStatus && (DateTime.UtcNow - lastWrite).TotalMilliseconds < 200 && p.Fraction < 1) continue;

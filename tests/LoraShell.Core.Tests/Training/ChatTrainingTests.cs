@@ -125,12 +125,15 @@ public class ChatTrainingTests
             Conversation.Trim(),
             $$"""{"messages": [{"role": "user", "content": "Talk."}, {"role": "assistant", "content": "{{longReply}}"}]}""",
             """{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}""",
+            $$"""{"messages": [{"role": "user", "content": "{{longReply}}"}, {"role": "assistant", "content": "Done."}]}""",
         });
-        var log = new List<string>();
-        var corpus = TokenCorpus.Load(new[] { path }, null, 0, Qwen3.Value, cacheFolder: null, sequenceLength: 64, log: log.Add);
-        Assert.Contains(log, l => l.Contains("1 of 3 conversations are longer than one training window (65 tokens)"));
+        var info = new List<string>();
+        var warnings = new List<string>();
+        var corpus = TokenCorpus.Load(new[] { path }, null, 0, Qwen3.Value, cacheFolder: null, sequenceLength: 64, log: new RunLog(info.Add, warnings.Add));
+        Assert.Contains(warnings, l => l.Contains("2 of 4 conversations are longer than one training window (65 tokens)")
+            && l.Contains("1 of them keep no assistant token at all"));
         // Each conversation of the training stream, cut to at most 65 tokens, then the next one.
-        Assert.True(corpus.Train.Length <= 3 * 65);
+        Assert.True(corpus.Train.Length <= 4 * 65);
         Assert.True(corpus.Train.PredictedCount > 0);
     }
 

@@ -10,7 +10,7 @@ internal sealed class FullTuner : Tuner
 
     public override TrainingMethod Method => TrainingMethod.Full;
 
-    public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, Action<string>? log)
+    public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, RunLog? log)
     {
         var adapters = Subject.Adapters;
         if (adapters.Names.Count > 0)

@@ -18,7 +18,7 @@ internal sealed class LadderTuner : Tuner
     public override TrainingMethod Method => TrainingMethod.Ladder;
     public override LadderSideNetwork? SideNetwork => _side;
 
-    public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, Action<string>? log)
+    public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, RunLog? log)
     {
         var adapters = Subject.Adapters;
         if (adapters.ActiveNames.Except(adapters.MergedNames).Any() && !adapters.Disabled)
@@ -45,7 +45,7 @@ internal sealed class LadderTuner : Tuner
             }
             catch { side.Dispose(); throw; }
             Subject.SideNetwork = side;
-            log?.Invoke($"Side network: width {side.SideConfig.HiddenSize}, {side.Layers.Count} blocks, {side.parameters().Sum(p => p.numel()):N0} parameters, init {config.Init}.");
+            log?.Info($"Side network: width {side.SideConfig.HiddenSize}, {side.Layers.Count} blocks, {side.parameters().Sum(p => p.numel()):N0} parameters, init {config.Init}.");
         }
         _side = Subject.SideNetwork;
         foreach (var p in _side.parameters()) p.requires_grad = true;

@@ -14,7 +14,7 @@ internal sealed class LoraTuner : Tuner
     public override string? AdapterName => _adapter;
     LoraAdapterSet Adapters => Subject.Adapters;
 
-    public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, Action<string>? log)
+    public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, RunLog? log)
     {
         string? name = o.AdapterName ?? Adapters.ActiveNames.FirstOrDefault();
         if (name is null)
@@ -23,7 +23,7 @@ internal sealed class LoraTuner : Tuner
             // The same adapter Add-LoraAdapter adds without arguments: PEFT's defaults.
             var config = new LoraConfig { BaseModelNameOrPath = Subject.NameOrPath };
             Adapters.Add(name, config, o.Seed);
-            log?.Invoke($"The model had no adapter; added 'default' (r {config.R}, alpha {config.LoraAlpha}, {string.Join(" and ", config.TargetModules!)}), as Add-LoraAdapter does without arguments.");
+            log?.Info($"The model had no adapter; added 'default' (r {config.R}, alpha {config.LoraAlpha}, {string.Join(" and ", config.TargetModules!)}), as Add-LoraAdapter does without arguments.");
         }
         if (!Adapters.Contains(name)) throw LoraShellException.NotFound("AdapterNotFound", $"The model has no adapter named '{name}'.", name);
         if (Adapters.MergedNames.Contains(name))
@@ -33,7 +33,7 @@ internal sealed class LoraTuner : Tuner
             // Add-LoraAdapter without -Seed, then a seeded run: the seed covers the whole run, the adapter's
             // start included, as it does when training adds the adapter itself.
             Adapters.Reinitialize(name, o.Seed);
-            log?.Invoke($"Adapter '{name}' was initialised without a seed and not trained yet; its factors were drawn again from the run's seed {o.Seed}, so the run reproduces. Add-LoraAdapter -Seed fixes them there instead.");
+            log?.Info($"Adapter '{name}' was initialised without a seed and not trained yet; its factors were drawn again from the run's seed {o.Seed}, so the run reproduces. Add-LoraAdapter -Seed fixes them there instead.");
         }
         Adapters.KeepInitialization(name);
         Adapters.Enable();

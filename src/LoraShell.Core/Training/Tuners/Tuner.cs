@@ -42,7 +42,7 @@ internal abstract class Tuner
     /// Sets what trains. <paramref name="fisherData"/> feeds Fisher pruning and is asked for only when
     /// that init is chosen (building it costs a pass over the data for classification).
     /// </summary>
-    public abstract void Prepare(TrainingOptions o, Func<TokenStream> fisherData, Action<string>? log);
+    public abstract void Prepare(TrainingOptions o, Func<TokenStream> fisherData, RunLog? log);
 
     /// <summary>What the optimizer updates, named as its state is stored in checkpoints.</summary>
     public virtual IReadOnlyList<(string name, Parameter parameter)> Trainable
