@@ -47,7 +47,7 @@ if runnable core; then
   dotnet test LoraShell.sln -c Debug --filter "Category!=MemoryMeasurement" --logger "trx;LogFileName=core.trx" --results-directory "$results" || status=1
   # Peak-memory measurements run one per process: what other tests (and other measurements) leave
   # resident (freed memory the allocator keeps, libtorch's caches) would move their baselines by tens of MiB.
-  for case in Full Lora Full_with_checkpointing Lora_with_checkpointing Lora_on_an_Nf4_base Lora_on_an_Int8_base Ladder; do
+  for case in Full Lora Full_with_checkpointing Lora_with_checkpointing Lora_on_an_Nf4_base Lora_on_an_Int8_base Lora_with_DoRA Ladder; do
     dotnet test tests/LoraShell.Core.Tests -c Debug --no-build --filter "Category=MemoryMeasurement&FullyQualifiedName=LoraShell.Core.Tests.MemoryEstimatorMeasuredTests.$case" \
       --logger "trx;LogFileName=memory-$case.trx" --results-directory "$results" || status=1
   done

@@ -166,3 +166,28 @@ Describe 'Several adapters' {
         $e.FullyQualifiedErrorId | Should -BeLike 'AdapterNotFound,*'
     }
 }
+
+Describe 'DoRA and LoRA+ (issue 28)' {
+    It 'adds, trains with LoRA+, saves and imports a DoRA adapter that gives the same loss' {
+        $out = New-TestFolder
+        try {
+            $text = Join-Path $out 's.txt'
+            Set-Content -Path $text -Value (Get-Content -Raw (Join-Path $Shared 'data/tinyshakespeare/input.txt')).Substring(0, 20000) -NoNewline
+            $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -UseDora -TargetModules all-linear -Seed 1
+            $r = $m | Start-LoraTraining -DataPath $text -MaxSteps 4 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 4 -LoraPlusRatio 16 -Seed 1
+            $r.LoraPlusRatio | Should -Be 16
+            $m | Save-LoraAdapter -Path (Join-Path $out 'dora') | Out-Null
+            (Get-Content -Raw (Join-Path $out 'dora/adapter_config.json') | ConvertFrom-Json).use_dora | Should -BeTrue
+            $probe = 'Once upon a time, there was a little girl.'
+            $back = Import-LoraModel $StoriesPath | Import-LoraAdapter (Join-Path $out 'dora')
+            ($back | Measure-LoraPerplexity -Text $probe).Loss | Should -Be ($m | Measure-LoraPerplexity -Text $probe).Loss
+            (Measure-LoraMemory -Model $back -Method Lora -BatchSize 4 -SequenceLength 64).TrainableParameters |
+                Should -Be ($back | Get-LoraAdapter).TrainableParameters
+        }
+        finally { Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue }
+    }
+    It 'refuses -LoraPlusRatio for a method without B' {
+        $e = Get-ThrownError { Import-LoraModel $StoriesPath | Start-LoraTraining -DataPath $StoriesPath -Method Full -MaxSteps 1 -LoraPlusRatio 16 }
+        $e.FullyQualifiedErrorId | Should -BeLike 'LoraPlusNeedsLora,*'
+    }
+}

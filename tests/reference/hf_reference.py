@@ -7,10 +7,24 @@ Families, chosen by config.json "model_type": llama, mistral, qwen2, qwen3, phi3
     /usr/bin/python3 hf_reference.py --model DIR [--adapter DIR] [--merge] --ids IDS.json --out OUT.json
     /usr/bin/python3 hf_reference.py --jobs JOBS.json
     /usr/bin/python3 hf_reference.py --selftest
+    /usr/bin/python3 hf_reference.py --write-adapter OUTDIR --model DIR --targets q_proj,v_proj
+                                     --rank 4 --alpha 8 [--dora] [--seed 1] [--std 0.05]
+    /usr/bin/python3 hf_reference.py --combine OUTDIR --model DIR --adapters DIR1,DIR2[,...] --weights 0.7,0.3
+                                     --combination-type linear|cat|svd|ties|dare_linear|dare_ties|magnitude_prune|
+                                       ties_svd|dare_linear_svd|dare_ties_svd|magnitude_prune_svd
+                                     [--density 0.5] [--majority-sign-method total|frequency]
+                                     [--svd-rank R] [--svd-clamp C] [--seed S]
 
 IDS.json: list of equal-length lists of token ids (no padding, so no attention mask is needed).
 OUT.json: {"logits": [batch][seq][vocab] floats (float64, shortest round-trip repr),
            "loss": mean next-token cross-entropy over positions 2..n of every sequence}.
+Adapters: PEFT LoRA, optionally use_dora (DoRA magnitude per output row), unmerged or --merge'd.
+--write-adapter: a random adapter for DIR laid out as PEFT's save_pretrained writes it
+(adapter_config.json + float32 adapter_model.safetensors), nonzero B, and for --dora a magnitude of
+||W + s B A|| per row times U[0.8, 1.2], so both LoRA and DoRA visibly change the logits.
+--combine: PEFT LoraModel.add_weighted_adapter (release v0.20.0) over several adapter folders, written as
+save_pretrained would; the math, the PEFT lines followed and every convention are in combine_reference.py
+(same folder), whose --selftest checks it.
 
 Everything is computed in float64 (weights are cast on load), so the numbers are more exact than a
 float32/bfloat16 implementation under test -- and also more exact than transformers itself, which
@@ -31,8 +45,21 @@ Sources read (huggingface/transformers unless noted):
   src/transformers/models/gpt2/modeling_gpt2.py      GPT2Attention._attn, GPT2MLP, GPT2Block, Conv1D usage
   activations NewGELUActivation (gelu_new)
   huggingface/peft src/peft/tuners/lora/layer.py     LoraLayer.update_layer (scaling), Linear.forward,
-        Linear.get_delta_weight (transpose(B@A, fan_in_fan_out) * scaling)
+        Linear.get_delta_weight (transpose(B@A, fan_in_fan_out) * scaling), dispatch_default (Conv1D ->
+        fan_in_fan_out=True)
   huggingface/peft src/peft/utils/other.py           get_pattern_key;  tuners/lora/model.py _create_and_replace
+  DoRA, followed at huggingface/peft main 5d602fdbff04c33c1c4de55cda9d4ae1d7cb7e40 (v0.20.0-47, 0.20.1.dev0)
+  and checked against tag v0.20.0 (a5526d27a9d47d1e8264d5e1b1f96c0fdc79464e), same math:
+  huggingface/peft src/peft/tuners/lora/dora.py      DoraLinearLayer.get_weight_norm, get_lora_weight,
+        update_layer (init magnitude = ||W + s B A||, B = 0 at init), forward (base_result - bias)
+  huggingface/peft src/peft/tuners/lora/variants.py  DoraLinearVariant.forward, merge_safe (weight_norm with
+        scaling=1 on the scaled delta, dora_factor = m / weight_norm transposed for fan_in_fan_out)
+  huggingface/peft src/peft/tuners/lora/model.py     LoraModel._get_adapter_state_dict / _remap_adapter_state_dict
+        _for_load (magnitude key "lora_magnitude_vector" saved without ".weight", ".weight" re-added on load);
+        in v0.20.0 the same two renames live in utils/save_and_load.py get_peft_model_state_dict /
+        set_peft_model_state_dict (+ _insert_adapter_name_into_state_dict)
+  huggingface/peft src/peft/tuners/tuners_utils.py   check_target_module_exists (list: exact or "." + suffix),
+        _remove_adapter_name_from_state_dict_key;  peft_model.py save_pretrained (metadata {"format": "pt"})
 """
 
 import argparse
@@ -435,16 +462,51 @@ def dense(x, params, spec, lora, path, bias_suffix=None):
     PEFT lora.Linear.forward: result = base(x) + lora_B(lora_A(dropout(x))) * scaling, where lora_A is
     an nn.Linear(in, r) and lora_B an nn.Linear(r, out) whatever fan_in_fan_out says, so the update is
     scaling * (x A^T) B^T for Conv1D too (fan_in_fan_out only matters when merging).
+    With use_dora the entry also holds the magnitude "m" and the update is dora_extra's instead.
     """
     w = params[path + ".weight"]
     y = x @ w if linear_kind(spec, path) == "conv1d" else x @ w.t()
     key = bias_suffix if bias_suffix is not None else path
-    if (path + ".bias") in params and key in spec["biased"]:
-        y = y + params[path + ".bias"]
+    bias = params[path + ".bias"] if (path + ".bias") in params and key in spec["biased"] else None
+    if bias is not None:
+        y = y + bias
     if lora and path in lora:
         a = lora[path]
-        y = y + ((x @ a["A"].t()) @ a["B"].t()) * a["scaling"]
+        lora_result = (x @ a["A"].t()) @ a["B"].t()  # lora_B(lora_A(x)), dropout is 0
+        if "m" in a:
+            y = y + dora_extra(y, bias, lora_result, weight_out_in(w, spec, path), a)
+        else:
+            y = y + lora_result * a["scaling"]
     return y
+
+
+def weight_out_in(w, spec, path):
+    # peft.utils.other.transpose(weight, fan_in_fan_out): Conv1D [in, out] -> [out, in]; nn.Linear as is.
+    return w.t() if linear_kind(spec, path) == "conv1d" else w
+
+
+def dora_weight_norm(w_out_in, lora_weight, scaling):
+    """DoraLinearLayer.get_weight_norm: L2 norm of (W + scaling * lora_weight) over dim 1, i.e. one norm per
+    output feature. w_out_in is already transposed to [out, in] (get_weight_norm does it via fan_in_fan_out)."""
+    return torch.linalg.norm(w_out_in + scaling * lora_weight, dim=1)
+
+
+def dora_extra(base_result, bias, lora_result, w_out_in, a):
+    """DoraLinearVariant.forward -> DoraLinearLayer.forward (dropout 0, so base_result is the base output):
+        lora_weight    = lora_B(lora_A(eye)).T  == B @ A                 [out, in]
+        weight_norm    = get_weight_norm(W, lora_weight.detach(), scaling).detach()
+        mag_norm_scale = (magnitude / weight_norm).view(1, -1)
+        base_result    = base_result - base_layer.bias   (when the base layer has a bias)
+        result_dora    = (mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result * scaling
+    and Linear.forward adds result_dora to base_layer(x). Total: mag_norm_scale * (W x + s B A x) + bias,
+    i.e. the bias is NOT rescaled by the magnitude (it was subtracted before scaling).
+    Followed: peft main 5d602fd (== v0.20.0 here). Older releases (e.g. v0.12.0) recomputed the base as
+    F.linear(x, W) without bias instead of subtracting it; same numbers."""
+    weight_norm = dora_weight_norm(w_out_in, a["B"] @ a["A"], a["scaling"])
+    mag_norm_scale = (a["m"] / weight_norm).view(1, -1)
+    if bias is not None:
+        base_result = base_result - bias
+    return (mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result * a["scaling"]
 
 
 # ---------------------------------------------------------------- RoPE tables per scaling type
@@ -648,36 +710,57 @@ def get_pattern_key(pattern_keys, key_to_match):
 
 
 _LORA_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
+# DoRA magnitude. get_peft_model_state_dict (LoraModel._get_adapter_state_dict; save_and_load.py before the
+# tuner refactor) strips ".weight" from "lora_magnitude_vector.<adapter>.weight", then the adapter name goes:
+# saved key "base_model.model.<path>.lora_magnitude_vector". Loading accepts that and also
+# "<path>.lora_magnitude_vector.weight" (the remap appends ".weight" to the first; the second already is the
+# model key minus the adapter name), so both spellings are read here.
+_MAGNITUDE_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_magnitude_vector(?:\.weight)?$")
 
 
 def load_lora(adapter_dir, spec, params):
-    """{module_path: {A [r,in], B [out,r], scaling}} following LoraModel._create_and_replace:
+    """{module_path: {A [r,in], B [out,r], scaling[, m [out] with use_dora]}} following
+    LoraModel._create_and_replace:
     r = rank_pattern[get_pattern_key(rank_pattern, path)] or r; alpha likewise from alpha_pattern;
     scaling = alpha / r, or alpha / sqrt(r) with use_rslora (LoraLayer.update_layer)."""
     with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
         cfg = json.load(f)
     if cfg.get("peft_type", "LORA") != "LORA":
         raise NotImplementedError(f"peft_type {cfg.get('peft_type')} not supported")
-    for flag in ("use_dora", "lora_bias"):
-        if cfg.get(flag):
-            raise NotImplementedError(f"adapter_config {flag}=true not supported")
+    if cfg.get("lora_bias"):
+        raise NotImplementedError("adapter_config lora_bias=true not supported")
+    use_dora = bool(cfg.get("use_dora"))
     st = os.path.join(adapter_dir, "adapter_model.safetensors")
     tensors = read_safetensors(st)[0] if os.path.exists(st) else dict(
         torch.load(os.path.join(adapter_dir, "adapter_model.bin"), map_location="cpu"))
     pieces = {}
     for key, t in tensors.items():
-        m = _LORA_KEY.match(key)
+        m, mag = _LORA_KEY.match(key), _MAGNITUDE_KEY.match(key)
+        if mag:
+            if not use_dora:
+                # PEFT would build no magnitude parameter and drop the tensor as an unexpected key; a DoRA
+                # checkpoint paired with a use_dora=false config is almost surely a mistake, so refuse.
+                raise ValueError(f"adapter tensor {key} is a DoRA magnitude but adapter_config use_dora is false")
+            if "m" in pieces.get(mag["path"], {}):
+                raise ValueError(f"{mag['path']}: two DoRA magnitudes (with and without .weight)")
+            pieces.setdefault(mag["path"], {})["m"] = t.to(DT)
+            continue
         if not m:
-            raise NotImplementedError(f"adapter tensor {key} is not a LoRA A/B weight (embedding LoRA, "
-                                      "DoRA magnitudes and modules_to_save are not supported)")
+            raise NotImplementedError(f"adapter tensor {key} is not a LoRA A/B weight or DoRA magnitude "
+                                      "(embedding LoRA and modules_to_save are not supported)")
         pieces.setdefault(m["path"], {})[m["ab"]] = t.to(DT)
     r_default, alpha_default = int(cfg["r"]), float(cfg["lora_alpha"])
     rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
     known = set(dense_paths(spec))
     lora = {}
     for path, ab in pieces.items():
-        if set(ab) != {"A", "B"}:
+        if not {"A", "B"} <= set(ab):
             raise ValueError(f"{path}: needs both lora_A and lora_B")
+        if use_dora and "m" not in ab:
+            # DoraLinearVariant.init creates a magnitude for every targeted Linear, so a saved DoRA adapter
+            # has one per module; without it PEFT would keep the init value ||W||, which we cannot know
+            # was intended.
+            raise ValueError(f"{path}: use_dora=true but no {path}.lora_magnitude_vector in the adapter")
         if path not in known:
             raise KeyError(f"adapter targets '{path}', which is not a projection of this {spec['family']} model")
         r = int(rank_pattern.get(get_pattern_key(rank_pattern.keys(), path), r_default))
@@ -695,6 +778,10 @@ def load_lora(adapter_dir, spec, params):
                  f"({'Conv1D' if is_conv1d else 'nn.Linear'})")
         scaling = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
         lora[path] = dict(A=A, B=B, scaling=scaling)
+        if use_dora:
+            if tuple(ab["m"].shape) != (fan_out,):
+                raise ValueError(f"{path}: lora_magnitude_vector {tuple(ab['m'].shape)} != [out={fan_out}]")
+            lora[path]["m"] = ab["m"]
     if not lora:
         raise ValueError("adapter holds no LoRA weights")
     return lora
@@ -702,17 +789,107 @@ def load_lora(adapter_dir, spec, params):
 
 def merge_lora(params, spec, lora):
     """lora.Linear.merge / get_delta_weight: W += transpose(B @ A, fan_in_fan_out) * scaling,
-    i.e. (B @ A) * s for nn.Linear [out, in] and (B @ A).T * s for Conv1D [in, out]."""
+    i.e. (B @ A) * s for nn.Linear [out, in] and (B @ A).T * s for Conv1D [in, out]; DoRA entries
+    go through dora_merged_weight instead."""
     merged = dict(params)
     head = spec["fam"]["head"]
     for path, a in lora.items():
         if path == head and spec["tie"]:
             raise NotImplementedError("merging a LoRA on a tied lm_head would also change the embedding")
         delta = (a["B"] @ a["A"]) * a["scaling"]
+        if "m" in a:
+            merged[path + ".weight"] = dora_merged_weight(params[path + ".weight"], delta, a["m"], spec, path)
+            continue
         if linear_kind(spec, path) == "conv1d":
             delta = delta.t()
         merged[path + ".weight"] = params[path + ".weight"] + delta
     return merged
+
+
+def dora_merged_weight(w, delta_out_in, magnitude, spec, path):
+    """DoraLinearVariant.merge_safe: delta_weight = get_delta_weight() already carries the scaling, so
+        weight_norm = get_weight_norm(W, transpose(delta_weight, fan_in_fan_out), scaling=1).detach()
+        dora_factor = transpose((magnitude / weight_norm).view(-1, 1), fan_in_fan_out)
+        W'          = dora_factor * (W + delta_weight)
+    (for Conv1D W and delta_weight are [in, out] and dora_factor a [1, out] row). The bias is untouched,
+    matching dora_extra, which leaves the bias outside the magnitude scaling."""
+    weight_norm = dora_weight_norm(weight_out_in(w, spec, path), delta_out_in, 1.0)
+    dora_factor = (magnitude / weight_norm).view(-1, 1)
+    if linear_kind(spec, path) == "conv1d":
+        return dora_factor.t() * (w + delta_out_in.t())
+    return dora_factor * (w + delta_out_in)
+
+
+# =============================================================================================
+# Writing a random adapter the way PEFT's save_pretrained lays it out (for other programs to load)
+# =============================================================================================
+
+def peft_target_paths(spec, targets):
+    """check_target_module_exists with a list target_modules: the module path is listed itself, or ends
+    with "." + a listed name (so gpt2 "c_proj" hits attn.c_proj and mlp.c_proj)."""
+    return [p for p in dense_paths(spec) if p in targets or any(p.endswith("." + t) for t in targets)]
+
+
+def lora_fan(params, spec, path):
+    """(in_features, out_features) of the module PEFT wraps; Conv1D stores its weight [in, out]."""
+    w = params[path + ".weight"]
+    return (w.shape[0], w.shape[1]) if linear_kind(spec, path) == "conv1d" else (w.shape[1], w.shape[0])
+
+
+def random_adapter_tensors(params, spec, paths, r, scaling, dora, seed, std):
+    """get_peft_model_state_dict keys: base_model.model.<path>.lora_A.weight [r, in], .lora_B.weight [out, r]
+    and, for DoRA, .lora_magnitude_vector [out]; float32 like a float32 PeftModel saves them.
+    A and B are both nonzero (PEFT's init has B = 0, which would make the adapter a no-op). The magnitude is
+    ||W + scaling * B A|| per output row (what DoraLinearLayer.update_layer would store for these A, B),
+    computed from the float32-rounded A, B actually saved, times a random factor in [0.8, 1.2] so that
+    DoRA differs from plain LoRA."""
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for path in paths:
+        fan_in, fan_out = lora_fan(params, spec, path)
+        A = (torch.randn(r, fan_in, generator=gen, dtype=DT) * std).float()
+        B = (torch.randn(fan_out, r, generator=gen, dtype=DT) * std).float()
+        key = f"base_model.model.{path}"
+        tensors[key + ".lora_A.weight"], tensors[key + ".lora_B.weight"] = A, B
+        if dora:
+            w = weight_out_in(params[path + ".weight"], spec, path)
+            norm = dora_weight_norm(w, B.to(DT) @ A.to(DT), scaling)
+            factor = 0.8 + 0.4 * torch.rand(fan_out, generator=gen, dtype=DT)
+            tensors[key + ".lora_magnitude_vector"] = (norm * factor).float()
+    return tensors
+
+
+def peft_adapter_config(model_dir, targets, r, alpha, dora, fan_in_fan_out):
+    """The LoraConfig fields adapter_config.json carries (LoraConfig.to_dict; the rarer ones left out).
+    lora_alpha is written as an int when integral, as LoraConfig declares it int."""
+    return dict(
+        alpha_pattern={}, auto_mapping=None, base_model_name_or_path=model_dir, bias="none",
+        exclude_modules=None, fan_in_fan_out=fan_in_fan_out, inference_mode=True, init_lora_weights=True,
+        layers_pattern=None, layers_to_transform=None,
+        lora_alpha=int(alpha) if float(alpha).is_integer() else float(alpha), lora_bias=False,
+        lora_dropout=0.0, modules_to_save=None, peft_type="LORA", r=int(r), rank_pattern={}, revision=None,
+        target_modules=sorted(targets), task_type="CAUSAL_LM", use_dora=bool(dora), use_rslora=False)
+
+
+def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1, std=0.05):
+    """Random LoRA/DoRA adapter for the model in model_dir, saved as PEFT's save_pretrained would."""
+    spec, params = load_model(model_dir)
+    targets = [t.strip() for t in targets if t.strip()]
+    paths = peft_target_paths(spec, targets)
+    if not paths:  # PEFT: "Target modules ... not found in the base model"
+        raise ValueError(f"target_modules {targets} match no projection of this {spec['family']} model")
+    unmatched = [t for t in targets if not peft_target_paths(spec, [t])]
+    if unmatched:
+        warn(f"target_modules {unmatched} match nothing (PEFT ignores such entries if others match)")
+    tensors = random_adapter_tensors(params, spec, paths, int(r), float(alpha) / int(r), dora, seed, std)
+    os.makedirs(out_dir, exist_ok=True)
+    # save_pretrained -> safe_save_file(output_state_dict, ..., metadata={"format": "pt"})
+    write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), tensors, {"format": "pt"})
+    # lora.layer.dispatch_default forces fan_in_fan_out=True on Conv1D targets; a gpt2 config says so.
+    fifo = any(linear_kind(spec, p) == "conv1d" for p in paths)
+    with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
+        json.dump(peft_adapter_config(model_dir, targets, r, alpha, dora, fifo), f, indent=2, sort_keys=True)
+    return paths
 
 
 # =============================================================================================
@@ -751,9 +928,47 @@ def main(argv=None):
     ap.add_argument("--out")
     ap.add_argument("--jobs", help="a JSON list of {model, adapter?, merge?, ids, out}: many runs in one process")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--write-adapter", metavar="OUTDIR",
+                    help="write a random PEFT adapter for --model (needs --targets, --rank, --alpha)")
+    ap.add_argument("--targets", help="comma-separated target_modules, e.g. q_proj,v_proj (suffix match)")
+    ap.add_argument("--rank", type=int)
+    ap.add_argument("--alpha", type=float)
+    ap.add_argument("--dora", action="store_true", help="use_dora: also write lora_magnitude_vector")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--std", type=float, default=0.05, help="std of the random lora_A / lora_B entries")
+    ap.add_argument("--combine", metavar="OUTDIR",
+                    help="PEFT add_weighted_adapter of --adapters into OUTDIR (see combine_reference.py)")
+    ap.add_argument("--adapters", help="comma-separated adapter folders for --combine")
+    ap.add_argument("--weights", help="comma-separated weights, one per adapter, for --combine")
+    ap.add_argument("--combination-type", default="svd", help="add_weighted_adapter combination_type (default svd)")
+    ap.add_argument("--density", type=float)
+    ap.add_argument("--majority-sign-method", default="total", choices=["total", "frequency"])
+    ap.add_argument("--svd-rank", type=int)
+    ap.add_argument("--svd-clamp", type=float)
     args = ap.parse_args(argv)
+    if args.combine:
+        if not (args.model and args.adapters and args.weights):
+            ap.error("--combine needs --model, --adapters and --weights")
+        sys.modules.setdefault("hf_reference", sys.modules[__name__])
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import combine_reference
+        info = combine_reference.write_combined(
+            args.combine, args.model, [a for a in args.adapters.split(",") if a],
+            [float(w) for w in args.weights.split(",") if w.strip()], args.combination_type,
+            density=args.density, majority_sign_method=args.majority_sign_method, svd_rank=args.svd_rank,
+            svd_clamp=args.svd_clamp, seed=args.seed)
+        print(f"wrote {info['combination_type']} combination, r = lora_alpha = {info['new_rank']} "
+              f"(scaling {info['new_scaling']:g}) to {args.combine}")
+        return 0
     if args.selftest:
         return selftest()
+    if args.write_adapter:
+        if not (args.model and args.targets and args.rank and args.alpha is not None):
+            ap.error("--write-adapter needs --model, --targets, --rank and --alpha")
+        paths = write_peft_adapter(args.write_adapter, args.model, args.targets.split(","), args.rank,
+                                   args.alpha, args.dora, args.seed, args.std)
+        print(f"wrote {'DoRA' if args.dora else 'LoRA'} adapter for {len(paths)} modules to {args.write_adapter}")
+        return 0
     if args.jobs:
         with open(args.jobs) as f:
             jobs = json.load(f)
@@ -1218,6 +1433,115 @@ def selftest():
             json.dump(bad, f)
         ck.raises("rank mismatch vs rank_pattern detected", lambda: load_lora(bad_dir, spec_b, params_b), ValueError)
 
+        print("PEFT DoRA")
+        dd = os.path.join(root, "dora_llama")
+        paths = write_peft_adapter(dd, os.path.join(root, "llama_bias"), ["q_proj", "v_proj", "down_proj", "lm_head"],
+                                   4, 8.0, dora=True, seed=21)
+        saved, meta = read_safetensors(os.path.join(dd, "adapter_model.safetensors"))
+        want = {f"base_model.model.{p_}.{s_}" for p_ in paths
+                for s_ in ("lora_A.weight", "lora_B.weight", "lora_magnitude_vector")}
+        ck.ok("write: PEFT keys (lora_A.weight, lora_B.weight, lora_magnitude_vector), 7 modules, float32",
+              set(saved) == want and len(paths) == 7 and all(t.dtype == torch.float32 for t in saved.values())
+              and meta == {"format": "pt"})
+        with open(os.path.join(dd, "adapter_config.json")) as f:
+            dcfg = json.load(f)
+        ck.ok("write: config use_dora, r, int lora_alpha, fan_in_fan_out false for nn.Linear",
+              dcfg["use_dora"] is True and dcfg["r"] == 4 and dcfg["lora_alpha"] == 8 and
+              isinstance(dcfg["lora_alpha"], int) and dcfg["fan_in_fan_out"] is False and dcfg["peft_type"] == "LORA")
+        dl = load_lora(dd, spec_b, params_b)
+        ratio = torch.cat([a["m"] / dora_weight_norm(weight_out_in(params_b[p_ + ".weight"], spec_b, p_),
+                                                     a["B"] @ a["A"], a["scaling"]) for p_, a in dl.items()])
+        ck.ok("write: magnitude / ||W + s B A|| in [0.8, 1.2] and not ~1",
+              0.8 - 1e-6 <= ratio.min() and ratio.max() <= 1.2 + 1e-6 and (ratio - 1).abs().max() > 0.1,
+              f"min {ratio.min():.4f} max {ratio.max():.4f}")
+        # PEFT init: B = 0, magnitude = ||W|| (DoraLinearLayer.update_layer) -> output is exactly the base output
+        init = {p_: dict(a, B=torch.zeros_like(a["B"]),
+                         m=torch.linalg.norm(weight_out_in(params_b[p_ + ".weight"], spec_b, p_), dim=1))
+                for p_, a in dl.items()}
+        ck.close("DoRA at PEFT init (B=0, m=||W||) == base model", fwd(spec_b, params_b, lora=init), lb, 0)
+        ldora = fwd(spec_b, params_b, lora=dl)
+        lplain = fwd(spec_b, params_b, lora={p_: {k: v for k, v in a.items() if k != "m"} for p_, a in dl.items()})
+        ck.differ("DoRA changes logits vs base", ldora, lb, 1e-3)
+        ck.differ("DoRA differs from plain LoRA with the same A, B", ldora, lplain, 1e-3)
+        ck.close("DoRA unmerged == merged (llama, all biases, untied lm_head)",
+                 fwd(spec_b, merge_lora(params_b, spec_b, dl)), ldora, 1e-10)
+        ck.close("DoRA: vectorised == loop reference", ldora, slow_forward(params_b, spec_b, ids, dl), 1e-11)
+
+        def dora_rowwise(x, w_oi, bias, a):  # scalar restatement: m_j/||W_j + s(BA)_j|| (W_j + s(BA)_j).x + b_j
+            ba = a["B"] @ a["A"]
+            out = torch.zeros(x.shape[0], w_oi.shape[0], dtype=DT)
+            for j in range(w_oi.shape[0]):
+                row = w_oi[j] + a["scaling"] * ba[j]
+                out[:, j] = float(a["m"][j]) / math.sqrt(float((row * row).sum())) * (x @ row) + \
+                    (float(bias[j]) if bias is not None else 0.0)
+            return out
+        xq = torch.randn(5, 40, generator=torch.Generator().manual_seed(3), dtype=DT)
+        pq = "model.layers.1.self_attn.q_proj"
+        ck.close("DoRA dense == per-row formula, bias kept outside the magnitude (llama q_proj)",
+                 dense(xq, params_b, spec_b, dl, pq, "self_attn.q_proj"),
+                 dora_rowwise(xq, params_b[pq + ".weight"], params_b[pq + ".bias"], dl[pq]), 1e-12)
+
+        dq2 = os.path.join(root, "dora_qwen2")
+        write_peft_adapter(dq2, os.path.join(root, "qwen2"), ["q_proj", "k_proj", "o_proj", "up_proj"], 3, 5.0,
+                           dora=True, seed=22)
+        lq2d = load_lora(dq2, spec_q2, params_q2)
+        ck.close("DoRA unmerged == merged (qwen2, q/k bias, o without)", fwd(spec_q2, merge_lora(params_q2, spec_q2, lq2d)),
+                 fwd(spec_q2, params_q2, lora=lq2d), 1e-10)
+        dp3 = os.path.join(root, "dora_phi3")
+        write_peft_adapter(dp3, d_p3, ["qkv_proj", "gate_up_proj", "down_proj"], 3, 6.0, dora=True, seed=23)
+        lp3d = load_lora(dp3, spec_p3, params_p3)
+        ck.close("DoRA unmerged == merged (phi3 fused)", fwd(spec_p3, merge_lora(params_p3, spec_p3, lp3d)),
+                 fwd(spec_p3, params_p3, lora=lp3d), 1e-10)
+
+        dg = os.path.join(root, "dora_gpt2")
+        gpaths = write_peft_adapter(dg, os.path.join(root, "gpt2_bare"), ["c_attn", "c_proj", "c_fc"], 4, 16.0,
+                                    dora=True, seed=24)
+        with open(os.path.join(dg, "adapter_config.json")) as f:
+            gcfg = json.load(f)
+        ck.ok("write gpt2: c_proj suffix hits attn.c_proj and mlp.c_proj; fan_in_fan_out true",
+              len(gpaths) == 8 and gcfg["fan_in_fan_out"] is True and "transformer.h.1.mlp.c_proj" in gpaths)
+        lgd = load_lora(dg, spec_g, params_g)
+        lgdu = fwd(spec_g, params_g, lora=lgd)
+        ck.differ("gpt2 DoRA changes logits", lgdu, lg, 1e-3)
+        ck.close("DoRA unmerged == merged (gpt2 Conv1D, [in,out] weight, dora_factor as a row)",
+                 fwd(spec_g, merge_lora(params_g, spec_g, lgd)), lgdu, 1e-10)
+        pc = "transformer.h.0.attn.c_attn"
+        xg2 = torch.randn(5, 32, generator=torch.Generator().manual_seed(4), dtype=DT)
+        ck.close("DoRA dense == per-row formula (gpt2 Conv1D c_attn, W^T rows, bias)",
+                 dense(xg2, params_g, spec_g, lgd, pc, "attn.c_attn"),
+                 dora_rowwise(xg2, params_g[pc + ".weight"].t(), params_g[pc + ".bias"], lgd[pc]), 1e-12)
+        ck.close("DoRA vs loop reference (gpt2)", lgdu, slow_forward(params_g, spec_g, ids, lgd), 1e-11)
+        dgt = os.path.join(root, "dora_gpt2_head")
+        write_peft_adapter(dgt, os.path.join(root, "gpt2_bare"), ["lm_head", "c_fc"], 2, 4.0, dora=True, seed=25)
+        lgt = load_lora(dgt, spec_g, params_g)
+        tied = dict(params_g)  # a separate head tensor: what "merge into lm_head only" would mean
+        for p_, a in lgt.items():
+            tied[p_ + ".weight"] = dora_merged_weight(params_g[p_ + ".weight"], (a["B"] @ a["A"]) * a["scaling"],
+                                                      a["m"], spec_g, p_)
+        ck.close("DoRA on tied gpt2 lm_head (nn.Linear) unmerged == merged head, embedding untouched",
+                 fwd(spec_g, params_g, lora=lgt), fwd(spec_g, tied), 1e-10)
+        ck.raises("merging DoRA into a tied lm_head refused", lambda: merge_lora(params_g, spec_g, lgt),
+                  NotImplementedError)
+
+        # both magnitude spellings PEFT loads; refusals
+        alt = os.path.join(root, "dora_alt")
+        os.makedirs(alt, exist_ok=True)
+        shutil.copy(os.path.join(dd, "adapter_config.json"), alt)
+        write_safetensors(os.path.join(alt, "adapter_model.safetensors"),
+                          {(k + ".weight" if k.endswith("lora_magnitude_vector") else k): v for k, v in saved.items()})
+        ck.close("magnitude key with .weight suffix loads the same", fwd(spec_b, params_b, lora=load_lora(
+            alt, spec_b, params_b)), ldora, 0)
+        write_safetensors(os.path.join(alt, "adapter_model.safetensors"),
+                          {k: v for k, v in saved.items() if k != f"base_model.model.{pq}.lora_magnitude_vector"})
+        ck.raises("use_dora adapter missing a magnitude refused", lambda: load_lora(alt, spec_b, params_b), ValueError)
+        write_safetensors(os.path.join(alt, "adapter_model.safetensors"), saved)
+        with open(os.path.join(alt, "adapter_config.json"), "w") as f:
+            json.dump(dict(dcfg, use_dora=False), f)
+        ck.raises("magnitude with use_dora=false refused", lambda: load_lora(alt, spec_b, params_b), ValueError)
+        with open(os.path.join(alt, "adapter_config.json"), "w") as f:
+            json.dump(dict(dcfg, lora_bias=True), f)
+        ck.raises("lora_bias still refused", lambda: load_lora(alt, spec_b, params_b), NotImplementedError)
+
         print("CLI end to end")
         ids_path, out_m, out_u = (os.path.join(root, n) for n in ("ids.json", "out_m.json", "out_u.json"))
         with open(ids_path, "w") as f:
@@ -1236,6 +1560,22 @@ def selftest():
                       for b in range(2) for t in range(T - 1)) / (2 * (T - 1))
         ck.close("loss == mean CE over positions 2..n (loop)", ru["loss"], lossref, 1e-13)
         ck.close("CLI merged vs unmerged", torch.tensor(rm["logits"], dtype=DT), lu, 1e-10)
+        cli_dora = os.path.join(root, "cli_dora")
+        main(["--write-adapter", cli_dora, "--model", os.path.join(root, "gpt2_bare"), "--targets", "c_attn,c_fc",
+              "--rank", "4", "--alpha", "8", "--dora", "--seed", "5"])
+        jobs_path = os.path.join(root, "jobs.json")
+        with open(jobs_path, "w") as f:
+            json.dump([dict(model=os.path.join(root, "gpt2_bare"), adapter=cli_dora, ids=ids.tolist(),
+                            out=out_u, merge=False),
+                       dict(model=os.path.join(root, "gpt2_bare"), adapter=cli_dora, ids=ids.tolist(),
+                            out=out_m, merge=True)], f)
+        main(["--jobs", jobs_path])
+        with open(out_u) as f:
+            du = torch.tensor(json.load(f)["logits"], dtype=DT)
+        with open(out_m) as f:
+            dm = torch.tensor(json.load(f)["logits"], dtype=DT)
+        ck.differ("CLI --write-adapter --dora adapter changes logits", du, lg, 1e-3)
+        ck.close("CLI DoRA merged vs unmerged (jobs)", dm, du, 1e-10)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nselftest: {ck.count - ck.failed}/{ck.count} checks passed")

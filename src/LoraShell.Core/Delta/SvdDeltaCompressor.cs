@@ -85,8 +85,8 @@ public static class SvdDeltaCompressor
                 using (a) using (b)
                 {
                     // Zero rows of A and zero columns of B leave B·A unchanged.
-                    writer.Add(PeftAdapterFiles.LoraAKey(module), nn.functional.pad(a!, new long[] { 0, 0, 0, maxRank - rank }));
-                    writer.Add(PeftAdapterFiles.LoraBKey(module), nn.functional.pad(b!, new long[] { 0, maxRank - rank, 0, 0 }));
+                    writer.Add(PeftKeys.LoraAKey(module), nn.functional.pad(a!, new long[] { 0, 0, 0, maxRank - rank }));
+                    writer.Add(PeftKeys.LoraBKey(module), nn.functional.pad(b!, new long[] { 0, maxRank - rank, 0, 0 }));
                 }
             }
 
@@ -185,8 +185,8 @@ public static class SvdDeltaCompressor
         string module = layout.ModulePath(name);
         if (deferred is null)
         {
-            writer.Add(PeftAdapterFiles.LoraAKey(module), a);
-            writer.Add(PeftAdapterFiles.LoraBKey(module), b);
+            writer.Add(PeftKeys.LoraAKey(module), a);
+            writer.Add(PeftKeys.LoraBKey(module), b);
         }
         else deferred.Add((module, rank, a.clone().DetachFromDisposeScope(), b.clone().DetachFromDisposeScope()));
 
@@ -237,7 +237,7 @@ public static class SvdDeltaCompressor
         bool store = o.IncludeNonMatrix && maxAbs > 0;
         if (store)
         {
-            writer.Add(PeftAdapterFiles.ParameterKey(layout.Canonical(name)), ft);
+            writer.Add(PeftKeys.ParameterKey(layout.Canonical(name)), ft);
             exact.Add(name);
         }
         return new SvdDeltaReport

@@ -1,3 +1,4 @@
+using LoraShell.Core.IO;
 using LoraShell.Core.Models;
 using LoraShell.Core.Models.Blocks;
 using TorchSharp;
@@ -84,7 +85,7 @@ public sealed class LoraAdapterSet
                 wrapper.train(_model.training); // a new module starts in training mode; follow the model
                 slot.Host.ReplaceProjection(slot.Name, wrapper);
             }
-            wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init);
+            wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init, LoraVariant.For(config.UseDora));
         }
         _order.Add(name);
         // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
@@ -234,6 +235,7 @@ public sealed class LoraAdapterSet
         {
             layer.lora_A[name].weight!.requires_grad = true;
             layer.lora_B[name].weight!.requires_grad = true;
+            if (layer.Variant(name) == LoraVariant.Dora) layer.lora_magnitude_vector[name].weight.requires_grad = true;
         }
         foreach (var (_, p) in TrainedBiases(name)) p.requires_grad = true;
         foreach (var (_, p) in ModulesToSaveParameters(config)) p.requires_grad = true;
@@ -252,7 +254,7 @@ public sealed class LoraAdapterSet
         foreach (var (pname, p) in _model.named_parameters())
         {
             if (!pname.EndsWith(".bias", StringComparison.Ordinal)) continue;
-            string hfName = pname.Replace(".base_layer.", ".");
+            string hfName = PeftKeys.WithoutBaseLayer(pname);
             if (config.Bias == "all" || wrapped.Contains(hfName)) yield return (hfName, p);
         }
     }
@@ -284,7 +286,8 @@ public sealed class LoraAdapterSet
     {
         var config = ConfigOf(name);
         var layers = Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList();
-        long trainable = layers.Sum(l => l.Layer.lora_A[name].weight!.numel() + l.Layer.lora_B[name].weight!.numel());
+        long trainable = layers.Sum(l => l.Layer.lora_A[name].weight!.numel() + l.Layer.lora_B[name].weight!.numel()
+            + (l.Layer.Variant(name) == LoraVariant.Dora ? l.Layer.OutFeatures : 0));
         var targets = layers.Select(l => l.Path[(l.Path.LastIndexOf('.') + 1)..]).Distinct().ToList();
         bool merged = layers.Count > 0 && layers.All(l => l.Layer.Merged.Contains(name));
         return new AdapterInfo(name, config.R, config.LoraAlpha, config.ScalingFor(layers.FirstOrDefault().Path ?? ""),

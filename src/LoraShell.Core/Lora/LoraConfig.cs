@@ -45,7 +45,6 @@ public sealed record LoraConfig
         if (!(LoraDropout >= 0 && LoraDropout < 1)) throw LoraShellException.InvalidArgument("InvalidDropout", $"lora_dropout must be in [0, 1) (got {LoraDropout}).", LoraDropout);
         if (Bias is not ("none" or "all" or "lora_only"))
             throw LoraShellException.InvalidArgument("InvalidBias", $"bias must be 'none', 'all' or 'lora_only' (got '{Bias}').", Bias);
-        if (UseDora) throw LoraShellException.InvalidArgument("DoraNotSupported", "use_dora = true (DoRA) is not implemented by LoraShell.", UseDora);
         if ((TargetModules == null || TargetModules.Count == 0) && string.IsNullOrEmpty(TargetRegex))
             throw LoraShellException.InvalidArgument("NoTargetModules", "target_modules is empty: name modules (e.g. q_proj, v_proj), give a regex, or use all-linear.");
         if (TargetRegex != null && !IsAllLinear)

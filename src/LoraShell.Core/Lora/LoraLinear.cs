@@ -8,8 +8,10 @@ namespace LoraShell.Core.Lora;
 
 /// <summary>
 /// A frozen projection (Linear, GPT-2's Conv1D or a quantized base) with one or more named low-rank adapters beside it:
-/// y = W0·x (+ b) + Σ_active scaling·B·A·dropout(x), A [r, in], B [out, r].
-/// State-dict names follow PEFT: <c>base_layer.weight</c>, <c>lora_A.NAME.weight</c>, <c>lora_B.NAME.weight</c>.
+/// y = W0·x (+ b) + Σ_active scaling·B·A·dropout(x), A [r, in], B [out, r]; how an adapter computes and
+/// merges is its <see cref="LoraVariant"/> (plain LoRA, or DoRA with its magnitude m [out]).
+/// State-dict names follow PEFT: <c>base_layer.weight</c>, <c>lora_A.NAME.weight</c>, <c>lora_B.NAME.weight</c>,
+/// <c>lora_magnitude_vector.NAME.weight</c>.
 /// The base projection is the original module (its weight is shared, never copied). Adapter factors are
 /// float32 whatever the base dtype, as PEFT's autocast_adapter_dtype does. For a Conv1D base (PEFT's
 /// fan_in_fan_out) A and B keep the same shapes and the same forward; only merging transposes B·A
@@ -20,9 +22,12 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
     public Projection base_layer;
     public ModuleDict<Linear> lora_A = nn.ModuleDict<Linear>();
     public ModuleDict<Linear> lora_B = nn.ModuleDict<Linear>();
-    readonly Dictionary<string, (double Scaling, double Dropout)> _settings = new(StringComparer.Ordinal);
+    public ModuleDict<DoraMagnitude> lora_magnitude_vector = nn.ModuleDict<DoraMagnitude>();
+    readonly Dictionary<string, (double Scaling, double Dropout, LoraVariant Variant)> _settings = new(StringComparer.Ordinal);
     readonly List<string> _merged = new();
     readonly Dictionary<string, Linear> _a = new(StringComparer.Ordinal), _b = new(StringComparer.Ordinal);
+    readonly Dictionary<string, DoraMagnitude> _m = new(StringComparer.Ordinal);
+    readonly Dictionary<string, Tensor> _mergeFactors = new(StringComparer.Ordinal);
     List<string> _active = new();
 
     public LoraLinear(Projection baseLayer) : base(nameof(LoraLinear))
@@ -41,54 +46,27 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
     public bool AdaptersDisabled { get; set; }
     public double Scaling(string name) => _settings[name].Scaling;
     public int Rank(string name) => (int)lora_A[name].weight!.shape[0];
+    public LoraVariant Variant(string name) => _settings[name].Variant;
 
-    public void AddAdapter(string name, int rank, double scaling, double dropout, LoraInit init)
+    public void AddAdapter(string name, int rank, double scaling, double dropout, LoraInit init, LoraVariant? variant = null)
     {
         if (_settings.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
+        variant ??= LoraVariant.Plain;
         var device = base_layer.WeightDevice;
         var a = nn.Linear(InFeatures, rank, hasBias: false, device: device, dtype: ScalarType.Float32);
         var b = nn.Linear(rank, OutFeatures, hasBias: false, device: device, dtype: ScalarType.Float32);
-        using (no_grad())
-        {
-            switch (init)
-            {
-                case LoraInit.Default:
-                    nn.init.kaiming_uniform_(a.weight!, Math.Sqrt(5));
-                    b.weight!.zero_();
-                    break;
-                case LoraInit.Gaussian:
-                    nn.init.normal_(a.weight!, 0, 1.0 / rank);
-                    b.weight!.zero_();
-                    break;
-                case LoraInit.Random:
-                    nn.init.kaiming_uniform_(a.weight!, Math.Sqrt(5));
-                    nn.init.kaiming_uniform_(b.weight!, Math.Sqrt(5));
-                    break;
-                case LoraInit.Pissa:
-                    InitPissa(a.weight!, b.weight!, rank, scaling);
-                    break;
-            }
-        }
+        LoraInitialization.Draw(init, a.weight!, b.weight!, base_layer, rank, scaling);
         _a[name] = a;
         _b[name] = b;
         lora_A = Rebuild(nameof(lora_A), _a);
         lora_B = Rebuild(nameof(lora_B), _b);
-        _settings[name] = (scaling, dropout);
-    }
-
-    /// <summary>
-    /// PiSSA: A = diag(√(S_r/s))·Vh_r, B = U_r·diag(√(S_r/s)) from W0 = U·S·Vh, then W0 ← W0 − s·B·A,
-    /// so the layer's output is unchanged and the adapter holds the principal part of the weight.
-    /// </summary>
-    void InitPissa(Tensor a, Tensor b, int rank, double scaling)
-    {
-        using var scope = NewDisposeScope();
-        var w = base_layer.DenseWeight();
-        var (u, s, vh) = linalg.svd(w, fullMatrices: false);
-        var root = (s.narrow(0, 0, rank) / scaling).sqrt();
-        a.copy_(root.unsqueeze(1) * vh.narrow(0, 0, rank));
-        b.copy_(u.narrow(1, 0, rank) * root.unsqueeze(0));
-        base_layer.SetDenseWeight(w - scaling * b.matmul(a));
+        if (variant == LoraVariant.Dora)
+        {
+            _m[name] = new DoraMagnitude(OutFeatures, device);
+            lora_magnitude_vector = Rebuild(nameof(lora_magnitude_vector), _m);
+        }
+        _settings[name] = (scaling, dropout, variant);
+        variant.Init(this, name);
     }
 
     public void DeleteAdapter(string name)
@@ -102,13 +80,18 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
         lora_B = Rebuild(nameof(lora_B), _b);
         a.Dispose();
         b.Dispose();
+        if (_m.Remove(name, out var m))
+        {
+            lora_magnitude_vector = Rebuild(nameof(lora_magnitude_vector), _m);
+            m.Dispose();
+        }
         _settings.Remove(name);
         _active.Remove(name);
     }
 
     // TorchSharp's ModuleDict registers its entries when it is built; entries added later would not
     // appear in parameters() or state_dict(). So each change builds a new dict and re-registers it.
-    ModuleDict<Linear> Rebuild(string field, IEnumerable<KeyValuePair<string, Linear>> items)
+    ModuleDict<T> Rebuild<T>(string field, IEnumerable<KeyValuePair<string, T>> items) where T : nn.Module
     {
         var dict = nn.ModuleDict(items.Select(p => (p.Key, p.Value)).ToArray());
         register_module(field, null!);
@@ -125,31 +108,26 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
         foreach (var name in _active)
         {
             if (_merged.Contains(name)) continue;
-            var (scaling, dropout) = _settings[name];
+            var (_, dropout, variant) = _settings[name];
             var h = x.to(ScalarType.Float32);
-            if (dropout > 0 && training) h = nn.functional.dropout(h, dropout, training: true);
-            var down = nn.functional.linear(h, lora_A[name].weight!); // [..., r]
-            if (result.dtype == ScalarType.Float32)
-            {
-                // One fused GEMM: result + scaling·(x·Aᵀ)·Bᵀ, without materialising the scaled update.
-                long outF = result.shape[^1];
-                result = addmm(result.reshape(-1, outF), down.reshape(-1, down.shape[^1]), lora_B[name].weight!.t(), beta: 1, alpha: (float)scaling)
-                    .view(result.shape);
-            }
-            else
-            {
-                result = result + (nn.functional.linear(down, lora_B[name].weight!) * scaling).to(result.dtype);
-            }
+            bool dropped = dropout > 0 && training;
+            if (dropped) h = nn.functional.dropout(h, dropout, training: true);
+            result = variant.Forward(this, name, h, dropped, result);
         }
         return result;
     }
 
-    /// <summary>scaling·B·A in float32, [out, in].</summary>
-    public Tensor DeltaWeight(string name)
+    /// <summary>scaling·B·A in float32, [out, in] (for DoRA, the low-rank part before the magnitude rescales the rows).</summary>
+    public Tensor DeltaWeight(string name) => lora_B[name].weight!.matmul(lora_A[name].weight!) * _settings[name].Scaling;
+
+    /// <summary>DoRA's m/‖W0 + s·B·A‖ at merge time, kept so unmerging divides by exactly what merging multiplied.</summary>
+    internal void RememberMergeFactor(string name, Tensor factor)
     {
-        var (scaling, _) = _settings[name];
-        return lora_B[name].weight!.matmul(lora_A[name].weight!) * scaling;
+        if (_mergeFactors.Remove(name, out var old)) old.Dispose();
+        _mergeFactors[name] = factor.detach().clone().DetachFromDisposeScope();
     }
+
+    internal Tensor MergeFactor(string name) => _mergeFactors[name];
 
     /// <summary>
     /// Folds the adapter into W0 (in float32, whatever W0's dtype). Returns false when it was merged
@@ -160,7 +138,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
         if (_merged.Contains(name)) return false;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var merged = base_layer.DenseWeight() + DeltaWeight(name);
+        var merged = _settings[name].Variant.Merge(this, name, base_layer.DenseWeight());
         if (safe && !merged.isfinite().all().item<bool>())
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "MergeProducedNonFinite",
                 $"Merging adapter '{name}' would put NaN or Inf into the base weight; nothing was changed.", name);
@@ -176,9 +154,12 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
     public void ResetAdapter(string name, LoraInit init)
     {
         int rank = Rank(name);
-        var (scaling, dropout) = _settings[name];
+        var (scaling, dropout, variant) = _settings[name];
+        int active = _active.IndexOf(name);
         DeleteAdapter(name);
-        AddAdapter(name, rank, scaling, dropout, init);
+        AddAdapter(name, rank, scaling, dropout, init, variant);
+        if (active >= 0) _active.Insert(active, name); // drawn again, still computing where it was
+
     }
 
     /// <summary>
@@ -188,10 +169,15 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
     public Projection Unwrap()
     {
         foreach (var l in _a.Values.Concat(_b.Values)) l.Dispose();
+        foreach (var m in _m.Values) m.Dispose();
+        foreach (var f in _mergeFactors.Values) f.Dispose();
         _a.Clear();
         _b.Clear();
+        _m.Clear();
+        _mergeFactors.Clear();
         lora_A = Rebuild(nameof(lora_A), _a);
         lora_B = Rebuild(nameof(lora_B), _b);
+        lora_magnitude_vector = Rebuild(nameof(lora_magnitude_vector), _m);
         _settings.Clear();
         _active.Clear();
         _merged.Clear();
@@ -207,7 +193,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IWrappedProjection
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         for (int i = _merged.Count - 1; i >= 0; i--)
-            base_layer.SetDenseWeight(base_layer.DenseWeight() - DeltaWeight(_merged[i]));
+            base_layer.SetDenseWeight(_settings[_merged[i]].Variant.Unmerge(this, _merged[i], base_layer.DenseWeight()));
         _merged.Clear();
     }
 }

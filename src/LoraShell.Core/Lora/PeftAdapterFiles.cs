@@ -15,13 +15,6 @@ public static class PeftAdapterFiles
 {
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";
-    public const string KeyPrefix = "base_model.model.";
-
-    public static string LoraAKey(string modulePath) => $"{KeyPrefix}{modulePath}.lora_A.weight";
-    public static string LoraBKey(string modulePath) => $"{KeyPrefix}{modulePath}.lora_B.weight";
-    /// <summary>The key of a plain parameter saved with the adapter (a bias, a modules_to_save weight).</summary>
-    public static string ParameterKey(string parameterPath) => KeyPrefix + parameterPath;
-    public static bool IsLoraKey(string key) => key.EndsWith(".lora_A.weight", StringComparison.Ordinal) || key.EndsWith(".lora_B.weight", StringComparison.Ordinal);
 
     /// <summary>Writes config and tensors (sorted by key, as PEFT's state dict is) into an existing folder.</summary>
     public static void WriteInto(string folder, LoraConfig config, IEnumerable<KeyValuePair<string, Tensor>> tensors)

@@ -23,13 +23,14 @@ public static class PeftAdapterFormat
         var result = new List<KeyValuePair<string, Tensor>>();
         foreach (var (path, layer) in set.Layers().Where(l => l.Layer.Adapters.Contains(name)))
         {
-            result.Add(new(PeftAdapterFiles.LoraAKey(path), layer.lora_A[name].weight!));
-            result.Add(new(PeftAdapterFiles.LoraBKey(path), layer.lora_B[name].weight!));
+            result.Add(new(PeftKeys.LoraAKey(path), layer.lora_A[name].weight!));
+            result.Add(new(PeftKeys.LoraBKey(path), layer.lora_B[name].weight!));
+            if (layer.Variant(name) == LoraVariant.Dora) result.Add(new(PeftKeys.MagnitudeKey(path), layer.lora_magnitude_vector[name].weight));
         }
         foreach (var (pname, p) in set.TrainedBiases(name))
-            result.Add(new(PeftAdapterFiles.ParameterKey(pname), p));
+            result.Add(new(PeftKeys.ParameterKey(pname), p));
         foreach (var (pname, p) in set.ModulesToSaveParameters(config))
-            result.Add(new(PeftAdapterFiles.ParameterKey(pname), p));
+            result.Add(new(PeftKeys.ParameterKey(pname), p));
         return result;
     }
 
@@ -72,7 +73,7 @@ public static class PeftAdapterFormat
         var warnings = new List<string>();
         if (tensors.Count == 0)
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "EmptyAdapter", $"Adapter '{name}' has no tensors to save.", name);
-        int loraKeys = tensors.Count(t => PeftAdapterFiles.IsLoraKey(t.Key));
+        int loraKeys = tensors.Count(t => PeftKeys.IsFactorKey(t.Key));
         if (loraKeys != 2 * layers)
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterKeyCountMismatch", $"Adapter '{name}' wraps {layers} modules but {loraKeys} LoRA tensors were collected (expected {2 * layers}).", name);
         using (no_grad())
@@ -80,7 +81,7 @@ public static class PeftAdapterFormat
             var bad = tensors.FirstOrDefault(t => !t.Value.isfinite().all().item<bool>());
             if (bad.Key is not null)
                 throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteAdapter", $"Adapter '{name}' holds NaN or Inf values ('{bad.Key}'); it is not saved. Training diverged: lower the learning rate and resume from a good checkpoint.", name);
-            var zeroB = tensors.Where(t => t.Key.EndsWith(".lora_B.weight") && t.Value.abs().max().item<float>() == 0).Select(t => t.Key).ToList();
+            var zeroB = tensors.Where(t => t.Key.EndsWith($".{PeftKeys.LoraB}.weight") && t.Value.abs().max().item<float>() == 0).Select(t => t.Key).ToList();
             if (zeroB.Count == layers)
                 warnings.Add($"Every lora_B of adapter '{name}' is zero: the adapter does not change the model (untrained?).");
         }
@@ -132,8 +133,9 @@ public static class PeftAdapterFormat
         var expected = new Dictionary<string, long[]>(StringComparer.Ordinal);
         foreach (var item in plan)
         {
-            expected[PeftAdapterFiles.LoraAKey(item.ModulePath)] = new[] { (long)item.Rank, item.InFeatures };
-            expected[PeftAdapterFiles.LoraBKey(item.ModulePath)] = new[] { item.OutFeatures, (long)item.Rank };
+            expected[PeftKeys.LoraAKey(item.ModulePath)] = new[] { (long)item.Rank, item.InFeatures };
+            expected[PeftKeys.LoraBKey(item.ModulePath)] = new[] { item.OutFeatures, (long)item.Rank };
+            if (config.UseDora) expected[PeftKeys.MagnitudeKey(item.ModulePath)] = new[] { item.OutFeatures };
         }
         CheckKeys(dir, file, expected, plan, name);
 
@@ -157,53 +159,76 @@ public static class PeftAdapterFormat
     public static void CopyInto(LoraAdapterSet set, string name, SafetensorsFile file, string source, string errorId = "AdapterDoesNotMatchModel")
     {
         var targets = StateDict(set, name);
+        var stored = StoredNames(file);
         foreach (var (key, tensor) in targets)
-            if (!file.Contains(key) || !file[key].Shape.SequenceEqual(tensor.shape))
+            if (!stored.TryGetValue(key, out var inFile) || !file[inFile].Shape.SequenceEqual(tensor.shape))
                 throw LoraShellException.InvalidData(errorId, $"'{source}' has no tensor '{key}' of shape [{string.Join(", ", tensor.shape)}].", source);
         using var _ = no_grad();
         foreach (var (key, tensor) in targets)
         {
             using var scope = NewDisposeScope();
-            var value = file.ReadTensor(key);
+            var value = file.ReadTensor(stored[key]);
             if (!value.isfinite().all().item<bool>())
                 throw LoraShellException.InvalidData("NonFiniteWeights", $"'{source}': tensor '{key}' holds NaN or Inf values; an adapter with them would make every output NaN.", key);
             tensor.copy_(value);
         }
     }
 
+    /// <summary>
+    /// The file's tensor names by the key PEFT saves them under: a DoRA magnitude stored as
+    /// <c>…lora_magnitude_vector.weight</c> (the module's own state-dict spelling, which PEFT also loads)
+    /// is found under <c>…lora_magnitude_vector</c>.
+    /// </summary>
+    static Dictionary<string, string> StoredNames(SafetensorsFile file)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var n in file.Names)
+        {
+            string key = n.EndsWith($".{PeftKeys.Magnitude}.weight", StringComparison.Ordinal) ? n[..^".weight".Length] : n;
+            if (!names.TryAdd(key, n))
+                throw LoraShellException.InvalidData("ConflictingTensorCopies", $"The adapter file holds '{key}' twice, as '{names[key]}' and '{n}'; keep one.", n);
+        }
+        return names;
+    }
+
     static void CheckKeys(string dir, SafetensorsFile file, Dictionary<string, long[]> expected, List<AdapterPlanItem> plan, string name)
     {
-        var present = file.Names.ToHashSet(StringComparer.Ordinal);
-        var loraKeys = present.Where(k => k.Contains(".lora_A.") || k.Contains(".lora_B.")).ToList();
+        var stored = StoredNames(file);
+        var present = stored.Keys.ToHashSet(StringComparer.Ordinal);
+        var loraKeys = present.Where(PeftKeys.IsLayerKey).ToList();
         var missing = expected.Keys.Where(k => !present.Contains(k)).ToList();
         var unexpected = loraKeys.Where(k => !expected.ContainsKey(k)).ToList();
-        var misShaped = expected.Where(e => present.Contains(e.Key) && !file[e.Key].Shape.SequenceEqual(e.Value)).ToList();
+        var misShaped = expected.Where(e => present.Contains(e.Key) && !file[stored[e.Key]].Shape.SequenceEqual(e.Value)).ToList();
         if (missing.Count + unexpected.Count + misShaped.Count == 0) return;
 
         var causes = new List<string>();
-        if (unexpected.Any(k => k.Contains($".lora_A.{name}.") || k.Contains($".lora_B.{name}.") || k.Contains(".lora_A.default.")))
+        if (unexpected.Any(k => k.Contains($".{PeftKeys.LoraA}.{name}.") || k.Contains($".{PeftKeys.LoraB}.{name}.") || k.Contains($".{PeftKeys.LoraA}.default.")))
             causes.Add("keys carry an adapter name (PEFT's files never do): the file was written with adapter names left in");
-        if (missing.Count > 0 && unexpected.Count > 0 && unexpected.All(k => !k.StartsWith(PeftAdapterFiles.KeyPrefix)))
-            causes.Add($"keys lack PEFT's '{PeftAdapterFiles.KeyPrefix}' prefix");
+        if (missing.Count > 0 && unexpected.Count > 0 && unexpected.All(k => !k.StartsWith(PeftKeys.FilePrefix)))
+            causes.Add($"keys lack PEFT's '{PeftKeys.FilePrefix}' prefix");
         if (misShaped.Count > 0)
         {
             bool onlyRank = misShaped.All(m =>
             {
-                var actual = file[m.Key].Shape;
-                return m.Key.EndsWith("lora_A.weight") ? actual[1] == m.Value[1] : actual[0] == m.Value[0];
+                var actual = file[stored[m.Key]].Shape;
+                return m.Key.EndsWith($"{PeftKeys.LoraA}.weight") ? actual[1] == m.Value[1] : actual[0] == m.Value[0];
             });
             causes.Add(onlyRank
                 ? $"another rank: the file's r is {RankOf(file, misShaped[0].Key)}, the config says {plan[0].Rank}"
                 : "another base model: the in/out sizes differ from this model's layers");
         }
-        if (missing.Count > 0 && unexpected.Count == 0 && misShaped.Count == 0)
+        if (missing.Count > 0 && missing.All(k => k.EndsWith(PeftKeys.Magnitude, StringComparison.Ordinal)))
+            causes.Add("the config says use_dora but the file holds no DoRA magnitudes (lora_magnitude_vector)");
+        else if (unexpected.Count > 0 && missing.Count == 0 && unexpected.All(k => k.EndsWith(PeftKeys.Magnitude, StringComparison.Ordinal)))
+            causes.Add("the file holds DoRA magnitudes (lora_magnitude_vector) but the config does not say use_dora: true");
+        else if (missing.Count > 0 && unexpected.Count == 0 && misShaped.Count == 0)
             causes.Add("the file covers fewer modules than target_modules selects (a different target list or layers_to_transform)");
 
         string Preview(IEnumerable<string> keys) { var l = keys.ToList(); return string.Join(", ", l.Take(4)) + (l.Count > 4 ? $", … ({l.Count - 4} more)" : ""); }
         var parts = new List<string>();
         if (missing.Count > 0) parts.Add($"missing {missing.Count}: {Preview(missing)}");
         if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count}: {Preview(unexpected)}");
-        if (misShaped.Count > 0) parts.Add($"wrong shape {misShaped.Count}: {Preview(misShaped.Select(m => $"{m.Key} file [{string.Join(", ", file[m.Key].Shape)}] vs model [{string.Join(", ", m.Value)}]"))}");
+        if (misShaped.Count > 0) parts.Add($"wrong shape {misShaped.Count}: {Preview(misShaped.Select(m => $"{m.Key} file [{string.Join(", ", file[stored[m.Key]].Shape)}] vs model [{string.Join(", ", m.Value)}]"))}");
         throw LoraShellException.InvalidData("AdapterDoesNotMatchModel",
             $"Adapter '{dir}' does not match this model ({string.Join("; ", parts)}). Likely cause: {(causes.Count > 0 ? string.Join("; ", causes) : "an adapter for another model")}.", dir);
     }
@@ -211,6 +236,6 @@ public static class PeftAdapterFormat
     static long RankOf(SafetensorsFile file, string key)
     {
         var shape = file[key].Shape;
-        return key.EndsWith("lora_A.weight") ? shape[0] : shape[1];
+        return key.EndsWith($"{PeftKeys.LoraA}.weight") ? shape[0] : shape[1];
     }
 }

@@ -40,6 +40,8 @@ public sealed record MemoryEstimateOptions
     public bool EagerAttention { get; init; }
 
     public int LoraRank { get; init; } = 8;
+    /// <summary>DoRA adapters (a magnitude per output row, and the weight norm each step).</summary>
+    public bool UseDora { get; init; }
 
     /// <summary>LoRA targets: "all-linear" or short module names (q_proj, v_proj, …).</summary>
     public IReadOnlyList<string> LoraTargets { get; init; } = new[] { "all-linear" };

@@ -24,7 +24,7 @@ public static class MemoryEstimator
         long trainable = o.Method switch
         {
             TrainingMethod.Full => total,
-            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets)),
+            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets), LoraVariant.For(o.UseDora)),
             _ => Ladder(c, o).TrainableParameters(c),
         };
 
@@ -32,7 +32,7 @@ public static class MemoryEstimator
         // LM head and norms stay in the compute dtype, as bitsandbytes leaves them.
         double dense = o.Precision == TrainingPrecision.Fp32 ? 4 : 2;
         double frozenBytes = o.Method == TrainingMethod.Full ? 0 : FrozenLinearBytes(c, o, dense, linear) + dense * (total - linear);
-        var sized = Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act) + DequantizationBytes(c, o, act));
+        var sized = Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act) + DequantizationBytes(c, o, act) + AdapterTransientBytes(c, o));
         return sized with { GradientBytesAtPeak = sized.GradientBytes * GradientShareAtPeak(c, o, trainable) };
     }
 
@@ -148,7 +148,7 @@ public static class MemoryEstimator
                 + BlockElements(c, o);
             return tokens * perToken;
         }
-        double lora = o.Method == TrainingMethod.Lora ? AdaptedPerLayer(c, o.LoraTargets) * (double)o.LoraRank : 0; // A·x per target
+        double lora = o.Method == TrainingMethod.Lora ? AdaptedActivationsPerLayer(c, o) : 0;
         double block = BlockElements(c, o) + lora;
         // With checkpointing each layer keeps its input, and one layer is recomputed at a time. (TorchSharp's
         // custom-function node also allocates a tensor shaped like each layer's output and never writes it:
@@ -239,19 +239,33 @@ public static class MemoryEstimator
         return targets.Distinct().ToList();
     }
 
-    static int AdaptedPerLayer(ModelConfig c, IReadOnlyList<string> targets)
+    /// <summary>The adapted projections of one layer (GPT-2 has two c_proj: a name selects both, as PEFT's suffix match does).</summary>
+    static IEnumerable<(string Name, long In, long Out)> AdaptedProjections(ModelConfig c, IReadOnlyList<string> targets)
     {
         var wanted = LoraTargetNames(c, targets).ToHashSet();
-        return LayerProjections(c).Count(p => wanted.Contains(p.Name));
+        return LayerProjections(c).Where(p => wanted.Contains(p.Name));
     }
 
-    /// <summary>r·(in + out) per adapted projection in every layer.</summary>
-    public static long LoraParameters(ModelConfig c, int rank, IReadOnlyList<string> targets)
+    /// <summary>What the adapters of one layer keep per token, as their variant states it.</summary>
+    static double AdaptedActivationsPerLayer(ModelConfig c, MemoryEstimateOptions o)
     {
-        var wanted = LoraTargetNames(c, targets).ToHashSet();
-        // GPT-2 has two c_proj (attention and MLP): a name selects both, as PEFT's suffix match does.
-        long perLayer = LayerProjections(c).Where(p => wanted.Contains(p.Name)).Sum(p => rank * (p.In + p.Out));
-        return perLayer * c.NumHiddenLayers;
+        var variant = LoraVariant.For(o.UseDora);
+        return AdaptedProjections(c, o.LoraTargets).Sum(p => variant.ActivationsPerToken(p.In, p.Out, o.LoraRank));
+    }
+
+    /// <summary>The largest adapted projection's temporaries inside its forward (DoRA's weight norm), alive one at a time.</summary>
+    static double AdapterTransientBytes(ModelConfig c, MemoryEstimateOptions o)
+    {
+        if (o.Method != TrainingMethod.Lora) return 0;
+        var variant = LoraVariant.For(o.UseDora);
+        return AdaptedProjections(c, o.LoraTargets).Select(p => variant.TransientBytes(p.In, p.Out)).DefaultIfEmpty(0).Max();
+    }
+
+    /// <summary>Trainable parameters of the adapters in every layer, as their variant counts them (plain LoRA: r·(in + out) per projection).</summary>
+    public static long LoraParameters(ModelConfig c, int rank, IReadOnlyList<string> targets, LoraVariant? variant = null)
+    {
+        variant ??= LoraVariant.Plain;
+        return AdaptedProjections(c, targets).Sum(p => variant.TrainableParameters(p.In, p.Out, rank)) * c.NumHiddenLayers;
     }
 
     /// <summary>Weights of the decoder's projections (what 8-/4-bit formats quantise).</summary>

@@ -46,12 +46,12 @@ public static class HuggingFaceWriter
         // state dict, where it would be written without GPT-2's transposition.
         var quantized = model.named_modules()
             .Where(m => m.module is Blocks.QuantizedProjection)
-            .Select(m => (Path: m.name.Replace(".base_layer", ""), Layer: (Blocks.QuantizedProjection)m.module))
+            .Select(m => (Path: m.name.Replace("." + IO.PeftKeys.BaseLayer, ""), Layer: (Blocks.QuantizedProjection)m.module))
             .ToList();
         var quantizedWeights = quantized.Select(m => $"{m.Path}.weight").ToHashSet(StringComparer.Ordinal);
         var dense = model.state_dict()
-            .Where(p => !p.Key.Contains(".lora_A.") && !p.Key.Contains(".lora_B."))
-            .Select(p => KeyValuePair.Create(p.Key.Replace(".base_layer.", "."), (Func<Tensor>)(() => p.Value)))
+            .Where(p => !IO.PeftKeys.IsAdapterStateName(p.Key))
+            .Select(p => KeyValuePair.Create(IO.PeftKeys.WithoutBaseLayer(p.Key), (Func<Tensor>)(() => p.Value)))
             .Where(p => !quantizedWeights.Contains(p.Key));
         var written = quantized.Select(m => KeyValuePair.Create($"{m.Path}.weight",
             (Func<Tensor>)(() => m.Layer.FileTransposed ? m.Layer.Dequantized().t().contiguous() : m.Layer.Dequantized())));

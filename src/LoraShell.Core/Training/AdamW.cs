@@ -7,18 +7,22 @@ namespace LoraShell.Core.Training;
 /// <summary>
 /// AdamW written out (the same update as torch.optim.AdamW): decoupled weight decay, bias-corrected
 /// moments. Its state is plain named tensors, so checkpoints save and restore it exactly. Parameters
-/// with fewer than two dimensions (norms, biases) get no weight decay.
+/// with fewer than two dimensions (norms, biases) get no weight decay. A parameter may learn at a
+/// multiple of the step's learning rate (its group's lr in torch, as LoRA+ sets it), decay included.
 /// </summary>
 public sealed class AdamW : IDisposable
 {
-    readonly List<(string Name, Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq, bool Decay)> _slots = new();
+    readonly List<(string Name, Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq, bool Decay, double LrScale)> _slots = new();
     readonly double _beta1, _beta2, _eps, _weightDecay;
 
-    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double beta1, double beta2, double eps, double weightDecay)
+    /// <param name="learningRateScale">per parameter (by name), the multiple of the learning rate it learns at; default 1</param>
+    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double beta1, double beta2, double eps, double weightDecay,
+        Func<string, Parameter, double>? learningRateScale = null)
     {
         _beta1 = beta1; _beta2 = beta2; _eps = eps; _weightDecay = weightDecay;
         foreach (var (name, p) in parameters)
-            _slots.Add((name, p, zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), p.dim() >= 2));
+            _slots.Add((name, p, zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), p.dim() >= 2,
+                learningRateScale?.Invoke(name, p) ?? 1.0));
     }
 
     public int StepCount { get; private set; }
@@ -34,17 +38,18 @@ public sealed class AdamW : IDisposable
         // if no scope owns it, until the GC finalizes it - for full fine-tuning, hundreds of MiB), so all
         // reads happen inside a dispose scope.
         using var stepScope = NewDisposeScope();
-        foreach (var (_, p, m, v, decay) in _slots)
+        foreach (var (_, p, m, v, decay, scale) in _slots)
         {
             using var scope = NewDisposeScope();
             if (p.grad is null) continue;
+            double lr = learningRate * scale;
             var g = p.grad.to(ScalarType.Float32);
-            if (decay && _weightDecay > 0) p.mul_(1 - learningRate * _weightDecay);
+            if (decay && _weightDecay > 0) p.mul_(1 - lr * _weightDecay);
             m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
             v.mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
             var denom = (v.sqrt() / Math.Sqrt(bc2)).add_(_eps);
-            if (p.dtype == ScalarType.Float32) p.addcdiv_(m, denom, value: -learningRate / bc1);
-            else p.copy_((p.to(ScalarType.Float32) - learningRate / bc1 * m / denom).to(p.dtype));
+            if (p.dtype == ScalarType.Float32) p.addcdiv_(m, denom, value: -lr / bc1);
+            else p.copy_((p.to(ScalarType.Float32) - lr / bc1 * m / denom).to(p.dtype));
         }
     }
 
@@ -62,7 +67,7 @@ public sealed class AdamW : IDisposable
     public void LoadState(Func<string, Tensor> read, int stepCount)
     {
         using var _ = no_grad();
-        foreach (var (name, _, m, v, _) in _slots)
+        foreach (var (name, _, m, v, _, _) in _slots)
         {
             using (var t = read(name + ".exp_avg")) m.copy_(t);
             using (var t = read(name + ".exp_avg_sq")) v.copy_(t);

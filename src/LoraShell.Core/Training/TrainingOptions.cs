@@ -45,6 +45,12 @@ public sealed record TrainingOptions
     public double MinLearningRateRatio { get; init; } = 0.1;
     public int GradientAccumulationSteps { get; init; } = 1;
     public double WeightDecay { get; init; } = 0.0;
+    /// <summary>
+    /// LoRA+ (Hayou et al. 2024; PEFT's create_loraplus_optimizer): lora_B and every one-dimensional trained
+    /// parameter (biases, DoRA magnitudes) learn at this multiple of the learning rate, lora_A and the rest
+    /// at the learning rate. Null: one learning rate for all.
+    /// </summary>
+    public double? LoraPlusRatio { get; init; }
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.999;
     public double AdamEpsilon { get; init; } = 1e-8;
@@ -97,6 +103,8 @@ public sealed record TrainingOptions
         if (!(ValidationFraction >= 0 && ValidationFraction < 1)) Bad("InvalidValidationFraction", $"Validation fraction must be in [0, 1) (got {ValidationFraction}).", ValidationFraction);
         if (CheckpointEvery < 0 || EvalEvery < 0) Bad("InvalidInterval", "CheckpointEvery and EvalEvery cannot be negative.", null);
         if (KeepCheckpoints < 0) Bad("InvalidKeepCheckpoints", $"KeepCheckpoints cannot be negative (got {KeepCheckpoints}); 0 keeps every checkpoint.", KeepCheckpoints);
+        if (LoraPlusRatio is double ratio && !(ratio > 0 && !double.IsInfinity(ratio))) Bad("InvalidLoraPlusRatio", $"-LoraPlusRatio must be a positive number (got {ratio}); PEFT's documentation suggests 16.", ratio);
+        if (LoraPlusRatio is not null && Method != TrainingMethod.Lora) Bad("LoraPlusNeedsLora", $"-LoraPlusRatio sets the learning rate of LoRA's B factors; -Method {Method} has none. Use -Method Lora.", LoraPlusRatio);
         if (Resume && Overwrite) Bad("ResumeAndForce", "-Resume continues the run in -OutputPath and -Force replaces it; give one of them.", null);
         if (Resume && OutputPath is null) Bad("ResumeNeedsOutputPath", "-Resume needs -OutputPath: checkpoints live there.", null);
         if (CheckpointEvery > 0 && OutputPath is null) Bad("CheckpointNeedsOutputPath", "-CheckpointEvery needs -OutputPath.", null);

@@ -24,6 +24,8 @@ public sealed record TrainingResult
     public int SequenceLength { get; init; }
     public int GradientAccumulationSteps { get; init; }
     public double LearningRate { get; init; }
+    /// <summary>LoRA+'s multiple of the learning rate for lora_B, when the run used it.</summary>
+    public double? LoraPlusRatio { get; init; }
     public long Seed { get; init; }
     public IReadOnlyList<double> Losses { get; init; } = Array.Empty<double>();
     public IReadOnlyList<EvalRecord> Evaluations { get; init; } = Array.Empty<EvalRecord>();

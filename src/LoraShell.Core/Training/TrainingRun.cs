@@ -67,7 +67,7 @@ internal sealed class TrainingRun : IDisposable
         _totalSteps = o.MaxSteps ?? Math.Max(1, (int)Math.Ceiling(o.Epochs!.Value * objective.EpochSize / rowsPerStep));
         _schedule = new LearningRateSchedule(o.LearningRate, o.WarmupSteps, _totalSteps, o.MinLearningRateRatio);
         _fingerprint = Fingerprint();
-        _optimizer = new AdamW(_trainable, o.Beta1, o.Beta2, o.AdamEpsilon, o.WeightDecay);
+        _optimizer = new AdamW(_trainable, o.Beta1, o.Beta2, o.AdamEpsilon, o.WeightDecay, LoraPlus(o.LoraPlusRatio));
     }
 
     /// <summary>Reads the data, prepares what the method trains and binds the task to it.</summary>
@@ -304,7 +304,7 @@ internal sealed class TrainingRun : IDisposable
         var result = new TrainingResult
         {
             Method = _o.Method.ToString(), Model = _subject.Name, Task = _objective.Task.ToString(), Steps = _step, TotalSteps = _totalSteps, BatchSize = _o.BatchSize,
-            SequenceLength = _o.SequenceLength, GradientAccumulationSteps = _o.GradientAccumulationSteps, LearningRate = _o.LearningRate, Seed = _o.Seed,
+            SequenceLength = _o.SequenceLength, GradientAccumulationSteps = _o.GradientAccumulationSteps, LearningRate = _o.LearningRate, LoraPlusRatio = _o.LoraPlusRatio, Seed = _o.Seed,
             Losses = _losses.ToList(), Evaluations = _evaluations.ToList(),
             InitialValidationLoss = initialEval?.Loss, FinalValidationLoss = finalEval?.Loss,
             Labels = _objective.Labels, InitialValidationAccuracy = initialEval?.Accuracy, FinalValidationAccuracy = finalEval?.Accuracy,
@@ -323,6 +323,13 @@ internal sealed class TrainingRun : IDisposable
     }
 
     static double Median(List<double> values) { var s = values.OrderBy(v => v).ToList(); return s[s.Count / 2]; }
+
+    /// <summary>
+    /// LoRA+'s learning-rate groups as PEFT's create_loraplus_optimizer forms them: lora_B and every
+    /// one-dimensional parameter (biases, DoRA magnitudes) at ratio × lr, the rest (lora_A, modules to save) at lr.
+    /// </summary>
+    static Func<string, TorchSharp.Modules.Parameter, double>? LoraPlus(double? ratio)
+        => ratio is double r ? (name, p) => name.Contains($".{IO.PeftKeys.LoraB}.", StringComparison.Ordinal) || p.dim() < 2 ? r : 1.0 : null;
 
     string Fingerprint()
     {

@@ -71,6 +71,9 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
     [Parameter(HelpMessage = "Scale by alpha/sqrt(r) (rank-stabilised LoRA) instead of alpha/r.")]
     public SwitchParameter UseRsLora { get; set; }
 
+    [Parameter(HelpMessage = "DoRA (weight-decomposed LoRA, PEFT's use_dora): the adapted weight is m·(W0 + s·B·A)/‖W0 + s·B·A‖ per output row, with a trained magnitude m that starts at ‖W0‖, so B·A learns the direction. Costs one [out] vector per module and, in training, the weight norm per step.")]
+    public SwitchParameter UseDora { get; set; }
+
     [Parameter(HelpMessage = "Per-module ranks: a hashtable from a module-name pattern to a rank, e.g. @{ v_proj = 4 }. A key matches a path that ends with it (PEFT's rank_pattern).")]
     public Hashtable? RankPattern { get; set; }
 
@@ -114,6 +117,7 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
             TargetModules = names, TargetRegex = regex,
             R = Rank, LoraAlpha = Alpha, LoraDropout = Dropout, Bias = Bias.ToString(), Init = InitMethod,
             UseRsLora = UseRsLora,
+            UseDora = UseDora,
             RankPattern = Pattern(RankPattern, nameof(RankPattern), v => checked((int)Convert.ToInt64(v, CultureInfo.InvariantCulture))),
             AlphaPattern = Pattern(AlphaPattern, nameof(AlphaPattern), v => Convert.ToDouble(v, CultureInfo.InvariantCulture)),
             LayersToTransform = LayersToTransform, ModulesToSave = ModulesToSave,

@@ -138,6 +138,9 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [ValidateRange(1, 4096)]
     public int Rank { get; set; } = 8;
 
+    [Parameter(HelpMessage = "Count DoRA adapters (Add-LoraAdapter -UseDora): a magnitude per output row of each adapted module, and per token the low-rank and base outputs the magnitude's gradient needs. Default: for a piped model, whether its active adapter uses DoRA.")]
+    public SwitchParameter UseDora { get; set; }
+
     [Parameter(HelpMessage = "LoRA target modules: names such as q_proj, v_proj, or all-linear. Default: for a piped model, what training it would adapt (its active adapter's modules, or q_proj and v_proj, the adapter Start-LoraTraining adds); for a preset or shape, all-linear.")]
     [ArgumentCompleter(typeof(TargetModulesCompleter))]
     public string[] TargetModules { get; set; } = { "all-linear" };
@@ -167,6 +170,8 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
             targets = active is null ? new LoraConfig().TargetModules!.ToArray() : Model.Loaded.Adapters.Info(active).TargetModules.ToArray();
             WriteVerbose($"LoRA targets: {string.Join(", ", targets)} ({(active is null ? "the adapter Start-LoraTraining adds to a model without one" : $"adapter '{active}'")}); -TargetModules chooses others.");
         }
+        bool useDora = UseDora || (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(UseDora))
+            && Model.Loaded.Adapters.ActiveNames.FirstOrDefault() is string activeName && Model.Loaded.Adapters.ConfigOf(activeName).UseDora);
         foreach (var (name, config) in Architectures())
             foreach (var method in Method)
                 foreach (var precision in Precision)
@@ -183,7 +188,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                     {
                         Method = method, Precision = precision, Quantization = quantization, DoubleQuant = doubleQuant,
                         BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
-                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = targets,
+                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = targets, UseDora = useDora,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,
                     };
                     var estimate = config is null ? MemoryEstimator.EstimateStates(ParameterCount, options, name) : MemoryEstimator.Estimate(config, options, name);

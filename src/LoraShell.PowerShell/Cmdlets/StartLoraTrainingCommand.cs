@@ -149,6 +149,10 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [ValidateRange(0.0, 10.0)]
     public double WeightDecay { get; set; }
 
+    [Parameter(HelpMessage = "LoRA+: lora_B (and biases, DoRA magnitudes) learn at this multiple of -LearningRate, lora_A at -LearningRate (PEFT's create_loraplus_optimizer; its documentation suggests 16). -Method Lora only.")]
+    [ValidateRange(0.0001, 1e6)]
+    public double? LoraPlusRatio { get; set; }
+
     [Parameter(HelpMessage = "With -Method Lora, the adapter to train (default: the active one).")]
     [ArgumentCompleter(typeof(AdapterNameCompleter))]
     public string? AdapterName { get; set; }
@@ -191,7 +195,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             SequenceLength = SequenceLength, LearningRate = LearningRate, WarmupSteps = WarmupSteps,
             GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = EvaluationBudget(),
             OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Overwrite = Force, KeepCheckpoints = KeepCheckpoints, Seed = Seed, MaxGradNorm = MaxGradNorm,
-            WeightDecay = WeightDecay, AdapterName = AdapterName, GradientCheckpointing = GradientCheckpointing,
+            WeightDecay = WeightDecay, LoraPlusRatio = LoraPlusRatio, AdapterName = AdapterName, GradientCheckpointing = GradientCheckpointing,
             Ladder = new LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = PruneBy },
         };
         options.Validate();

@@ -43,6 +43,8 @@ public sealed class TrainingResult
     public int BatchSize => Core.BatchSize;
     public int SequenceLength => Core.SequenceLength;
     public double LearningRate => Core.LearningRate;
+    /// <summary>LoRA+: the multiple of the learning rate lora_B learned at, when the run used it.</summary>
+    public double? LoraPlusRatio => Core.LoraPlusRatio;
     public long Seed => Core.Seed;
     public bool Cancelled => Core.Cancelled;
     public int ResumedFromStep => Core.ResumedFromStep;

@@ -140,6 +140,7 @@ public class MemoryEstimatorMeasuredTests
     [Fact] public void Lora_with_checkpointing() => Compare(TrainingMethod.Lora, true, BaseQuantization.None, batch: 16, tolerance: 0.15);
     [Fact] public void Lora_on_an_Nf4_base() => Compare(TrainingMethod.Lora, false, BaseQuantization.Nf4, batch: 16, tolerance: 0.10);
     [Fact] public void Lora_on_an_Int8_base() => Compare(TrainingMethod.Lora, false, BaseQuantization.Int8, batch: 16, tolerance: 0.10);
+    [Fact] public void Lora_with_DoRA() => Compare(TrainingMethod.Lora, false, BaseQuantization.None, batch: 16, tolerance: 0.10, dora: true);
 
     // Ladder's estimate counts the no-grad backbone's block intermediates in full: 0.96 of the measured
     // peak at batch 8, 1.16 at batch 16 (bench/NOTES.md); held to the older 25% here.
@@ -153,11 +154,11 @@ public class MemoryEstimatorMeasuredTests
         return folder;
     }
 
-    static void Train(string folder, TrainingMethod method, bool checkpointing, BaseQuantization quantization, int batch, int sequence)
+    static void Train(string folder, TrainingMethod method, bool checkpointing, BaseQuantization quantization, int batch, int sequence, bool dora)
     {
         using var loaded = new LoadedModel(HuggingFaceLoader.Load(folder, new WeightFormat { Quantization = quantization }), Tokenizers.Llama2cTokenizer.Load(SharedData.Tok512), "warm-up", "test");
         if (method == TrainingMethod.Lora)
-            loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+            loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear", UseDora = dora }, seed: 1);
         Trainer.Run(loaded, new TrainingOptions
         {
             Method = method, DataPaths = new[] { SharedData.TinyShakespeare }, MaxSteps = 1, BatchSize = batch, SequenceLength = sequence,
@@ -165,7 +166,7 @@ public class MemoryEstimatorMeasuredTests
         });
     }
 
-    static void Compare(TrainingMethod method, bool checkpointing, BaseQuantization quantization, int batch, double tolerance)
+    static void Compare(TrainingMethod method, bool checkpointing, BaseQuantization quantization, int batch, double tolerance, bool dora = false)
     {
         const int sequence = 256; // at batch 16, activations well above the allocator's noise (tens of MiB between runs)
         using var dir = new TempFolder();
@@ -173,7 +174,7 @@ public class MemoryEstimatorMeasuredTests
         // The same run on a tiny model first: the libtorch code and the kernels' caches the run touches are
         // then resident before the baseline (in a fresh process they added ~100 MiB to what was "measured").
         Train(Saved(Synthetic with { HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 8, NumKeyValueHeads = 8 }, Path.Combine(dir.Path, "tiny")),
-            method, checkpointing, quantization, batch: 2, sequence: 32);
+            method, checkpointing, quantization, batch: 2, sequence: 32, dora);
         // The baseline must not hold what earlier tests in this process left behind: their managed garbage
         // (the trainer collects it after loading data) and freed native memory the allocator kept resident,
         // which the weights could otherwise reuse without RSS growing. Large tensors get fresh mappings.
@@ -185,7 +186,7 @@ public class MemoryEstimatorMeasuredTests
         using var model = folder is null ? new CausalLM(Synthetic) : HuggingFaceLoader.Load(folder, new WeightFormat { Quantization = quantization });
         var loaded = new LoadedModel(model, Tokenizers.Llama2cTokenizer.Load(SharedData.Tok512), "synthetic", "test");
         if (method == TrainingMethod.Lora)
-            loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+            loaded.Adapters.Add("default", new Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear", UseDora = dora }, seed: 1);
         double weights = model.WeightBytes;
         var result = Trainer.Run(loaded, new TrainingOptions
         {
@@ -196,12 +197,12 @@ public class MemoryEstimatorMeasuredTests
         var estimate = MemoryEstimator.Estimate(Synthetic, new MemoryEstimateOptions
         {
             Method = method, BatchSize = batch, SequenceLength = sequence, LossChunkTokens = ChunkedCrossEntropy.RowsPerChunk(Synthetic.VocabSize),
-            ActivationCheckpointing = checkpointing, Quantization = quantization,
+            ActivationCheckpointing = checkpointing, Quantization = quantization, UseDora = dora,
         });
         // The weights the estimator counts (frozen ones in their storage, trainable working copies) are those the model holds.
         Assert.True(Math.Abs(estimate.WeightBytes / weights - 1) < 0.02, $"weights: estimate {estimate.WeightBytes / 1048576:F1} MiB, model {weights / 1048576:F1} MiB");
         double ratio = estimate.TotalBytes / measured;
-        string what = $"{method}{(checkpointing ? " with checkpointing" : "")}{(quantization != BaseQuantization.None ? $" on a {quantization} base" : "")}";
+        string what = $"{method}{(dora ? " (DoRA)" : "")}{(checkpointing ? " with checkpointing" : "")}{(quantization != BaseQuantization.None ? $" on a {quantization} base" : "")}";
         Console.WriteLine($"memory {what}: estimate {estimate.TotalBytes / 1048576:F0} MiB, measured {measured / 1048576:F0} MiB, ratio {ratio:F3}");
         Assert.True(Math.Abs(ratio - 1) < tolerance, $"{what}: estimate {estimate.TotalBytes / 1048576:F0} MiB, measured {measured / 1048576:F0} MiB (ratio {ratio:F2})");
     }

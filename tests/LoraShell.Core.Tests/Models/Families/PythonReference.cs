@@ -63,6 +63,23 @@ public static class PythonReference
         return Enumerable.Range(0, jobs.Count).Select(i => Read(Path.Combine(scratch, $"reference-{i}.json"))).ToList();
     }
 
+    /// <summary>
+    /// Has the reference write a random adapter for <paramref name="model"/> as PEFT's save_pretrained lays it
+    /// out (nonzero B; with <paramref name="dora"/>, magnitudes of ‖W + s·B·A‖ times U[0.8, 1.2]).
+    /// </summary>
+    public static void WriteAdapter(string model, string output, IEnumerable<string> targets, int rank, double alpha, bool dora, int seed)
+    {
+        var start = new ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in new[] { Script, "--write-adapter", output, "--model", model, "--targets", string.Join(",", targets),
+                     "--rank", rank.ToString(), "--alpha", alpha.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seed", seed.ToString() })
+            start.ArgumentList.Add(arg);
+        if (dora) start.ArgumentList.Add("--dora");
+        using var process = Process.Start(start)!;
+        string stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"The PyTorch reference failed to write an adapter (exit {process.ExitCode}):\n{stderr}");
+    }
+
     static Result Read(string path)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(path));
