@@ -27,6 +27,7 @@
         'Import-LoraModel'
         'Invoke-LoraGeneration'
         'Invoke-SvdDelta'
+        'Join-LoraAdapter'
         'Measure-LoraMemory'
         'Measure-LoraPerplexity'
         'Merge-LoraWeights'

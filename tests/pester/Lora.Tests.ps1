@@ -191,3 +191,28 @@ Describe 'DoRA and LoRA+ (issue 28)' {
         $e.FullyQualifiedErrorId | Should -BeLike 'LoraPlusNeedsLora,*'
     }
 }
+
+Describe 'Join-LoraAdapter (issue 28)' {
+    It 'makes an inactive adapter whose Cat update is the weighted sum, and round-trips it through PEFT files' {
+        $out = New-TestFolder
+        try {
+            $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name a -InitMethod Random -Seed 1 | Add-LoraAdapter -Name b -InitMethod Random -Seed 2
+            $m | Join-LoraAdapter -Name ab -Adapter a, b -Weight 0.7, 0.3 -CombinationType Cat | Out-Null
+            ($m | Get-LoraAdapter -Name ab).Active | Should -BeFalse
+            ($m | Get-LoraAdapter -Name ab).Rank | Should -Be 16
+            $m | Set-LoraAdapter -Name ab
+            $probe = 'Once upon a time, there was a little girl.'
+            $joined = ($m | Measure-LoraPerplexity -Text $probe).Loss
+            $m | Save-LoraAdapter -Name ab -Path (Join-Path $out 'ab') | Out-Null
+            $back = Import-LoraModel $StoriesPath | Import-LoraAdapter (Join-Path $out 'ab')
+            ($back | Measure-LoraPerplexity -Text $probe).Loss | Should -Be $joined
+        }
+        finally { Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue }
+    }
+    It 'names what PEFT refuses: ranks that differ for Linear, a missing -Density' {
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -Name a -Rank 4 | Add-LoraAdapter -Name b -Rank 2
+        (Get-ThrownError { $m | Join-LoraAdapter -Name ab -Adapter a, b -Weight 1, 1 -CombinationType Linear }).FullyQualifiedErrorId | Should -BeLike 'RanksDiffer,*'
+        (Get-ThrownError { $m | Join-LoraAdapter -Name ab -Adapter a, b -Weight 1, 1 -CombinationType Ties }).FullyQualifiedErrorId | Should -BeLike 'DensityRequired,*'
+        $m.Adapters | Should -Be @('a', 'b')
+    }
+}

@@ -122,16 +122,16 @@ public sealed class LadderSideNetwork : nn.Module
             var w = LayerRoles.Read(source, c, p => importance(NameOf(p), p));
             bool gated = w.Has(ProjectionRole.Gate);
 
-            var dimScore = w.I(ProjectionRole.Query).sum(0) + w.I(ProjectionRole.Key).sum(0) + w.I(ProjectionRole.Value).sum(0)
-                + w.I(ProjectionRole.Output).sum(1) + w.I(ProjectionRole.Up).sum(0) + w.I(ProjectionRole.Down).sum(1)
-                + (gated ? w.I(ProjectionRole.Gate).sum(0) : zeros(c.HiddenSize));
+            var dimScore = w.I(ProjectionRole.Query).sum(new long[] { 0 }) + w.I(ProjectionRole.Key).sum(new long[] { 0 }) + w.I(ProjectionRole.Value).sum(new long[] { 0 })
+                + w.I(ProjectionRole.Output).sum(1) + w.I(ProjectionRole.Up).sum(new long[] { 0 }) + w.I(ProjectionRole.Down).sum(1)
+                + (gated ? w.I(ProjectionRole.Gate).sum(new long[] { 0 }) : zeros(c.HiddenSize));
             var dims = dimScore.topk(ds).indexes.sort().Values;
             var headScore = w.I(ProjectionRole.Query).reshape(c.NumAttentionHeads, hd, -1).sum(new long[] { 1, 2 })
                 + w.I(ProjectionRole.Output).reshape(-1, c.NumAttentionHeads, hd).sum(new long[] { 0, 2 });
             var heads = headScore.topk(sideHeads).indexes.sort().Values.data<long>().ToArray();
             var qRows = tensor(heads.SelectMany(h => Enumerable.Range((int)h * hd, hd).Select(i => (long)i)).ToArray());
             var kvRows = tensor(heads.SelectMany(h => Enumerable.Range((int)(h / groups) * hd, hd).Select(i => (long)i)).ToArray());
-            var rowScore = w.I(ProjectionRole.Up).sum(1) + w.I(ProjectionRole.Down).sum(0) + (gated ? w.I(ProjectionRole.Gate).sum(1) : zeros(c.IntermediateSize));
+            var rowScore = w.I(ProjectionRole.Up).sum(1) + w.I(ProjectionRole.Down).sum(new long[] { 0 }) + (gated ? w.I(ProjectionRole.Gate).sum(1) : zeros(c.IntermediateSize));
             var rows = rowScore.topk(di).indexes.sort().Values;
 
             var pruned = new LayerRoles();

@@ -80,6 +80,24 @@ public static class PythonReference
         if (process.ExitCode != 0) throw new InvalidOperationException($"The PyTorch reference failed to write an adapter (exit {process.ExitCode}):\n{stderr}");
     }
 
+    /// <summary>Has the reference combine adapter folders as PEFT's add_weighted_adapter (v0.20.0) does, into <paramref name="output"/>.</summary>
+    public static void Combine(string model, string output, IEnumerable<string> adapters, IEnumerable<double> weights, string combinationType,
+        double? density = null, int? svdRank = null, double? svdClamp = null, string majoritySign = "total")
+    {
+        string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        var args = new List<string> { Script, "--combine", output, "--model", model, "--adapters", string.Join(",", adapters),
+            "--weights", string.Join(",", weights.Select(F)), "--combination-type", combinationType, "--majority-sign-method", majoritySign };
+        if (density is double d) args.AddRange(new[] { "--density", F(d) });
+        if (svdRank is int r) args.AddRange(new[] { "--svd-rank", r.ToString() });
+        if (svdClamp is double c) args.AddRange(new[] { "--svd-clamp", F(c) });
+        var start = new ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        string stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"The PyTorch reference failed to combine adapters (exit {process.ExitCode}):\n{stderr}");
+    }
+
     static Result Read(string path)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(path));
