@@ -31,3 +31,13 @@ var (parity, before, after) = LoraExperiments.MergeAndGenerate(setup);
 Console.WriteLine($"   max |Δlogit| {parity.MaxAbsDifference:E2} (largest logit {parity.MaxAbsLogit:F2}), mean {parity.MeanAbsDifference:E2}; unmerge restores W0: {parity.UnmergeRestoresBase}");
 Console.WriteLine($"   before training: {before}");
 Console.WriteLine($"   after training:  {after}");
+
+Console.WriteLine($"\n4. Variants on the same budget: LoRA, DoRA and LoRA+ on every Linear layer at r = 4");
+var variants = LoraExperiments.CompareVariants(setup, rank: 4, loraPlusRatio: 16, log: m => Console.WriteLine($"   training: {m}"));
+Console.WriteLine($"{"variant",-22} {"trainable",10} {"val before",11} {"val after",10} {"ms/step",8}");
+foreach (var run in variants)
+    Console.WriteLine($"{run.Label,-22} {run.Result.TrainableParameters,10:N0} {run.ValidationBefore,11:F4} {run.ValidationAfter,10:F4} {run.Result.MillisecondsPerStep,8:F1}");
+var variantChart = TrainingCharts.LossCurves(variants.Select(r => (r.Label, r.Result)).ToList(), "LoRA, DoRA and LoRA+ on Tiny Shakespeare",
+    baseline: ("base model before training", variants[0].ValidationBefore!.Value),
+    subtitle: $"all-linear r = 4, {setup.Steps} steps of batch {setup.BatchSize} x {setup.SequenceLength} tokens");
+Console.WriteLine($"   charts: {ChartHtml.Save(variantChart, Path.Combine(output, "variants.html")).FullName}, {ChartImage.SavePng(variantChart, Path.Combine(output, "variants.png")).FullName}");

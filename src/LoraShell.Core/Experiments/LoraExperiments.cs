@@ -74,6 +74,23 @@ public static class LoraExperiments
         return runs;
     }
 
+    /// <summary>
+    /// LoRA, DoRA and LoRA+ (B at <paramref name="loraPlusRatio"/> × the learning rate) on every Linear layer at one
+    /// rank, with the same data, steps, seed and learning rate: what each variant buys on the same budget.
+    /// </summary>
+    public static List<MethodRun> CompareVariants(ExperimentSetup setup, int rank = 4, double loraPlusRatio = 16, Action<string>? log = null)
+    {
+        var runs = new List<MethodRun>();
+        foreach (var (label, dora, ratio) in new (string, bool, double?)[] { ($"lora r={rank}", false, null), ($"dora r={rank}", true, null), ($"lora+ r={rank} (B ×{loraPlusRatio:G})", false, loraPlusRatio) })
+        {
+            using var m = setup.LoadBase();
+            m.Adapters.Add("default", new LoraConfig { R = rank, LoraAlpha = 2 * rank, TargetRegex = LoraConfig.AllLinear, UseDora = dora }, setup.Seed);
+            log?.Invoke(label);
+            runs.Add(new MethodRun(label, Trainer.Run(m, setup.Training(TrainingMethod.Lora) with { LoraPlusRatio = ratio })));
+        }
+        return runs;
+    }
+
     /// <summary>Trains a q,v adapter briefly, then compares merged against unmerged logits and checks unmerge.</summary>
     public static (MergeCheck Parity, string Before, string After) MergeAndGenerate(ExperimentSetup setup, int rank = 8, string prompt = "Once upon a time", int tokens = 60)
     {
