@@ -665,17 +665,36 @@ def decoder_layer(x, params, spec, lora, layer, rope_cs):
     return x
 
 
+def embedding(params, lora, path, idx):
+    """nn.Embedding lookup W[idx]; + PEFT lora.Embedding delta if the adapter targets `path`.
+
+    lora.Embedding.forward (peft v0.20.0, tuners/lora/layer.py):
+        result = self.base_layer(x)
+        embedding_A = self.lora_embedding_A[active_adapter].T          # [num_embeddings, r]
+        embedding_B = self.lora_embedding_B[active_adapter].T          # [r, embedding_dim]
+        after_A = self._embed(x, embedding_A)                          # F.embedding(x, A.T, padding_idx=...,
+        adapter_output = (after_A @ embedding_B) * scaling             #   max_norm=..., ...) of the base layer
+        result = result + adapter_output
+    padding_idx only shapes gradients (F.embedding's forward is a plain row lookup) and transformers' embeddings
+    have max_norm=None, so the forward is W[x] + (A.T[x] @ B.T) * scaling. No lora_dropout on this path."""
+    y = params[path + ".weight"][idx]
+    if lora and path in lora:
+        a = lora[path]
+        y = y + (a["A"].t()[idx] @ a["B"].t()) * a["scaling"]
+    return y
+
+
 def forward(params, spec, ids, lora=None):
     """ids LongTensor [B, T] -> logits float64 [B, T, V]. Full forward, no KV cache."""
     fam = spec["fam"]
     B, T = ids.shape
     positions = torch.arange(T)
-    x = params[fam["embed"] + ".weight"][ids]
+    x = embedding(params, lora, fam["embed"], ids)
     rope_cs = None
     if spec["position"] == "learned":
         if T > spec["max_positions"]:
             raise ValueError(f"sequence length {T} > n_positions {spec['max_positions']}")
-        x = x + params[fam["pos_embed"] + ".weight"][positions][None]
+        x = x + embedding(params, lora, fam["pos_embed"], positions)[None]
     else:
         rope_cs = rope_cos_sin(rope_inv_freq(spec["rope"], spec["rotary_dim"], T), positions)
     for layer in range(spec["n_layers"]):
@@ -718,24 +737,120 @@ _LORA_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_(?P<ab>[AB])(?:\
 _MAGNITUDE_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_magnitude_vector(?:\.weight)?$")
 
 
-def load_lora(adapter_dir, spec, params):
-    """{module_path: {A [r,in], B [out,r], scaling[, m [out] with use_dora]}} following
-    LoraModel._create_and_replace:
-    r = rank_pattern[get_pattern_key(rank_pattern, path)] or r; alpha likewise from alpha_pattern;
-    scaling = alpha / r, or alpha / sqrt(r) with use_rslora (LoraLayer.update_layer)."""
+# Embedding LoRA (lora.Embedding): lora_embedding_A / lora_embedding_B are nn.ParameterDict entries, so the model
+# key is "<path>.lora_embedding_A.<adapter>" (no ".weight"); get_peft_model_state_dict's remove_adapter_name
+# ("if key.endswith(f'.{adapter_name}'): return key.removesuffix(...)  # comes from an nn.Parameter") saves
+# "base_model.model.<path>.lora_embedding_A". On load, _insert_adapter_name_into_state_dict (parameter_prefix
+# "lora_") appends ".<adapter>" to a key whose text after the last "lora_" has no "." -- so only that spelling
+# loads; "...lora_embedding_A.weight" would become "lora_embedding_A.<adapter>.weight", an unexpected key that
+# load_state_dict(strict=False) drops (leaving PEFT's init in place). That spelling is refused here.
+_EMB_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_embedding_(?P<ab>[AB])(?P<w>\.weight)?$")
+# save_embedding_layers="auto" (save_pretrained's default) sets it True when config.target_modules is a list
+# holding "embed_tokens" or "lm_head" (EMBEDDING_LAYER_NAMES), and then saves every state-dict key containing
+# the name of the base_layer of get_input_embeddings()/get_output_embeddings() when that layer is LoRA-wrapped:
+# "base_model.model.<path>.base_layer.weight" (the full base weight). Loading copies it into the base layer.
+_BASE_LAYER_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.base_layer\.(?P<param>weight|bias)$")
+
+
+def embedding_paths(spec):
+    """The nn.Embedding modules a LoRA adapter may target (lora.Embedding): token embedding, and GPT-2's wpe."""
+    fam = spec["fam"]
+    return [fam["embed"]] + ([fam["pos_embed"]] if spec["position"] == "learned" else [])
+
+
+def module_names(params):
+    """Every module of the HF model that owns (directly or below it) a parameter: the proper dotted prefixes
+    of the parameter names (named_modules() minus parameter-less modules such as rotary_emb or act_fn)."""
+    names = set()
+    for k in params:
+        parts = k.split(".")
+        for i in range(1, len(parts)):
+            names.add(".".join(parts[:i]))
+    return sorted(names)
+
+
+def modules_to_save_targets(spec, params, names, lora_paths=()):
+    """peft.utils.other._set_trainable (v0.20.0), which wraps each module that
+        target_module_found = any(key.endswith(target_key) for target_key in module_names)
+    over model.named_modules(remove_duplicate=False) -- a plain string suffix test, no "." boundary, so "norm"
+    hits model.norm and every input_layernorm/post_attention_layernorm/q_norm/k_norm, "head" hits lm_head.
+    The wrapper (ModulesToSaveWrapper.update) holds copy.deepcopy(original_module) and the forward uses that copy.
+    Returns the matched module names; refuses matches nested in one another or overlapping a LoRA target."""
+    names = [n for n in (names or []) if n]
+    hits = [m for m in module_names(params) if any(m.endswith(t) for t in names)]
+    unmatched = [t for t in names if not any(m.endswith(t) for m in module_names(params))]
+    if unmatched:
+        warn(f"modules_to_save {unmatched} match no module with parameters (PEFT skips them silently)")
+    for m in hits:
+        for o in hits:
+            if o != m and o.startswith(m + "."):
+                raise NotImplementedError(f"modules_to_save matches both {m} and {o} inside it")
+        for p in lora_paths:
+            if p == m or p.startswith(m + ".") or m.startswith(p + "."):
+                raise NotImplementedError(f"modules_to_save module {m} overlaps the LoRA target {p}")
+    return hits
+
+
+def module_params(params, module):
+    """The parameter names of `module` (its state_dict keys, prefixed): what its ModulesToSaveWrapper saves."""
+    return [k for k in params if k.startswith(module + ".")]
+
+
+def load_adapter(adapter_dir, spec, params):
+    """Read a PEFT LoRA adapter folder. Returns (lora, saved):
+    lora  {module_path: {A [r,in], B [out,r], scaling[, m [out] with use_dora]}} for Linear/Conv1D targets and
+          {A [r, num_embeddings], B [embedding_dim, r], scaling, embedding: True} for nn.Embedding targets,
+          following LoraModel._create_and_replace: r = rank_pattern[get_pattern_key(rank_pattern, path)] or r;
+          alpha likewise from alpha_pattern; scaling = alpha / r, or alpha / sqrt(r) with use_rslora
+          (LoraLayer.update_layer / lora.Embedding.update_layer).
+    saved {"base_layer": {param: tensor}, "modules_to_save": {param: tensor}, "modules": [module names]}:
+          base weights saved by save_embedding_layers (loaded into the LoRA layer's base_layer) and the full
+          copies of the modules_to_save modules (apply_saved_modules puts both into a params dict)."""
     with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
         cfg = json.load(f)
     if cfg.get("peft_type", "LORA") != "LORA":
         raise NotImplementedError(f"peft_type {cfg.get('peft_type')} not supported")
     if cfg.get("lora_bias"):
         raise NotImplementedError("adapter_config lora_bias=true not supported")
+    if cfg.get("trainable_token_indices"):
+        raise NotImplementedError("adapter_config trainable_token_indices not supported")
     use_dora = bool(cfg.get("use_dora"))
     st = os.path.join(adapter_dir, "adapter_model.safetensors")
     tensors = read_safetensors(st)[0] if os.path.exists(st) else dict(
         torch.load(os.path.join(adapter_dir, "adapter_model.bin"), map_location="cpu"))
-    pieces = {}
+    emb_known = set(embedding_paths(spec))
+    # which modules the LoRA tensors target (needed first: modules_to_save may not overlap them)
+    lora_paths = set()
+    for key in tensors:
+        for rx in (_LORA_KEY, _MAGNITUDE_KEY, _EMB_KEY):
+            m = rx.match(key)
+            if m:
+                lora_paths.add(m["path"])
+    mts_names = cfg.get("modules_to_save") or []
+    if isinstance(mts_names, str):
+        mts_names = [mts_names]
+    mts_modules = modules_to_save_targets(spec, params, mts_names, sorted(lora_paths))
+    if cfg.get("ensure_weight_tying") and spec["tie"] and (
+            any(m in (spec["fam"]["embed"], spec["fam"]["head"]) for m in mts_modules)
+            or any(p in (spec["fam"]["embed"], spec["fam"]["head"]) for p in lora_paths)):
+        # LoraModel._add_modules_to_save_to_tie / _add_targets_to_tie re-tie the copies / adapters; not modelled.
+        raise NotImplementedError("ensure_weight_tying=true on a tied model with a tied layer in the adapter")
+    # ModulesToSaveWrapper.adapter_state_dict: {k: state_dict[f"modules_to_save.{adapter}.{k}"] for k in
+    # modules_to_save[adapter].state_dict()}, keyed f"{name}.{k}" by get_peft_model_state_dict -> saved as
+    # "base_model.model.<module>.<param>" (e.g. base_model.model.lm_head.weight). set_peft_model_state_dict maps
+    # exactly those keys back via adapter_state_dict_load_map ({k: f"modules_to_save.{adapter}.{k}"}) and reads
+    # peft_model_state_dict[lookup_key] unconditionally, so a missing one is a KeyError there too.
+    mts_keys = {f"base_model.model.{p}": p for m in mts_modules for p in module_params(params, m)}
+    pieces, saved, plain_base = {}, {"base_layer": {}, "modules_to_save": {}, "modules": mts_modules}, {}
     for key, t in tensors.items():
-        m, mag = _LORA_KEY.match(key), _MAGNITUDE_KEY.match(key)
+        if key in mts_keys:
+            p = mts_keys[key]
+            if tuple(t.shape) != tuple(params[p].shape):
+                raise ValueError(f"{key}: shape {tuple(t.shape)} != the model's {tuple(params[p].shape)}")
+            saved["modules_to_save"][p] = t.to(DT)
+            continue
+        m, mag, emb, base = _LORA_KEY.match(key), _MAGNITUDE_KEY.match(key), _EMB_KEY.match(key), \
+            _BASE_LAYER_KEY.match(key)
         if mag:
             if not use_dora:
                 # PEFT would build no magnitude parameter and drop the tensor as an unexpected key; a DoRA
@@ -745,17 +860,78 @@ def load_lora(adapter_dir, spec, params):
                 raise ValueError(f"{mag['path']}: two DoRA magnitudes (with and without .weight)")
             pieces.setdefault(mag["path"], {})["m"] = t.to(DT)
             continue
+        if emb:
+            if emb["w"]:
+                raise ValueError(f"adapter tensor {key}: PEFT saves lora_embedding_A/B without '.weight' and would "
+                                 "not load this spelling (unexpected key; the embedding LoRA would stay at init)")
+            if emb["path"] not in emb_known:
+                raise KeyError(f"adapter has embedding LoRA on '{emb['path']}', which is not an nn.Embedding of "
+                               f"this {spec['family']} model ({', '.join(sorted(emb_known))})")
+            pieces.setdefault(emb["path"], {"embedding": True})[emb["ab"]] = t.to(DT)
+            continue
+        if base:
+            p = base["path"] + "." + base["param"]
+            if p not in params:
+                raise KeyError(f"adapter tensor {key}: the model has no {p}")
+            if tuple(t.shape) != tuple(params[p].shape):
+                raise ValueError(f"{key}: shape {tuple(t.shape)} != the model's {tuple(params[p].shape)}")
+            saved["base_layer"][p] = t.to(DT)
+            continue
+        plain = key[len("base_model.model."):] if key.startswith("base_model.model.") else None
+        if not m and plain in params:
+            # a base-model key (save_embedding_layers=True on an untargeted embedding, or a resized vocabulary):
+            # load_state_dict(strict=False) loads it into that module -- unless the module is LoRA-wrapped, where
+            # the key no longer exists (it moved to base_layer) and is dropped as unexpected.
+            if tuple(t.shape) != tuple(params[plain].shape):
+                raise ValueError(f"{key}: shape {tuple(t.shape)} != the model's {tuple(params[plain].shape)}")
+            plain_base[plain] = t.to(DT)
+            continue
         if not m:
-            raise NotImplementedError(f"adapter tensor {key} is not a LoRA A/B weight or DoRA magnitude "
-                                      "(embedding LoRA and modules_to_save are not supported)")
+            raise NotImplementedError(f"adapter tensor {key} is not a LoRA A/B weight, lora_embedding_A/B, DoRA "
+                                      "magnitude, saved base_layer or modules_to_save weight of this config")
+        if m["path"] in emb_known:
+            raise ValueError(f"{key}: an nn.Embedding target holds lora_embedding_A/B, not lora_A/lora_B")
         pieces.setdefault(m["path"], {})[m["ab"]] = t.to(DT)
+    missing = sorted(set(mts_keys) - {f"base_model.model.{p}" for p in saved["modules_to_save"]})
+    if missing:
+        raise KeyError(f"modules_to_save {mts_names}: adapter lacks {missing[:5]} (PEFT's load raises KeyError)")
+    for p in sorted(saved["base_layer"]):
+        if p.rsplit(".", 1)[0] not in pieces:
+            # the key names no LoRA-wrapped layer, so PEFT's load_state_dict(strict=False) ignores it
+            warn(f"adapter holds {p} as base_layer of an untargeted module; ignored as PEFT does")
+            del saved["base_layer"][p]
+        elif not torch.equal(saved["base_layer"][p], params[p]):
+            warn(f"adapter's saved base_layer {p} differs from the model's; PEFT loads the saved one (used here)")
+    for p, t in plain_base.items():
+        if p.rsplit(".", 1)[0] in pieces:
+            warn(f"adapter holds {p} for a LoRA-wrapped module; ignored as PEFT does (unexpected key)")
+        elif p in saved["base_layer"]:
+            raise ValueError(f"adapter holds {p} twice (plain and as base_layer)")
+        else:
+            if not torch.equal(t, params[p]):
+                warn(f"adapter's saved {p} differs from the model's; PEFT loads the saved one (used here)")
+            saved["base_layer"][p] = t
     r_default, alpha_default = int(cfg["r"]), float(cfg["lora_alpha"])
     rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
     known = set(dense_paths(spec))
     lora = {}
     for path, ab in pieces.items():
         if not {"A", "B"} <= set(ab):
-            raise ValueError(f"{path}: needs both lora_A and lora_B")
+            raise ValueError(f"{path}: needs both " + (
+                "lora_embedding_A and lora_embedding_B" if ab.get("embedding") else "lora_A and lora_B"))
+        r = int(rank_pattern.get(get_pattern_key(rank_pattern.keys(), path), r_default))
+        alpha = float(alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), path), alpha_default))
+        scaling = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
+        A, B = ab["A"], ab["B"]
+        if ab.get("embedding"):
+            if use_dora:
+                raise NotImplementedError(f"{path}: DoRA on an nn.Embedding (DoraEmbeddingVariant) not supported")
+            num, dim = params[path + ".weight"].shape
+            if tuple(A.shape) != (r, num) or tuple(B.shape) != (dim, r):
+                raise ValueError(f"{path}: lora_embedding_A {tuple(A.shape)} / lora_embedding_B {tuple(B.shape)} "
+                                 f"do not match r={r}, num_embeddings={num}, embedding_dim={dim}")
+            lora[path] = dict(A=A, B=B, scaling=scaling, embedding=True)
+            continue
         if use_dora and "m" not in ab:
             # DoraLinearVariant.init creates a magnitude for every targeted Linear, so a saved DoRA adapter
             # has one per module; without it PEFT would keep the init value ||W||, which we cannot know
@@ -763,9 +939,6 @@ def load_lora(adapter_dir, spec, params):
             raise ValueError(f"{path}: use_dora=true but no {path}.lora_magnitude_vector in the adapter")
         if path not in known:
             raise KeyError(f"adapter targets '{path}', which is not a projection of this {spec['family']} model")
-        r = int(rank_pattern.get(get_pattern_key(rank_pattern.keys(), path), r_default))
-        alpha = float(alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), path), alpha_default))
-        A, B = ab["A"], ab["B"]
         w = params[path + ".weight"]
         fan_in, fan_out = (w.shape[0], w.shape[1]) if linear_kind(spec, path) == "conv1d" else (w.shape[1], w.shape[0])
         if tuple(A.shape) != (r, fan_in) or tuple(B.shape) != (fan_out, r):
@@ -776,12 +949,44 @@ def load_lora(adapter_dir, spec, params):
             # PEFT forces fan_in_fan_out=True for Conv1D and False for nn.Linear (with a warning).
             warn(f"{path}: fan_in_fan_out={cfg.get('fan_in_fan_out')} overridden as PEFT does "
                  f"({'Conv1D' if is_conv1d else 'nn.Linear'})")
-        scaling = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
         lora[path] = dict(A=A, B=B, scaling=scaling)
         if use_dora:
             if tuple(ab["m"].shape) != (fan_out,):
                 raise ValueError(f"{path}: lora_magnitude_vector {tuple(ab['m'].shape)} != [out={fan_out}]")
             lora[path]["m"] = ab["m"]
+    if not lora and not saved["modules_to_save"]:
+        raise ValueError("adapter holds no LoRA weights")
+    return lora, saved
+
+
+def apply_saved_modules(params, saved):
+    """The params the PEFT model computes with, before any merge.
+    1. saved base_layer weights: load_state_dict copies them into the base layer's Parameter; with tied
+       embeddings that Parameter is also lm_head.weight, so every name sharing the tensor gets the new one.
+    2. modules_to_save: each wrapped module is a deepcopy, so its parameters are new tensors -- on a tied model a
+       saved lm_head copy leaves the embedding on the base weight, and a saved embed_tokens/wte copy leaves
+       lm_head on the base weight (tie_word_embeddings is broken for that adapter; PEFT only warns, unless the
+       config has ensure_weight_tying, which load_adapter refuses)."""
+    out = dict(params)
+    for p, t in saved["base_layer"].items():
+        old = params[p]
+        for q in params:
+            if params[q] is old:
+                out[q] = t
+    for p, t in saved["modules_to_save"].items():
+        out[p] = t
+    return out
+
+
+def load_lora(adapter_dir, spec, params):
+    """Linear/Conv1D LoRA/DoRA entries only (the add_weighted_adapter reference, combine_reference.py, uses this):
+    adapters with embedding LoRA or modules_to_save are refused, as before they were supported at all."""
+    lora, saved = load_adapter(adapter_dir, spec, params)
+    if any(a.get("embedding") for a in lora.values()) or saved["modules_to_save"]:
+        raise NotImplementedError("adapter has embedding LoRA or modules_to_save: use load_adapter")
+    for p, t in saved["base_layer"].items():
+        if not torch.equal(t, params[p]):
+            raise NotImplementedError(f"adapter's saved base_layer {p} differs from the model's")
     if not lora:
         raise ValueError("adapter holds no LoRA weights")
     return lora
@@ -794,6 +999,21 @@ def merge_lora(params, spec, lora):
     merged = dict(params)
     head = spec["fam"]["head"]
     for path, a in lora.items():
+        if a.get("embedding"):
+            # lora.Embedding.get_delta_weight: transpose(weight_B @ weight_A, True) * scaling = (B @ A).T * s,
+            # [num_embeddings, embedding_dim] like the weight; merge: base_layer.weight.data += delta (or, with
+            # safe_merge, base_layer.weight.data = orig + delta). Either way the Parameter object is kept, so on a
+            # tied model lm_head.weight -- the same Parameter -- changes too: the merged model's output projection
+            # uses W + delta, while the unmerged one used W. Followed here (every name sharing the tensor).
+            old = params[path + ".weight"]
+            new = old + (a["B"] @ a["A"]).t() * a["scaling"]
+            for q in params:
+                if params[q] is old:
+                    merged[q] = new
+            if merged.get(head + ".weight") is new:
+                warn(f"merging the embedding LoRA on {path} also changes the tied lm_head (PEFT merges into the "
+                     "shared weight), so merged logits differ from unmerged ones")
+            continue
         if path == head and spec["tie"]:
             raise NotImplementedError("merging a LoRA on a tied lm_head would also change the embedding")
         delta = (a["B"] @ a["A"]) * a["scaling"]
@@ -826,8 +1046,10 @@ def dora_merged_weight(w, delta_out_in, magnitude, spec, path):
 
 def peft_target_paths(spec, targets):
     """check_target_module_exists with a list target_modules: the module path is listed itself, or ends
-    with "." + a listed name (so gpt2 "c_proj" hits attn.c_proj and mlp.c_proj)."""
-    return [p for p in dense_paths(spec) if p in targets or any(p.endswith("." + t) for t in targets)]
+    with "." + a listed name (so gpt2 "c_proj" hits attn.c_proj and mlp.c_proj). Projections first (in
+    dense_paths order), then nn.Embedding modules (embed_tokens / wte, wpe), which PEFT wraps as lora.Embedding."""
+    return [p for p in dense_paths(spec) + embedding_paths(spec)
+            if p in targets or any(p.endswith("." + t) for t in targets)]
 
 
 def lora_fan(params, spec, path):
@@ -842,24 +1064,33 @@ def random_adapter_tensors(params, spec, paths, r, scaling, dora, seed, std):
     A and B are both nonzero (PEFT's init has B = 0, which would make the adapter a no-op). The magnitude is
     ||W + scaling * B A|| per output row (what DoraLinearLayer.update_layer would store for these A, B),
     computed from the float32-rounded A, B actually saved, times a random factor in [0.8, 1.2] so that
-    DoRA differs from plain LoRA."""
+    DoRA differs from plain LoRA.
+    nn.Embedding targets: base_model.model.<path>.lora_embedding_A [r, num_embeddings] and .lora_embedding_B
+    [embedding_dim, r] (ParameterDict entries: no ".weight"); both nonzero (PEFT's init has A = 0)."""
     gen = torch.Generator().manual_seed(seed)
     tensors = {}
+    emb = set(embedding_paths(spec))
     for path in paths:
+        key = f"base_model.model.{path}"
+        if path in emb:
+            num, dim = params[path + ".weight"].shape
+            A = (torch.randn(r, num, generator=gen, dtype=DT) * std).float()
+            B = (torch.randn(dim, r, generator=gen, dtype=DT) * std).float()
+            tensors[key + ".lora_embedding_A"], tensors[key + ".lora_embedding_B"] = A, B
+            continue
         fan_in, fan_out = lora_fan(params, spec, path)
         A = (torch.randn(r, fan_in, generator=gen, dtype=DT) * std).float()
         B = (torch.randn(fan_out, r, generator=gen, dtype=DT) * std).float()
-        key = f"base_model.model.{path}"
         tensors[key + ".lora_A.weight"], tensors[key + ".lora_B.weight"] = A, B
         if dora:
             w = weight_out_in(params[path + ".weight"], spec, path)
             norm = dora_weight_norm(w, B.to(DT) @ A.to(DT), scaling)
             factor = 0.8 + 0.4 * torch.rand(fan_out, generator=gen, dtype=DT)
             tensors[key + ".lora_magnitude_vector"] = (norm * factor).float()
-    return tensors
+    return tensors, gen
 
 
-def peft_adapter_config(model_dir, targets, r, alpha, dora, fan_in_fan_out):
+def peft_adapter_config(model_dir, targets, r, alpha, dora, fan_in_fan_out, modules_to_save=None):
     """The LoraConfig fields adapter_config.json carries (LoraConfig.to_dict; the rarer ones left out).
     lora_alpha is written as an int when integral, as LoraConfig declares it int."""
     return dict(
@@ -867,12 +1098,25 @@ def peft_adapter_config(model_dir, targets, r, alpha, dora, fan_in_fan_out):
         exclude_modules=None, fan_in_fan_out=fan_in_fan_out, inference_mode=True, init_lora_weights=True,
         layers_pattern=None, layers_to_transform=None,
         lora_alpha=int(alpha) if float(alpha).is_integer() else float(alpha), lora_bias=False,
-        lora_dropout=0.0, modules_to_save=None, peft_type="LORA", r=int(r), rank_pattern={}, revision=None,
+        lora_dropout=0.0, modules_to_save=list(modules_to_save) if modules_to_save else None, peft_type="LORA",
+        r=int(r), rank_pattern={}, revision=None,
         target_modules=sorted(targets), task_type="CAUSAL_LM", use_dora=bool(dora), use_rslora=False)
 
 
-def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1, std=0.05):
-    """Random LoRA/DoRA adapter for the model in model_dir, saved as PEFT's save_pretrained would."""
+EMBEDDING_LAYER_NAMES = ["embed_tokens", "lm_head"]  # peft.utils.constants
+
+
+def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1, std=0.05, modules_to_save=None,
+                       save_embedding_layers="auto"):
+    """Random LoRA/DoRA adapter for the model in model_dir, saved as PEFT's save_pretrained would.
+
+    modules_to_save: names as in LoraConfig.modules_to_save; every module whose name ends with one of them
+    (_set_trainable's key.endswith) is saved in full as base_model.model.<module>.<param>, with values
+    base + N(0, std) (drawn after the LoRA tensors, same generator) so the copy visibly differs from the base.
+    save_embedding_layers: "auto" (save_pretrained's default) or False. "auto" is True when target_modules
+    (a list) holds "embed_tokens" or "lm_head"; then get_peft_model_state_dict also saves, for the input and
+    the output embedding layer when LoRA-wrapped, base_model.model.<path>.base_layer.weight (the base weight,
+    float32 here). gpt2's "wte" is not in EMBEDDING_LAYER_NAMES, so a wte-only target saves no base layer."""
     spec, params = load_model(model_dir)
     targets = [t.strip() for t in targets if t.strip()]
     paths = peft_target_paths(spec, targets)
@@ -881,14 +1125,34 @@ def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1
     unmatched = [t for t in targets if not peft_target_paths(spec, [t])]
     if unmatched:
         warn(f"target_modules {unmatched} match nothing (PEFT ignores such entries if others match)")
-    tensors = random_adapter_tensors(params, spec, paths, int(r), float(alpha) / int(r), dora, seed, std)
+    emb_paths = [p for p in paths if p in embedding_paths(spec)]
+    if dora and emb_paths:
+        raise NotImplementedError(f"DoRA on nn.Embedding targets {emb_paths} is not supported")
+    mts_names = [m.strip() for m in (modules_to_save or []) if m.strip()]
+    mts_modules = modules_to_save_targets(spec, params, mts_names, paths)
+    if mts_names and not mts_modules:
+        raise ValueError(f"modules_to_save {mts_names} match no module of this {spec['family']} model")
+    tensors, gen = random_adapter_tensors(params, spec, paths, int(r), float(alpha) / int(r), dora, seed, std)
+    for m in mts_modules:
+        for p in module_params(params, m):
+            tensors[f"base_model.model.{p}"] = (params[p] + torch.randn(params[p].shape, generator=gen, dtype=DT)
+                                                * std).float()
+    if save_embedding_layers not in ("auto", False):
+        raise ValueError("save_embedding_layers must be 'auto' or False here")
+    if save_embedding_layers == "auto" and any(t in targets for t in EMBEDDING_LAYER_NAMES):
+        fam = spec["fam"]
+        for layer in (fam["embed"], fam["head"]):  # get_input_embeddings(), get_output_embeddings()
+            if layer in paths:  # has_valid_embedding_base_layer: LoRA-wrapped
+                for p in module_params(params, layer):
+                    tensors[f"base_model.model.{layer}.base_layer.{p[len(layer) + 1:]}"] = params[p].float()
     os.makedirs(out_dir, exist_ok=True)
     # save_pretrained -> safe_save_file(output_state_dict, ..., metadata={"format": "pt"})
     write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), tensors, {"format": "pt"})
     # lora.layer.dispatch_default forces fan_in_fan_out=True on Conv1D targets; a gpt2 config says so.
-    fifo = any(linear_kind(spec, p) == "conv1d" for p in paths)
+    fifo = any(linear_kind(spec, p) == "conv1d" for p in paths if p not in emb_paths)
     with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
-        json.dump(peft_adapter_config(model_dir, targets, r, alpha, dora, fifo), f, indent=2, sort_keys=True)
+        json.dump(peft_adapter_config(model_dir, targets, r, alpha, dora, fifo, mts_names), f, indent=2,
+                  sort_keys=True)
     return paths
 
 
@@ -910,7 +1174,10 @@ def run(model_dir, ids, adapter_dir=None, merge=False):
         raise ValueError("ids must be a non-empty list of equal-length lists")
     if int(ids.min()) < 0 or int(ids.max()) >= spec["vocab"]:
         raise ValueError("token id out of range")
-    lora = load_lora(adapter_dir, spec, params) if adapter_dir else None
+    lora = None
+    if adapter_dir:
+        lora, saved = load_adapter(adapter_dir, spec, params)
+        params = apply_saved_modules(params, saved)  # modules_to_save copies are full weights: --merge keeps them
     if lora and merge:
         params, lora = merge_lora(params, spec, lora), None
     with torch.no_grad():
@@ -935,7 +1202,13 @@ def main(argv=None):
     ap.add_argument("--alpha", type=float)
     ap.add_argument("--dora", action="store_true", help="use_dora: also write lora_magnitude_vector")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--std", type=float, default=0.05, help="std of the random lora_A / lora_B entries")
+    ap.add_argument("--std", type=float, default=0.05, help="std of the random lora_A / lora_B entries "
+                    "(and of the noise added to --modules-to-save copies)")
+    ap.add_argument("--modules-to-save", help="comma-separated LoraConfig.modules_to_save for --write-adapter, e.g. "
+                    "lm_head,model.norm (suffix match as PEFT's _set_trainable; saved as base + N(0, std))")
+    ap.add_argument("--save-embedding-layers", default="auto", choices=["auto", "false"],
+                    help="save_pretrained's save_embedding_layers for --write-adapter (default auto: with "
+                    "embed_tokens or lm_head in --targets, their base_layer.weight is saved too)")
     ap.add_argument("--combine", metavar="OUTDIR",
                     help="PEFT add_weighted_adapter of --adapters into OUTDIR (see combine_reference.py)")
     ap.add_argument("--adapters", help="comma-separated adapter folders for --combine")
@@ -965,9 +1238,12 @@ def main(argv=None):
     if args.write_adapter:
         if not (args.model and args.targets and args.rank and args.alpha is not None):
             ap.error("--write-adapter needs --model, --targets, --rank and --alpha")
+        mts = [m for m in (args.modules_to_save or "").split(",") if m.strip()]
         paths = write_peft_adapter(args.write_adapter, args.model, args.targets.split(","), args.rank,
-                                   args.alpha, args.dora, args.seed, args.std)
-        print(f"wrote {'DoRA' if args.dora else 'LoRA'} adapter for {len(paths)} modules to {args.write_adapter}")
+                                   args.alpha, args.dora, args.seed, args.std, modules_to_save=mts,
+                                   save_embedding_layers="auto" if args.save_embedding_layers == "auto" else False)
+        print(f"wrote {'DoRA' if args.dora else 'LoRA'} adapter for {len(paths)} modules to {args.write_adapter}"
+              + (f" (modules_to_save {','.join(mts)})" if mts else ""))
         return 0
     if args.jobs:
         with open(args.jobs) as f:
@@ -1002,10 +1278,16 @@ def slow_forward(params, spec, ids, lora=None):
     B, T = ids.shape
     H, KV, D, R = spec["n_heads"], spec["n_kv"], spec["head_dim"], spec["rotary_dim"]
     W = spec["sliding_window"]
-    x = torch.stack([torch.stack([params[fam["embed"] + ".weight"][int(ids[b, t])] for t in range(T)])
-                     for b in range(B)])
+    def emb_row(path, i):  # W[i] (+ s * B @ A[:, i] for an embedding LoRA: column i of A, row-wise)
+        row = params[path + ".weight"][i]
+        if lora and path in lora:
+            a = lora[path]
+            row = row + (a["B"] @ a["A"][:, i]) * a["scaling"]
+        return row
+
+    x = torch.stack([torch.stack([emb_row(fam["embed"], int(ids[b, t])) for t in range(T)]) for b in range(B)])
     if spec["position"] == "learned":
-        x = x + torch.stack([params[fam["pos_embed"] + ".weight"][t] for t in range(T)])[None]
+        x = x + torch.stack([emb_row(fam["pos_embed"], t) for t in range(T)])[None]
     inv = rope_inv_freq(spec["rope"], R, T).tolist() if spec["position"] == "rope" else []
 
     def rotate(vec, pos):
@@ -1440,6 +1722,7 @@ def selftest():
         saved, meta = read_safetensors(os.path.join(dd, "adapter_model.safetensors"))
         want = {f"base_model.model.{p_}.{s_}" for p_ in paths
                 for s_ in ("lora_A.weight", "lora_B.weight", "lora_magnitude_vector")}
+        want.add("base_model.model.lm_head.base_layer.weight")  # save_embedding_layers="auto": lm_head is targeted
         ck.ok("write: PEFT keys (lora_A.weight, lora_B.weight, lora_magnitude_vector), 7 modules, float32",
               set(saved) == want and len(paths) == 7 and all(t.dtype == torch.float32 for t in saved.values())
               and meta == {"format": "pt"})
@@ -1576,6 +1859,184 @@ def selftest():
             dm = torch.tensor(json.load(f)["logits"], dtype=DT)
         ck.differ("CLI --write-adapter --dora adapter changes logits", du, lg, 1e-3)
         ck.close("CLI DoRA merged vs unmerged (jobs)", dm, du, 1e-10)
+
+        print("PEFT modules_to_save (ModulesToSaveWrapper, v0.20.0)")
+        d_llb = os.path.join(root, "llama_bias")
+        mt = os.path.join(root, "mts_llama")
+        write_peft_adapter(mt, d_llb, ["q_proj"], 4, 8.0, seed=31, std=0.05, modules_to_save=["lm_head", "model.norm"])
+        mts_saved = read_safetensors(os.path.join(mt, "adapter_model.safetensors"))[0]
+        with open(os.path.join(mt, "adapter_config.json")) as f:
+            mcfg = json.load(f)
+        ck.ok("write: modules_to_save saved as base_model.model.<module>.<param>, config lists them",
+              {"base_model.model.lm_head.weight", "base_model.model.model.norm.weight"} <= set(mts_saved)
+              and len(mts_saved) == 2 + 2 * 2 and mcfg["modules_to_save"] == ["lm_head", "model.norm"])
+        ml, msv = load_adapter(mt, spec_b, params_b)
+        ck.ok("load: modules lm_head, model.norm; copies differ from base",
+              msv["modules"] == ["lm_head", "model.norm"] and not torch.equal(msv["modules_to_save"]["lm_head.weight"],
+                                                                            params_b["lm_head.weight"]))
+        pm = apply_saved_modules(params_b, msv)
+        lmts = fwd(spec_b, pm, lora=ml)
+        ck.differ("modules_to_save copies change logits (vs LoRA alone)", lmts, fwd(spec_b, params_b, lora=ml), 1e-3)
+        ck.close("modules_to_save + LoRA: merged == unmerged (copies are full weights)",
+                 fwd(spec_b, merge_lora(pm, spec_b, ml)), lmts, 1e-10)
+        same = dict(mts_saved)
+        same["base_model.model.lm_head.weight"] = params_b["lm_head.weight"].float()
+        same["base_model.model.model.norm.weight"] = params_b["model.norm.weight"].float()
+        for k_ in same:
+            if k_.endswith("lora_B.weight"):
+                same[k_] = torch.zeros_like(same[k_])
+        mt0 = os.path.join(root, "mts_same")
+        os.makedirs(mt0, exist_ok=True)
+        shutil.copy(os.path.join(mt, "adapter_config.json"), mt0)
+        write_safetensors(os.path.join(mt0, "adapter_model.safetensors"), same, {"format": "pt"})
+        l0, s0 = load_adapter(mt0, spec_b, params_b)
+        ck.close("modules_to_save copy == base (and B = 0) gives base logits", fwd(spec_b, apply_saved_modules(
+            params_b, s0), lora=l0), lb, 0)
+        ck.ok("_set_trainable suffix match: 'norm' on qwen3 wraps model.norm + 2x2 layernorms + 2x2 q/k_norm",
+              len(modules_to_save_targets(spec_q3, params_q3, ["norm"])) == 9)
+        ck.raises("modules_to_save overlapping a LoRA target refused",
+                  lambda: modules_to_save_targets(spec_b, params_b, ["q_proj"], ["model.layers.0.self_attn.q_proj"]),
+                  NotImplementedError)
+        write_safetensors(os.path.join(mt0, "adapter_model.safetensors"),
+                          {k_: v for k_, v in same.items() if k_ != "base_model.model.model.norm.weight"})
+        ck.raises("modules_to_save key missing -> KeyError (as PEFT's load)", lambda: load_adapter(mt0, spec_b, params_b),
+                  KeyError)
+        ck.raises("combine's load_lora refuses modules_to_save", lambda: load_lora(mt, spec_b, params_b),
+                  NotImplementedError)
+
+        q3t = dict(q3, tie_word_embeddings=True)
+        d_q3t, spec_q3t, params_q3t = model("qwen3_tied", q3t, 32)
+        lq3t = fwd(spec_q3t, params_q3t)
+        mtq = os.path.join(root, "mts_qwen3_tied")
+        write_peft_adapter(mtq, d_q3t, ["v_proj"], 2, 4.0, seed=33, modules_to_save=["lm_head"])
+        lq, sq = load_adapter(mtq, spec_q3t, params_q3t)
+        pq3 = apply_saved_modules(params_q3t, sq)
+        ck.ok("tied qwen3, modules_to_save lm_head: deepcopy -> head is the saved copy, embedding stays the base",
+              pq3["model.embed_tokens.weight"] is params_q3t["model.embed_tokens.weight"]
+              and not torch.equal(pq3["lm_head.weight"], pq3["model.embed_tokens.weight"]))
+        untied = dict(params_q3t, **{"lm_head.weight": sq["modules_to_save"]["lm_head.weight"]})
+        ck.close("tied qwen3 lm_head copy == untied model with head = copy", fwd(spec_q3t, pq3, lora=lq),
+                 fwd(spec_q3t, untied, lora=lq), 0)
+        mtg = os.path.join(root, "mts_gpt2_wte")
+        write_peft_adapter(mtg, os.path.join(root, "gpt2_bare"), ["c_fc"], 2, 4.0, seed=34, modules_to_save=["wte"])
+        lgm, sgm = load_adapter(mtg, spec_g, params_g)
+        pgm = apply_saved_modules(params_g, sgm)
+        ck.ok("tied gpt2, modules_to_save wte: key transformer.wte.weight; lm_head stays on the base wte",
+              sgm["modules"] == ["transformer.wte"] and pgm["lm_head.weight"] is params_g["transformer.wte.weight"]
+              and "base_model.model.transformer.wte.weight" in read_safetensors(
+                  os.path.join(mtg, "adapter_model.safetensors"))[0])
+        ck.differ("gpt2 wte copy changes logits", fwd(spec_g, pgm, lora=lgm), fwd(spec_g, params_g, lora=lgm), 1e-3)
+        with open(os.path.join(mtq, "adapter_config.json")) as f:
+            tcfg = json.load(f)
+        with open(os.path.join(mtq, "adapter_config.json"), "w") as f:
+            json.dump(dict(tcfg, ensure_weight_tying=True), f)
+        ck.raises("ensure_weight_tying on a tied model refused", lambda: load_adapter(mtq, spec_q3t, params_q3t),
+                  NotImplementedError)
+
+        print("PEFT LoRA on nn.Embedding (lora.Embedding, v0.20.0)")
+        ea = os.path.join(root, "emb_llama")
+        write_peft_adapter(ea, d_llb, ["embed_tokens", "q_proj"], 4, 8.0, seed=41, std=0.3)
+        esaved = read_safetensors(os.path.join(ea, "adapter_model.safetensors"))[0]
+        ek = "base_model.model.model.embed_tokens."
+        ck.ok("write: lora_embedding_A [r, vocab] / lora_embedding_B [hidden, r] without .weight; auto saves "
+              "embed_tokens.base_layer.weight", tuple(esaved[ek + "lora_embedding_A"].shape) == (4, 29)
+              and tuple(esaved[ek + "lora_embedding_B"].shape) == (40, 4)
+              and torch.equal(esaved[ek + "base_layer.weight"].double(), params_b["model.embed_tokens.weight"])
+              and not any(k_.startswith(ek + "lora_embedding") and k_.endswith(".weight") for k_ in esaved))
+        el, es = load_adapter(ea, spec_b, params_b)
+        pe = apply_saved_modules(params_b, es)
+        le = fwd(spec_b, pe, lora=el)
+        ck.differ("embedding LoRA changes logits (vs q_proj LoRA alone)", le, fwd(spec_b, params_b, lora={
+            k_: v for k_, v in el.items() if not v.get("embedding")}), 1e-3)
+        ck.close("embedding LoRA: vectorised == loop reference", le, slow_forward(pe, spec_b, ids, el), 1e-11)
+        ck.close("embedding LoRA (untied llama): merged == unmerged", fwd(spec_b, merge_lora(pe, spec_b, el)), le, 1e-10)
+        ea_ = el["model.embed_tokens"]
+        mw = merge_lora(pe, spec_b, el)["model.embed_tokens.weight"]
+        ck.close("merged row i == W[i] + s * sum_k B[:, k] A[k, i] (delta = (B @ A).T * s)", mw[5],
+                 params_b["model.embed_tokens.weight"][5] + ea_["scaling"] * sum(
+                     ea_["B"][:, k_] * ea_["A"][k_, 5] for k_ in range(4)), 1e-13)
+        zero_b = {k_: (dict(v, B=torch.zeros_like(v["B"])) if v.get("embedding") else v) for k_, v in el.items()}
+        zero_a = {k_: (dict(v, A=torch.zeros_like(v["A"])) if v.get("embedding") else v) for k_, v in el.items()}
+        lq_only = fwd(spec_b, params_b, lora={k_: v for k_, v in el.items() if not v.get("embedding")})
+        ck.close("embedding LoRA with B = 0 gives the logits without it", fwd(spec_b, pe, lora=zero_b), lq_only, 0)
+        ck.close("embedding LoRA at PEFT init (A = 0, B ~ N(0,1)) gives the logits without it",
+                 fwd(spec_b, pe, lora=zero_a), lq_only, 0)
+        ck.raises("combine's load_lora refuses embedding LoRA", lambda: load_lora(ea, spec_b, params_b),
+                  NotImplementedError)
+        eaw = os.path.join(root, "emb_weight_suffix")
+        os.makedirs(eaw, exist_ok=True)
+        shutil.copy(os.path.join(ea, "adapter_config.json"), eaw)
+        write_safetensors(os.path.join(eaw, "adapter_model.safetensors"), {
+            (k_ + ".weight" if "lora_embedding" in k_ else k_): v for k_, v in esaved.items()})
+        ck.raises("lora_embedding_A.weight spelling refused (PEFT would not load it)",
+                  lambda: load_adapter(eaw, spec_b, params_b), ValueError)
+
+        et = os.path.join(root, "emb_qwen3_tied")
+        write_peft_adapter(et, d_q3t, ["embed_tokens"], 3, 6.0, seed=42, std=0.3)
+        etl, ets = load_adapter(et, spec_q3t, params_q3t)
+        pet = apply_saved_modules(params_q3t, ets)
+        let = fwd(spec_q3t, pet, lora=etl)
+        a_t = etl["model.embed_tokens"]
+        w_new = params_q3t["model.embed_tokens.weight"] + (a_t["B"] @ a_t["A"]).t() * a_t["scaling"]
+        ck.close("tied qwen3 embedding LoRA unmerged == embedding W + dW, lm_head still the base W",
+                 let, fwd(spec_q3t, dict(params_q3t, **{"model.embed_tokens.weight": w_new})), 1e-12)
+        mq = merge_lora(pet, spec_q3t, etl)
+        ck.ok("tied qwen3 merge: lm_head shares the merged weight (PEFT merges into the shared Parameter)",
+              mq["lm_head.weight"] is mq["model.embed_tokens.weight"])
+        lmq = fwd(spec_q3t, mq)
+        ck.close("tied qwen3 merged == model whose embedding and head are both W + dW", lmq, fwd(spec_q3t, dict(
+            params_q3t, **{"model.embed_tokens.weight": w_new, "lm_head.weight": w_new})), 1e-12)
+        ck.differ("tied qwen3: merged differs from unmerged (head changed by the merge)", lmq, let, 1e-6)
+        ck.differ("tied qwen3 embedding LoRA changes logits", let, lq3t, 1e-3)
+
+        eg = os.path.join(root, "emb_gpt2")
+        write_peft_adapter(eg, os.path.join(root, "gpt2_bare"), ["wte", "wpe", "c_attn"], 4, 8.0, seed=43, std=0.3)
+        egs = read_safetensors(os.path.join(eg, "adapter_model.safetensors"))[0]
+        with open(os.path.join(eg, "adapter_config.json")) as f:
+            egc = json.load(f)
+        ck.ok("gpt2 wte/wpe: lora_embedding_A/B keys, no base_layer saved (wte not in EMBEDDING_LAYER_NAMES), "
+              "fan_in_fan_out true", "base_model.model.transformer.wte.lora_embedding_A" in egs
+              and tuple(egs["base_model.model.transformer.wpe.lora_embedding_A"].shape) == (4, 16)
+              and not any("base_layer" in k_ for k_ in egs) and egc["fan_in_fan_out"] is True)
+        egl, egsv = load_adapter(eg, spec_g, params_g)
+        leg = fwd(spec_g, params_g, lora=egl)
+        ck.close("gpt2 wte+wpe embedding LoRA: vectorised == loop reference", leg,
+                 slow_forward(params_g, spec_g, ids, egl), 1e-11)
+        wpe_only = {k_: v for k_, v in egl.items() if k_ != "transformer.wte"}
+        ck.close("gpt2 wpe (untied) + c_attn LoRA: merged == unmerged", fwd(spec_g, merge_lora(params_g, spec_g, wpe_only)),
+                 fwd(spec_g, params_g, lora=wpe_only), 1e-10)
+        mg = merge_lora(params_g, spec_g, egl)
+        ck.ok("gpt2 tied wte merge moves lm_head too", mg["lm_head.weight"] is mg["transformer.wte.weight"])
+
+        print("CLI: --modules-to-save and embedding targets")
+        cli_e = os.path.join(root, "cli_emb")
+        main(["--write-adapter", cli_e, "--model", d_llb, "--targets", "embed_tokens,q_proj,lm_head", "--rank", "4",
+              "--alpha", "8", "--seed", "6", "--std", "0.2", "--modules-to-save", "model.norm"])
+        cs = read_safetensors(os.path.join(cli_e, "adapter_model.safetensors"))[0]
+        ck.ok("CLI adapter keys: lora_embedding_A/B, base_layer for embed_tokens and lm_head, model.norm copy",
+              {ek + "lora_embedding_A", ek + "lora_embedding_B", ek + "base_layer.weight",
+               "base_model.model.lm_head.base_layer.weight", "base_model.model.model.norm.weight"} <= set(cs))
+        cli_q = os.path.join(root, "cli_emb_q3t")
+        main(["--write-adapter", cli_q, "--model", d_q3t, "--targets", "embed_tokens", "--rank", "2", "--alpha", "4",
+              "--seed", "7", "--std", "0.2", "--modules-to-save", "lm_head", "--save-embedding-layers", "false"])
+        ck.ok("CLI --save-embedding-layers false: no base_layer key", not any(
+            "base_layer" in k_ for k_ in read_safetensors(os.path.join(cli_q, "adapter_model.safetensors"))[0]))
+        outs = [os.path.join(root, f"cli_o{i}.json") for i in range(4)]
+        with open(jobs_path, "w") as f:
+            json.dump([dict(model=d_llb, adapter=cli_e, ids=ids.tolist(), out=outs[0]),
+                       dict(model=d_llb, adapter=cli_e, ids=ids.tolist(), out=outs[1], merge=True),
+                       dict(model=d_q3t, adapter=cli_q, ids=ids.tolist(), out=outs[2]),
+                       dict(model=d_q3t, adapter=cli_q, ids=ids.tolist(), out=outs[3], merge=True)], f)
+        main(["--jobs", jobs_path])
+        co = []
+        for o in outs:
+            with open(o) as f:
+                co.append(torch.tensor(json.load(f)["logits"], dtype=DT))
+        ck.differ("CLI llama embedding+q+head LoRA, model.norm copy: changes logits", co[0], lb, 1e-3)
+        ck.close("CLI llama: merged vs unmerged (jobs)", co[1], co[0], 1e-10)
+        ck.differ("CLI tied qwen3 embedding LoRA + lm_head copy: changes logits", co[2], lq3t, 1e-3)
+        ck.close("CLI tied qwen3: head is the saved copy, so merging the embedding leaves it: merged == unmerged",
+                 co[3], co[2], 1e-10)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nselftest: {ck.count - ck.failed}/{ck.count} checks passed")

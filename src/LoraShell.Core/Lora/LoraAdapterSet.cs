@@ -17,6 +17,7 @@ public sealed class LoraAdapterSet
     readonly CausalLM _model;
     readonly List<string> _order = new();
     readonly Dictionary<string, LoraConfig> _configs = new(StringComparer.Ordinal);
+    readonly ModulesToSaveCopies _savedModules = new();
 
     public LoraAdapterSet(CausalLM model) => _model = model;
 
@@ -88,6 +89,7 @@ public sealed class LoraAdapterSet
             wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init, LoraVariant.For(config.UseDora));
         }
         _order.Add(name);
+        _savedModules.Add(name, ModulesToSaveParameters(config));
         // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
         bool fanInFanOut = plan.All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
         _configs[name] = TargetMatcher.Expand(config, plan.Select(p => p.ModulePath)) with { FanInFanOut = fanInFanOut };
@@ -120,8 +122,20 @@ public sealed class LoraAdapterSet
     public void SetActive(params string[] names)
     {
         foreach (var n in names) if (!_configs.ContainsKey(n)) throw NotFound(n);
+        var saving = names.Where(_savedModules.Has).ToList();
+        if (saving.Count > 1)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "ModulesToSaveConflict",
+                $"Adapters {string.Join(" and ", saving)} each keep their own copy of modules_to_save modules, and a module computes with one copy at a time (PEFT refuses this too); activate one of them.", saving);
         ActiveNames = names.ToList();
         foreach (var (_, layer) in Layers()) layer.SetActive(names);
+        SyncSavedModules();
+    }
+
+    /// <summary>The model's modules_to_save parameters hold the active adapter's copy, or the base values when disabled or none has one.</summary>
+    void SyncSavedModules()
+    {
+        var parameters = new Lazy<Dictionary<string, Parameter>>(() => _model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal));
+        _savedModules.MakeLive(Disabled ? null : ActiveNames.FirstOrDefault(_savedModules.Has), n => parameters.Value[n]);
     }
 
     /// <summary>Base model only (merged adapters are unmerged first, as PEFT's disable does).</summary>
@@ -130,12 +144,14 @@ public sealed class LoraAdapterSet
         if (Layers().Any(l => l.Layer.Merged.Count > 0)) Unmerge();
         Disabled = true;
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = true;
+        SyncSavedModules();
     }
 
     public void Enable()
     {
         Disabled = false;
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = false;
+        SyncSavedModules();
     }
 
     readonly HashSet<string> _unseeded = new(StringComparer.Ordinal);
@@ -165,6 +181,8 @@ public sealed class LoraAdapterSet
         _configs.Remove(name);
         _unseeded.Remove(name);
         ActiveNames = ActiveNames.Where(n => n != name).ToList();
+        if (_savedModules.Live == name) SyncSavedModules(); // its module goes back to the base values
+        _savedModules.Remove(name);
     }
 
     /// <summary>Adapters that are merged now.</summary>
@@ -211,6 +229,7 @@ public sealed class LoraAdapterSet
         var dropped = _order.Where(n => !merged.Contains(n)).ToList();
         foreach (var slot in _model.LinearSlots().Where(s => s.Module is LoraLinear).ToList())
             slot.Host.ReplaceProjection(slot.Name, ((LoraLinear)slot.Module).Unwrap());
+        _savedModules.Dispose(); // as merge_and_unload, the active adapter's copy stays as the module
         _order.Clear();
         _configs.Clear();
         ActiveNames = Array.Empty<string>();
@@ -258,6 +277,13 @@ public sealed class LoraAdapterSet
             if (config.Bias == "all" || wrapped.Contains(hfName)) yield return (hfName, p);
         }
     }
+
+    /// <summary>
+    /// An adapter's modules_to_save tensors by HF name, as it saves and loads them: the model's parameters
+    /// while its copy is live, its stored copy otherwise.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> SavedModuleTensors(string name)
+        => ModulesToSaveParameters(ConfigOf(name)).Select(p => (p.Name, _savedModules.Has(name) ? _savedModules.Value(name, p.Name, p.Parameter) : (Tensor)p.Parameter));
 
     /// <summary>Parameters of the modules listed in modules_to_save, with their HF names.</summary>
     public IEnumerable<(string Name, Parameter Parameter)> ModulesToSaveParameters(LoraConfig config)

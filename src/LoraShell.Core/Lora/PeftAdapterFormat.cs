@@ -29,8 +29,8 @@ public static class PeftAdapterFormat
         }
         foreach (var (pname, p) in set.TrainedBiases(name))
             result.Add(new(PeftKeys.ParameterKey(pname), p));
-        foreach (var (pname, p) in set.ModulesToSaveParameters(config))
-            result.Add(new(PeftKeys.ParameterKey(pname), p));
+        foreach (var (pname, t) in set.SavedModuleTensors(name))
+            result.Add(new(PeftKeys.ParameterKey(pname), t));
         return result;
     }
 

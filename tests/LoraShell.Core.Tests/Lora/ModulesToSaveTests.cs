@@ -1,0 +1,111 @@
+using LoraShell.Core.Lora;
+using LoraShell.Core.Models;
+using LoraShell.Core.Session;
+using LoraShell.Core.Tests.Families;
+using LoraShell.Core.Training;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Tests;
+
+/// <summary>
+/// modules_to_save as PEFT's ModulesToSaveWrapper keeps it (issue 28): each adapter trains its own copy of the
+/// module, the base module is kept, and which one computes follows the active adapter — disabling or deleting
+/// the adapter gives the base back, another adapter's activation does not see the copy, saving an inactive
+/// adapter saves its copy, and merge-and-unload keeps the active copy as the module.
+/// </summary>
+public class ModulesToSaveTests
+{
+    static Tensor Logits(LoadedModel m)
+    {
+        using var _ = no_grad();
+        return m.Model.forward(TinyFamilies.IdTensor()).to(ScalarType.Float64);
+    }
+
+    static bool Same(Tensor a, Tensor b) => (a - b).abs().max().item<double>() == 0;
+
+    static LoadedModel Untied(TempFolder dir)
+    {
+        var c = TinyFamilies.All.Single(x => x.Name == "llama-linear");
+        using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
+        var m = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model"), TokenizerPath = SharedData.Tok512 });
+        Assert.False(m.Model.Config.TieWordEmbeddings);
+        return m;
+    }
+
+    static void Perturb(LoadedModel m, string adapter)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in m.Adapters.ModulesToSaveParameters(m.Adapters.ConfigOf(adapter))) p.add_(randn_like(p) * 0.5);
+    }
+
+    [Fact]
+    public void TheCopyFollowsTheActiveAdapterAndTheBaseComesBack()
+    {
+        using var dir = new TempFolder();
+        using var m = Untied(dir);
+        using var baseLogits = Logits(m);
+        m.Adapters.Add("head", new LoraConfig { ModulesToSave = new[] { "lm_head" }, Init = LoraInit.Random }, seed: 1);
+        Perturb(m, "head"); // training, in short: the live copy changes
+        using var trained = Logits(m);
+        Assert.False(Same(baseLogits, trained));
+
+        m.Adapters.Disable();
+        m.Adapters.Enable();
+        m.Adapters.Add("plain", new LoraConfig(), seed: 2); // B = 0: computes as the base
+        using (var plain = Logits(m)) Assert.True(Same(baseLogits, plain), "another adapter does not see the copy");
+        m.Adapters.SetActive("head");
+        using (var again = Logits(m)) Assert.True(Same(trained, again), "the copy kept what it learned");
+        m.Adapters.Disable();
+        using (var disabled = Logits(m)) Assert.True(Same(baseLogits, disabled), "disabled: the base head");
+        m.Adapters.Enable();
+
+        // Saved while inactive, the adapter's file holds its copy; loaded elsewhere it gives the trained logits.
+        m.Adapters.SetActive("plain");
+        PeftAdapterFormat.Save(m.Adapters, "head", dir.File("head"), overwrite: false, baseModelNameOrPath: null);
+        using (var other = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") }))
+        {
+            PeftAdapterFormat.Load(other.Adapters, dir.File("head"), "head");
+            using var loaded = Logits(other);
+            Assert.True((loaded - trained).abs().max().item<double>() < 1e-5);
+        }
+
+        m.Adapters.SetActive("head");
+        m.Adapters.Delete("plain");
+        var both = new[] { "head" };
+        m.Adapters.Merge(both, safe: true);
+        m.Adapters.Unload();
+        using (var unloaded = Logits(m)) Assert.True((unloaded - trained).abs().max().item<double>() < 1e-5, "merge-and-unload keeps the active copy");
+    }
+
+    [Fact]
+    public void DeletingTheAdapterGivesTheBaseModuleBackAndTwoCopiesCannotBeActiveAtOnce()
+    {
+        using var dir = new TempFolder();
+        using var m = Untied(dir);
+        using var baseLogits = Logits(m);
+        m.Adapters.Add("a", new LoraConfig { ModulesToSave = new[] { "lm_head" } }, seed: 1);
+        Perturb(m, "a");
+        m.Adapters.Add("b", new LoraConfig { ModulesToSave = new[] { "lm_head" } }, seed: 2);
+        using (var b = Logits(m)) Assert.True(Same(baseLogits, b), "b's copy starts from the base, not from a's");
+        var e = Assert.Throws<LoraShellException>(() => m.Adapters.SetActive("a", "b"));
+        Assert.Equal("ModulesToSaveConflict", e.ErrorId);
+        m.Adapters.SetActive("a");
+        m.Adapters.Delete("a");
+        using (var after = Logits(m)) Assert.True(Same(baseLogits, after));
+    }
+
+    [Fact]
+    public void TrainingTrainsTheCopyAndLeavesTheBase()
+    {
+        using var dir = new TempFolder();
+        using var m = Untied(dir);
+        File.WriteAllText(dir.File("s.txt"), File.ReadAllText(SharedData.TinyShakespeare)[..20_000]);
+        using var baseLogits = Logits(m);
+        m.Adapters.Add("default", new LoraConfig { ModulesToSave = new[] { "lm_head" } }, seed: 1);
+        var result = Trainer.Run(m, new TrainingOptions { DataPaths = new[] { dir.File("s.txt") }, MaxSteps = 5, BatchSize = 2, SequenceLength = 8, MaxEvalWindows = 4, Seed = 1 });
+        Assert.True(result.FinalValidationLoss < result.InitialValidationLoss);
+        m.Adapters.Disable();
+        using var disabled = Logits(m);
+        Assert.True(Same(baseLogits, disabled), "the base head was not trained");
+    }
+}
