@@ -9,6 +9,7 @@ Families, chosen by config.json "model_type": llama, mistral, qwen2, qwen3, phi3
     /usr/bin/python3 hf_reference.py --selftest
     /usr/bin/python3 hf_reference.py --write-adapter OUTDIR --model DIR --targets q_proj,v_proj
                                      --rank 4 --alpha 8 [--dora] [--seed 1] [--std 0.05]
+                                     [--modules-to-save lm_head,model.norm] [--save-embedding-layers auto|false]
     /usr/bin/python3 hf_reference.py --combine OUTDIR --model DIR --adapters DIR1,DIR2[,...] --weights 0.7,0.3
                                      --combination-type linear|cat|svd|ties|dare_linear|dare_ties|magnitude_prune|
                                        ties_svd|dare_linear_svd|dare_ties_svd|magnitude_prune_svd
@@ -22,6 +23,18 @@ Adapters: PEFT LoRA, optionally use_dora (DoRA magnitude per output row), unmerg
 --write-adapter: a random adapter for DIR laid out as PEFT's save_pretrained writes it
 (adapter_config.json + float32 adapter_model.safetensors), nonzero B, and for --dora a magnitude of
 ||W + s B A|| per row times U[0.8, 1.2], so both LoRA and DoRA visibly change the logits.
+Targets may include nn.Embedding modules (embed_tokens; gpt2 wte/wpe): PEFT lora.Embedding, saved as
+base_model.model.<path>.lora_embedding_A [r, num_embeddings] / .lora_embedding_B [embedding_dim, r] (no ".weight";
+both random here, PEFT's init is A = 0, B ~ N(0, 1)); forward W[x] + (A^T[x] B^T) s, merge W += (B A)^T s. With
+"embed_tokens" or "lm_head" in --targets, save_pretrained's default save_embedding_layers="auto" also saves
+base_model.model.<path>.base_layer.weight for those LoRA-wrapped layers (written too, unless
+--save-embedding-layers false). --modules-to-save: LoraConfig.modules_to_save; every module whose name ends with
+an entry (plain suffix, as PEFT's _set_trainable) is saved in full as base_model.model.<module>.<param> (values:
+base + N(0, std)) and used instead of the base module; --merge leaves those copies as they are.
+Tied embeddings (qwen3 / gpt2 with tie_word_embeddings): a modules_to_save copy of lm_head (or of the embedding)
+is a deepcopy, so the other side stays on the base weight; an embedding LoRA leaves the tied head on the base W
+unmerged, but merging writes W + dW into the shared Parameter, so the merged head changes too (PEFT v0.20.0;
+merged != unmerged there, with a warning). ensure_weight_tying=true on such adapters is refused.
 --combine: PEFT LoraModel.add_weighted_adapter (release v0.20.0) over several adapter folders, written as
 save_pretrained would; the math, the PEFT lines followed and every convention are in combine_reference.py
 (same folder), whose --selftest checks it.
@@ -58,6 +71,15 @@ Sources read (huggingface/transformers unless noted):
         _for_load (magnitude key "lora_magnitude_vector" saved without ".weight", ".weight" re-added on load);
         in v0.20.0 the same two renames live in utils/save_and_load.py get_peft_model_state_dict /
         set_peft_model_state_dict (+ _insert_adapter_name_into_state_dict)
+  modules_to_save and embedding LoRA, followed at tag v0.20.0 (a5526d27a9d47d1e8264d5e1b1f96c0fdc79464e):
+  huggingface/peft src/peft/utils/other.py           ModulesToSaveWrapper (update: deepcopy; adapter_state_dict /
+        adapter_state_dict_load_map), _set_trainable (key.endswith), set_additional_trainable_modules
+  huggingface/peft src/peft/utils/save_and_load.py   get_peft_model_state_dict (AuxiliaryTrainingWrapper keys,
+        save_embedding_layers "auto", remove_adapter_name), set_peft_model_state_dict (load map,
+        _insert_adapter_name_into_state_dict)
+  huggingface/peft src/peft/tuners/lora/layer.py     Embedding.update_layer / reset_lora_parameters (A = 0,
+        B normal), forward, _embed, get_delta_weight (transpose(B @ A, True) * scaling), merge
+  huggingface/peft src/peft/tuners/tuners_utils.py   _check_tied_modules (warns only, unless ensure_weight_tying)
   huggingface/peft src/peft/tuners/tuners_utils.py   check_target_module_exists (list: exact or "." + suffix),
         _remove_adapter_name_from_state_dict_key;  peft_model.py save_pretrained (metadata {"format": "pt"})
 """

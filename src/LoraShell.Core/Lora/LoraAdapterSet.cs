@@ -285,14 +285,18 @@ public sealed class LoraAdapterSet
     public IEnumerable<(string Name, Tensor Tensor)> SavedModuleTensors(string name)
         => ModulesToSaveParameters(ConfigOf(name)).Select(p => (p.Name, _savedModules.Has(name) ? _savedModules.Value(name, p.Name, p.Parameter) : (Tensor)p.Parameter));
 
-    /// <summary>Parameters of the modules listed in modules_to_save, with their HF names.</summary>
+    /// <summary>
+    /// Parameters of the modules listed in modules_to_save, with their HF names. A module is listed when its
+    /// path ends with an entry — as plain text, as PEFT's _set_trainable matches (key.endswith(target_key)),
+    /// so "norm" takes model.norm and every layer's *_layernorm alike.
+    /// </summary>
     public IEnumerable<(string Name, Parameter Parameter)> ModulesToSaveParameters(LoraConfig config)
     {
         if (config.ModulesToSave is null) yield break;
         foreach (var (pname, p) in _model.named_parameters())
         {
             string module = pname[..pname.LastIndexOf('.')];
-            if (config.ModulesToSave.Any(m => module == m || module.EndsWith("." + m, StringComparison.Ordinal)))
+            if (config.ModulesToSave.Any(m => module.EndsWith(m, StringComparison.Ordinal)))
                 yield return (pname, p);
         }
     }

@@ -108,4 +108,29 @@ public class ModulesToSaveTests
         using var disabled = Logits(m);
         Assert.True(Same(baseLogits, disabled), "the base head was not trained");
     }
+
+    /// <summary>Both directions against the independent reference (PEFT v0.20.0's ModulesToSaveWrapper and its plain saved keys).</summary>
+    [Fact]
+    public void SavedCopiesGiveTheReferencesLogitsBothWays()
+    {
+        using var dir = new TempFolder();
+        using var m = Untied(dir);
+        m.Adapters.Add("default", new LoraConfig { TargetModules = new[] { "q_proj", "v_proj" }, ModulesToSave = new[] { "lm_head", "model.norm" }, Init = LoraInit.Random }, seed: 1);
+        Perturb(m, "default");
+        using var ours = Logits(m);
+        PeftAdapterFormat.Save(m.Adapters, "default", dir.File("ours"), overwrite: false, baseModelNameOrPath: dir.File("model"));
+
+        PythonReference.WriteAdapter(dir.File("model"), dir.File("theirs"), new[] { "q_proj", "o_proj" }, rank: 4, alpha: 8, dora: false, seed: 5, modulesToSave: new[] { "lm_head", "norm" });
+        using var other = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") });
+        PeftAdapterFormat.Load(other.Adapters, dir.File("theirs"), "default");
+        using var theirsHere = Logits(other);
+        other.Adapters.Disable();
+        using var baseLogits = Logits(other);
+
+        var reference = PythonReference.Run(new PythonReference.Job[] { new(dir.File("model"), dir.File("ours")), new(dir.File("model"), dir.File("theirs")) }, TinyFamilies.Ids, dir.Path);
+        double Error(PythonReference.Result r, Tensor t) { using var x = tensor(r.Logits); return (x - t).abs().max().item<double>() / x.abs().max().item<double>(); }
+        Assert.True(Error(reference[0], ours) < 1e-5, $"ours in the reference: {Error(reference[0], ours):E2}");
+        Assert.True(Error(reference[1], theirsHere) < 1e-5, $"theirs here: {Error(reference[1], theirsHere):E2}");
+        Assert.True(Error(reference[1], baseLogits) > 1e-3, "the reference's copies should change the logits");
+    }
 }

@@ -67,13 +67,14 @@ public static class PythonReference
     /// Has the reference write a random adapter for <paramref name="model"/> as PEFT's save_pretrained lays it
     /// out (nonzero B; with <paramref name="dora"/>, magnitudes of ‖W + s·B·A‖ times U[0.8, 1.2]).
     /// </summary>
-    public static void WriteAdapter(string model, string output, IEnumerable<string> targets, int rank, double alpha, bool dora, int seed)
+    public static void WriteAdapter(string model, string output, IEnumerable<string> targets, int rank, double alpha, bool dora, int seed, IEnumerable<string>? modulesToSave = null)
     {
         var start = new ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var arg in new[] { Script, "--write-adapter", output, "--model", model, "--targets", string.Join(",", targets),
                      "--rank", rank.ToString(), "--alpha", alpha.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seed", seed.ToString() })
             start.ArgumentList.Add(arg);
         if (dora) start.ArgumentList.Add("--dora");
+        if (modulesToSave is not null) { start.ArgumentList.Add("--modules-to-save"); start.ArgumentList.Add(string.Join(",", modulesToSave)); }
         using var process = Process.Start(start)!;
         string stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
