@@ -216,3 +216,11 @@ Describe 'Join-LoraAdapter (issue 28)' {
         $m.Adapters | Should -Be @('a', 'b')
     }
 }
+
+Describe 'LoRA on the embedding and modules_to_save copies (issue 28)' {
+    It 'adds an embedding adapter beside q_proj and refuses to merge it into a tied embedding' {
+        $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules embed_tokens, q_proj -Seed 1
+        ($m | Get-LoraAdapter).Targets | Should -Contain 'embed_tokens'
+        (Get-ThrownError { $m | Merge-LoraWeights }).FullyQualifiedErrorId | Should -BeLike 'MergeWouldChangeTiedHead,*'
+    }
+}

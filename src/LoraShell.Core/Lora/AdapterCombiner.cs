@@ -13,7 +13,7 @@ public static class AdapterCombiner
         if (set.Contains(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists", $"The model already has an adapter named '{name}'; choose another -Name.", name);
         var configs = o.Adapters.Select(set.ConfigOf).ToList();
-        var type = Check(o, configs);
+        var type = Check(set, o, configs);
         o = o with { Type = type };
         var warnings = new List<string>();
         var config = NewConfig(o, configs, set);
@@ -54,7 +54,7 @@ public static class AdapterCombiner
     }
 
     /// <summary>PEFT's checks, and the type in effect (one source: Linear, as PEFT does).</summary>
-    static CombinationType Check(AdapterCombination o, List<LoraConfig> configs)
+    static CombinationType Check(LoraAdapterSet set, AdapterCombination o, List<LoraConfig> configs)
     {
         if (o.Adapters.Count == 0) throw LoraShellException.InvalidArgument("NoAdaptersToCombine", "Name at least one adapter to combine.");
         if (o.Weights.Count != o.Adapters.Count)
@@ -74,6 +74,8 @@ public static class AdapterCombiner
         if (o.SvdRank is < 1) throw LoraShellException.InvalidArgument("InvalidRank", $"-SvdRank must be at least 1 (got {o.SvdRank}).", o.SvdRank);
         foreach (var (config, adapter) in configs.Zip(o.Adapters))
         {
+            if (set.EmbeddingLayer() is { } embedding && embedding.Layer.Adapters.Contains(adapter))
+                throw LoraShellException.InvalidArgument("CombinationNotSupported", $"Adapter '{adapter}' adapts the token embedding; Join-LoraAdapter combines Linear layers only.", adapter);
             if (config.ModulesToSave is { Count: > 0 })
                 throw LoraShellException.InvalidArgument("CombinationNotSupported", $"Adapter '{adapter}' has modules_to_save, which add_weighted_adapter does not combine.", adapter);
         }

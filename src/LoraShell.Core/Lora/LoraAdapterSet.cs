@@ -56,8 +56,26 @@ public sealed class LoraAdapterSet
                     $"Rank {r} is larger than min(in, out) = {Math.Min(inF, outF)} of '{slot.Path}' [{outF} x {inF}]; choose r <= {Math.Min(inF, outF)}.", r);
             plan.Add(new AdapterPlanItem(slot.Path, inF, outF, r, config.AlphaFor(slot.Path), config.ScalingFor(slot.Path)));
         }
+        if (TargetMatcher.SelectsEmbedding(_model, config))
+        {
+            var e = _model.EmbeddingSlot();
+            if (config.UseDora)
+                throw LoraShellException.InvalidArgument("DoraOnEmbedding", $"DoRA on the embedding '{e.Path}' is not supported; leave it out of the targets or use plain LoRA.", e.Path);
+            if (config.Init == LoraInit.Pissa)
+                throw LoraShellException.InvalidArgument("InitNotForEmbedding", $"PiSSA initialises Linear layers; '{e.Path}' is an embedding. Leave it out of the targets or use the default init.", e.Path);
+            long count = e.Base.weight!.shape[0], dim = e.Base.weight!.shape[1];
+            int r = config.RankFor(e.Path);
+            if (r > Math.Min(count, dim))
+                throw LoraShellException.InvalidArgument("RankTooLarge", $"Rank {r} is larger than min(vocabulary, width) = {Math.Min(count, dim)} of '{e.Path}'.", r);
+            // As PEFT's lora.Embedding: A [r, num_embeddings] (the "in" side) and B [dim, r].
+            plan.Add(new AdapterPlanItem(e.Path, count, dim, r, config.AlphaFor(e.Path), config.ScalingFor(e.Path)));
+        }
         return plan;
     }
+
+    /// <summary>The LoRA-wrapped token embedding, when an adapter targets it.</summary>
+    public (string Path, LoraEmbedding Layer)? EmbeddingLayer()
+        => _model.EmbeddingSlot() is { Module: LoraEmbedding wrapped } slot ? (slot.Path, wrapped) : null;
 
 
     /// <summary>Injects a new adapter and makes it the active one. <paramref name="seed"/> fixes the random init.</summary>
@@ -77,8 +95,20 @@ public sealed class LoraAdapterSet
         // training run re-draws them from its own seed before the first step (PiSSA draws nothing).
         if (seed is null && config.Init != LoraInit.Pissa) _unseeded.Add(name); else _unseeded.Remove(name);
         var slots = _model.LinearSlots().ToDictionary(x => x.Path);
+        var embedding = _model.EmbeddingSlot();
         foreach (var item in plan)
         {
+            if (item.ModulePath == embedding.Path)
+            {
+                if (embedding.Module is not LoraEmbedding wrapped)
+                {
+                    wrapped = new LoraEmbedding(embedding.Base);
+                    wrapped.train(_model.training);
+                    embedding.Host.ReplaceEmbeddingLookup(wrapped);
+                }
+                wrapped.AddAdapter(name, item.Rank, item.Scaling, config.Init);
+                continue;
+            }
             var slot = slots[item.ModulePath];
             if (slot.Module is not LoraLinear wrapper)
             {
@@ -91,7 +121,7 @@ public sealed class LoraAdapterSet
         _order.Add(name);
         _savedModules.Add(name, ModulesToSaveParameters(config));
         // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
-        bool fanInFanOut = plan.All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
+        bool fanInFanOut = plan.Where(p => slots.ContainsKey(p.ModulePath)).All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
         _configs[name] = TargetMatcher.Expand(config, plan.Select(p => p.ModulePath)) with { FanInFanOut = fanInFanOut };
         SetActive(name);
     }
@@ -128,6 +158,7 @@ public sealed class LoraAdapterSet
                 $"Adapters {string.Join(" and ", saving)} each keep their own copy of modules_to_save modules, and a module computes with one copy at a time (PEFT refuses this too); activate one of them.", saving);
         ActiveNames = names.ToList();
         foreach (var (_, layer) in Layers()) layer.SetActive(names);
+        EmbeddingLayer()?.Layer.SetActive(names);
         SyncSavedModules();
     }
 
@@ -141,9 +172,10 @@ public sealed class LoraAdapterSet
     /// <summary>Base model only (merged adapters are unmerged first, as PEFT's disable does).</summary>
     public void Disable()
     {
-        if (Layers().Any(l => l.Layer.Merged.Count > 0)) Unmerge();
+        if (MergedNames.Count > 0) Unmerge();
         Disabled = true;
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = true;
+        if (EmbeddingLayer() is { } e) e.Layer.AdaptersDisabled = true;
         SyncSavedModules();
     }
 
@@ -151,6 +183,7 @@ public sealed class LoraAdapterSet
     {
         Disabled = false;
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = false;
+        if (EmbeddingLayer() is { } e) e.Layer.AdaptersDisabled = false;
         SyncSavedModules();
     }
 
@@ -168,15 +201,17 @@ public sealed class LoraAdapterSet
         var config = ConfigOf(name);
         manual_seed(seed);
         foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.ResetAdapter(name, config.Init);
+        if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name)) e.Layer.ResetAdapter(name, config.Init);
         _unseeded.Remove(name);
     }
 
     public void Delete(string name)
     {
         if (!_configs.ContainsKey(name)) throw NotFound(name);
-        if (Layers().Any(l => l.Layer.Merged.Contains(name)))
+        if (MergedNames.Contains(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterMerged", $"Adapter '{name}' is merged into the base weights; unmerge before deleting it.", name);
         foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.DeleteAdapter(name);
+        if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name)) e.Layer.DeleteAdapter(name);
         _order.Remove(name);
         _configs.Remove(name);
         _unseeded.Remove(name);
@@ -186,7 +221,7 @@ public sealed class LoraAdapterSet
     }
 
     /// <summary>Adapters that are merged now.</summary>
-    public IReadOnlyList<string> MergedNames => _order.Where(n => Layers().Any(l => l.Layer.Merged.Contains(n))).ToList();
+    public IReadOnlyList<string> MergedNames => _order.Where(n => Layers().Any(l => l.Layer.Merged.Contains(n)) || EmbeddingLayer()?.Layer.Merged.Contains(n) == true).ToList();
 
     /// <summary>
     /// Folds the named (default: active) adapters into W0. Returns the names that were merged now;
@@ -200,6 +235,15 @@ public sealed class LoraAdapterSet
         {
             bool any = false;
             foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(n))) any |= layer.Merge(n, safe);
+            if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(n))
+            {
+                // PEFT merges into the shared tensor, so a tied head changes too and the merged model no longer
+                // computes what the unmerged one did; refused rather than followed.
+                if (_model.Config.TieWordEmbeddings)
+                    throw new LoraShellException(LoraErrorKind.InvalidOperation, "MergeWouldChangeTiedHead",
+                        $"Adapter '{n}' adapts the embedding '{e.Path}', whose weight is also this model's output head (tie_word_embeddings): merging would change the head too, unlike the unmerged adapter. Keep it unmerged, or save it and merge in a model with an untied head.", n);
+                any |= e.Layer.Merge(n, safe);
+            }
             if (any) done.Add(n);
         }
         return done;
@@ -229,6 +273,7 @@ public sealed class LoraAdapterSet
         var dropped = _order.Where(n => !merged.Contains(n)).ToList();
         foreach (var slot in _model.LinearSlots().Where(s => s.Module is LoraLinear).ToList())
             slot.Host.ReplaceProjection(slot.Name, ((LoraLinear)slot.Module).Unwrap());
+        if (EmbeddingLayer() is { } e) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(e.Layer.base_layer);
         _savedModules.Dispose(); // as merge_and_unload, the active adapter's copy stays as the module
         _order.Clear();
         _configs.Clear();
@@ -240,6 +285,7 @@ public sealed class LoraAdapterSet
     public void Unmerge()
     {
         foreach (var (_, layer) in Layers()) layer.Unmerge();
+        EmbeddingLayer()?.Layer.Unmerge();
     }
 
     /// <summary>
@@ -255,6 +301,11 @@ public sealed class LoraAdapterSet
             layer.lora_A[name].weight!.requires_grad = true;
             layer.lora_B[name].weight!.requires_grad = true;
             if (layer.Variant(name) == LoraVariant.Dora) layer.lora_magnitude_vector[name].weight.requires_grad = true;
+        }
+        if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name))
+        {
+            e.Layer.lora_embedding_A[name].requires_grad = true;
+            e.Layer.lora_embedding_B[name].requires_grad = true;
         }
         foreach (var (_, p) in TrainedBiases(name)) p.requires_grad = true;
         foreach (var (_, p) in ModulesToSaveParameters(config)) p.requires_grad = true;
@@ -316,12 +367,15 @@ public sealed class LoraAdapterSet
     {
         var config = ConfigOf(name);
         var layers = Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList();
+        var embedding = EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name) ? e : ((string Path, LoraEmbedding Layer)?)null;
         long trainable = layers.Sum(l => l.Layer.lora_A[name].weight!.numel() + l.Layer.lora_B[name].weight!.numel()
-            + (l.Layer.Variant(name) == LoraVariant.Dora ? l.Layer.OutFeatures : 0));
-        var targets = layers.Select(l => l.Path[(l.Path.LastIndexOf('.') + 1)..]).Distinct().ToList();
-        bool merged = layers.Count > 0 && layers.All(l => l.Layer.Merged.Contains(name));
+            + (l.Layer.Variant(name) == LoraVariant.Dora ? l.Layer.OutFeatures : 0))
+            + (embedding is { } emb ? emb.Layer.lora_embedding_A[name].numel() + emb.Layer.lora_embedding_B[name].numel() : 0);
+        var paths = layers.Select(l => l.Path).Concat(embedding is { } em ? new[] { em.Path } : Array.Empty<string>()).ToList();
+        var targets = paths.Select(p => p[(p.LastIndexOf('.') + 1)..]).Distinct().ToList();
+        bool merged = (layers.Count > 0 || embedding is not null) && layers.All(l => l.Layer.Merged.Contains(name)) && embedding?.Layer.Merged.Contains(name) != false;
         return new AdapterInfo(name, config.R, config.LoraAlpha, config.ScalingFor(layers.FirstOrDefault().Path ?? ""),
-            targets, layers.Select(l => l.Path).ToList(), trainable, _model.parameters().Sum(p => p.numel()),
+            targets, paths, trainable, _model.parameters().Sum(p => p.numel()),
             merged, !Disabled && ActiveNames.Contains(name), config);
     }
 }

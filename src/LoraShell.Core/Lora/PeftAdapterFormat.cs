@@ -27,6 +27,11 @@ public static class PeftAdapterFormat
             result.Add(new(PeftKeys.LoraBKey(path), layer.lora_B[name].weight!));
             if (layer.Variant(name) == LoraVariant.Dora) result.Add(new(PeftKeys.MagnitudeKey(path), layer.lora_magnitude_vector[name].weight));
         }
+        if (set.EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name))
+        {
+            result.Add(new(PeftKeys.EmbeddingAKey(e.Path), e.Layer.lora_embedding_A[name]));
+            result.Add(new(PeftKeys.EmbeddingBKey(e.Path), e.Layer.lora_embedding_B[name]));
+        }
         foreach (var (pname, p) in set.TrainedBiases(name))
             result.Add(new(PeftKeys.ParameterKey(pname), p));
         foreach (var (pname, t) in set.SavedModuleTensors(name))
@@ -82,7 +87,7 @@ public static class PeftAdapterFormat
             if (bad.Key is not null)
                 throw new LoraShellException(LoraErrorKind.InvalidOperation, "NonFiniteAdapter", $"Adapter '{name}' holds NaN or Inf values ('{bad.Key}'); it is not saved. Training diverged: lower the learning rate and resume from a good checkpoint.", name);
             var zeroB = tensors.Where(t => t.Key.EndsWith($".{PeftKeys.LoraB}.weight") && t.Value.abs().max().item<float>() == 0).Select(t => t.Key).ToList();
-            if (zeroB.Count == layers)
+            if (layers > 0 && zeroB.Count == layers)
                 warnings.Add($"Every lora_B of adapter '{name}' is zero: the adapter does not change the model (untrained?).");
         }
         return (config, tensors, warnings);
@@ -131,8 +136,15 @@ public static class PeftAdapterFormat
 
         var file = adapter.Weights;
         var expected = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        string embeddingPath = set.Model.EmbeddingSlot().Path;
         foreach (var item in plan)
         {
+            if (item.ModulePath == embeddingPath)
+            {
+                expected[PeftKeys.EmbeddingAKey(item.ModulePath)] = new[] { (long)item.Rank, item.InFeatures };
+                expected[PeftKeys.EmbeddingBKey(item.ModulePath)] = new[] { item.OutFeatures, (long)item.Rank };
+                continue;
+            }
             expected[PeftKeys.LoraAKey(item.ModulePath)] = new[] { (long)item.Rank, item.InFeatures };
             expected[PeftKeys.LoraBKey(item.ModulePath)] = new[] { item.OutFeatures, (long)item.Rank };
             if (config.UseDora) expected[PeftKeys.MagnitudeKey(item.ModulePath)] = new[] { item.OutFeatures };

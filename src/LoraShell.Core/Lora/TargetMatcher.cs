@@ -79,7 +79,7 @@ public static class TargetMatcher
     {
         var slots = model.LinearSlots().ToList();
         var chosen = slots.Where(s => Matches(config, s.Path)).ToList();
-        if (chosen.Count == 0)
+        if (chosen.Count == 0 && !SelectsEmbedding(model, config))
         {
             string wanted = config.TargetRegex ?? string.Join(", ", config.TargetModules!);
             var shortNames = slots.Select(s => s.Name).Distinct();
@@ -95,10 +95,13 @@ public static class TargetMatcher
     /// The listed target names that match no module of the model (a typo such as q_prj beside v_proj).
     /// PEFT raises only when nothing matches; the names that matched nothing are worth a warning.
     /// </summary>
+    /// <summary>Whether the config targets the token embedding (by name or regex; all-linear never does, as in PEFT).</summary>
+    public static bool SelectsEmbedding(CausalLM model, LoraConfig config) => Matches(config, model.EmbeddingSlot().Path, isLinear: false);
+
     public static IReadOnlyList<string> UnmatchedNames(CausalLM model, LoraConfig config)
     {
         if (config.IsAllLinear || config.TargetRegex is not null || config.TargetModules is null) return Array.Empty<string>();
-        var paths = model.LinearSlots().Select(s => s.Path).ToList();
+        var paths = model.LinearSlots().Select(s => s.Path).Append(model.EmbeddingSlot().Path).ToList();
         return config.TargetModules
             .Where(t => !paths.Any(p => Matches(config with { TargetModules = new[] { t } }, p)))
             .ToList();

@@ -9,6 +9,9 @@ namespace LoraShell.Core.Models;
 /// <summary>One swappable projection of the model: its full HF module path, the layer and its owner.</summary>
 public sealed record LinearSlot(string Path, string Name, nn.Module<Tensor, Tensor> Module, ILinearHost Host, int LayerIndex);
 
+/// <summary>The token embedding at its HF path (<c>model.embed_tokens</c>, <c>transformer.wte</c>): its base module and what computes the lookup now.</summary>
+public sealed record EmbeddingSlot(string Path, string Name, TorchSharp.Modules.Embedding Base, nn.Module<Tensor, Tensor> Module, Blocks.Decoder Host);
+
 /// <summary>
 /// A decoder-only causal LM of any supported family, laid out exactly like its transformers class
 /// (CausalLM, Qwen3ForCausalLM, GPT2LMHeadModel, …), so its state-dict names are HF's. With
@@ -86,6 +89,10 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
                 yield return new LinearSlot($"{l.LayerPrefix(i)}{l.FeedForward}.{name}", name, module, layer.FeedForward, i);
         }
     }
+
+    /// <summary>The token embedding, which LoRA may wrap too (PEFT's lora.Embedding).</summary>
+    public EmbeddingSlot EmbeddingSlot()
+        => new($"{Family.Layout.Backbone}.{Family.Layout.Embedding}", Family.Layout.Embedding, _decoder.Embedding, _decoder.EmbeddingLookup, _decoder);
 
     /// <summary>The projection module at an HF path such as <c>model.layers.0.self_attn.q_proj</c>.</summary>
     public nn.Module<Tensor, Tensor> Module(string path)

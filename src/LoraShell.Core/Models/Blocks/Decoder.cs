@@ -12,6 +12,8 @@ namespace LoraShell.Core.Models.Blocks;
 public sealed class Decoder : nn.Module
 {
     readonly Embedding _embed;
+    readonly string _embedName;
+    nn.Module<Tensor, Tensor> _lookup; // the embedding itself, or a wrapper around it (LoRA on the embedding)
     readonly Embedding? _positions;
     readonly ModuleList<DecoderLayer> _layers;
     readonly nn.Module<Tensor, Tensor> _norm;
@@ -22,6 +24,8 @@ public sealed class Decoder : nn.Module
         var l = c.Family.Layout;
         format ??= WeightFormat.Default;
         _embed = nn.Embedding(c.VocabSize, c.HiddenSize, dtype: format.DType);
+        _embedName = l.Embedding;
+        _lookup = _embed;
         register_module(l.Embedding, _embed);
         if (l.PositionEmbedding is string wpe)
         {
@@ -40,7 +44,19 @@ public sealed class Decoder : nn.Module
     // field name (which runs when this module is registered in its parent) would add them twice.
     protected override void RegisterComponents() { }
 
+    /// <summary>The token embedding's weight (a tied head's too), whatever wraps its lookup.</summary>
     public Embedding Embedding => _embed;
+
+    /// <summary>What turns ids into embeddings: <see cref="Embedding"/> itself, or the module that wraps it.</summary>
+    public nn.Module<Tensor, Tensor> EmbeddingLookup => _lookup;
+
+    /// <summary>Puts <paramref name="lookup"/> (a wrapper of <see cref="Embedding"/>, or the embedding itself again) under the embedding's HF name.</summary>
+    public void ReplaceEmbeddingLookup(nn.Module<Tensor, Tensor> lookup)
+    {
+        register_module(_embedName, null!);
+        register_module(_embedName, lookup);
+        _lookup = lookup;
+    }
     public IList<DecoderLayer> Layers => _layers;
     public nn.Module<Tensor, Tensor> FinalNorm => _norm;
     int MaxPositions { get; }
@@ -60,7 +76,7 @@ public sealed class Decoder : nn.Module
     public Tensor Forward(Tensor inputIds, KvCache? cache = null, Action<int, Tensor>? onLayerOutput = null)
     {
         long start = cache?.Length ?? 0, length = inputIds.shape[1];
-        var h = _embed.call(inputIds);
+        var h = _lookup.call(inputIds);
         if (_positions is not null)
         {
             if (start + length > MaxPositions)
