@@ -65,3 +65,14 @@ Describe 'Measure-LoraMemory' {
         $r.CompletionMatches.CompletionText | Should -Be @('Qwen1.5-7B', 'Qwen1.5-72B')
     }
 }
+
+Describe 'Measure-LoraMemory for DoRA and modules_to_save copies (issue 28)' {
+    It 'counts what the adapter trains: the magnitudes and the copied modules' {
+        $model = Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules all-linear -Rank 4 -UseDora -ModulesToSave norm -Seed 1
+        $estimate = $model | Measure-LoraMemory -Method Lora -Rank 4 -TargetModules all-linear
+        $estimate.TrainableParameters | Should -Be ((($model | Get-LoraAdapter).TrainableParameters) + 11 * 64)
+        $plain = Measure-LoraMemory -Preset Qwen1.5-7B -Method Lora
+        (Measure-LoraMemory -Preset Qwen1.5-7B -Method Lora -ModulesToSave lm_head).TrainableParameters |
+            Should -Be ($plain.TrainableParameters + 151936 * 4096)
+    }
+}

@@ -347,7 +347,7 @@ public sealed class LoraAdapterSet
         foreach (var (pname, p) in _model.named_parameters())
         {
             string module = pname[..pname.LastIndexOf('.')];
-            if (config.ModulesToSave.Any(m => module.EndsWith(m, StringComparison.Ordinal)))
+            if (LoraConfig.SavesModule(config.ModulesToSave, module))
                 yield return (pname, p);
         }
     }

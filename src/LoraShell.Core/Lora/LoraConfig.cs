@@ -25,6 +25,13 @@ public sealed record LoraConfig
     public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
     public IReadOnlyDictionary<string, double> AlphaPattern { get; init; } = new Dictionary<string, double>();
     public IReadOnlyList<string>? ModulesToSave { get; init; }
+
+    /// <summary>
+    /// Whether modules_to_save takes the module at <paramref name="modulePath"/>: its path ends with an entry, as plain
+    /// text, as PEFT's _set_trainable matches (key.endswith(target_key)), so "norm" takes model.norm and every *_layernorm.
+    /// </summary>
+    public static bool SavesModule(IReadOnlyList<string>? modulesToSave, string modulePath)
+        => modulesToSave?.Any(m => modulePath.EndsWith(m, StringComparison.Ordinal)) == true;
     public IReadOnlyList<int>? LayersToTransform { get; init; }
     public string? LayersPattern { get; init; }
     public string? BaseModelNameOrPath { get; init; }

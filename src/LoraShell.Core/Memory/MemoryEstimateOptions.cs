@@ -42,6 +42,8 @@ public sealed record MemoryEstimateOptions
     public int LoraRank { get; init; } = 8;
     /// <summary>DoRA adapters (a magnitude per output row, and the weight norm each step).</summary>
     public bool UseDora { get; init; }
+    /// <summary>Modules each adapter keeps a trained copy of (PEFT's modules_to_save: lm_head, embed_tokens, norm, …).</summary>
+    public IReadOnlyList<string>? ModulesToSave { get; init; }
 
     /// <summary>LoRA targets: "all-linear" or short module names (q_proj, v_proj, …).</summary>
     public IReadOnlyList<string> LoraTargets { get; init; } = new[] { "all-linear" };

@@ -24,7 +24,7 @@ public static class MemoryEstimator
         long trainable = o.Method switch
         {
             TrainingMethod.Full => total,
-            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets), LoraVariant.For(o.UseDora)),
+            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets), LoraVariant.For(o.UseDora)) + SavedModuleParameters(c, o.ModulesToSave),
             _ => Ladder(c, o).TrainableParameters(c),
         };
 
@@ -266,6 +266,21 @@ public static class MemoryEstimator
     {
         variant ??= LoraVariant.Plain;
         return AdaptedProjections(c, targets).Sum(p => variant.TrainableParameters(p.In, p.Out, rank)) * c.NumHiddenLayers;
+    }
+
+    /// <summary>
+    /// Parameters of the modules_to_save copies: trainable weights like any other (working copy, gradient, AdamW
+    /// moments), beside the base module, which stays in the frozen weights. Matched as the adapter matches them.
+    /// </summary>
+    public static long SavedModuleParameters(ModelConfig c, IReadOnlyList<string>? modulesToSave)
+    {
+        if (modulesToSave is not { Count: > 0 }) return 0;
+        long count = c.Family.Tensors(c).Where(t => t.Name.Contains('.') && LoraConfig.SavesModule(modulesToSave, t.Name[..t.Name.LastIndexOf('.')]))
+            .Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+        if (count == 0)
+            throw LoraShellException.InvalidArgument("ModulesToSaveNotFound",
+                $"modules_to_save names {string.Join(", ", modulesToSave)}, which matches no module of a {c.ModelType} model{(c.TieWordEmbeddings ? " (its head is tied to the embedding: there is no lm_head)" : "")}.", modulesToSave);
+        return count;
     }
 
     /// <summary>Weights of the decoder's projections (what 8-/4-bit formats quantise).</summary>

@@ -54,6 +54,13 @@ public class MemoryEstimatorTests
         var lora = MemoryEstimator.Estimate(config, new MemoryEstimateOptions { Method = TrainingMethod.Lora, LoraRank = 4 });
         Assert.Equal(adapters, lora.TrainableParameters);
 
+        // DoRA and modules_to_save copies count what the adapter set trains, through the same seams.
+        loaded.Adapters.Add("b", new Lora.LoraConfig { R = 4, LoraAlpha = 8, TargetRegex = "all-linear", UseDora = true, ModulesToSave = new[] { "norm" } }, seed: 1);
+        loaded.Adapters.MarkTrainable("b");
+        var dora = MemoryEstimator.Estimate(config, new MemoryEstimateOptions { Method = TrainingMethod.Lora, LoraRank = 4, UseDora = true, ModulesToSave = new[] { "norm" } });
+        Assert.Equal(loaded.Adapters.Summary().Trainable, dora.TrainableParameters);
+        Assert.True(dora.TrainableParameters > lora.TrainableParameters);
+
         using var side = new LadderSideNetwork(new LadderConfig { ReductionFactor = 2, SideLayers = new[] { 0, 2, 4 } }, config);
         var ladder = MemoryEstimator.Estimate(config, new MemoryEstimateOptions { Method = TrainingMethod.Ladder, ReductionFactor = 2, SideLayers = new[] { 0, 2, 4 } });
         Assert.Equal(side.parameters().Sum(p => p.numel()), ladder.TrainableParameters);
