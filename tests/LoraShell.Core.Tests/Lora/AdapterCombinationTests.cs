@@ -4,6 +4,7 @@ using LoraShell.Core.Models;
 using LoraShell.Core.Session;
 using LoraShell.Core.Tests.Families;
 using static TorchSharp.torch;
+using static LoraShell.Core.Tests.LogitChecks;
 
 namespace LoraShell.Core.Tests;
 
@@ -16,18 +17,6 @@ namespace LoraShell.Core.Tests;
 public class AdapterCombinationTests
 {
     const double Tolerance = 2e-5; // max |Δlogit| relative to the largest logit
-
-    static Tensor Logits(LoadedModel m)
-    {
-        using var _ = no_grad();
-        return m.Model.forward(TinyFamilies.IdTensor()).to(ScalarType.Float64);
-    }
-
-    static double RelativeError(PythonReference.Result reference, Tensor ours)
-    {
-        using var r = tensor(reference.Logits);
-        return (r - ours).abs().max().item<double>() / r.abs().max().item<double>();
-    }
 
     /// <summary>Two random adapters of the family (the second with another alpha and rank when <paramref name="sameRank"/> is false), saved.</summary>
     static (LoadedModel Model, string Folder, string A, string B) Setup(TempFolder dir, string family, bool sameRank)

@@ -7,6 +7,7 @@ using LoraShell.Core.Session;
 using LoraShell.Core.Tests.Families;
 using LoraShell.Core.Training;
 using static TorchSharp.torch;
+using static LoraShell.Core.Tests.LogitChecks;
 
 namespace LoraShell.Core.Tests;
 
@@ -21,20 +22,6 @@ public class DoraTests
     const double Tolerance = 1e-5; // max |Δlogit| relative to the largest logit, float32 against float64
 
     public static IEnumerable<object[]> Cases => TinyFamilies.All.Select(c => new object[] { c.Name });
-
-    static Tensor Logits(LoadedModel m)
-    {
-        using var _ = no_grad();
-        return m.Model.forward(TinyFamilies.IdTensor()).to(ScalarType.Float64);
-    }
-
-    static double RelativeError(PythonReference.Result reference, Tensor ours)
-    {
-        using var r = tensor(reference.Logits);
-        return (r - ours).abs().max().item<double>() / r.abs().max().item<double>();
-    }
-
-    static double RelativeError(Tensor expected, Tensor ours) => (expected - ours).abs().max().item<double>() / expected.abs().max().item<double>();
 
     /// <summary>Magnitudes away from ‖W + s·B·A‖, so the test sees DoRA's rescaling and not only its direction.</summary>
     static void PerturbMagnitudes(LoraAdapterSet set, string name, int seed)

@@ -5,6 +5,7 @@ using LoraShell.Core.Session;
 using LoraShell.Core.Tests.Families;
 using LoraShell.Core.Training;
 using static TorchSharp.torch;
+using static LoraShell.Core.Tests.LogitChecks;
 
 namespace LoraShell.Core.Tests;
 
@@ -16,18 +17,6 @@ namespace LoraShell.Core.Tests;
 public class EmbeddingLoraTests
 {
     const double Tolerance = 1e-5;
-
-    static Tensor Logits(LoadedModel m)
-    {
-        using var _ = no_grad();
-        return m.Model.forward(TinyFamilies.IdTensor()).to(ScalarType.Float64);
-    }
-
-    static double Error(PythonReference.Result r, Tensor t)
-    {
-        using var x = tensor(r.Logits);
-        return (x - t).abs().max().item<double>() / x.abs().max().item<double>();
-    }
 
     static LoadedModel Model(TempFolder dir, string family)
     {
@@ -60,9 +49,9 @@ public class EmbeddingLoraTests
         using var theirsHere = Logits(other);
 
         var reference = PythonReference.Run(new PythonReference.Job[] { new(dir.File("model"), dir.File("ours")), new(dir.File("model"), dir.File("theirs")) }, TinyFamilies.Ids, dir.Path);
-        Assert.True(Error(reference[0], ours) < Tolerance, $"{family}: ours in the reference {Error(reference[0], ours):E2}");
-        Assert.True(Error(reference[1], theirsHere) < Tolerance, $"{family}: theirs here {Error(reference[1], theirsHere):E2}");
-        Assert.True(Error(reference[1], plain) > 100 * Tolerance, "the reference's adapter should change the logits");
+        Assert.True(RelativeError(reference[0], ours) < Tolerance, $"{family}: ours in the reference {RelativeError(reference[0], ours):E2}");
+        Assert.True(RelativeError(reference[1], theirsHere) < Tolerance, $"{family}: theirs here {RelativeError(reference[1], theirsHere):E2}");
+        Assert.True(RelativeError(reference[1], plain) > 100 * Tolerance, "the reference's adapter should change the logits");
 
         if (m.Model.Config.TieWordEmbeddings)
         {

@@ -4,6 +4,7 @@ using LoraShell.Core.Session;
 using LoraShell.Core.Tests.Families;
 using LoraShell.Core.Training;
 using static TorchSharp.torch;
+using static LoraShell.Core.Tests.LogitChecks;
 
 namespace LoraShell.Core.Tests;
 
@@ -15,12 +16,6 @@ namespace LoraShell.Core.Tests;
 /// </summary>
 public class ModulesToSaveTests
 {
-    static Tensor Logits(LoadedModel m)
-    {
-        using var _ = no_grad();
-        return m.Model.forward(TinyFamilies.IdTensor()).to(ScalarType.Float64);
-    }
-
     static bool Same(Tensor a, Tensor b) => (a - b).abs().max().item<double>() == 0;
 
     static LoadedModel Untied(TempFolder dir)
@@ -128,9 +123,8 @@ public class ModulesToSaveTests
         using var baseLogits = Logits(other);
 
         var reference = PythonReference.Run(new PythonReference.Job[] { new(dir.File("model"), dir.File("ours")), new(dir.File("model"), dir.File("theirs")) }, TinyFamilies.Ids, dir.Path);
-        double Error(PythonReference.Result r, Tensor t) { using var x = tensor(r.Logits); return (x - t).abs().max().item<double>() / x.abs().max().item<double>(); }
-        Assert.True(Error(reference[0], ours) < 1e-5, $"ours in the reference: {Error(reference[0], ours):E2}");
-        Assert.True(Error(reference[1], theirsHere) < 1e-5, $"theirs here: {Error(reference[1], theirsHere):E2}");
-        Assert.True(Error(reference[1], baseLogits) > 1e-3, "the reference's copies should change the logits");
+        Assert.True(RelativeError(reference[0], ours) < 1e-5, $"ours in the reference: {RelativeError(reference[0], ours):E2}");
+        Assert.True(RelativeError(reference[1], theirsHere) < 1e-5, $"theirs here: {RelativeError(reference[1], theirsHere):E2}");
+        Assert.True(RelativeError(reference[1], baseLogits) > 1e-3, "the reference's copies should change the logits");
     }
 }
