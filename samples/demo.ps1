@@ -55,7 +55,7 @@ $common = @{ DataPath = $data; BatchSize = 16; SequenceLength = 256; WarmupSteps
 Write-Host "`n== 6. LoRA on Tiny Shakespeare: r 8, alpha 16, q_proj + v_proj (200 steps, batch 16 x 256)" -ForegroundColor Cyan
 $lora = Import-LoraModel -Path (Join-Path $stories 'stories260K.bin') | Add-LoraAdapter -Rank 8 -Alpha 16 -TargetModules q_proj, v_proj
 $lora | Get-LoraAdapter | Format-Table | Out-Host
-$loraRun = $lora | Start-LoraTraining @common -MaxSteps 200 -LearningRate 3e-3 -OutputPath (Join-Path $OutputPath 'lora')
+$loraRun = $lora | Start-LoraTraining @common -MaxSteps 200 -LearningRate 3e-3 -OutputPath (Join-Path $OutputPath 'lora') -Force
 $loraRun | Format-Table | Out-Host
 
 Write-Host "== 7. The PEFT adapter travels: import into a fresh base, merge, export a plain HF model" -ForegroundColor Cyan
@@ -71,7 +71,7 @@ $merged | Merge-LoraWeights -OutputPath $mergedFolder -WarningAction SilentlyCon
 $merged | Invoke-LoraGeneration -Prompt 'ROMEO:' -MaxTokens 60 -Temperature 0.8 -Seed 3 | Out-Host
 
 Write-Host "`n== 8. Full fine-tuning, then SVD compression of the weight deltas into a rank-8 PEFT adapter" -ForegroundColor Cyan
-$fullRun = Import-LoraModel -Path (Join-Path $stories 'stories260K.bin') | Start-LoraTraining @common -Method Full -MaxSteps 150 -LearningRate 1e-3 -OutputPath (Join-Path $OutputPath 'full')
+$fullRun = Import-LoraModel -Path (Join-Path $stories 'stories260K.bin') | Start-LoraTraining @common -Method Full -MaxSteps 150 -LearningRate 1e-3 -OutputPath (Join-Path $OutputPath 'full') -Force
 $deltaFolder = Join-Path $OutputPath 'svd-r8'
 $reports = Invoke-SvdDelta -BasePath $hf -FineTunedPath $fullRun.ModelPath -OutputPath $deltaFolder -Rank 8 -IncludeNonMatrix -Force
 $reports | Select-Object -Last 1 | Format-List | Out-Host
