@@ -296,11 +296,11 @@ public sealed class LoraAdapterSet
     {
         var config = ConfigOf(name);
         foreach (var p in _model.parameters()) p.requires_grad = false;
-        foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)))
+        foreach (var (path, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)))
         {
             layer.lora_A[name].weight!.requires_grad = true;
             layer.lora_B[name].weight!.requires_grad = true;
-            if (layer.Variant(name) == LoraVariant.Dora) layer.lora_magnitude_vector[name].weight.requires_grad = true;
+            foreach (var (_, p) in layer.Variant(name).ExtraParameters(layer, path, name)) p.requires_grad = true;
         }
         if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name))
         {
@@ -368,8 +368,7 @@ public sealed class LoraAdapterSet
         var config = ConfigOf(name);
         var layers = Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList();
         var embedding = EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name) ? e : ((string Path, LoraEmbedding Layer)?)null;
-        long trainable = layers.Sum(l => l.Layer.lora_A[name].weight!.numel() + l.Layer.lora_B[name].weight!.numel()
-            + (l.Layer.Variant(name) == LoraVariant.Dora ? l.Layer.OutFeatures : 0))
+        long trainable = layers.Sum(l => l.Layer.Variant(name).TrainableParameters(l.Layer.InFeatures, l.Layer.OutFeatures, l.Layer.Rank(name)))
             + (embedding is { } emb ? emb.Layer.lora_embedding_A[name].numel() + emb.Layer.lora_embedding_B[name].numel() : 0);
         var paths = layers.Select(l => l.Path).Concat(embedding is { } em ? new[] { em.Path } : Array.Empty<string>()).ToList();
         var targets = paths.Select(p => p[(p.LastIndexOf('.') + 1)..]).Distinct().ToList();

@@ -1,4 +1,6 @@
+using LoraShell.Core.IO;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace LoraShell.Core.Lora;
@@ -29,6 +31,13 @@ public abstract class LoraVariant
 
     /// <summary>The inverse of <see cref="Merge"/> on the weight it returned.</summary>
     public abstract Tensor Unmerge(LoraLinear layer, string name, Tensor weight);
+
+    /// <summary>
+    /// What the adapter trains and saves on one layer besides A and B, under its PEFT key for the module at
+    /// <paramref name="modulePath"/> (DoRA: the magnitude). Saving, loading and training ask this instead of the variant's name.
+    /// </summary>
+    public virtual IEnumerable<(string Key, Parameter Parameter)> ExtraParameters(LoraLinear layer, string modulePath, string name)
+        => Enumerable.Empty<(string, Parameter)>();
 
     // What the variant costs, stated here so Measure-LoraMemory asks it instead of branching on the method.
 
@@ -74,18 +83,22 @@ public abstract class LoraVariant
         static Tensor RowNorm(Tensor weight) => linalg.vector_norm(weight, dims: new long[] { 1 });
 
         /// <summary>‖W0 + s·B·A‖ per output row, float32, without a graph.</summary>
-        static Tensor WeightNorm(LoraLinear layer, string name, Tensor? weight = null)
+        static Tensor WeightNorm(LoraLinear layer, string name, Tensor weight)
         {
             using var _ = no_grad();
-            var w = weight ?? layer.Base.DenseWeight();
-            return RowNorm(w + layer.DeltaWeight(name));
+            return RowNorm(weight + layer.DeltaWeight(name));
+        }
+
+        public override IEnumerable<(string Key, Parameter Parameter)> ExtraParameters(LoraLinear layer, string modulePath, string name)
+        {
+            yield return (PeftKeys.MagnitudeKey(modulePath), layer.lora_magnitude_vector[name].weight);
         }
 
         public override void Init(LoraLinear layer, string name)
         {
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            layer.lora_magnitude_vector[name].weight.copy_(WeightNorm(layer, name));
+            layer.lora_magnitude_vector[name].weight.copy_(WeightNorm(layer, name, layer.Base.DenseWeight()));
         }
 
         public override Tensor Forward(LoraLinear layer, string name, Tensor h, bool dropped, Tensor result)
@@ -94,11 +107,12 @@ public abstract class LoraVariant
             // than at the end of the step: autograd holds the two it needs (B·A·x·s and the base output).
             using var scope = NewDisposeScope();
             double scaling = layer.Scaling(name);
-            var scale = layer.lora_magnitude_vector[name].weight / WeightNorm(layer, name); // [out]
+            var weight = layer.Base.DenseWeight(); // dequantized once per forward on a quantized base
+            var scale = layer.lora_magnitude_vector[name].weight / WeightNorm(layer, name, weight); // [out]
             var lora = nn.functional.linear(nn.functional.linear(h, layer.lora_A[name].weight!), layer.lora_B[name].weight!);
             // Not detached: the gradient reaches the layer's input (and a trained bias cancels) through this path too.
             Tensor baseOutput;
-            if (dropped) baseOutput = nn.functional.linear(h, layer.Base.DenseWeight());
+            if (dropped) baseOutput = nn.functional.linear(h, weight);
             else
             {
                 baseOutput = result.to(ScalarType.Float32);

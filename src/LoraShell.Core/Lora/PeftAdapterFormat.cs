@@ -25,7 +25,7 @@ public static class PeftAdapterFormat
         {
             result.Add(new(PeftKeys.LoraAKey(path), layer.lora_A[name].weight!));
             result.Add(new(PeftKeys.LoraBKey(path), layer.lora_B[name].weight!));
-            if (layer.Variant(name) == LoraVariant.Dora) result.Add(new(PeftKeys.MagnitudeKey(path), layer.lora_magnitude_vector[name].weight));
+            foreach (var (key, p) in layer.Variant(name).ExtraParameters(layer, path, name)) result.Add(new(key, p));
         }
         if (set.EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name))
         {
