@@ -10,6 +10,7 @@ Families, chosen by config.json "model_type": llama, mistral, qwen2, qwen3, phi3
     /usr/bin/python3 hf_reference.py --write-adapter OUTDIR --model DIR --targets q_proj,v_proj
                                      --rank 4 --alpha 8 [--dora] [--seed 1] [--std 0.05]
                                      [--modules-to-save lm_head,model.norm] [--save-embedding-layers auto|false]
+                                     [--trainable-tokens 5,17,300]
     /usr/bin/python3 hf_reference.py --combine OUTDIR --model DIR --adapters DIR1,DIR2[,...] --weights 0.7,0.3
                                      --combination-type linear|cat|svd|ties|dare_linear|dare_ties|magnitude_prune|
                                        ties_svd|dare_linear_svd|dare_ties_svd|magnitude_prune_svd
@@ -35,6 +36,9 @@ Tied embeddings (qwen3 / gpt2 with tie_word_embeddings): a modules_to_save copy 
 is a deepcopy, so the other side stays on the base weight; an embedding LoRA leaves the tied head on the base W
 unmerged, but merging writes W + dW into the shared Parameter, so the merged head changes too (PEFT v0.20.0;
 merged != unmerged there, with a warning). ensure_weight_tying=true on such adapters is refused.
+trainable_token_indices (--trainable-tokens on --write-adapter): the saved token_adapter.trainable_tokens_delta rows
+[n, dim] replace rows n of the embedding (values, not differences), and a tied lm_head computes with the same rows
+(PEFT ties a token adapter to it); merging writes the same rows, so merged == unmerged.
 --combine: PEFT LoraModel.add_weighted_adapter (release v0.20.0) over several adapter folders, written as
 save_pretrained would; the math, the PEFT lines followed and every convention are in combine_reference.py
 (same folder), whose --selftest checks it.
@@ -79,6 +83,10 @@ Sources read (huggingface/transformers unless noted):
         _insert_adapter_name_into_state_dict)
   huggingface/peft src/peft/tuners/lora/layer.py     Embedding.update_layer / reset_lora_parameters (A = 0,
         B normal), forward, _embed, get_delta_weight (transpose(B @ A, True) * scaling), merge
+  trainable tokens, followed at huggingface/peft main 5d602fdbff04c33c1c4de55cda9d4ae1d7cb7e40:
+  huggingface/peft src/peft/tuners/trainable_tokens/layer.py  TrainableTokensLayer (update_layer, get_merged_weights,
+        forward_adapters, merge / unmerge via index_copy);  utils/other.py TrainableTokensWrapper (adapter_state_dict,
+        tied adapters save nothing), set_additional_trainable_modules (list/dict forms, weight tying)
   huggingface/peft src/peft/tuners/tuners_utils.py   _check_tied_modules (warns only, unless ensure_weight_tying)
   huggingface/peft src/peft/tuners/tuners_utils.py   check_target_module_exists (list: exact or "." + suffix),
         _remove_adapter_name_from_state_dict_key;  peft_model.py save_pretrained (metadata {"format": "pt"})
@@ -771,6 +779,10 @@ _EMB_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.lora_embedding_(?P<ab>
 # holding "embed_tokens" or "lm_head" (EMBEDDING_LAYER_NAMES), and then saves every state-dict key containing
 # the name of the base_layer of get_input_embeddings()/get_output_embeddings() when that layer is LoRA-wrapped:
 # "base_model.model.<path>.base_layer.weight" (the full base weight). Loading copies it into the base layer.
+# trainable_token_indices (peft utils/other.py TrainableTokensWrapper.adapter_state_dict): only the wrapper's
+# "token_adapter.trainable_tokens_delta" (a ParameterDict entry, so no ".weight") is saved, keyed
+# "base_model.model.<path>.token_adapter.trainable_tokens_delta" [n, dim]; a tied head's token adapter saves nothing.
+_TOKEN_ROWS_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.token_adapter\.trainable_tokens_delta$")
 _BASE_LAYER_KEY = re.compile(r"^base_model\.model\.(?P<path>.+)\.base_layer\.(?P<param>weight|bias)$")
 
 
@@ -834,8 +846,8 @@ def load_adapter(adapter_dir, spec, params):
         raise NotImplementedError(f"peft_type {cfg.get('peft_type')} not supported")
     if cfg.get("lora_bias"):
         raise NotImplementedError("adapter_config lora_bias=true not supported")
-    if cfg.get("trainable_token_indices"):
-        raise NotImplementedError("adapter_config trainable_token_indices not supported")
+    token_targets = trainable_token_targets(spec, params, cfg.get("trainable_token_indices"),
+                                            cfg.get("modules_to_save") or [])
     use_dora = bool(cfg.get("use_dora"))
     st = os.path.join(adapter_dir, "adapter_model.safetensors")
     tensors = read_safetensors(st)[0] if os.path.exists(st) else dict(
@@ -863,8 +875,20 @@ def load_adapter(adapter_dir, spec, params):
     # exactly those keys back via adapter_state_dict_load_map ({k: f"modules_to_save.{adapter}.{k}"}) and reads
     # peft_model_state_dict[lookup_key] unconditionally, so a missing one is a KeyError there too.
     mts_keys = {f"base_model.model.{p}": p for m in mts_modules for p in module_params(params, m)}
-    pieces, saved, plain_base = {}, {"base_layer": {}, "modules_to_save": {}, "modules": mts_modules}, {}
+    pieces, saved, plain_base = {}, {"base_layer": {}, "modules_to_save": {}, "modules": mts_modules,
+                                     "token_rows": {}}, {}
     for key, t in tensors.items():
+        tok = _TOKEN_ROWS_KEY.match(key)
+        if tok:
+            path = tok["path"]
+            if path not in token_targets:
+                raise ValueError(f"adapter tensor {key}: no trainable_token_indices entry wraps {path}")
+            idx = token_targets[path]
+            if tuple(t.shape) != (len(idx), params[path + ".weight"].shape[1]):
+                raise ValueError(f"{key}: shape {tuple(t.shape)} != [{len(idx)} indices, "
+                                 f"{params[path + '.weight'].shape[1]}]")
+            saved["token_rows"][path] = (idx, t.to(DT))
+            continue
         if key in mts_keys:
             p = mts_keys[key]
             if tuple(t.shape) != tuple(params[p].shape):
@@ -914,6 +938,10 @@ def load_adapter(adapter_dir, spec, params):
         if m["path"] in emb_known:
             raise ValueError(f"{key}: an nn.Embedding target holds lora_embedding_A/B, not lora_A/lora_B")
         pieces.setdefault(m["path"], {})[m["ab"]] = t.to(DT)
+    lacking = sorted(set(token_targets) - set(saved["token_rows"]))
+    if lacking:
+        # set_peft_model_state_dict reads the load map's key unconditionally: a KeyError in PEFT too
+        raise KeyError(f"trainable_token_indices wraps {lacking}, but the adapter has no token_adapter rows for it")
     missing = sorted(set(mts_keys) - {f"base_model.model.{p}" for p in saved["modules_to_save"]})
     if missing:
         raise KeyError(f"modules_to_save {mts_names}: adapter lacks {missing[:5]} (PEFT's load raises KeyError)")
@@ -976,9 +1004,44 @@ def load_adapter(adapter_dir, spec, params):
             if tuple(ab["m"].shape) != (fan_out,):
                 raise ValueError(f"{path}: lora_magnitude_vector {tuple(ab['m'].shape)} != [out={fan_out}]")
             lora[path]["m"] = ab["m"]
-    if not lora and not saved["modules_to_save"]:
+    if not lora and not saved["modules_to_save"] and not saved["token_rows"]:
         raise ValueError("adapter holds no LoRA weights")
     return lora, saved
+
+
+def trainable_token_targets(spec, params, indices, modules_to_save):
+    """peft utils/other.py set_additional_trainable_modules (v0.20.0-47) for LoraConfig.trainable_token_indices:
+    a list means {get_input_embeddings name: list}; a dict maps module names (matched by key.endswith, strict) to
+    lists. A name also in modules_to_save is a ValueError. With tie_word_embeddings and the input embedding
+    wrapped, every module tied to it (lm_head) gets a TrainableTokensWrapper tied to the embedding's token adapter
+    (same indices, same delta, nothing saved); a dict that names lm_head too with the same indices skips it for
+    that reason, with other indices it would wrap it separately (not modelled: refused).
+    Returns {module path: [indices]} of the wrappers that own (and save) rows."""
+    if not indices:
+        return {}
+    fam = spec["fam"]
+    targets = {fam["embed"]: list(indices)} if isinstance(indices, list) else dict(indices)
+    names = module_names(params)
+    out = {}
+    for key, idx in targets.items():
+        if key in modules_to_save:
+            raise ValueError(f"trainable_token_indices and modules_to_save both name {key}")
+        hits = [m for m in names if m.endswith(key) and m + ".weight" in params]
+        if len(hits) != 1:
+            raise ValueError(f"trainable_token_indices key {key} matches {hits}, not exactly one module")
+        path = hits[0]
+        if spec["tie"] and path == fam["head"]:
+            embed_idx = targets.get(fam["embed"]) or next(
+                (v for k, v in targets.items() if fam["embed"].endswith(k)), None)
+            if embed_idx != list(idx):
+                raise NotImplementedError("tied lm_head with other token indices than the embedding")
+            continue
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"trainable_token_indices[{key}] repeats an index")
+        if min(idx) < 0 or max(idx) >= params[path + ".weight"].shape[0]:
+            raise ValueError(f"trainable_token_indices[{key}] outside the {params[path + '.weight'].shape[0]} rows")
+        out[path] = list(idx)
+    return out
 
 
 def apply_saved_modules(params, saved):
@@ -997,6 +1060,16 @@ def apply_saved_modules(params, saved):
                 out[q] = t
     for p, t in saved["modules_to_save"].items():
         out[p] = t
+    # trainable tokens: TrainableTokensLayer.get_merged_weights = W.index_copy(0, indices, delta) -- the delta holds
+    # the rows' values, not differences -- used by the embedding's forward (F.embedding with W') and, through the
+    # tied adapter, by a tied lm_head's (F.linear with the same W'). merge() writes the same W' into the weight, so
+    # merged and unmerged agree. Replacing every name that shares the tensor gives the tied head the rows.
+    for path, (idx, rows) in saved.get("token_rows", {}).items():
+        old = out[path + ".weight"]
+        new = old.index_copy(0, torch.tensor(idx), rows)
+        for q in list(out):
+            if out[q] is old:
+                out[q] = new
     return out
 
 
@@ -1004,8 +1077,8 @@ def load_lora(adapter_dir, spec, params):
     """Linear/Conv1D LoRA/DoRA entries only (the add_weighted_adapter reference, combine_reference.py, uses this):
     adapters with embedding LoRA or modules_to_save are refused, as before they were supported at all."""
     lora, saved = load_adapter(adapter_dir, spec, params)
-    if any(a.get("embedding") for a in lora.values()) or saved["modules_to_save"]:
-        raise NotImplementedError("adapter has embedding LoRA or modules_to_save: use load_adapter")
+    if any(a.get("embedding") for a in lora.values()) or saved["modules_to_save"] or saved["token_rows"]:
+        raise NotImplementedError("adapter has embedding LoRA, modules_to_save or token rows: use load_adapter")
     for p, t in saved["base_layer"].items():
         if not torch.equal(t, params[p]):
             raise NotImplementedError(f"adapter's saved base_layer {p} differs from the model's")
@@ -1129,7 +1202,7 @@ EMBEDDING_LAYER_NAMES = ["embed_tokens", "lm_head"]  # peft.utils.constants
 
 
 def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1, std=0.05, modules_to_save=None,
-                       save_embedding_layers="auto"):
+                       save_embedding_layers="auto", trainable_tokens=None):
     """Random LoRA/DoRA adapter for the model in model_dir, saved as PEFT's save_pretrained would.
 
     modules_to_save: names as in LoraConfig.modules_to_save; every module whose name ends with one of them
@@ -1159,6 +1232,15 @@ def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1
         for p in module_params(params, m):
             tensors[f"base_model.model.{p}"] = (params[p] + torch.randn(params[p].shape, generator=gen, dtype=DT)
                                                 * std).float()
+    if trainable_tokens:
+        # TrainableTokensLayer.update_layer starts the rows at W[indices]; base + N(0, std) so they visibly differ.
+        emb = spec["fam"]["embed"]
+        if emb in paths or any(emb.endswith(m) for m in mts_names):
+            raise ValueError("trainable tokens on an embedding that is also a LoRA target or in modules_to_save")
+        w = params[emb + ".weight"]
+        rows = w[torch.tensor(trainable_tokens)] + torch.randn(len(trainable_tokens), w.shape[1], generator=gen,
+                                                                 dtype=DT) * std
+        tensors[f"base_model.model.{emb}.token_adapter.trainable_tokens_delta"] = rows.float()
     if save_embedding_layers not in ("auto", False):
         raise ValueError("save_embedding_layers must be 'auto' or False here")
     if save_embedding_layers == "auto" and any(t in targets for t in EMBEDDING_LAYER_NAMES):
@@ -1173,8 +1255,9 @@ def write_peft_adapter(out_dir, model_dir, targets, r, alpha, dora=False, seed=1
     # lora.layer.dispatch_default forces fan_in_fan_out=True on Conv1D targets; a gpt2 config says so.
     fifo = any(linear_kind(spec, p) == "conv1d" for p in paths if p not in emb_paths)
     with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
-        json.dump(peft_adapter_config(model_dir, targets, r, alpha, dora, fifo, mts_names), f, indent=2,
-                  sort_keys=True)
+        config = peft_adapter_config(model_dir, targets, r, alpha, dora, fifo, mts_names)
+        config["trainable_token_indices"] = list(trainable_tokens) if trainable_tokens else None
+        json.dump(config, f, indent=2, sort_keys=True)
     return paths
 
 
@@ -1228,6 +1311,8 @@ def main(argv=None):
                     "(and of the noise added to --modules-to-save copies)")
     ap.add_argument("--modules-to-save", help="comma-separated LoraConfig.modules_to_save for --write-adapter, e.g. "
                     "lm_head,model.norm (suffix match as PEFT's _set_trainable; saved as base + N(0, std))")
+    ap.add_argument("--trainable-tokens", help="comma-separated LoraConfig.trainable_token_indices for "
+                    "--write-adapter (list form: the input embedding; rows saved as base + N(0, std))")
     ap.add_argument("--save-embedding-layers", default="auto", choices=["auto", "false"],
                     help="save_pretrained's save_embedding_layers for --write-adapter (default auto: with "
                     "embed_tokens or lm_head in --targets, their base_layer.weight is saved too)")
@@ -1263,7 +1348,8 @@ def main(argv=None):
         mts = [m for m in (args.modules_to_save or "").split(",") if m.strip()]
         paths = write_peft_adapter(args.write_adapter, args.model, args.targets.split(","), args.rank,
                                    args.alpha, args.dora, args.seed, args.std, modules_to_save=mts,
-                                   save_embedding_layers="auto" if args.save_embedding_layers == "auto" else False)
+                                   save_embedding_layers="auto" if args.save_embedding_layers == "auto" else False,
+                                   trainable_tokens=[int(i) for i in (args.trainable_tokens or "").split(",") if i.strip()])
         print(f"wrote {'DoRA' if args.dora else 'LoRA'} adapter for {len(paths)} modules to {args.write_adapter}"
               + (f" (modules_to_save {','.join(mts)})" if mts else ""))
         return 0

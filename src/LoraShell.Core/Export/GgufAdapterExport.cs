@@ -28,6 +28,8 @@ public static class GgufAdapterExport
             throw LoraShellException.InvalidArgument("GgufAdapterNotExpressible", $"Adapter '{name}' trains biases (bias = '{config.Bias}'); a GGUF LoRA adapter carries only A and B. Merge it and export the model instead.", name);
         if (adapters.EmbeddingLayer() is { } embedding && embedding.Layer.Adapters.Contains(name))
             throw LoraShellException.InvalidArgument("GgufAdapterNotExpressible", $"Adapter '{name}' adapts the token embedding '{embedding.Path}', which a GGUF LoRA adapter does not carry. Merge it and export the model instead.", name);
+        if (adapters.HasTokenRows(name))
+            throw LoraShellException.InvalidArgument("GgufAdapterNotExpressible", $"Adapter '{name}' trains token rows of the embedding (trainable_token_indices), which a GGUF LoRA adapter does not carry. Merge it and export the model instead.", name);
         if (config.ModulesToSave is { Count: > 0 })
             throw LoraShellException.InvalidArgument("GgufAdapterNotExpressible", $"Adapter '{name}' saves whole modules ({string.Join(", ", config.ModulesToSave)}); a GGUF LoRA adapter carries only A and B. Merge it and export the model instead.", name);
         foreach (var (problem, fatal) in c.Family.GgufLimitations(c))

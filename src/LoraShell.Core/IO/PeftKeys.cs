@@ -15,6 +15,9 @@ public static class PeftKeys
     public const string Magnitude = "lora_magnitude_vector";
     public const string EmbeddingA = "lora_embedding_A";
     public const string EmbeddingB = "lora_embedding_B";
+    /// <summary>PEFT's TrainableTokensWrapper submodule, whose <c>trainable_tokens_delta.NAME</c> holds an adapter's token rows.</summary>
+    public const string TokenAdapter = "token_adapter";
+    public const string TokenRows = "trainable_tokens_delta";
 
     public static string LoraAKey(string modulePath) => $"{FilePrefix}{modulePath}.{LoraA}.weight";
     public static string LoraBKey(string modulePath) => $"{FilePrefix}{modulePath}.{LoraB}.weight";
@@ -24,6 +27,8 @@ public static class PeftKeys
     /// <summary>LoRA on an embedding: A [r, num_embeddings] and B [dim, r], saved without <c>.weight</c> (PEFT's ParameterDict entries).</summary>
     public static string EmbeddingAKey(string modulePath) => $"{FilePrefix}{modulePath}.{EmbeddingA}";
     public static string EmbeddingBKey(string modulePath) => $"{FilePrefix}{modulePath}.{EmbeddingB}";
+    /// <summary>trainable_token_indices: the trained rows [n, dim], saved without <c>.weight</c> (a ParameterDict entry).</summary>
+    public static string TokenRowsKey(string modulePath) => $"{FilePrefix}{modulePath}.{TokenAdapter}.{TokenRows}";
     /// <summary>The key of a plain parameter saved with the adapter (a bias, a modules_to_save weight).</summary>
     public static string ParameterKey(string parameterPath) => FilePrefix + parameterPath;
 
@@ -35,13 +40,15 @@ public static class PeftKeys
     public static bool IsLayerKey(string key)
         => key.Contains($".{LoraA}.", StringComparison.Ordinal) || key.Contains($".{LoraB}.", StringComparison.Ordinal)
            || key.EndsWith($".{Magnitude}", StringComparison.Ordinal) || key.Contains($".{Magnitude}.", StringComparison.Ordinal)
-           || key.Contains($".{EmbeddingA}", StringComparison.Ordinal) || key.Contains($".{EmbeddingB}", StringComparison.Ordinal);
+           || key.Contains($".{EmbeddingA}", StringComparison.Ordinal) || key.Contains($".{EmbeddingB}", StringComparison.Ordinal)
+           || key.Contains($".{TokenAdapter}.", StringComparison.Ordinal);
 
     /// <summary>A module state-dict name that belongs to an adapter rather than to the base model.</summary>
     public static bool IsAdapterStateName(string name)
         => name.Contains($".{LoraA}.", StringComparison.Ordinal) || name.Contains($".{LoraB}.", StringComparison.Ordinal)
            || name.Contains($".{Magnitude}.", StringComparison.Ordinal)
-           || name.Contains($".{EmbeddingA}.", StringComparison.Ordinal) || name.Contains($".{EmbeddingB}.", StringComparison.Ordinal);
+           || name.Contains($".{EmbeddingA}.", StringComparison.Ordinal) || name.Contains($".{EmbeddingB}.", StringComparison.Ordinal)
+           || name.Contains($".{TokenAdapter}.", StringComparison.Ordinal);
 
     /// <summary>A wrapped layer's base parameter under the name the unwrapped model has (<c>PATH.base_layer.weight</c> is <c>PATH.weight</c>).</summary>
     public static string WithoutBaseLayer(string name) => name.Replace($".{BaseLayer}.", ".", StringComparison.Ordinal);

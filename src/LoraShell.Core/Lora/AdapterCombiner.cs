@@ -76,6 +76,8 @@ public static class AdapterCombiner
         {
             if (set.EmbeddingLayer() is { } embedding && embedding.Layer.Adapters.Contains(adapter))
                 throw LoraShellException.InvalidArgument("CombinationNotSupported", $"Adapter '{adapter}' adapts the token embedding; Join-LoraAdapter combines Linear layers only.", adapter);
+            if (set.HasTokenRows(adapter))
+                throw LoraShellException.InvalidArgument("CombinationNotSupported", $"Adapter '{adapter}' trains token rows (trainable_token_indices), which add_weighted_adapter does not combine.", adapter);
             if (config.ModulesToSave is { Count: > 0 })
                 throw LoraShellException.InvalidArgument("CombinationNotSupported", $"Adapter '{adapter}' has modules_to_save, which add_weighted_adapter does not combine.", adapter);
         }

@@ -12,7 +12,11 @@ public sealed record AdapterInfo(
     long TotalParameters,
     bool Merged,
     bool Active,
-    LoraConfig Config);
+    LoraConfig Config)
+{
+    /// <summary>How many embedding rows the adapter trains (trainable_token_indices); 0 when none.</summary>
+    public int TrainableTokens { get; init; }
+}
 
 /// <summary>One module an adapter would wrap, for dry runs (Add-LoraAdapter -WhatIf).</summary>
 public sealed record AdapterPlanItem(string ModulePath, long InFeatures, long OutFeatures, int Rank, double Alpha, double Scaling)

@@ -56,9 +56,12 @@ public sealed class LoraAdapterSet
                     $"Rank {r} is larger than min(in, out) = {Math.Min(inF, outF)} of '{slot.Path}' [{outF} x {inF}]; choose r <= {Math.Min(inF, outF)}.", r);
             plan.Add(new AdapterPlanItem(slot.Path, inF, outF, r, config.AlphaFor(slot.Path), config.ScalingFor(slot.Path)));
         }
+        TrainableTokenTargets.Resolve(_model, config); // its refusals, before anything changes
         if (TargetMatcher.SelectsEmbedding(_model, config))
         {
             var e = _model.EmbeddingSlot();
+            if (TokenRowsLayer() is { Layer.Adapters.Count: > 0 })
+                throw LoraShellException.InvalidArgument("EmbeddingAlreadyWrapped", $"Another adapter trains token rows of the embedding '{e.Path}'; LoRA on the embedding cannot sit beside it. Delete that adapter first, or leave the embedding out of the targets.", e.Path);
             if (config.UseDora)
                 throw LoraShellException.InvalidArgument("DoraOnEmbedding", $"DoRA on the embedding '{e.Path}' is not supported; leave it out of the targets or use plain LoRA.", e.Path);
             if (config.Init == LoraInit.Pissa)
@@ -76,6 +79,13 @@ public sealed class LoraAdapterSet
     /// <summary>The LoRA-wrapped token embedding, when an adapter targets it.</summary>
     public (string Path, LoraEmbedding Layer)? EmbeddingLayer()
         => _model.EmbeddingSlot() is { Module: LoraEmbedding wrapped } slot ? (slot.Path, wrapped) : null;
+
+    /// <summary>The token embedding with trained rows (trainable_token_indices), when an adapter has them.</summary>
+    public (string Path, TrainableTokensEmbedding Layer)? TokenRowsLayer()
+        => _model.EmbeddingSlot() is { Module: TrainableTokensEmbedding wrapped } slot ? (slot.Path, wrapped) : null;
+
+    /// <summary>Whether the adapter trains token rows of the embedding.</summary>
+    public bool HasTokenRows(string name) => TokenRowsLayer()?.Layer.Adapters.Contains(name) == true;
 
 
     /// <summary>Injects a new adapter and makes it the active one. <paramref name="seed"/> fixes the random init.</summary>
@@ -118,6 +128,18 @@ public sealed class LoraAdapterSet
             }
             wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init, LoraVariant.For(config.UseDora));
         }
+        if (TrainableTokenTargets.Resolve(_model, config) is long[] rows)
+        {
+            if (embedding.Module is LoraEmbedding { Adapters.Count: > 0 })
+                throw LoraShellException.InvalidArgument("EmbeddingAlreadyWrapped", $"Another adapter has LoRA on the embedding '{embedding.Path}'; trained token rows cannot sit beside it. Delete that adapter first, or leave out the token ids.", embedding.Path);
+            if (embedding.Module is not TrainableTokensEmbedding tokens)
+            {
+                tokens = new TrainableTokensEmbedding(embedding.Base);
+                tokens.train(_model.training);
+                embedding.Host.ReplaceEmbeddingLookup(tokens);
+            }
+            tokens.AddAdapter(name, rows);
+        }
         _order.Add(name);
         _savedModules.Add(name, ModulesToSaveParameters(config));
         // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
@@ -156,9 +178,14 @@ public sealed class LoraAdapterSet
         if (saving.Count > 1)
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "ModulesToSaveConflict",
                 $"Adapters {string.Join(" and ", saving)} each keep their own copy of modules_to_save modules, and a module computes with one copy at a time (PEFT refuses this too); activate one of them.", saving);
+        var rowing = names.Where(HasTokenRows).ToList();
+        if (rowing.Count > 1)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "TrainableTokensConflict",
+                $"Adapters {string.Join(" and ", rowing)} each train their own token rows, and the embedding computes with one adapter's rows at a time (PEFT refuses this too); activate one of them.", rowing);
         ActiveNames = names.ToList();
         foreach (var (_, layer) in Layers()) layer.SetActive(names);
         EmbeddingLayer()?.Layer.SetActive(names);
+        TokenRowsLayer()?.Layer.SetActive(names);
         SyncSavedModules();
     }
 
@@ -176,6 +203,7 @@ public sealed class LoraAdapterSet
         Disabled = true;
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = true;
         if (EmbeddingLayer() is { } e) e.Layer.AdaptersDisabled = true;
+        if (TokenRowsLayer() is { } t) t.Layer.AdaptersDisabled = true;
         SyncSavedModules();
     }
 
@@ -184,6 +212,7 @@ public sealed class LoraAdapterSet
         Disabled = false;
         foreach (var (_, layer) in Layers()) layer.AdaptersDisabled = false;
         if (EmbeddingLayer() is { } e) e.Layer.AdaptersDisabled = false;
+        if (TokenRowsLayer() is { } t) t.Layer.AdaptersDisabled = false;
         SyncSavedModules();
     }
 
@@ -202,6 +231,7 @@ public sealed class LoraAdapterSet
         manual_seed(seed);
         foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.ResetAdapter(name, config.Init);
         if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name)) e.Layer.ResetAdapter(name, config.Init);
+        if (HasTokenRows(name)) TokenRowsLayer()!.Value.Layer.ResetAdapter(name);
         _unseeded.Remove(name);
     }
 
@@ -212,6 +242,11 @@ public sealed class LoraAdapterSet
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterMerged", $"Adapter '{name}' is merged into the base weights; unmerge before deleting it.", name);
         foreach (var (_, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList()) layer.DeleteAdapter(name);
         if (EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name)) e.Layer.DeleteAdapter(name);
+        if (TokenRowsLayer() is { } t && t.Layer.Adapters.Contains(name))
+        {
+            t.Layer.DeleteAdapter(name);
+            if (t.Layer.Adapters.Count == 0) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(t.Layer.base_layer); // the embedding is free for LoRA again
+        }
         _order.Remove(name);
         _configs.Remove(name);
         _unseeded.Remove(name);
@@ -221,7 +256,8 @@ public sealed class LoraAdapterSet
     }
 
     /// <summary>Adapters that are merged now.</summary>
-    public IReadOnlyList<string> MergedNames => _order.Where(n => Layers().Any(l => l.Layer.Merged.Contains(n)) || EmbeddingLayer()?.Layer.Merged.Contains(n) == true).ToList();
+    public IReadOnlyList<string> MergedNames => _order.Where(n => Layers().Any(l => l.Layer.Merged.Contains(n)) || EmbeddingLayer()?.Layer.Merged.Contains(n) == true
+        || TokenRowsLayer()?.Layer.Merged.Contains(n) == true).ToList();
 
     /// <summary>
     /// Folds the named (default: active) adapters into W0. Returns the names that were merged now;
@@ -244,6 +280,8 @@ public sealed class LoraAdapterSet
                         $"Adapter '{n}' adapts the embedding '{e.Path}', whose weight is also this model's output head (tie_word_embeddings): merging would change the head too, unlike the unmerged adapter. Keep it unmerged, or save it and merge in a model with an untied head.", n);
                 any |= e.Layer.Merge(n, safe);
             }
+            // Written into the embedding weight; a tied head computes with those rows already, so the merged model computes as the unmerged one.
+            if (HasTokenRows(n)) any |= TokenRowsLayer()!.Value.Layer.Merge(n, safe);
             if (any) done.Add(n);
         }
         return done;
@@ -274,6 +312,7 @@ public sealed class LoraAdapterSet
         foreach (var slot in _model.LinearSlots().Where(s => s.Module is LoraLinear).ToList())
             slot.Host.ReplaceProjection(slot.Name, ((LoraLinear)slot.Module).Unwrap());
         if (EmbeddingLayer() is { } e) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(e.Layer.base_layer);
+        if (TokenRowsLayer() is { } t) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(t.Layer.base_layer);
         _savedModules.Dispose(); // as merge_and_unload, the active adapter's copy stays as the module
         _order.Clear();
         _configs.Clear();
@@ -286,6 +325,7 @@ public sealed class LoraAdapterSet
     {
         foreach (var (_, layer) in Layers()) layer.Unmerge();
         EmbeddingLayer()?.Layer.Unmerge();
+        TokenRowsLayer()?.Layer.Unmerge();
     }
 
     /// <summary>
@@ -307,6 +347,7 @@ public sealed class LoraAdapterSet
             e.Layer.lora_embedding_A[name].requires_grad = true;
             e.Layer.lora_embedding_B[name].requires_grad = true;
         }
+        if (HasTokenRows(name)) TokenRowsLayer()!.Value.Layer.Rows(name).requires_grad = true;
         foreach (var (_, p) in TrainedBiases(name)) p.requires_grad = true;
         foreach (var (_, p) in ModulesToSaveParameters(config)) p.requires_grad = true;
     }
@@ -369,12 +410,15 @@ public sealed class LoraAdapterSet
         var layers = Layers().Where(l => l.Layer.Adapters.Contains(name)).ToList();
         var embedding = EmbeddingLayer() is { } e && e.Layer.Adapters.Contains(name) ? e : ((string Path, LoraEmbedding Layer)?)null;
         long trainable = layers.Sum(l => l.Layer.Variant(name).TrainableParameters(l.Layer.InFeatures, l.Layer.OutFeatures, l.Layer.Rank(name)))
-            + (embedding is { } emb ? emb.Layer.lora_embedding_A[name].numel() + emb.Layer.lora_embedding_B[name].numel() : 0);
+            + (embedding is { } emb ? emb.Layer.lora_embedding_A[name].numel() + emb.Layer.lora_embedding_B[name].numel() : 0)
+            + (HasTokenRows(name) ? TokenRowsLayer()!.Value.Layer.Rows(name).numel() : 0);
         var paths = layers.Select(l => l.Path).Concat(embedding is { } em ? new[] { em.Path } : Array.Empty<string>()).ToList();
         var targets = paths.Select(p => p[(p.LastIndexOf('.') + 1)..]).Distinct().ToList();
-        bool merged = (layers.Count > 0 || embedding is not null) && layers.All(l => l.Layer.Merged.Contains(name)) && embedding?.Layer.Merged.Contains(name) != false;
+        bool merged = (layers.Count > 0 || embedding is not null) && layers.All(l => l.Layer.Merged.Contains(name)) && embedding?.Layer.Merged.Contains(name) != false
+            && (!HasTokenRows(name) || TokenRowsLayer()!.Value.Layer.Merged.Contains(name));
         return new AdapterInfo(name, config.R, config.LoraAlpha, config.ScalingFor(layers.FirstOrDefault().Path ?? ""),
             targets, paths, trainable, _model.parameters().Sum(p => p.numel()),
-            merged, !Disabled && ActiveNames.Contains(name), config);
+            merged, !Disabled && ActiveNames.Contains(name), config)
+        { TrainableTokens = HasTokenRows(name) ? TokenRowsLayer()!.Value.Layer.Indices(name).Count : 0 };
     }
 }

@@ -27,6 +27,16 @@ public sealed record LoraConfig
     public IReadOnlyList<string>? ModulesToSave { get; init; }
 
     /// <summary>
+    /// PEFT's trainable_token_indices: token ids whose embedding rows train while the rest of the vocabulary stays
+    /// frozen, by module name (PEFT's dict form); the key <see cref="InputEmbedding"/> ("") stands for PEFT's list
+    /// form, which means the model's input embedding. Null when the adapter trains no token rows.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<int>>? TrainableTokenIndices { get; init; }
+
+    /// <summary>The <see cref="TrainableTokenIndices"/> key of PEFT's list form: the model's input embedding.</summary>
+    public const string InputEmbedding = "";
+
+    /// <summary>
     /// Whether modules_to_save takes the module at <paramref name="modulePath"/>: its path ends with an entry, as plain
     /// text, as PEFT's _set_trainable matches (key.endswith(target_key)), so "norm" takes model.norm and every *_layernorm.
     /// </summary>
@@ -63,6 +73,17 @@ public sealed record LoraConfig
             if (rank < 1) throw LoraShellException.InvalidArgument("InvalidRank", $"rank_pattern['{key}'] = {rank}; ranks must be at least 1.", key);
         foreach (var (key, alpha) in AlphaPattern)
             if (!(alpha > 0)) throw LoraShellException.InvalidArgument("InvalidAlpha", $"alpha_pattern['{key}'] = {alpha}; alphas must be positive.", key);
+        foreach (var (module, indices) in TrainableTokenIndices ?? new Dictionary<string, IReadOnlyList<int>>())
+        {
+            string where = module.Length == 0 ? "trainable_token_indices" : $"trainable_token_indices['{module}']";
+            if (indices.Count == 0)
+                throw LoraShellException.InvalidArgument("InvalidTokenIndices", $"{where} is empty; name at least one token id.", module);
+            if (indices.FirstOrDefault(i => i < 0) is int negative && negative < 0)
+                throw LoraShellException.InvalidArgument("InvalidTokenIndices", $"{where} holds {negative}; token ids are 0 or more.", negative);
+            var repeated = indices.GroupBy(i => i).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+            if (repeated.Count > 0)
+                throw LoraShellException.InvalidArgument("InvalidTokenIndices", $"{where} names token {string.Join(", ", repeated)} more than once; each row can be trained once.", repeated);
+        }
     }
 
     /// <summary>PEFT's pattern rule: the first key such that the path matches <c>(.*\.)?(KEY)$</c>.</summary>
@@ -92,6 +113,7 @@ public sealed record LoraConfig
         "peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias", "fan_in_fan_out",
         "use_rslora", "use_dora", "init_lora_weights", "rank_pattern", "alpha_pattern", "modules_to_save",
         "layers_to_transform", "layers_pattern", "base_model_name_or_path", "inference_mode", "revision",
+        "trainable_token_indices",
     };
 
     /// <summary>The config as PEFT writes it: sorted keys, indent 2, inference_mode true.</summary>
@@ -123,11 +145,19 @@ public sealed record LoraConfig
         obj["target_modules"] = TargetRegex is not null ? JsonValue.Create(TargetRegex)
             : new JsonArray(TargetModules!.Select(m => (JsonNode?)JsonValue.Create(m)).ToArray());
         obj["task_type"] = TaskType;
+        obj["trainable_token_indices"] = TrainableTokenIndices switch
+        {
+            null => null,
+            { Count: 1 } t when t.ContainsKey(InputEmbedding) => Ints(t[InputEmbedding]),
+            var t => new JsonObject(t.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)Ints(p.Value)))),
+        };
         obj["use_dora"] = UseDora;
         obj["use_rslora"] = UseRsLora;
         var root = new JsonObject(obj);
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 });
     }
+
+    static JsonArray Ints(IEnumerable<int> values) => new(values.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray());
 
     // PEFT writes integral alphas as ints (lora_alpha: 16), which is what its readers expect too.
     static JsonNode Number(double v) => v == Math.Floor(v) && Math.Abs(v) < int.MaxValue ? JsonValue.Create((int)v) : JsonValue.Create(v);
@@ -177,6 +207,9 @@ public sealed record LoraConfig
             var other => throw Bad($"init_lora_weights {other!.ToJsonString()} is not supported"),
         };
 
+        IReadOnlyList<int> TokenIds(JsonArray a, string key)
+            => a.Select(n => n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw Bad($"{key} should hold integer token ids, got {n?.ToJsonString() ?? "null"}")).ToList();
+
         var extra = new Dictionary<string, JsonNode?>(StringComparer.Ordinal);
         foreach (var (k, v) in obj)
         {
@@ -200,6 +233,14 @@ public sealed record LoraConfig
             RankPattern = (obj["rank_pattern"] as JsonObject)?.ToDictionary(p => p.Key, p => p.Value!.GetValue<int>()) ?? new Dictionary<string, int>(),
             AlphaPattern = (obj["alpha_pattern"] as JsonObject)?.ToDictionary(p => p.Key, p => p.Value!.GetValue<double>()) ?? new Dictionary<string, double>(),
             ModulesToSave = (obj["modules_to_save"] as JsonArray)?.Select(n => (string?)n ?? "").ToList(),
+            TrainableTokenIndices = obj["trainable_token_indices"] switch
+            {
+                null => null,
+                JsonArray a => new Dictionary<string, IReadOnlyList<int>> { [InputEmbedding] = TokenIds(a, "trainable_token_indices") },
+                JsonObject o => o.ToDictionary(p => p.Key, p => p.Value is JsonArray a ? TokenIds(a, $"trainable_token_indices['{p.Key}']")
+                    : throw Bad($"trainable_token_indices['{p.Key}'] should be a list of token ids, got {p.Value?.ToJsonString() ?? "null"}"), StringComparer.Ordinal),
+                var other => throw Bad($"trainable_token_indices should be a list of token ids or an object of module name to list, got {other.ToJsonString()}"),
+            },
             LayersToTransform = obj["layers_to_transform"] switch
             {
                 JsonArray a => a.Select(n => n!.GetValue<int>()).ToList(),

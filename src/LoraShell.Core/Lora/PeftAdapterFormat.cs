@@ -32,6 +32,8 @@ public static class PeftAdapterFormat
             result.Add(new(PeftKeys.EmbeddingAKey(e.Path), e.Layer.lora_embedding_A[name]));
             result.Add(new(PeftKeys.EmbeddingBKey(e.Path), e.Layer.lora_embedding_B[name]));
         }
+        if (set.HasTokenRows(name) && set.TokenRowsLayer() is { } tokens)
+            result.Add(new(PeftKeys.TokenRowsKey(tokens.Path), tokens.Layer.Rows(name)));
         foreach (var (pname, p) in set.TrainedBiases(name))
             result.Add(new(PeftKeys.ParameterKey(pname), p));
         foreach (var (pname, t) in set.SavedModuleTensors(name))
@@ -122,7 +124,7 @@ public static class PeftAdapterFormat
         var loadConfig = config with { Init = LoraInit.Default };
         List<AdapterPlanItem> plan;
         try { plan = set.Plan(loadConfig); }
-        catch (LoraShellException e) when (e.ErrorId is "NoTargetModulesMatched" or "RankTooLarge" or "ModulesToSaveNotFound")
+        catch (LoraShellException e) when (e.ErrorId is "NoTargetModulesMatched" or "RankTooLarge" or "ModulesToSaveNotFound" or "TokenIndexOutOfRange" or "TrainableTokensModuleNotFound" or "TrainableTokensOnUntiedHead")
         {
             throw LoraShellException.InvalidData("AdapterDoesNotMatchModel", $"Adapter '{dir}' does not fit this model: {e.Message} (likely cause: an adapter for another base model).", dir);
         }
@@ -149,6 +151,8 @@ public static class PeftAdapterFormat
             expected[PeftKeys.LoraBKey(item.ModulePath)] = new[] { item.OutFeatures, (long)item.Rank };
             if (config.UseDora) expected[PeftKeys.MagnitudeKey(item.ModulePath)] = new[] { item.OutFeatures };
         }
+        if (TrainableTokenTargets.Resolve(set.Model, loadConfig) is long[] rows)
+            expected[PeftKeys.TokenRowsKey(embeddingPath)] = new[] { rows.LongLength, set.Model.EmbeddingSlot().Base.weight!.shape[1] };
         CheckKeys(dir, file, expected, plan, name);
 
         set.Add(name, loadConfig);
@@ -218,7 +222,12 @@ public static class PeftAdapterFormat
             causes.Add("keys carry an adapter name (PEFT's files never do): the file was written with adapter names left in");
         if (missing.Count > 0 && unexpected.Count > 0 && unexpected.All(k => !k.StartsWith(PeftKeys.FilePrefix)))
             causes.Add($"keys lack PEFT's '{PeftKeys.FilePrefix}' prefix");
-        if (misShaped.Count > 0)
+        if (misShaped.Count > 0 && misShaped.All(m => m.Key.EndsWith(PeftKeys.TokenRows, StringComparison.Ordinal)))
+        {
+            var (key, shape) = misShaped[0];
+            causes.Add($"the file holds {file[stored[key]].Shape[0]} token rows of width {file[stored[key]].Shape.Last()}, but trainable_token_indices lists {shape[0]} ids for an embedding of width {shape[1]}");
+        }
+        else if (misShaped.Count > 0)
         {
             bool onlyRank = misShaped.All(m =>
             {
@@ -233,6 +242,10 @@ public static class PeftAdapterFormat
             causes.Add("the config says use_dora but the file holds no DoRA magnitudes (lora_magnitude_vector)");
         else if (unexpected.Count > 0 && missing.Count == 0 && unexpected.All(k => k.EndsWith(PeftKeys.Magnitude, StringComparison.Ordinal)))
             causes.Add("the file holds DoRA magnitudes (lora_magnitude_vector) but the config does not say use_dora: true");
+        else if (missing.Count > 0 && missing.All(k => k.EndsWith(PeftKeys.TokenRows, StringComparison.Ordinal)))
+            causes.Add("the config has trainable_token_indices but the file holds no token rows (token_adapter.trainable_tokens_delta)");
+        else if (unexpected.Count > 0 && missing.Count == 0 && unexpected.All(k => k.EndsWith(PeftKeys.TokenRows, StringComparison.Ordinal)))
+            causes.Add("the file holds token rows (token_adapter.trainable_tokens_delta) but the config has no trainable_token_indices");
         else if (missing.Count > 0 && unexpected.Count == 0 && misShaped.Count == 0)
             causes.Add("the file covers fewer modules than target_modules selects (a different target list or layers_to_transform)");
 

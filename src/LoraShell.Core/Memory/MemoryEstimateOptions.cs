@@ -44,6 +44,8 @@ public sealed record MemoryEstimateOptions
     public bool UseDora { get; init; }
     /// <summary>Modules each adapter keeps a trained copy of (PEFT's modules_to_save: lm_head, embed_tokens, norm, …).</summary>
     public IReadOnlyList<string>? ModulesToSave { get; init; }
+    /// <summary>Embedding rows the adapter trains (trainable_token_indices): a row of hidden-size weights each.</summary>
+    public int TrainableTokens { get; init; }
 
     /// <summary>LoRA targets: "all-linear" or short module names (q_proj, v_proj, …).</summary>
     public IReadOnlyList<string> LoraTargets { get; init; } = new[] { "all-linear" };

@@ -24,7 +24,7 @@ public static class MemoryEstimator
         long trainable = o.Method switch
         {
             TrainingMethod.Full => total,
-            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets), LoraVariant.For(o.UseDora)) + SavedModuleParameters(c, o.ModulesToSave),
+            TrainingMethod.Lora => LoraParameters(c, o.LoraRank, LoraTargetNames(c, o.LoraTargets), LoraVariant.For(o.UseDora)) + SavedModuleParameters(c, o.ModulesToSave) + (long)o.TrainableTokens * c.HiddenSize,
             _ => Ladder(c, o).TrainableParameters(c),
         };
 
@@ -44,17 +44,11 @@ public static class MemoryEstimator
         _ => o.Quantization,
     };
 
-    /// <summary>
-    /// Bytes of the frozen decoder projections: dense, int8 with one float32 scale per output row (so
-    /// 4·out bytes per matrix beside its out·in codes), or NF4's half byte per weight with one float32
-    /// absmax per 64 weights (double quantization: one byte per 64, plus a float32 per 64 · 256).
-    /// </summary>
-    static double FrozenLinearBytes(ModelConfig c, MemoryEstimateOptions o, double dense, long linear) => QuantizationOf(o) switch
-    {
-        Models.Quantization.BaseQuantization.Int8 => linear + 4.0 * c.NumHiddenLayers * LayerProjections(c).Sum(p => p.Out),
-        Models.Quantization.BaseQuantization.Nf4 => linear * (0.5 + (o.DoubleQuant ? 1.0 / 64 + 4.0 / (64 * 256) : 4.0 / 64)),
-        _ => dense * linear,
-    };
+    /// <summary>Bytes of the frozen decoder projections: dense, or what the quantized weight type says a matrix is stored in.</summary>
+    static double FrozenLinearBytes(ModelConfig c, MemoryEstimateOptions o, double dense, long linear)
+        => Models.Quantization.QuantizedWeight.CostOf(QuantizationOf(o)) is { } cost
+            ? c.NumHiddenLayers * LayerProjections(c).Sum(p => (double)cost.StoredBytes(p.Out, p.In, o.DoubleQuant))
+            : dense * linear;
 
     /// <summary>
     /// Share of the gradients that exist when activations peak. Without checkpointing the peak is the
@@ -194,20 +188,13 @@ public static class MemoryEstimator
 
     /// <summary>
     /// A quantized projection is dequantized for each matmul (forward, and again in backward) and dropped
-    /// after it: the largest one's temporaries are part of the peak. NF4: a 2-byte lookup index and the
-    /// float32 values per weight; int8: the float32 values; plus the copy in a 16-bit compute dtype.
+    /// after it: the largest one's temporaries (as its weight type states them) are part of the peak, plus
+    /// the copy in a 16-bit compute dtype.
     /// </summary>
     static double DequantizationBytes(ModelConfig c, MemoryEstimateOptions o, double act)
     {
-        if (o.Method == TrainingMethod.Full) return 0;
-        double perWeight = QuantizationOf(o) switch
-        {
-            Models.Quantization.BaseQuantization.Nf4 => 2 + 4,
-            Models.Quantization.BaseQuantization.Int8 => 4,
-            _ => 0,
-        };
-        if (perWeight == 0) return 0;
-        return LayerProjections(c).Max(p => (double)p.In * p.Out) * (perWeight + (act < 4 ? act : 0));
+        if (o.Method == TrainingMethod.Full || Models.Quantization.QuantizedWeight.CostOf(QuantizationOf(o)) is not { } cost) return 0;
+        return LayerProjections(c).Max(p => (double)p.In * p.Out) * (cost.DequantizationBytesPerWeight + (act < 4 ? act : 0));
     }
 
     static LadderConfig Ladder(ModelConfig c, MemoryEstimateOptions o)
@@ -291,6 +278,7 @@ public static class MemoryEstimator
         if (o.BatchSize < 1) throw LoraShellException.InvalidArgument("InvalidBatchSize", $"Batch size must be at least 1 (got {o.BatchSize}).", o.BatchSize);
         if (o.LossChunkTokens is < 1) throw LoraShellException.InvalidArgument("InvalidLossChunk", $"Loss chunk must be at least 1 token (got {o.LossChunkTokens}).", o.LossChunkTokens);
         if (o.SequenceLength < 1) throw LoraShellException.InvalidArgument("InvalidSequenceLength", $"Sequence length must be at least 1 (got {o.SequenceLength}).", o.SequenceLength);
+        if (o.TrainableTokens < 0) throw LoraShellException.InvalidArgument("InvalidTokenIndices", $"The number of trained token rows cannot be negative (got {o.TrainableTokens}).", o.TrainableTokens);
         if (o.LoraRank < 1) throw LoraShellException.InvalidArgument("InvalidRank", $"LoRA rank must be at least 1 (got {o.LoraRank}).", o.LoraRank);
         if (!(o.GpuMemoryGB > 0)) throw LoraShellException.InvalidArgument("InvalidGpuMemory", $"GPU memory must be positive (got {o.GpuMemoryGB} GB).", o.GpuMemoryGB);
         if (o.Precision is TrainingPrecision.Int8Base or TrainingPrecision.Int4Base && o.Quantization != Models.Quantization.BaseQuantization.None

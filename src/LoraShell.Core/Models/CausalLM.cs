@@ -61,8 +61,12 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     /// <summary>Logits for the new positions, appending their keys/values to <paramref name="cache"/>.</summary>
     public Tensor Forward(Tensor inputIds, KvCache? cache) => Logits(_decoder.Forward(inputIds, cache));
 
-    /// <summary>Projects final hidden states to vocabulary logits.</summary>
-    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
+    /// <summary>Projects final hidden states to vocabulary logits (a tied head sees rows a token adapter replaced in the embedding).</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        var logits = nn.functional.linear(hidden, HeadWeight);
+        return _head is null && _decoder.EmbeddingLookup is ITiedHeadRows rows ? rows.OnTiedHead(hidden, logits) : logits;
+    }
 
     public KvCache NewCache() => new(Config.NumHiddenLayers);
 

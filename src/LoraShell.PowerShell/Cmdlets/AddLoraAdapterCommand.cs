@@ -86,6 +86,10 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
     [Parameter(HelpMessage = "Modules (besides the adapter) whose weights also train and are saved with the adapter, e.g. lm_head or norm.")]
     public string[]? ModulesToSave { get; set; }
 
+    [Parameter(HelpMessage = "Token ids whose embedding rows train while the rest of the vocabulary stays frozen (PEFT's trainable_token_indices), e.g. the ids of chat tokens you added. The rows start as the base rows; a tied output head uses them too. Saved as token_adapter.trainable_tokens_delta.")]
+    [ValidateNotNullOrEmpty]
+    public int[]? TrainableTokenIndices { get; set; }
+
     [Parameter(HelpMessage = "Seed for the adapter's random initialisation.")]
     public long? Seed { get; set; }
 
@@ -121,6 +125,7 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
             RankPattern = Pattern(RankPattern, nameof(RankPattern), v => checked((int)Convert.ToInt64(v, CultureInfo.InvariantCulture))),
             AlphaPattern = Pattern(AlphaPattern, nameof(AlphaPattern), v => Convert.ToDouble(v, CultureInfo.InvariantCulture)),
             LayersToTransform = LayersToTransform, ModulesToSave = ModulesToSave,
+            TrainableTokenIndices = TrainableTokenIndices is null ? null : new Dictionary<string, IReadOnlyList<int>> { [LoraConfig.InputEmbedding] = TrainableTokenIndices },
             BaseModelNameOrPath = Model.Loaded.NameOrPath,
         };
 
@@ -133,7 +138,8 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
             // One entry per module name (q_proj in 22 layers is one entry), so -WhatIf stays readable.
             string what = $"Add LoRA adapter '{Name}' (r={Rank}, alpha={Alpha}) to {plan.Count} modules, {parameters:N0} parameters: " +
                           string.Join("; ", plan.GroupBy(p => (Short: p.ModulePath[(p.ModulePath.LastIndexOf('.') + 1)..], p.OutFeatures, p.InFeatures, p.Rank))
-                              .Select(g => $"{g.Key.Short} [{g.Key.OutFeatures}x{g.Key.InFeatures}] r={g.Key.Rank} in {g.Count()} layer{(g.Count() == 1 ? "" : "s")}"));
+                              .Select(g => $"{g.Key.Short} [{g.Key.OutFeatures}x{g.Key.InFeatures}] r={g.Key.Rank} in {g.Count()} layer{(g.Count() == 1 ? "" : "s")}"))
+                          + (TrainableTokenIndices is { Length: > 0 } ids ? $"; trains {ids.Length} token row{(ids.Length == 1 ? "" : "s")} of {Model.Loaded.Model.EmbeddingSlot().Path} ({string.Join(", ", ids.Take(8))}{(ids.Length > 8 ? ", …" : "")})" : "");
             if (!ShouldProcess(Model.Name, what)) return;
             Model.Loaded.Adapters.Add(Name, config, Seed);
             Model.Loaded.Adapters.MarkTrainable(Name);

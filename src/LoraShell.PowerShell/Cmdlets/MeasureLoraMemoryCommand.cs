@@ -144,6 +144,10 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [Parameter(HelpMessage = "Modules the adapter keeps a trained copy of (Add-LoraAdapter -ModulesToSave: lm_head, embed_tokens, norm, …); they count as trainable weights. Default: for a piped model, its active adapter's.")]
     public string[]? ModulesToSave { get; set; }
 
+    [Parameter(HelpMessage = "Embedding rows the adapter trains (Add-LoraAdapter -TrainableTokenIndices): a row of hidden-size weights each, trainable. Default: for a piped model, its active adapter's count.")]
+    [ValidateRange(0, int.MaxValue)]
+    public int? TrainableTokens { get; set; }
+
     [Parameter(HelpMessage = "LoRA target modules: names such as q_proj, v_proj, or all-linear. Default: for a piped model, what training it would adapt (its active adapter's modules, or q_proj and v_proj, the adapter Start-LoraTraining adds); for a preset or shape, all-linear.")]
     [ArgumentCompleter(typeof(TargetModulesCompleter))]
     public string[] TargetModules { get; set; } = { "all-linear" };
@@ -177,6 +181,8 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
             && Model.Loaded.Adapters.ActiveNames.FirstOrDefault() is string activeName && Model.Loaded.Adapters.ConfigOf(activeName).UseDora);
         var modulesToSave = ModulesToSave ?? (ParameterSetName == ModelSet && Model.Loaded.Adapters.ActiveNames.FirstOrDefault() is string saving
             ? Model.Loaded.Adapters.ConfigOf(saving).ModulesToSave?.ToArray() : null);
+        int trainableTokens = TrainableTokens ?? (ParameterSetName == ModelSet && Model.Loaded.Adapters.ActiveNames.FirstOrDefault() is string rowing
+            ? Model.Loaded.Adapters.Info(rowing).TrainableTokens : 0);
         foreach (var (name, config) in Architectures())
             foreach (var method in Method)
                 foreach (var precision in Precision)
@@ -193,7 +199,7 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                     {
                         Method = method, Precision = precision, Quantization = quantization, DoubleQuant = doubleQuant,
                         BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
-                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = targets, UseDora = useDora, ModulesToSave = modulesToSave,
+                        FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = targets, UseDora = useDora, ModulesToSave = modulesToSave, TrainableTokens = trainableTokens,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,
                     };
                     var estimate = config is null ? MemoryEstimator.EstimateStates(ParameterCount, options, name) : MemoryEstimator.Estimate(config, options, name);

@@ -23,6 +23,9 @@ public sealed class LoraAdapter
         Dropout = info.Config.LoraDropout;
         Bias = info.Config.Bias;
         RankPattern = info.Config.RankPattern.ToDictionary(p => p.Key, p => p.Value);
+        UseDora = info.Config.UseDora;
+        ModulesToSave = info.Config.ModulesToSave?.ToArray() ?? Array.Empty<string>();
+        TrainableTokenIndices = info.Config.TrainableTokenIndices?.Values.SelectMany(v => v).Distinct().ToArray() ?? Array.Empty<int>();
     }
 
     /// <summary>The model the adapter belongs to, so Remove-, Save- and Set-LoraAdapter can take an adapter from the pipeline.</summary>
@@ -46,6 +49,11 @@ public sealed class LoraAdapter
     public double Dropout { get; }
     public string Bias { get; }
     public Dictionary<string, int> RankPattern { get; }
+    public bool UseDora { get; }
+    /// <summary>Modules the adapter keeps a trained copy of (modules_to_save).</summary>
+    public string[] ModulesToSave { get; }
+    /// <summary>Token ids whose embedding rows the adapter trains (trainable_token_indices).</summary>
+    public int[] TrainableTokenIndices { get; }
     public override string ToString() => $"{Name} (r={Rank}, alpha={Alpha}, {Targets.Length} targets)";
 
     /// <summary>An adapter stands for its model where a cmdlet takes one (`Get-LoraAdapter x | Save-LoraAdapter …`).</summary>

@@ -86,6 +86,20 @@ public class QuantizationTests
         Assert.Equal(24 * 40 + 4 * 24, q.Bytes);
     }
 
+    [Theory]
+    [InlineData(BaseQuantization.Nf4, false, 96, 40)]    // 3,840 weights: 60 whole blocks
+    [InlineData(BaseQuantization.Nf4, false, 7, 13)]     // 91 weights: a padded last block
+    [InlineData(BaseQuantization.Nf4, true, 300, 130)]   // 610 blocks: three statistics blocks, the last partial
+    [InlineData(BaseQuantization.Int8, false, 33, 17)]
+    public void Each_weight_type_states_the_bytes_it_holds(BaseQuantization kind, bool doubleQuant, long outFeatures, long inFeatures)
+    {
+        // Measure-LoraMemory takes a quantized base's bytes from the type's own statement (QuantizedWeight.CostOf).
+        using var w = randn(outFeatures, inFeatures);
+        using var q = QuantizedWeight.Quantize(w, kind, doubleQuant);
+        Assert.Equal(q.Bytes, QuantizedWeight.CostOf(kind)!.StoredBytes(outFeatures, inFeatures, doubleQuant));
+        Assert.Null(QuantizedWeight.CostOf(BaseQuantization.None));
+    }
+
     [Fact]
     public void The_dynamic_map_is_bitsandbytes_signed_8_bit_map()
     {

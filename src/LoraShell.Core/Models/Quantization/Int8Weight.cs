@@ -19,6 +19,9 @@ public sealed class Int8Weight : QuantizedWeight
     }
 
     public override BaseQuantization Kind => BaseQuantization.Int8;
+
+    /// <summary>A code byte per weight and a float32 scale per row; dequantizing makes the float32 matrix.</summary>
+    public static readonly QuantizedWeightCost Cost = new((outFeatures, inFeatures, _) => outFeatures * inFeatures + 4 * outFeatures, DequantizationBytesPerWeight: 4);
     public override long Bytes => _codes.numel() + 4 * _scales.numel();
     public override Device Device => _codes.device;
 

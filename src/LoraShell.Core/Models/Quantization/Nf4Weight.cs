@@ -30,6 +30,17 @@ public sealed class Nf4Weight : QuantizedWeight
     }
 
     public override BaseQuantization Kind => BaseQuantization.Nf4;
+
+    /// <summary>
+    /// Half a byte per weight (blocks of 64, the last padded) and a float32 absmax per block, or with double
+    /// quantization a byte per block and a float32 per 256 blocks; dequantizing makes a 2-byte lookup index
+    /// and the float32 values per weight.
+    /// </summary>
+    public static readonly QuantizedWeightCost Cost = new((outFeatures, inFeatures, doubleQuant) =>
+    {
+        long blocks = (outFeatures * inFeatures + BlockSize - 1) / BlockSize;
+        return blocks * (BlockSize / 2) + (doubleQuant ? blocks + 4 * ((blocks + StatisticsBlockSize - 1) / StatisticsBlockSize) : 4 * blocks);
+    }, DequantizationBytesPerWeight: 2 + 4);
     public bool DoubleQuantized => _absmaxScales is not null;
     public override long Bytes => _packed.numel() + _absmax.numel() * _absmax.element_size() + (_absmaxScales?.numel() ?? 0) * 4;
     public override Device Device => _packed.device;

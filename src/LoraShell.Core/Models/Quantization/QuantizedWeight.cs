@@ -32,6 +32,14 @@ public abstract class QuantizedWeight : IDisposable
     /// <summary>The same codes on another device.</summary>
     public abstract void MoveTo(Device device);
 
+    /// <summary>What a matrix in <paramref name="kind"/> costs, as that weight type states it; null for dense weights.</summary>
+    public static QuantizedWeightCost? CostOf(BaseQuantization kind) => kind switch
+    {
+        BaseQuantization.Nf4 => Nf4Weight.Cost,
+        BaseQuantization.Int8 => Int8Weight.Cost,
+        _ => null,
+    };
+
     public static QuantizedWeight Quantize(Tensor outIn, BaseQuantization kind, bool doubleQuant) => kind switch
     {
         BaseQuantization.Nf4 => Nf4Weight.Quantize(outIn, doubleQuant),

@@ -67,7 +67,8 @@ public static class PythonReference
     /// Has the reference write a random adapter for <paramref name="model"/> as PEFT's save_pretrained lays it
     /// out (nonzero B; with <paramref name="dora"/>, magnitudes of ‖W + s·B·A‖ times U[0.8, 1.2]).
     /// </summary>
-    public static void WriteAdapter(string model, string output, IEnumerable<string> targets, int rank, double alpha, bool dora, int seed, IEnumerable<string>? modulesToSave = null)
+    public static void WriteAdapter(string model, string output, IEnumerable<string> targets, int rank, double alpha, bool dora, int seed, IEnumerable<string>? modulesToSave = null,
+        IEnumerable<int>? trainableTokens = null)
     {
         var start = new ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var arg in new[] { Script, "--write-adapter", output, "--model", model, "--targets", string.Join(",", targets),
@@ -75,6 +76,7 @@ public static class PythonReference
             start.ArgumentList.Add(arg);
         if (dora) start.ArgumentList.Add("--dora");
         if (modulesToSave is not null) { start.ArgumentList.Add("--modules-to-save"); start.ArgumentList.Add(string.Join(",", modulesToSave)); }
+        if (trainableTokens is not null) { start.ArgumentList.Add("--trainable-tokens"); start.ArgumentList.Add(string.Join(",", trainableTokens)); }
         using var process = Process.Start(start)!;
         string stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
