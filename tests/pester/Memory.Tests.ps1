@@ -74,5 +74,10 @@ Describe 'Measure-LoraMemory for DoRA and modules_to_save copies (issue 28)' {
         $plain = Measure-LoraMemory -Preset Qwen1.5-7B -Method Lora
         (Measure-LoraMemory -Preset Qwen1.5-7B -Method Lora -ModulesToSave lm_head).TrainableParameters |
             Should -Be ($plain.TrainableParameters + 151936 * 4096)
+        # Qwen3-0.6B ties its head: a copy of lm_head is a copy of the embedding's weight, and untying keeps the base one frozen beside it.
+        $tied = Measure-LoraMemory -Preset Qwen3-0.6B -Method Lora
+        $copied = Measure-LoraMemory -Preset Qwen3-0.6B -Method Lora -ModulesToSave lm_head
+        $copied.TrainableParameters | Should -Be ($tied.TrainableParameters + 151936 * 1024)
+        $copied.TotalGB | Should -BeGreaterThan $tied.TotalGB
     }
 }

@@ -42,9 +42,9 @@ public sealed class LoraAdapterSet
     {
         config.Validate();
         foreach (var module in config.ModulesToSave ?? Array.Empty<string>())
-            if (!ModulesToSaveParameters(config with { ModulesToSave = new[] { module } }).Any())
+            if (!ModulesToSaveParameters(config with { ModulesToSave = new[] { module } }).Any() && !SavesTiedHead(new[] { module }))
                 throw LoraShellException.InvalidArgument("ModulesToSaveNotFound",
-                    $"modules_to_save names '{module}', which is no module of this model (tied embeddings have no lm_head; norms are e.g. 'model.norm').", module);
+                    $"modules_to_save names '{module}', which is no module of this model (modules are e.g. '{FamilyLayoutHead}', '{_model.EmbeddingSlot().Path}', 'model.norm').", module);
         var plan = new List<AdapterPlanItem>();
         foreach (var slot in TargetMatcher.Select(_model, config))
         {
@@ -75,6 +75,21 @@ public sealed class LoraAdapterSet
         }
         return plan;
     }
+
+    const string FamilyLayoutHead = Models.Families.FamilyLayout.Head;
+
+    /// <summary>On a tied model, whether modules_to_save names the head, which is the embedding's weight until an adapter needs its own copy.</summary>
+    bool SavesTiedHead(IReadOnlyList<string>? modulesToSave) => _model.Config.TieWordEmbeddings && LoraConfig.SavesModule(modulesToSave, FamilyLayoutHead);
+
+    /// <summary>
+    /// Whether the config's modules_to_save copies one side of a tied head/embedding pair. PEFT deep-copies the
+    /// named module, so the other side keeps the base weight: a copied lm_head leaves the embedding as it was, a
+    /// copied embedding leaves the head on the base weight. Here the model unties its head for such an adapter.
+    /// </summary>
+    bool CopiesTiedSide(LoraConfig config)
+        => config.ModulesToSave is { Count: > 0 } m && (LoraConfig.SavesModule(m, FamilyLayoutHead) || LoraConfig.SavesModule(m, _model.EmbeddingSlot().Path));
+
+    bool _headUntied; // the model's head was untied for an adapter (and is tied again when none needs it)
 
     /// <summary>The LoRA-wrapped token embedding, when an adapter targets it.</summary>
     public (string Path, LoraEmbedding Layer)? EmbeddingLayer()
@@ -141,6 +156,7 @@ public sealed class LoraAdapterSet
             tokens.AddAdapter(name, rows);
         }
         _order.Add(name);
+        if (_model.Config.TieWordEmbeddings && CopiesTiedSide(config)) _headUntied |= _model.UntieHead();
         _savedModules.Add(name, ModulesToSaveParameters(config));
         // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
         bool fanInFanOut = plan.Where(p => slots.ContainsKey(p.ModulePath)).All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
@@ -253,6 +269,8 @@ public sealed class LoraAdapterSet
         ActiveNames = ActiveNames.Where(n => n != name).ToList();
         if (_savedModules.Live == name) SyncSavedModules(); // its module goes back to the base values
         _savedModules.Remove(name);
+        // The head was untied for copies of it or of the embedding: tied again when no adapter keeps one and it still equals the embedding.
+        if (_headUntied && !_configs.Values.Any(CopiesTiedSide) && _model.RetieHead()) _headUntied = false;
     }
 
     /// <summary>Adapters that are merged now.</summary>
@@ -314,6 +332,8 @@ public sealed class LoraAdapterSet
         if (EmbeddingLayer() is { } e) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(e.Layer.base_layer);
         if (TokenRowsLayer() is { } t) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(t.Layer.base_layer);
         _savedModules.Dispose(); // as merge_and_unload, the active adapter's copy stays as the module
+        // An untied head stays untied when it now differs from the embedding (a copy of either was live): the config says so.
+        if (_headUntied) { _model.RetieHead(); _headUntied = false; }
         _order.Clear();
         _configs.Clear();
         ActiveNames = Array.Empty<string>();

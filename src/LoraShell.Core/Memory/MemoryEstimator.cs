@@ -31,7 +31,7 @@ public static class MemoryEstimator
         // Frozen weights: quantised formats apply to the decoder's Linear weights only; embeddings,
         // LM head and norms stay in the compute dtype, as bitsandbytes leaves them.
         double dense = o.Precision == TrainingPrecision.Fp32 ? 4 : 2;
-        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : FrozenLinearBytes(c, o, dense, linear) + dense * (total - linear);
+        double frozenBytes = o.Method == TrainingMethod.Full ? 0 : FrozenLinearBytes(c, o, dense, linear) + dense * (total - linear + UntiedHeadParameters(c, o));
         var sized = Sized(modelName, o, total, trainable, frozenBytes, ActivationElements(c, o) * act + LossBytes(c, o, act) + DequantizationBytes(c, o, act) + AdapterTransientBytes(c, o));
         return sized with { GradientBytesAtPeak = sized.GradientBytes * GradientShareAtPeak(c, o, trainable) };
     }
@@ -264,11 +264,22 @@ public static class MemoryEstimator
         if (modulesToSave is not { Count: > 0 }) return 0;
         long count = c.Family.Tensors(c).Where(t => t.Name.Contains('.') && LoraConfig.SavesModule(modulesToSave, t.Name[..t.Name.LastIndexOf('.')]))
             .Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+        // A tied model has no lm_head tensor: a copy of it is a copy of the embedding's weight.
+        if (c.TieWordEmbeddings && LoraConfig.SavesModule(modulesToSave, FamilyLayout.Head)) count += (long)c.VocabSize * c.HiddenSize;
         if (count == 0)
             throw LoraShellException.InvalidArgument("ModulesToSaveNotFound",
-                $"modules_to_save names {string.Join(", ", modulesToSave)}, which matches no module of a {c.ModelType} model{(c.TieWordEmbeddings ? " (its head is tied to the embedding: there is no lm_head)" : "")}.", modulesToSave);
+                $"modules_to_save names {string.Join(", ", modulesToSave)}, which matches no module of a {c.ModelType} model.", modulesToSave);
         return count;
     }
+
+    /// <summary>
+    /// On a tied model, a modules_to_save copy of the head or of the embedding unties them (PEFT deep-copies one
+    /// side, the other keeps the base weight): one more frozen [vocab, hidden] weight beside the trained copy.
+    /// </summary>
+    static long UntiedHeadParameters(ModelConfig c, MemoryEstimateOptions o)
+        => o.Method == TrainingMethod.Lora && c.TieWordEmbeddings && o.ModulesToSave is { Count: > 0 } m
+           && (LoraConfig.SavesModule(m, FamilyLayout.Head) || LoraConfig.SavesModule(m, $"{c.Family.Layout.Backbone}.{c.Family.Layout.Embedding}"))
+            ? (long)c.VocabSize * c.HiddenSize : 0;
 
     /// <summary>Weights of the decoder's projections (what 8-/4-bit formats quantise).</summary>
     static long LinearWeights(ModelConfig c) => c.NumHiddenLayers * LayerProjections(c).Sum(p => p.In * p.Out);

@@ -20,7 +20,7 @@ public sealed record EmbeddingSlot(string Path, string Name, TorchSharp.Modules.
 public sealed class CausalLM : nn.Module<Tensor, Tensor>
 {
     readonly Decoder _decoder;
-    readonly Linear? _head;
+    Linear? _head;
 
     /// <param name="format">dtype and quantization of the weights (default: float32, dense, randomly initialised)</param>
     public CausalLM(ModelConfig config, WeightFormat? format = null) : base(config.Family.Architecture)
@@ -44,7 +44,7 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     // field name (which runs when this module is registered in its parent) would add them twice.
     protected override void RegisterComponents() { }
 
-    public ModelConfig Config { get; }
+    public ModelConfig Config { get; private set; }
     public ModelFamily Family { get; }
     /// <summary>How the weights were built: dtype and quantization of the decoder's projections.</summary>
     public WeightFormat Format { get; }
@@ -69,6 +69,35 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     }
 
     public KvCache NewCache() => new(Config.NumHiddenLayers);
+
+    /// <summary>
+    /// Gives a tied model an output head of its own, a copy of the embedding (what PEFT's deepcopy of a tied
+    /// module in modules_to_save amounts to): from now on the head and the embedding are separate weights and
+    /// the config says so (an export writes lm_head). Returns false when the head was separate already.
+    /// </summary>
+    public bool UntieHead()
+    {
+        if (_head is not null) return false;
+        var head = nn.Linear(Config.HiddenSize, Config.VocabSize, hasBias: false, device: Device, dtype: DType);
+        using (no_grad()) head.weight!.copy_(_decoder.Embedding.weight!);
+        head.weight!.requires_grad = false;
+        head.train(training);
+        register_module(FamilyLayout.Head, head);
+        _head = head;
+        Config = Config with { TieWordEmbeddings = false };
+        return true;
+    }
+
+    /// <summary>Ties the head to the embedding again, when it is a separate weight equal to the embedding element for element; returns whether it did.</summary>
+    public bool RetieHead()
+    {
+        if (_head is null || !_head.weight!.eq(_decoder.Embedding.weight!).all().item<bool>()) return false;
+        register_module(FamilyLayout.Head, null!);
+        _head.Dispose();
+        _head = null;
+        Config = Config with { TieWordEmbeddings = true };
+        return true;
+    }
 
     /// <summary>The quantized projections (empty for a dense model).</summary>
     public IEnumerable<QuantizedProjection> QuantizedProjections()

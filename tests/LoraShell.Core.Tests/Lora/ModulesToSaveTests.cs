@@ -127,4 +127,52 @@ public class ModulesToSaveTests
         Assert.True(RelativeError(reference[1], theirsHere) < 1e-5, $"theirs here: {RelativeError(reference[1], theirsHere):E2}");
         Assert.True(RelativeError(reference[1], baseLogits) > 1e-3, "the reference's copies should change the logits");
     }
+
+    /// <summary>
+    /// On a tied model PEFT deep-copies the named side (lm_head or the embedding) and the other keeps the base
+    /// weight; LoraShell unties the head for such an adapter and ties it again when the adapter goes.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen3", "lm_head", "q_proj")]
+    [InlineData("qwen3", "embed_tokens", "v_proj")]
+    [InlineData("gpt2", "lm_head", "c_attn")]
+    [InlineData("gpt2", "wte", "c_attn")]
+    public void OnATiedModelACopyOfOneSideLeavesTheOtherOnTheBaseWeight(string family, string module, string linear)
+    {
+        using var dir = new TempFolder();
+        var c = TinyFamilies.All.Single(x => x.Name == family);
+        using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
+        using var m = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") });
+        Assert.True(m.Model.Config.TieWordEmbeddings);
+        using var plain = Logits(m);
+        m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { linear }, ModulesToSave = new[] { module }, Init = LoraInit.Random }, seed: 1);
+        Assert.False(m.Model.Config.TieWordEmbeddings);
+        Perturb(m, "default");
+        using var ours = Logits(m);
+        PeftAdapterFormat.Save(m.Adapters, "default", dir.File("ours"), overwrite: false, baseModelNameOrPath: dir.File("model"));
+
+        PythonReference.WriteAdapter(dir.File("model"), dir.File("theirs"), new[] { linear }, rank: 4, alpha: 8, dora: false, seed: 5, modulesToSave: new[] { module });
+        using var other = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") });
+        PeftAdapterFormat.Load(other.Adapters, dir.File("theirs"), "default");
+        using var theirsHere = Logits(other);
+        var reference = PythonReference.Run(new PythonReference.Job[] { new(dir.File("model"), dir.File("ours")), new(dir.File("model"), dir.File("theirs")) }, TinyFamilies.Ids, dir.Path);
+        Assert.True(RelativeError(reference[0], ours) < 1e-5, $"ours in the reference: {RelativeError(reference[0], ours):E2}");
+        Assert.True(RelativeError(reference[1], theirsHere) < 1e-5, $"theirs here: {RelativeError(reference[1], theirsHere):E2}");
+
+        // The adapter goes: the head is the embedding again, and the model computes as before.
+        m.Adapters.Delete("default");
+        Assert.True(m.Model.Config.TieWordEmbeddings);
+        Assert.DoesNotContain(m.Model.named_parameters(), p => p.name.StartsWith("lm_head", StringComparison.Ordinal));
+        using (var back = Logits(m)) Assert.True(Same(plain, back), "deleting the adapter restores the tied model");
+
+        // merge_and_unload keeps the live copy: the model stays untied, and its export says so and loads back.
+        other.Adapters.Unload();
+        Assert.False(other.Model.Config.TieWordEmbeddings);
+        HuggingFaceWriter.Save(other.Model, dir.File("unloaded"), overwrite: false);
+        using var reloaded = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("unloaded") });
+        Assert.False(reloaded.Model.Config.TieWordEmbeddings);
+        using var reloadedLogits = Logits(reloaded);
+        using var unloaded = Logits(other);
+        Assert.True(RelativeError(unloaded, reloadedLogits) < 1e-6, "the untied export");
+    }
 }
