@@ -55,6 +55,7 @@ static partial class Scenarios
         ["gguf-import-tinyllama1b-f16"] = quick => GgufImport("F16", quick),
         ["gguf-import-tinyllama1b-q8_0"] = quick => GgufImport("Q8_0", quick),
         ["gguf-generate-tinyllama1b-vs-llamacpp"] = GgufGenerate,
+        ["train-packing-synthetic50M-mixed-lengths"] = Packing,
     };
 
     /// <summary>

@@ -69,6 +69,20 @@ Describe 'Start-LoraTraining | Export-LoraChart' {
     }
 }
 
+Describe 'Packing documents into windows (issue 27)' {
+    It 'reads each JSONL record alone by default, and as one stream with -Packing Stream' {
+        $jsonl = Join-Path $Dir 'records.jsonl'
+        (Get-Content -Raw $Data).Substring(0, 30000) -split "`n`n" | Where-Object { $_.Trim() } | Select-Object -First 300 |
+            ForEach-Object { @{ text = $_ } | ConvertTo-Json -Compress } | Set-Content $jsonl
+        $settings = @{ DataPath = $jsonl; MaxSteps = 2; BatchSize = 4; SequenceLength = 64; MaxEvalWindows = 8; Seed = 1 }
+        $verbose = Import-LoraModel $StoriesPath | Start-LoraTraining @settings -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | Out-String
+        $verbose | Should -Match 'documents, each read alone inside the windows that pack them'
+        $documents = Import-LoraModel $StoriesPath | Start-LoraTraining @settings
+        $stream = Import-LoraModel $StoriesPath | Start-LoraTraining @settings -Packing Stream
+        $documents.FinalValidationLoss | Should -Not -Be $stream.FinalValidationLoss
+    }
+}
+
 Describe 'Ladder side-tuning from PowerShell' {
     It 'trains a side network and loads it back with -SideNetworkPath' {
         $out = Join-Path $Dir 'lst'

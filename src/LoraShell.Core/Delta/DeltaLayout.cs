@@ -26,6 +26,18 @@ internal sealed class DeltaLayout
     /// <summary>A tensor's name in the family's canonical layout (GPT-2's "transformer." prefix added where a checkpoint lacks it).</summary>
     public string Canonical(string tensorName) => _config?.Family.CanonicalName(tensorName, _config with { TieWordEmbeddings = false }) ?? tensorName;
 
+    /// <summary>
+    /// On a model with a tied head, the head's weight name when <paramref name="tensorName"/> is the embedding's:
+    /// a full fine-tune changed both, and a PEFT adapter's modules_to_save copy of the embedding leaves the head on
+    /// the base weight, so the head needs its own copy. Null otherwise.
+    /// </summary>
+    public string? TiedHeadOf(string tensorName)
+    {
+        if (_config is not { TieWordEmbeddings: true } c) return null;
+        var l = c.Family.Layout;
+        return Canonical(tensorName) == $"{l.Backbone}.{l.Embedding}.weight" ? $"{FamilyLayout.Head}.weight" : null;
+    }
+
     /// <summary>The PEFT module path of a weight tensor (the canonical name without ".weight").</summary>
     public string ModulePath(string tensorName)
     {

@@ -239,11 +239,16 @@ public static class SvdDeltaCompressor
         {
             writer.Add(PeftKeys.ParameterKey(layout.Canonical(name)), ft);
             exact.Add(name);
+            if (layout.TiedHeadOf(name) is string head)
+            {
+                writer.Add(PeftKeys.ParameterKey(head), ft);
+                exact.Add(head);
+            }
         }
         return new SvdDeltaReport
         {
             Name = name, Status = DeltaStatus.NonMatrix, Shape = ft.shape, DeltaNorm = norm, MaxAbsDelta = maxAbs,
-            BytesBefore = ft.numel() * 4, BytesAfter = store ? ft.numel() * SafetensorsDType.SizeOf(ft.dtype) : 0,
+            BytesBefore = ft.numel() * 4, BytesAfter = store ? ft.numel() * SafetensorsDType.SizeOf(ft.dtype) * (layout.TiedHeadOf(name) is null ? 1 : 2) : 0,
             StoredExactly = store, Seconds = clock.Elapsed.TotalSeconds, Method = o.Method.ToString(),
         };
     }

@@ -58,6 +58,9 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     /// <summary>Logits [batch, seq, vocab] for token ids [batch, seq].</summary>
     public override Tensor forward(Tensor inputIds) => Logits(_decoder.Forward(inputIds));
 
+    /// <summary>Logits of rows that pack several documents, each read as if alone (<see cref="PackedLayout"/>).</summary>
+    public Tensor Forward(Tensor inputIds, PackedLayout? packed) => Logits(_decoder.Forward(inputIds, packed: packed));
+
     /// <summary>Logits for the new positions, appending their keys/values to <paramref name="cache"/>.</summary>
     public Tensor Forward(Tensor inputIds, KvCache? cache) => Logits(_decoder.Forward(inputIds, cache));
 

@@ -59,7 +59,7 @@ public sealed class LadderSideNetwork : nn.Module
     public bool GradientCheckpointing { get; set; }
 
     /// <summary>Logits [batch, seq, vocab] of backbone + side network.</summary>
-    public Tensor Forward(CausalLM backbone, Tensor ids) => backbone.Logits(Hidden(backbone, ids));
+    public Tensor Forward(CausalLM backbone, Tensor ids, PackedLayout? packed = null) => backbone.Logits(Hidden(backbone, ids, packed: packed));
 
     /// <summary>
     /// Logits of the new positions for incremental decoding: the backbone appends to <paramref name="backboneCache"/>,
@@ -71,7 +71,8 @@ public sealed class LadderSideNetwork : nn.Module
     public KvCache NewCache() => new(_layers.Count);
 
     /// <summary>Final hidden states [batch, seq, hidden]: the backbone's plus the side network's up-projection.</summary>
-    public Tensor Hidden(CausalLM backbone, Tensor ids, KvCache? backboneCache = null, KvCache? sideCache = null)
+    /// <param name="packed">rows of several documents: the side blocks attend within each document, as the backbone does</param>
+    public Tensor Hidden(CausalLM backbone, Tensor ids, KvCache? backboneCache = null, KvCache? sideCache = null, PackedLayout? packed = null)
     {
         if ((backboneCache is null) != (sideCache is null))
             throw new ArgumentException("Give both caches (backbone and side) or neither.");
@@ -79,19 +80,19 @@ public sealed class LadderSideNetwork : nn.Module
         var wanted = new HashSet<int>(_layers) { -1 };
         Tensor final;
         using (no_grad())
-            final = backbone.Decoder.Forward(ids, backboneCache, (i, h) => { if (wanted.Contains(i)) states[i] = h; });
+            final = backbone.Decoder.Forward(ids, backboneCache, (i, h) => { if (wanted.Contains(i)) states[i] = h; }, packed);
 
         var dtype = downs[0].weight!.dtype;
         long past = sideCache?.Length ?? 0;
-        var rotary = backbone.Decoder.RotaryTable(past, ids.shape[1], ids.device, dtype);
+        var rotary = packed is null ? backbone.Decoder.RotaryTable(past, ids.shape[1], ids.device, dtype) : backbone.Decoder.RotaryTable(packed, dtype);
         var side = downs[0].call(states[-1].to(dtype));
         for (int j = 0; j < _layers.Count; j++)
         {
             var mu = sigmoid(gates[j] / Config.GateTemperature);
             side = mu * downs[j + 1].call(states[_layers[j]].to(dtype)) + (1 - mu) * side;
             side = GradientCheckpointing && sideCache is null && is_grad_enabled()
-                ? LayerRecompute.Run(blocks[j], side, rotary)
-                : blocks[j].Forward(side, rotary, sideCache, past);
+                ? LayerRecompute.Run(blocks[j], side, rotary, packed?.Mask)
+                : blocks[j].Forward(side, rotary, sideCache, past, packed?.Mask);
         }
         var combined = final.to(dtype) + up.call(norm.call(side));
         return combined.to(final.dtype);

@@ -52,7 +52,7 @@ internal sealed class ClassificationObjective : TrainingObjective
         _head = new ClassificationHead(model.Config.HiddenSize, _data.Labels.Count);
         _head.to(model.Device);
         _device = model.Device;
-        _hidden = tuner.HiddenStates;
+        _hidden = ids => tuner.HiddenStates(ids);
         _order = new Shuffler(_data.Train.Count, seed);
         log?.Info($"Data: {_data.Train.Count:N0} training and {_validation.Count:N0} validation sentences, labels {string.Join(", ", _data.Labels)}.");
     }

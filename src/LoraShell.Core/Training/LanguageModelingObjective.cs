@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Blocks;
 using LoraShell.Core.Tokenizers;
 using LoraShell.Core.Training.Tuners;
 using static TorchSharp.torch;
@@ -16,21 +17,21 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     readonly TokenCorpus _corpus;
     readonly BatchSampler _train, _validation;
     CausalLM? _model;
-    Func<Tensor, Tensor>? _hidden, _forward;
+    Func<Tensor, PackedLayout?, Tensor>? _hidden, _forward;
 
     public LanguageModelingObjective(TrainingOptions o, ITextTokenizer tokenizer, string? output, RunLog? log = null, Action<TrainingActivity>? activity = null)
     {
         _o = o;
         _corpus = TokenCorpus.Load(o.DataPaths, o.ValidationPaths, o.ValidationFraction, tokenizer, output is null ? null : Path.Combine(output, ".cache"),
             o.SequenceLength, o.ChatLoss, log, activity);
-        _train = new BatchSampler(_corpus.Train, o.SequenceLength, o.Seed);
+        _train = new BatchSampler(_corpus.Train, o.SequenceLength, o.Seed, o.Packing);
         if (_train.WindowCount == 0)
             throw LoraShellException.InvalidData("DataTooSmall",
                 $"The training data holds {_corpus.Train.Length} tokens; one window of -SequenceLength {o.SequenceLength} needs {o.SequenceLength + 1}.", o.DataPaths[0]);
         if (!_train.HasTargets())
             throw LoraShellException.InvalidData("NoTrainingTargets",
                 $"No training window of -SequenceLength {o.SequenceLength} holds a token to train on: every window is prompt or user text. Raise -SequenceLength, shorten the prompts, or use -ChatLoss AllTokens.", o.DataPaths[0]);
-        _validation = new BatchSampler(_corpus.Validation, o.SequenceLength, o.Seed);
+        _validation = new BatchSampler(_corpus.Validation, o.SequenceLength, o.Seed, o.Packing);
         _hasValidation = _validation.WindowCount > 0 && _validation.HasTargets(o.MaxEvalWindows);
         if (_validation.WindowCount == 0 && _corpus.Validation.Length > 0)
             log?.Warn($"The validation data holds {_corpus.Validation.Length:N0} tokens, fewer than one window of -SequenceLength {o.SequenceLength} + 1; no validation loss will be reported. Give more validation data or a shorter -SequenceLength.");
@@ -54,17 +55,20 @@ internal sealed class LanguageModelingObjective : TrainingObjective
         _model = model;
         _hidden = tuner.HiddenStates;
         _forward = tuner.Logits;
-        log?.Info($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}.");
+        log?.Info($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}; "
+            + (_corpus.Train.DocumentCount <= 1 ? "one document." : _o.Packing == PackingMode.Documents
+                ? $"{_corpus.Train.DocumentCount:N0} documents, each read alone inside the windows that pack them (-Packing Documents)."
+                : $"{_corpus.Train.DocumentCount:N0} documents cut as one stream, each attending to those before it in its window (-Packing Stream)."));
     }
 
     public override (double Loss, long Tokens)? Step(long firstDraw, int batchSize, double scale)
     {
         var model = _model!;
-        var (inputs, targets) = _train.Batch(firstDraw, batchSize, model.Device);
+        var (inputs, targets, packed) = _train.Batch(firstDraw, batchSize, model.Device);
         var flatTargets = targets.reshape(-1);
         long count = flatTargets.ne(BatchSampler.IgnoreIndex).sum().item<long>();
         if (count == 0) return null;
-        var states = _hidden!(inputs);
+        var states = _hidden!(inputs, packed);
         double sum = ChunkedCrossEntropy.SumAndBackward(states.reshape(-1, states.shape[^1]), model.Logits, flatTargets,
             ChunkedCrossEntropy.RowsPerChunk(model.Config.VocabSize), scale / count, BatchSampler.IgnoreIndex);
         return (sum / count, inputs.numel());
@@ -73,17 +77,18 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     public override EvalRecord Evaluate(int step, Action<double>? done = null) => new(step, MeanLoss(_forward!, _model!, _validation, _o, done));
 
     /// <summary>Mean loss over the validation windows (targets marked not-predicted are ignored); NaN without any.</summary>
-    public static double MeanLoss(Func<Tensor, Tensor> forward, CausalLM model, BatchSampler validation, TrainingOptions o, Action<double>? done = null)
+    public static double MeanLoss(Func<Tensor, PackedLayout?, Tensor> forward, CausalLM model, BatchSampler validation, TrainingOptions o, Action<double>? done = null)
     {
         double sum = 0;
         long count = 0;
         long windows = o.MaxEvalWindows > 0 ? Math.Min(o.MaxEvalWindows, validation.WindowCount) : validation.WindowCount, scored = 0;
         using var _ = no_grad();
-        foreach (var (inputs, targets) in validation.Sequential(o.BatchSize, model.Device, o.MaxEvalWindows))
+        foreach (var (inputs, targets, packed) in validation.Sequential(o.BatchSize, model.Device, o.MaxEvalWindows))
         {
             using var scope = NewDisposeScope();
             using var i = inputs; using var t = targets;
-            var logits = forward(i);
+            using var positions = packed?.Positions; using var mask = packed?.Mask;
+            var logits = forward(i, packed);
             var flat = t.reshape(-1);
             sum += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), flat,
                 ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum).item<float>();

@@ -6,23 +6,27 @@ using LoraShell.Core.Tokenizers;
 
 namespace LoraShell.Core.Training;
 
-/// <summary>A token stream with, per token, whether the model is trained to predict it.</summary>
+/// <summary>A token stream with, per token, whether the model is trained to predict it and whether it starts a document.</summary>
 public sealed class TokenStream
 {
-    public TokenStream(int[] tokens, bool[] predict)
+    /// <param name="starts">per token, whether a document begins there; null: one document, begun at the first token</param>
+    public TokenStream(int[] tokens, bool[] predict, bool[]? starts = null)
     {
         Tokens = tokens;
         Predict = predict;
+        Starts = starts ?? tokens.Select((_, i) => i == 0).ToArray();
     }
     public int[] Tokens { get; }
     public bool[] Predict { get; }
+    public bool[] Starts { get; }
     public int Length => Tokens.Length;
     public long PredictedCount => Predict.LongCount(p => p);
+    public int DocumentCount => Starts.Count(s => s);
 
     public static TokenStream Concat(IEnumerable<TokenStream> parts)
     {
         var list = parts.ToList();
-        return new TokenStream(list.SelectMany(p => p.Tokens).ToArray(), list.SelectMany(p => p.Predict).ToArray());
+        return new TokenStream(list.SelectMany(p => p.Tokens).ToArray(), list.SelectMany(p => p.Predict).ToArray(), list.SelectMany(p => p.Starts).ToArray());
     }
 }
 
@@ -41,7 +45,7 @@ public sealed class TokenStream
 /// </summary>
 public sealed class TokenCorpus
 {
-    const int CacheVersion = 3;
+    const int CacheVersion = 4; // 4: document starts
 
     public TokenCorpus(TokenStream train, TokenStream validation, IReadOnlyList<string> files, bool fromCache, IReadOnlyList<string>? warnings = null)
     {
@@ -259,6 +263,7 @@ public sealed class TokenCorpus
                 w.Write(s.Length);
                 foreach (var t in s.Tokens) w.Write(t);
                 foreach (var p in s.Predict) w.Write(p);
+                foreach (var b in s.Starts) w.Write(b);
             }
             w.Write(warnings.Count);
             foreach (var line in warnings) w.Write(line);
@@ -275,7 +280,9 @@ public sealed class TokenCorpus
             for (int i = 0; i < n; i++) tokens[i] = r.ReadInt32();
             var predict = new bool[n];
             for (int i = 0; i < n; i++) predict[i] = r.ReadBoolean();
-            return new TokenStream(tokens, predict);
+            var starts = new bool[n];
+            for (int i = 0; i < n; i++) starts[i] = r.ReadBoolean();
+            return new TokenStream(tokens, predict, starts);
         }
         var train = Read();
         var validation = Read();

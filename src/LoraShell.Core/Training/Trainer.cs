@@ -40,7 +40,7 @@ public static class Trainer
     {
         bool wasTraining = model.training;
         model.eval();
-        try { return LanguageModelingObjective.MeanLoss(model.forward, model, validation, o); }
+        try { return LanguageModelingObjective.MeanLoss(model.Forward, model, validation, o); }
         finally { if (wasTraining) model.train(); }
     }
 }

@@ -33,6 +33,8 @@ public sealed record TrainingOptions
     public IReadOnlyList<string>? ValidationPaths { get; init; }
     /// <summary>For {"messages": …} conversations: the loss on the assistant's tokens only (default) or on every token.</summary>
     public ChatLoss ChatLoss { get; init; } = ChatLoss.AssistantTurns;
+    /// <summary>Whether documents packed into one window see each other (Stream) or each is read alone (Documents, default).</summary>
+    public PackingMode Packing { get; init; } = PackingMode.Documents;
     /// <summary>Share of the data held out for validation when no validation path is given (the last part).</summary>
     public double ValidationFraction { get; init; } = 0.1;
     public int? MaxSteps { get; init; }

@@ -75,6 +75,9 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "For {\"messages\": […]} chat data: the loss on the assistant's replies only (AssistantTurns, default, like TRL's assistant_only_loss) or on every token (AllTokens).")]
     public ChatLoss ChatLoss { get; set; } = ChatLoss.AssistantTurns;
 
+    [Parameter(HelpMessage = "How a training window holds several documents (each .jsonl record, conversation or text file is one): Documents (default) reads each as if alone, with its own positions and attention inside it (TRL's padding-free packing), so no token sees another document; Stream cuts one continuous stream, as before, so a document attends to the ones before it.")]
+    public PackingMode Packing { get; set; } = PackingMode.Documents;
+
     [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]
     [ValidateRange(1, int.MaxValue)]
     public int? MaxSteps { get; set; }
@@ -189,6 +192,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
             Method = Method,
             Task = Task,
             ChatLoss = ChatLoss,
+            Packing = Packing,
             DataPaths = DataPath.Select(ResolveLiteral).ToList(),
             ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
             ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,

@@ -44,7 +44,8 @@ public sealed class Attention : ProjectionHost
     /// <param name="rotary">cos/sin for this step's positions, [seq, rotaryDim]; null with learned positions</param>
     /// <param name="cache">past keys/values; appended to when given</param>
     /// <param name="past">positions already in the cache before this forward pass</param>
-    public Tensor Forward(Tensor x, (Tensor Cos, Tensor Sin)? rotary, KvCache? cache, long past)
+    /// <param name="packed">for rows of several documents (<see cref="PackedLayout.Mask"/>): who may attend to whom; null for one sequence per row</param>
+    public Tensor Forward(Tensor x, (Tensor Cos, Tensor Sin)? rotary, KvCache? cache, long past, Tensor? packed = null)
     {
         long batch = x.shape[0], seq = x.shape[1];
         var (q, k, v) = Project(x);
@@ -66,7 +67,7 @@ public sealed class Attention : ProjectionHost
             v = v.repeat_interleave(repeat, dim: 1);
         }
 
-        var mask = Mask(seq, past, k.shape[2], x.device);
+        var mask = packed is null ? Mask(seq, past, k.shape[2], x.device) : Windowed(packed, seq, x.device);
         var attended = mask is null
             ? nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, past == 0 && seq > 1)
             : nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, false);
@@ -94,6 +95,15 @@ public sealed class Attention : ProjectionHost
     /// position) is exact: queries at past..past+seq−1 see keys up to their own position and, with a
     /// sliding window W, only keys j with i − W &lt; j (W keys, itself included).
     /// </summary>
+    /// <summary>A packed row's block-diagonal mask, narrowed to the sliding window when the family has one.</summary>
+    Tensor Windowed(Tensor packed, long seq, Device device)
+    {
+        if (_window is not int w || seq <= w) return packed;
+        var rows = arange(seq, device: device).unsqueeze(1);
+        var cols = arange(seq, device: device).unsqueeze(0);
+        return packed.logical_and(cols > rows - w);
+    }
+
     Tensor? Mask(long seq, long past, long keys, Device device)
     {
         bool windowed = _window is int w && keys > w;

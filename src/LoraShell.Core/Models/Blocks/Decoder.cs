@@ -71,24 +71,26 @@ public sealed class Decoder : nn.Module
     /// <summary>
     /// Runs the decoder. <paramref name="onLayerOutput"/> (optional) sees the embeddings (index -1) and
     /// each layer's output hidden state, for side networks. Returns the final normalised hidden states
-    /// [batch, seq, hidden].
+    /// [batch, seq, hidden]. With <paramref name="packed"/>, each row holds several documents, each read
+    /// as if alone (its own positions, attention within it only).
     /// </summary>
-    public Tensor Forward(Tensor inputIds, KvCache? cache = null, Action<int, Tensor>? onLayerOutput = null)
+    public Tensor Forward(Tensor inputIds, KvCache? cache = null, Action<int, Tensor>? onLayerOutput = null, PackedLayout? packed = null)
     {
+        if (packed is not null && cache is not null) throw new ArgumentException("Packed rows are for training and scoring; decoding with a cache reads one sequence per row.");
         long start = cache?.Length ?? 0, length = inputIds.shape[1];
         var h = _lookup.call(inputIds);
         if (_positions is not null)
         {
             if (start + length > MaxPositions)
                 throw LoraShellException.InvalidArgument("SequenceTooLong", $"Positions up to {start + length} were asked for; this model has {MaxPositions} learned positions.", start + length);
-            h = h + _positions.call(arange(start, start + length, device: inputIds.device));
+            h = h + _positions.call(packed?.Positions ?? arange(start, start + length, device: inputIds.device));
         }
-        var rotary = RotaryTable(start, length, h.device, h.dtype);
+        var rotary = packed is null ? RotaryTable(start, length, h.device, h.dtype) : RotaryTable(packed, h.dtype);
         onLayerOutput?.Invoke(-1, h);
         bool recompute = GradientCheckpointing && cache is null && is_grad_enabled();
         for (int i = 0; i < _layers.Count; i++)
         {
-            h = recompute ? LayerRecompute.Run(_layers[i], h, rotary) : _layers[i].Forward(h, rotary, cache, start);
+            h = recompute ? LayerRecompute.Run(_layers[i], h, rotary, packed?.Mask) : _layers[i].Forward(h, rotary, cache, start, packed?.Mask);
             onLayerOutput?.Invoke(i, h);
         }
         return _norm.call(h);
@@ -97,6 +99,16 @@ public sealed class Decoder : nn.Module
     /// <summary>cos/sin tables for positions [start, start + length) (null with learned positions), for side networks that share this model's RoPE.</summary>
     public (Tensor Cos, Tensor Sin)? RotaryTable(long start, long length, Device device, ScalarType dtype)
         => _rotary?.Table(start, length, device, dtype);
+
+    /// <summary>cos/sin for packed rows, [batch, 1, seq, rotaryDim]: each token at its position inside its document.</summary>
+    public (Tensor Cos, Tensor Sin)? RotaryTable(PackedLayout packed, ScalarType dtype)
+    {
+        if (_rotary is null) return null;
+        long batch = packed.Positions.shape[0], seq = packed.Positions.shape[1];
+        var (cos, sin) = _rotary.Table(0, seq, packed.Positions.device, dtype);
+        var flat = packed.Positions.flatten();
+        return (cos.index_select(0, flat).view(batch, 1, seq, -1), sin.index_select(0, flat).view(batch, 1, seq, -1));
+    }
 
     protected override void Dispose(bool disposing)
     {

@@ -31,12 +31,13 @@ public sealed class DecoderLayer : nn.Module
     public nn.Module<Tensor, Tensor> InputNorm => _inputNorm;
     public nn.Module<Tensor, Tensor> PostAttentionNorm => _postAttentionNorm;
 
-    public Tensor Forward(Tensor x, (Tensor Cos, Tensor Sin)? rotary, KvCache? cache, long past)
+    /// <param name="packed">the block-diagonal mask of rows that pack several documents (<see cref="PackedLayout"/>), or null</param>
+    public Tensor Forward(Tensor x, (Tensor Cos, Tensor Sin)? rotary, KvCache? cache, long past, Tensor? packed = null)
     {
         // Intermediate handles die with the layer; autograd keeps its own references to what backward
         // needs. Without the scope every temporary of every layer would live until the step ends.
         using var scope = NewDisposeScope();
-        var h = x + Attention.Forward(_inputNorm.call(x), rotary, cache, past);
+        var h = x + Attention.Forward(_inputNorm.call(x), rotary, cache, past, packed);
         return (h + FeedForward.Forward(_postAttentionNorm.call(h))).MoveToOuterDisposeScope();
     }
 }

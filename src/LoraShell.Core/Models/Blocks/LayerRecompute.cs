@@ -20,7 +20,7 @@ namespace LoraShell.Core.Models.Blocks;
 internal sealed class LayerRecompute : SingleTensorFunction<LayerRecompute>
 {
     /// <summary>What a recomputation needs besides the input.</summary>
-    sealed record Recipe(DecoderLayer Layer, (Tensor Cos, Tensor Sin)? Rotary, Tensor? CpuRngState, long? CudaSeed) : IDisposable
+    sealed record Recipe(DecoderLayer Layer, (Tensor Cos, Tensor Sin)? Rotary, Tensor? Packed, Tensor? CpuRngState, long? CudaSeed) : IDisposable
     {
         public void Dispose() => CpuRngState?.Dispose();
     }
@@ -28,13 +28,13 @@ internal sealed class LayerRecompute : SingleTensorFunction<LayerRecompute>
     public override string Name => nameof(LayerRecompute);
 
     /// <summary>The layer's output for <paramref name="x"/>, recomputed in backward instead of kept.</summary>
-    public static Tensor Run(DecoderLayer layer, Tensor x, (Tensor Cos, Tensor Sin)? rotary)
+    public static Tensor Run(DecoderLayer layer, Tensor x, (Tensor Cos, Tensor Sin)? rotary, Tensor? packed = null)
     {
         // With nothing upstream that needs a gradient (a frozen embedding) the function would not be
         // part of the graph and the layer's own trainable weights would get none; the input is marked as
         // needing one, which is what transformers' enable_input_require_grads does.
         if (!x.requires_grad) x = x.detach().requires_grad_(true);
-        return apply(x, new Recipe(layer, rotary, x.device.type == DeviceType.CPU ? get_rng_state() : null,
+        return apply(x, new Recipe(layer, rotary, packed, x.device.type == DeviceType.CPU ? get_rng_state() : null,
             x.device.type == DeviceType.CPU ? null : randint(0, long.MaxValue, new long[] { 1 }, dtype: ScalarType.Int64).item<long>()));
     }
 
@@ -45,7 +45,7 @@ internal sealed class LayerRecompute : SingleTensorFunction<LayerRecompute>
         ctx.save_for_backward(new List<Tensor> { x });
         ctx.save_data(nameof(Recipe), recipe);
         if (recipe.CudaSeed is long seed) cuda.manual_seed(seed);
-        return recipe.Layer.Forward(x, recipe.Rotary, cache: null, past: 0);
+        return recipe.Layer.Forward(x, recipe.Rotary, cache: null, past: 0, recipe.Packed);
     }
 
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
@@ -59,7 +59,7 @@ internal sealed class LayerRecompute : SingleTensorFunction<LayerRecompute>
         try
         {
             using (enable_grad())
-            using (var output = recipe.Layer.Forward(input, recipe.Rotary, cache: null, past: 0))
+            using (var output = recipe.Layer.Forward(input, recipe.Rotary, cache: null, past: 0, recipe.Packed))
                 torch.autograd.backward(new[] { output }, new[] { gradOutput });
         }
         finally

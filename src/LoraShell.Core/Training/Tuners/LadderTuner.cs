@@ -1,3 +1,4 @@
+using LoraShell.Core.Models.Blocks;
 using LoraShell.Core.SideTuning;
 using TorchSharp.Modules;
 using TorchSharp;
@@ -54,9 +55,9 @@ internal sealed class LadderTuner : Tuner
     public override IReadOnlyList<(string name, Parameter parameter)> Trainable
         => _side!.named_parameters().Where(p => p.parameter.requires_grad).Select(p => ($"side.{p.name}", p.parameter)).ToList();
 
-    public override Tensor HiddenStates(Tensor ids) => _side!.Hidden(Model, ids);
+    public override Tensor HiddenStates(Tensor ids, PackedLayout? packed = null) => _side!.Hidden(Model, ids, packed: packed);
 
-    public override Tensor Logits(Tensor ids) => _side!.Forward(Model, ids);
+    public override Tensor Logits(Tensor ids, PackedLayout? packed = null) => _side!.Forward(Model, ids, packed);
 
     public override string FingerprintExtra => _side!.Config.ToJson();
 

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.Blocks;
 using LoraShell.Core.SideTuning;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -49,10 +50,10 @@ internal abstract class Tuner
         => Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
 
     /// <summary>Final hidden states [batch, seq, hidden] that the LM head or a classification head reads.</summary>
-    public virtual Tensor HiddenStates(Tensor ids) => Model.Decoder.Forward(ids);
+    public virtual Tensor HiddenStates(Tensor ids, PackedLayout? packed = null) => Model.Decoder.Forward(ids, packed: packed);
 
     /// <summary>Vocabulary logits of the whole trained model.</summary>
-    public virtual Tensor Logits(Tensor ids) => Model.forward(ids);
+    public virtual Tensor Logits(Tensor ids, PackedLayout? packed = null) => Model.Forward(ids, packed);
 
     /// <summary>What, beside the model and the loop settings, tells this method's checkpoints from another setup's (an adapter's or side network's config).</summary>
     public virtual string FingerprintExtra => "";

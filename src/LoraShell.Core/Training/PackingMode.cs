@@ -1,0 +1,13 @@
+namespace LoraShell.Core.Training;
+
+/// <summary>How training windows treat the documents they pack (every .jsonl record, conversation and text file is one).</summary>
+public enum PackingMode
+{
+    /// <summary>
+    /// Each document in a window is read as if alone: positions restart at its first token and attention stays
+    /// inside it (a block-diagonal causal mask; TRL's padding-free packing). A token never sees another document.
+    /// </summary>
+    Documents,
+    /// <summary>The windows are cuts of one continuous stream: a document attends to the ones before it in its window (LoraShell's behaviour before packing; plain text trained this way reads across file boundaries).</summary>
+    Stream,
+}
