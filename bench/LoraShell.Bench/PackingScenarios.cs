@@ -10,8 +10,9 @@ namespace LoraShell.Bench;
 /// <summary>
 /// Packed vs padded training batches on documents of mixed lengths, the shape of a chat set (issue 27): the
 /// same documents trained as one per row padded to the window (what a trainer without packing does), packed
-/// back to back with each document read alone (-Packing Documents, the block-diagonal mask), and packed as
-/// one stream (-Packing Stream: no mask, documents see each other). Throughput counts real tokens only.
+/// whole, best-fit, with each document read alone (-Packing Documents, the block-diagonal mask), and cut from
+/// one stream (-Packing Stream: no mask, documents see each other and are split across windows). Throughput
+/// counts real tokens only (a packed window's padding, at the sampler's mean fill, is not one).
 /// </summary>
 static partial class Scenarios
 {
@@ -50,15 +51,17 @@ static partial class Scenarios
         }
 
         // Packed: the trainer's own sampler over the documents back to back.
+        double fill = 1;
         double PackedRate(PackingMode mode)
         {
             var sampler = new BatchSampler(TokenStream.Concat(documents), window, seed: 1, mode);
-            double seconds = 0; long tokens = 0;
+            if (mode == PackingMode.Documents) fill = sampler.FillRatio;
+            double seconds = 0, tokens = 0;
             for (int s = 0; s <= steps; s++)
             {
                 var (inputs, targets, packed) = sampler.Batch((long)s * rows, rows, CPU);
                 double t = Step(inputs, targets, packed);
-                if (s > 0) { seconds += t; tokens += inputs.numel(); } // the first step warms up
+                if (s > 0) { seconds += t; tokens += inputs.numel() * (mode == PackingMode.Documents ? sampler.FillRatio : 1); } // the first step warms up; padding is not a real token
             }
             return tokens / seconds;
         }
@@ -91,6 +94,7 @@ static partial class Scenarios
         r.Metrics["packed_stream_tokens_per_s"] = stream;
         r.Metrics["packed_documents_over_padded"] = documentsRate / padded;
         r.Metrics["packed_documents_over_stream"] = documentsRate / stream;
+        r.Metrics["packed_documents_fill"] = fill;
         var lengths = documents.Select(d => d.Length).OrderBy(l => l).ToList();
         r.Settings["model"] = $"{modelName} ({model.Config.ParameterCount:N0} params), LoRA r8 all-linear, forward + backward";
         r.Settings["batch x window"] = $"{rows} x {window}, {steps} timed steps after one warm-up";

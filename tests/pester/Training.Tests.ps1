@@ -76,7 +76,7 @@ Describe 'Packing documents into windows (issue 27)' {
             ForEach-Object { @{ text = $_ } | ConvertTo-Json -Compress } | Set-Content $jsonl
         $settings = @{ DataPath = $jsonl; MaxSteps = 2; BatchSize = 4; SequenceLength = 64; MaxEvalWindows = 8; Seed = 1 }
         $verbose = Import-LoraModel $StoriesPath | Start-LoraTraining @settings -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | Out-String
-        $verbose | Should -Match 'documents, each read alone inside the windows that pack them'
+        $verbose | Should -Match 'documents packed whole into [\d,]+ windows \(\d+% filled, the rest padding\), each read alone'
         $documents = Import-LoraModel $StoriesPath | Start-LoraTraining @settings
         $stream = Import-LoraModel $StoriesPath | Start-LoraTraining @settings -Packing Stream
         $documents.FinalValidationLoss | Should -Not -Be $stream.FinalValidationLoss

@@ -239,7 +239,7 @@ public static class SvdDeltaCompressor
         {
             writer.Add(PeftKeys.ParameterKey(layout.Canonical(name)), ft);
             exact.Add(name);
-            if (layout.TiedHeadOf(name) is string head)
+            if (layout.TiedHeadOf(name) is string head && !ftCk.Contains(head)) // a head stored anyway is a tensor of its own
             {
                 writer.Add(PeftKeys.ParameterKey(head), ft);
                 exact.Add(head);
@@ -248,7 +248,7 @@ public static class SvdDeltaCompressor
         return new SvdDeltaReport
         {
             Name = name, Status = DeltaStatus.NonMatrix, Shape = ft.shape, DeltaNorm = norm, MaxAbsDelta = maxAbs,
-            BytesBefore = ft.numel() * 4, BytesAfter = store ? ft.numel() * SafetensorsDType.SizeOf(ft.dtype) * (layout.TiedHeadOf(name) is null ? 1 : 2) : 0,
+            BytesBefore = ft.numel() * 4, BytesAfter = store ? ft.numel() * SafetensorsDType.SizeOf(ft.dtype) * (layout.TiedHeadOf(name) is string h && !ftCk.Contains(h) ? 2 : 1) : 0,
             StoredExactly = store, Seconds = clock.Elapsed.TotalSeconds, Method = o.Method.ToString(),
         };
     }

@@ -41,6 +41,7 @@ public sealed class LoraAdapterSet
     public List<AdapterPlanItem> Plan(LoraConfig config)
     {
         config.Validate();
+        CheckEmbeddingUse(config);
         foreach (var module in config.ModulesToSave ?? Array.Empty<string>())
             if (!ModulesToSaveParameters(config with { ModulesToSave = new[] { module } }).Any() && !SavesTiedHead(new[] { module }))
                 throw LoraShellException.InvalidArgument("ModulesToSaveNotFound",
@@ -56,7 +57,6 @@ public sealed class LoraAdapterSet
                     $"Rank {r} is larger than min(in, out) = {Math.Min(inF, outF)} of '{slot.Path}' [{outF} x {inF}]; choose r <= {Math.Min(inF, outF)}.", r);
             plan.Add(new AdapterPlanItem(slot.Path, inF, outF, r, config.AlphaFor(slot.Path), config.ScalingFor(slot.Path)));
         }
-        TrainableTokenTargets.Resolve(_model, config); // its refusals, before anything changes
         if (TargetMatcher.SelectsEmbedding(_model, config))
         {
             var e = _model.EmbeddingSlot();
@@ -77,6 +77,31 @@ public sealed class LoraAdapterSet
     }
 
     const string FamilyLayoutHead = Models.Families.FamilyLayout.Head;
+
+    /// <summary>
+    /// The embedding can be trained one way at a time across adapters: LoRA on it, trained token rows, or a
+    /// modules_to_save copy (each rewires or replaces its weight), and on a tied model token rows cannot sit
+    /// beside a copy of the head or the embedding (the rows would reach one side only). Refused before anything changes.
+    /// </summary>
+    void CheckEmbeddingUse(LoraConfig config)
+    {
+        var e = _model.EmbeddingSlot();
+        var rows = TrainableTokenTargets.Resolve(_model, config); // its own refusals first
+        bool lora = TargetMatcher.SelectsEmbedding(_model, config), copies = LoraConfig.SavesModule(config.ModulesToSave, e.Path);
+        string? saver = _configs.FirstOrDefault(c => LoraConfig.SavesModule(c.Value.ModulesToSave, e.Path)).Key;
+        if ((rows is not null || lora) && saver is not null)
+            throw LoraShellException.InvalidArgument("EmbeddingInUse", $"Adapter '{saver}' keeps a modules_to_save copy of the embedding '{e.Path}'; {(lora ? "LoRA on it" : "trained token rows of it")} cannot sit beside that copy. Delete that adapter first, or leave the embedding out.", e.Path);
+        string? wrapper = EmbeddingLayer()?.Layer.Adapters.FirstOrDefault() ?? TokenRowsLayer()?.Layer.Adapters.FirstOrDefault();
+        if (copies && wrapper is not null)
+            throw LoraShellException.InvalidArgument("EmbeddingInUse", $"Adapter '{wrapper}' {(EmbeddingLayer() is not null ? "has LoRA on" : "trains token rows of")} the embedding '{e.Path}'; a modules_to_save copy of it cannot sit beside that. Delete that adapter first, or leave the embedding out of modules_to_save.", e.Path);
+        if (rows is not null && EmbeddingLayer()?.Layer.Adapters.FirstOrDefault() is string loraAdapter)
+            throw LoraShellException.InvalidArgument("EmbeddingAlreadyWrapped", $"Adapter '{loraAdapter}' has LoRA on the embedding '{e.Path}'; trained token rows cannot sit beside it. Delete that adapter first, or leave out the token ids.", e.Path);
+        bool tiedOrigin = _model.Config.TieWordEmbeddings || _headUntied;
+        if (tiedOrigin && rows is not null && _configs.FirstOrDefault(c => CopiesTiedSide(c.Value)).Key is string copier)
+            throw LoraShellException.InvalidArgument("TrainableTokensOverlap", $"Adapter '{copier}' keeps a modules_to_save copy of this model's tied head or embedding, which unties them; trained token rows would then reach the embedding only. Delete that adapter first, or leave out the token ids.", copier);
+        if (tiedOrigin && CopiesTiedSide(config) && TokenRowsLayer()?.Layer.Adapters.FirstOrDefault() is string rowing)
+            throw LoraShellException.InvalidArgument("TrainableTokensOverlap", $"Adapter '{rowing}' trains token rows that this model's tied head computes with; a modules_to_save copy of the head or the embedding would untie them. Delete that adapter first, or leave the head and the embedding out of modules_to_save.", rowing);
+    }
 
     /// <summary>On a tied model, whether modules_to_save names the head, which is the embedding's weight until an adapter needs its own copy.</summary>
     bool SavesTiedHead(IReadOnlyList<string>? modulesToSave) => _model.Config.TieWordEmbeddings && LoraConfig.SavesModule(modulesToSave, FamilyLayoutHead);
@@ -145,8 +170,6 @@ public sealed class LoraAdapterSet
         }
         if (TrainableTokenTargets.Resolve(_model, config) is long[] rows)
         {
-            if (embedding.Module is LoraEmbedding { Adapters.Count: > 0 })
-                throw LoraShellException.InvalidArgument("EmbeddingAlreadyWrapped", $"Another adapter has LoRA on the embedding '{embedding.Path}'; trained token rows cannot sit beside it. Delete that adapter first, or leave out the token ids.", embedding.Path);
             if (embedding.Module is not TrainableTokensEmbedding tokens)
             {
                 tokens = new TrainableTokensEmbedding(embedding.Base);
@@ -270,7 +293,11 @@ public sealed class LoraAdapterSet
         if (_savedModules.Live == name) SyncSavedModules(); // its module goes back to the base values
         _savedModules.Remove(name);
         // The head was untied for copies of it or of the embedding: tied again when no adapter keeps one and it still equals the embedding.
-        if (_headUntied && !_configs.Values.Any(CopiesTiedSide) && _model.RetieHead()) _headUntied = false;
+        if (_headUntied && !_configs.Values.Any(CopiesTiedSide) && _model.RetieHead())
+        {
+            _headUntied = false;
+            _savedModules.Forget($"{FamilyLayoutHead}.weight"); // the model has no such parameter any more
+        }
     }
 
     /// <summary>Adapters that are merged now.</summary>
@@ -330,7 +357,7 @@ public sealed class LoraAdapterSet
         foreach (var slot in _model.LinearSlots().Where(s => s.Module is LoraLinear).ToList())
             slot.Host.ReplaceProjection(slot.Name, ((LoraLinear)slot.Module).Unwrap());
         if (EmbeddingLayer() is { } e) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(e.Layer.base_layer);
-        if (TokenRowsLayer() is { } t) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(t.Layer.base_layer);
+        if (TokenRowsLayer() is { } t) _model.EmbeddingSlot().Host.ReplaceEmbeddingLookup(t.Layer.Unwrap());
         _savedModules.Dispose(); // as merge_and_unload, the active adapter's copy stays as the module
         // An untied head stays untied when it now differs from the embedding (a copy of either was live): the config says so.
         if (_headUntied) { _model.RetieHead(); _headUntied = false; }

@@ -53,6 +53,14 @@ internal sealed class ModulesToSaveCopies : IDisposable
     /// <summary>The adapter's values of one parameter: the model's own while it is live, its stored copy otherwise.</summary>
     public Tensor Value(string adapter, string name, Parameter live) => adapter == _live ? live : _copies[adapter][name];
 
+    /// <summary>Forgets a parameter the model no longer has (a re-tied head's weight): its base values and any copy of it.</summary>
+    public void Forget(string name)
+    {
+        if (_base.Remove(name, out var value)) value.Dispose();
+        foreach (var copy in _copies.Values)
+            if (copy.Remove(name, out var stored)) stored.Dispose();
+    }
+
     /// <summary>Forgets an adapter's copies (the caller has made another copy or the base live first).</summary>
     public void Remove(string adapter)
     {

@@ -94,6 +94,10 @@ public sealed class TrainableTokensEmbedding : nn.Module<Tensor, Tensor>, ITiedH
     public bool Merge(string name, bool safe)
     {
         if (_merged.Contains(name)) return false;
+        var overlap = _merged.FirstOrDefault(m => _indices[m].Intersect(_indices[name]).Any());
+        if (overlap is not null)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "TrainableTokensConflict",
+                $"Adapters '{overlap}' (merged) and '{name}' train some of the same token rows ({string.Join(", ", _indices[overlap].Intersect(_indices[name]).Take(5))}); merging both would keep only the last one's (PEFT refuses this too). Merge one of them.", name);
         using var _ = no_grad();
         if (safe && !Rows(name).isfinite().all().item<bool>())
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "MergeProducedNonFinite", $"Adapter '{name}' holds NaN or Inf token rows; nothing was changed.", name);
@@ -120,6 +124,13 @@ public sealed class TrainableTokensEmbedding : nn.Module<Tensor, Tensor>, ITiedH
     {
         using var _ = no_grad();
         Rows(name).copy_(_originals[name]);
+    }
+
+    /// <summary>merge_and_unload: the embedding (with whatever is merged into it) goes back to the model; the adapters' rows are freed.</summary>
+    public Embedding Unwrap()
+    {
+        foreach (var name in Adapters) { _merged.Remove(name); DeleteAdapter(name); }
+        return base_layer;
     }
 
     /// <summary>The base rows the adapter started from (what unmerge writes back).</summary>

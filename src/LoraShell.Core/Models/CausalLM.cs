@@ -94,7 +94,9 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     /// <summary>Ties the head to the embedding again, when it is a separate weight equal to the embedding element for element; returns whether it did.</summary>
     public bool RetieHead()
     {
-        if (_head is null || !_head.weight!.eq(_decoder.Embedding.weight!).all().item<bool>()) return false;
+        if (_head is null) return false;
+        using (var scope = NewDisposeScope())
+            if (!_head.weight!.eq(_decoder.Embedding.weight!).all().item<bool>()) return false;
         register_module(FamilyLayout.Head, null!);
         _head.Dispose();
         _head = null;

@@ -108,8 +108,9 @@ public sealed record ModelConfig
     {
         var obj = Source?.DeepClone() as JsonObject ?? Family.WriteConfig(this);
         obj["torch_dtype"] = torchDType;
-        // The source file's value may be stale: an adapter's modules_to_save copy unties a tied head.
-        obj["tie_word_embeddings"] = TieWordEmbeddings;
+        // The source file's value may be stale: an adapter's modules_to_save copy unties a tied head. Written only
+        // where it says something, so a config that left it to the family's default reads as it did.
+        if (obj.ContainsKey("tie_word_embeddings") || TieWordEmbeddings != Family.TiesEmbeddingsByDefault) obj["tie_word_embeddings"] = TieWordEmbeddings;
         // Tools pick the model class from architectures[0] (llama.cpp's converter, vLLM): a config read
         // without it, or naming a class of another family, is written with the family's own.
         if (obj["architectures"] is not JsonArray { Count: > 0 } a || (string?)a[0] != Family.Architecture)

@@ -10,12 +10,14 @@ public sealed record SampledBatch(Tensor Inputs, Tensor Targets, PackedLayout? P
 }
 
 /// <summary>
-/// Cuts a token stream into windows of SequenceLength + 1 tokens (stride SequenceLength) and hands
-/// them out in a seeded random order, reshuffled each epoch. The k-th window drawn depends only on
-/// (seed, k), so a resumed run sees exactly the batches the uninterrupted run would have seen.
-/// Targets the stream marks as not predicted become -100 (ignored by the loss). With
-/// <see cref="PackingMode.Documents"/>, a window that holds the start of a document comes with a
-/// <see cref="PackedLayout"/>, so each of its documents is read alone; one without is the plain causal case.
+/// Cuts a token stream into windows of SequenceLength input tokens and hands them out in a seeded random
+/// order, reshuffled each epoch. The k-th window drawn depends only on (seed, k), so a resumed run sees
+/// exactly the batches the uninterrupted run would have seen. Targets the stream marks as not predicted
+/// become -100 (ignored by the loss), and no target crosses into another document.
+/// <see cref="PackingMode.Stream"/> (and any stream of one document) cuts windows of SequenceLength + 1 tokens
+/// with stride SequenceLength. <see cref="PackingMode.Documents"/> packs whole documents into windows
+/// (<see cref="DocumentPacker"/>), padding what they leave free, and a window that holds several comes
+/// with a <see cref="PackedLayout"/>, so each is read alone.
 /// </summary>
 public sealed class BatchSampler
 {
@@ -24,6 +26,7 @@ public sealed class BatchSampler
     readonly int _length;
     readonly long _seed;
     readonly PackingMode _packing;
+    readonly IReadOnlyList<Segment[]>? _packed; // whole-document windows, or null for cuts of the stream
     readonly Dictionary<long, int[]> _orders = new();
 
     public BatchSampler(TokenStream stream, int sequenceLength, long seed, PackingMode packing = PackingMode.Stream)
@@ -32,10 +35,20 @@ public sealed class BatchSampler
         _length = sequenceLength;
         _seed = seed;
         _packing = packing;
-        WindowCount = stream.Length > sequenceLength ? (stream.Length - 1) / sequenceLength : 0;
+        if (packing == PackingMode.Documents && stream.DocumentCount > 1) _packed = DocumentPacker.Pack(stream, sequenceLength);
+        WindowCount = _packed?.Count ?? (stream.Length > sequenceLength ? (stream.Length - 1) / sequenceLength : 0);
     }
 
     public int WindowCount { get; }
+
+    /// <summary>Share of the windows' input slots that hold data rather than padding (1 for cuts of the stream).</summary>
+    public double FillRatio => _packed is null || _packed.Count == 0 ? 1 : _packed.Sum(w => w.Sum(s => (long)s.Length)) / ((double)_packed.Count * _length);
+
+    /// <summary>The segments of window <paramref name="index"/>: one cut of the stream, or the documents packed into it.</summary>
+    Segment[] Window(int index) => _packed?[index] ?? new[] { new Segment(index * _length, _length) };
+
+    /// <summary>The target of input position <paramref name="at"/> in the stream: the next token when it is predicted, else -100.</summary>
+    long TargetAfter(int at) => at + 1 < _stream.Length && _stream.Predict[at + 1] ? _stream.Tokens[at + 1] : IgnoreIndex;
 
     int[] Order(long epoch)
     {
@@ -51,8 +64,9 @@ public sealed class BatchSampler
     {
         int total = maxWindows > 0 ? Math.Min(maxWindows, WindowCount) : WindowCount;
         for (int w = 0; w < total; w++)
-            for (int t = 1; t <= _length; t++)
-                if (_stream.Predict[w * _length + t]) return true;
+            foreach (var s in Window(w))
+                for (int t = 0; t < s.Length; t++)
+                    if (TargetAfter(s.Start + t) != IgnoreIndex) return true;
         return false;
     }
 
@@ -77,17 +91,22 @@ public sealed class BatchSampler
         var inputs = new long[windows.Count * _length];
         var targets = new long[windows.Count * _length];
         var starts = new bool[windows.Count * _length];
+        Array.Fill(targets, IgnoreIndex); // padding after packed documents: token 0, never predicted, read as part of the last document (which cannot see it)
         bool packed = false;
         for (int r = 0; r < windows.Count; r++)
         {
-            int start = windows[r] * _length;
-            for (int t = 0; t < _length; t++)
-            {
-                inputs[r * _length + t] = _stream.Tokens[start + t];
-                targets[r * _length + t] = _stream.Predict[start + t + 1] ? _stream.Tokens[start + t + 1] : IgnoreIndex;
-                starts[r * _length + t] = _stream.Starts[start + t];
-                packed |= t > 0 && _stream.Starts[start + t];
-            }
+            int t = 0;
+            foreach (var segment in Window(windows[r]))
+                for (int i = 0; i < segment.Length; i++, t++)
+                {
+                    int at = segment.Start + i;
+                    inputs[r * _length + t] = _stream.Tokens[at];
+                    targets[r * _length + t] = TargetAfter(at);
+                    // A segment starts a document for attention wherever it sits: a packed remainder is read alone too.
+                    bool start = i == 0 || _stream.Starts[at];
+                    starts[r * _length + t] = start;
+                    packed |= t > 0 && start;
+                }
         }
         var shape = new long[] { windows.Count, _length };
         var layout = packed && _packing == PackingMode.Documents ? PackedLayout.FromStarts(starts, windows.Count, _length, device) : null;

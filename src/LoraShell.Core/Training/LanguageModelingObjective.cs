@@ -44,6 +44,10 @@ internal sealed class LanguageModelingObjective : TrainingObjective
     readonly bool _hasValidation;
 
     public override TrainingTask Task => TrainingTask.LanguageModeling;
+
+    // Whole-document windows differ from the stream's cuts only when there are several documents; a run of one
+    // document (and every checkpoint written before packing, which cut the stream) keeps the old fingerprint.
+    public override string BatchingFingerprint => _o.Packing == PackingMode.Documents && _corpus.Train.DocumentCount > 1 ? "|packed-documents" : "";
     public override long EpochSize => _train.WindowCount;
     public override bool HasValidation => _hasValidation;
     public override string EvaluationSize => _o.MaxEvalWindows > 0 && _o.MaxEvalWindows < _validation.WindowCount
@@ -57,7 +61,7 @@ internal sealed class LanguageModelingObjective : TrainingObjective
         _forward = tuner.Logits;
         log?.Info($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}; "
             + (_corpus.Train.DocumentCount <= 1 ? "one document." : _o.Packing == PackingMode.Documents
-                ? $"{_corpus.Train.DocumentCount:N0} documents, each read alone inside the windows that pack them (-Packing Documents)."
+                ? $"{_corpus.Train.DocumentCount:N0} documents packed whole into {_train.WindowCount:N0} windows ({100 * _train.FillRatio:F0}% filled, the rest padding), each read alone (-Packing Documents)."
                 : $"{_corpus.Train.DocumentCount:N0} documents cut as one stream, each attending to those before it in its window (-Packing Stream)."));
     }
 

@@ -4,8 +4,9 @@ namespace LoraShell.Core.Training;
 public enum PackingMode
 {
     /// <summary>
-    /// Each document in a window is read as if alone: positions restart at its first token and attention stays
-    /// inside it (a block-diagonal causal mask; TRL's padding-free packing). A token never sees another document.
+    /// Documents are packed whole into windows (<see cref="DocumentPacker"/>; only one longer than a window is cut)
+    /// and each is read as if alone: positions restart at its first token and attention stays inside it (a
+    /// block-diagonal causal mask; TRL's padding-free packing). A token never sees another document.
     /// </summary>
     Documents,
     /// <summary>The windows are cuts of one continuous stream: a document attends to the ones before it in its window (LoraShell's behaviour before packing; plain text trained this way reads across file boundaries).</summary>

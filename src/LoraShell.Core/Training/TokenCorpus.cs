@@ -36,7 +36,8 @@ public sealed class TokenStream
 /// plain text files are one document each; .jsonl lines are {"text": …} documents,
 /// {"prompt": …, "completion": …} pairs whose prompt tokens carry no loss, or {"messages": […]}
 /// conversations rendered with the chat template whose loss is on the assistant's tokens
-/// (<see cref="ChatData"/>); a conversation longer than a training window is cut to one. What reading
+/// (<see cref="ChatData"/>); a conversation longer than a training window is cut to one (shorter ones are packed
+/// whole, see <see cref="BatchSampler"/>). What reading
 /// changed or doubts (cut conversations, prompts longer than a window, text that is not UTF-8) is said
 /// as a warning, again when the corpus comes from the cache. Without a validation path,
 /// the last <c>fraction</c> of the data is held out: of the characters when there is one document,

@@ -34,6 +34,9 @@ internal abstract class TrainingObjective : IDisposable
     /// <summary>Text that tells this task's checkpoints from another task's (its label set, for instance).</summary>
     public virtual string Fingerprint => Task.ToString();
 
+    /// <summary>What changes the windows a run draws beyond the loop settings (empty where nothing does, so older checkpoints still resume).</summary>
+    public virtual string BatchingFingerprint => "";
+
     /// <summary>Connects the task to the model once the method is prepared (for Ladder, once the side network exists).</summary>
     public abstract void Bind(CausalLM model, Tuner tuner, long seed, RunLog? log);
 

@@ -339,6 +339,7 @@ internal sealed class TrainingRun : IDisposable
         text.Append($"|{_o.Method}|{_o.BatchSize}|{_o.SequenceLength}|{_o.GradientAccumulationSteps}|{_tuner.AdapterName}");
         // Language modelling adds nothing, so checkpoints written before tasks existed still resume.
         if (_objective.Task != TrainingTask.LanguageModeling) text.Append($"|{_objective.Fingerprint}");
+        text.Append(_objective.BatchingFingerprint);
         text.Append(_tuner.FingerprintExtra);
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32];
     }

@@ -75,7 +75,7 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "For {\"messages\": […]} chat data: the loss on the assistant's replies only (AssistantTurns, default, like TRL's assistant_only_loss) or on every token (AllTokens).")]
     public ChatLoss ChatLoss { get; set; } = ChatLoss.AssistantTurns;
 
-    [Parameter(HelpMessage = "How a training window holds several documents (each .jsonl record, conversation or text file is one): Documents (default) reads each as if alone, with its own positions and attention inside it (TRL's padding-free packing), so no token sees another document; Stream cuts one continuous stream, as before, so a document attends to the ones before it.")]
+    [Parameter(HelpMessage = "How a training window holds several documents (each .jsonl record, conversation or text file is one): Documents (default) packs whole documents into windows (best-fit; only one longer than a window is cut) and reads each as if alone, with its own positions and attention inside it (TRL's padding-free packing), so no token sees another document; Stream cuts one continuous stream, as before, so a document attends to the ones before it and may be split across windows.")]
     public PackingMode Packing { get; set; } = PackingMode.Documents;
 
     [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]

@@ -175,4 +175,35 @@ public class ModulesToSaveTests
         using var unloaded = Logits(other);
         Assert.True(RelativeError(unloaded, reloadedLogits) < 1e-6, "the untied export");
     }
+
+    [Fact]
+    public void ReTyingTheHeadForgetsItsCopiesSoTheOtherAdaptersKeepWorking()
+    {
+        using var dir = new TempFolder();
+        var c = TinyFamilies.All.Single(x => x.Name == "qwen3");
+        using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
+        using var m = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") });
+        using var plain = Logits(m);
+        m.Adapters.Add("head", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "lm_head" } });
+        m.Adapters.Add("norm", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "model.norm" } });
+        m.Adapters.Delete("head");
+        Assert.True(m.Model.Config.TieWordEmbeddings);
+        m.Adapters.Disable();
+        m.Adapters.Enable();
+        m.Adapters.SetActive("norm");
+        m.Adapters.Delete("norm");
+        using var back = Logits(m);
+        Assert.True(Same(plain, back), "both adapters gone: the base model");
+    }
+
+    [Fact]
+    public void AConfigWithoutTieWordEmbeddingsIsWrittenWithoutIt()
+    {
+        // GPT-2's configs often leave the key to GPT2Config's default (true): writing it would change nothing but the text, and checkpoint fingerprints.
+        string json = """{"model_type":"gpt2","n_embd":32,"n_head":4,"n_layer":2,"n_positions":64,"vocab_size":50257}""";
+        var config = ModelConfig.FromJson(json, "config.json");
+        Assert.True(config.TieWordEmbeddings);
+        Assert.DoesNotContain("tie_word_embeddings", config.ToJson("float32"));
+        Assert.Contains("\"tie_word_embeddings\": false", (config with { TieWordEmbeddings = false }).ToJson("float32"));
+    }
 }

@@ -190,4 +190,50 @@ public class TrainableTokensTests
         Assert.Contains("2 token rows", e.Message);
         Assert.Empty(fresh.Adapters.Names);
     }
+
+    /// <summary>The embedding is trained one way at a time; each refusal comes before anything changes (found in review).</summary>
+    [Fact]
+    public void TheEmbeddingIsTrainedOneWayAtATimeAndARefusalChangesNothing()
+    {
+        using var dir = new TempFolder();
+        using var m = Model(dir, "llama-linear");
+        string Refusal(LoraConfig c) => Assert.Throws<LoraShellException>(() => m.Adapters.Add("y", c)).ErrorId;
+
+        m.Adapters.Add("saver", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "embed_tokens" } });
+        Assert.Equal("EmbeddingInUse", Refusal(WithTokens("v_proj", 5)));
+        Assert.Equal("EmbeddingInUse", Refusal(new LoraConfig { TargetModules = new[] { "embed_tokens" } }));
+        m.Adapters.Delete("saver");
+
+        m.Adapters.Add("x", new LoraConfig { TargetModules = new[] { "embed_tokens" } });
+        Assert.Equal("EmbeddingAlreadyWrapped", Refusal(WithTokens("q_proj", 5)));
+        Assert.DoesNotContain(m.Adapters.Layers(), l => l.Layer.Adapters.Contains("y")); // no factors were left behind
+        Assert.Equal("EmbeddingInUse", Refusal(new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "embed_tokens" } }));
+        m.Adapters.Delete("x");
+        m.Adapters.Add("y", WithTokens("q_proj", 5)); // the retry works once the embedding is free
+        Assert.Equal(new[] { "y" }, m.Adapters.Names);
+        Assert.Equal("EmbeddingInUse", Assert.Throws<LoraShellException>(() => m.Adapters.Add("z", new LoraConfig { ModulesToSave = new[] { "embed_tokens" } })).ErrorId);
+
+        // Two adapters with rows: merging both where they overlap is refused (PEFT's _check_overlapping_tokens).
+        m.Adapters.Add("z", WithTokens("v_proj", 5, 6));
+        m.Adapters.SetActive("y");
+        m.Adapters.Merge(new[] { "y" }, safe: true);
+        Assert.Equal("TrainableTokensConflict", Assert.Throws<LoraShellException>(() => m.Adapters.Merge(new[] { "z" }, safe: true)).ErrorId);
+        m.Adapters.Unmerge();
+        m.Adapters.Unload();
+        Assert.IsNotType<TrainableTokensEmbedding>(m.Model.EmbeddingSlot().Module);
+    }
+
+    [Fact]
+    public void OnATiedModelTokenRowsAndAnUntyingCopyAreRefusedTogether()
+    {
+        using var dir = new TempFolder();
+        using var m = Model(dir, "qwen3");
+        m.Adapters.Add("rows", WithTokens("q_proj", 5));
+        var e = Assert.Throws<LoraShellException>(() => m.Adapters.Add("head", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "lm_head" } }));
+        Assert.Equal("TrainableTokensOverlap", e.ErrorId);
+        Assert.True(m.Model.Config.TieWordEmbeddings);
+        m.Adapters.Delete("rows");
+        m.Adapters.Add("head", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "lm_head" } });
+        Assert.Equal("TrainableTokensOverlap", Assert.Throws<LoraShellException>(() => m.Adapters.Add("rows", WithTokens("q_proj", 5))).ErrorId);
+    }
 }

@@ -79,23 +79,34 @@ public class PackingTests
     }
 
     [Fact]
-    public void TheSamplerPacksOnlyWindowsThatHoldADocumentStart()
+    public void TheSamplerPacksWholeDocumentsAndCutsOnlyThoseLongerThanAWindow()
     {
         // As TokenCorpus makes documents: a document's first token is never a target.
-        static TokenStream Document(int first) => new(Enumerable.Range(first, 30).ToArray(), Enumerable.Range(0, 30).Select(i => i > 0).ToArray());
-        var two = TokenStream.Concat(new[] { Document(1), Document(40) });
-        Assert.Equal(2, two.DocumentCount);
-        var sampler = new BatchSampler(two, 10, seed: 1, PackingMode.Documents);
-        var windows = sampler.Sequential(1, CPU).ToList();
-        Assert.Equal(5, windows.Count);
-        Assert.All(windows, w => Assert.Null(w.Packed)); // windows of 10 start at 0, 10, 20, 30, 40: the second document starts a window, inside none
-        var shifted = new BatchSampler(two, 7, seed: 1, PackingMode.Documents).Sequential(1, CPU).ToList();
-        int packedIndex = shifted.FindIndex(w => w.Packed is not null);
-        Assert.Equal(4, packedIndex); // inputs 28..34: the second document starts at 30
-        using var positions = shifted[4].Packed!.Positions;
-        Assert.Equal(new long[] { 0, 1, 0, 1, 2, 3, 4 }, positions.data<long>().ToArray());
-        Assert.Equal(BatchSampler.IgnoreIndex, shifted[4].Targets[0, 1].item<long>()); // token 29 does not predict the next document's first token
-        Assert.All(new BatchSampler(two, 7, seed: 1, PackingMode.Stream).Sequential(1, CPU), w => Assert.Null(w.Packed));
+        static TokenStream Document(int first, int length) => new(Enumerable.Range(first, length).ToArray(), Enumerable.Range(0, length).Select(i => i > 0).ToArray());
+        var stream = TokenStream.Concat(new[] { Document(100, 30), Document(200, 5), Document(300, 4) });
+        Assert.Equal(3, stream.DocumentCount);
+        var windows = new BatchSampler(stream, 10, seed: 1, PackingMode.Documents).Sequential(1, CPU).ToList();
+        // The 30-token document: two windows as the stream cut them, then its last 10 tokens; the 5- and 4-token documents share one.
+        Assert.Equal(4, windows.Count);
+        Assert.Equal(new long[] { 100, 101, 102, 103, 104, 105, 106, 107, 108, 109 }, windows[0].Inputs.data<long>().ToArray());
+        Assert.Equal(110, windows[0].Targets[0, 9].item<long>()); // a cut window still predicts the next token of its document
+        Assert.Equal(new long[] { 120, 121, 122, 123, 124, 125, 126, 127, 128, 129 }, windows[2].Inputs.data<long>().ToArray());
+        Assert.Equal(BatchSampler.IgnoreIndex, windows[2].Targets[0, 9].item<long>()); // the document's last token predicts nothing
+        Assert.All(windows.Take(3), w => Assert.Null(w.Packed));
+        var shared = windows[3];
+        Assert.Equal(new long[] { 200, 201, 202, 203, 204, 300, 301, 302, 303, 0 }, shared.Inputs.data<long>().ToArray());
+        Assert.Equal(new long[] { 201, 202, 203, 204, -100, 301, 302, 303, -100, -100 }, shared.Targets.data<long>().ToArray());
+        Assert.Equal(new long[] { 0, 1, 2, 3, 4, 0, 1, 2, 3, 4 }, shared.Packed!.Positions.data<long>().ToArray());
+
+        // Stream: the old cuts, documents running into each other (39 tokens: 3 windows of 10 + 1).
+        var cuts = new BatchSampler(stream, 10, seed: 1, PackingMode.Stream).Sequential(1, CPU).ToList();
+        Assert.Equal(3, cuts.Count);
+        Assert.All(cuts, w => Assert.Null(w.Packed));
+        Assert.Equal(new long[] { 120, 121, 122, 123, 124, 125, 126, 127, 128, 129 }, cuts[2].Inputs.data<long>().ToArray());
+        Assert.Equal(BatchSampler.IgnoreIndex, cuts[2].Targets[0, 9].item<long>()); // 200 starts a document: never a target
+        // One document: Documents cuts it exactly as Stream does.
+        var one = Document(1, 45);
+        Assert.Equal(new BatchSampler(one, 10, 1, PackingMode.Stream).WindowCount, new BatchSampler(one, 10, 1, PackingMode.Documents).WindowCount);
     }
 
     [Fact]

@@ -90,11 +90,6 @@ public sealed class Attention : ProjectionHost
         return h.transpose(1, 2);
     }
 
-    /// <summary>
-    /// Which keys each new query may see, or null when plain causal masking (or none, for one new
-    /// position) is exact: queries at past..past+seq−1 see keys up to their own position and, with a
-    /// sliding window W, only keys j with i − W &lt; j (W keys, itself included).
-    /// </summary>
     /// <summary>A packed row's block-diagonal mask, narrowed to the sliding window when the family has one.</summary>
     Tensor Windowed(Tensor packed, long seq, Device device)
     {
@@ -104,6 +99,11 @@ public sealed class Attention : ProjectionHost
         return packed.logical_and(cols > rows - w);
     }
 
+    /// <summary>
+    /// Which keys each new query may see, or null when plain causal masking (or none, for one new
+    /// position) is exact: queries at past..past+seq−1 see keys up to their own position and, with a
+    /// sliding window W, only keys j with i − W &lt; j (W keys, itself included).
+    /// </summary>
     Tensor? Mask(long seq, long past, long keys, Device device)
     {
         bool windowed = _window is int w && keys > w;

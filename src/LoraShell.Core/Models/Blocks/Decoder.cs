@@ -105,7 +105,9 @@ public sealed class Decoder : nn.Module
     {
         if (_rotary is null) return null;
         long batch = packed.Positions.shape[0], seq = packed.Positions.shape[1];
-        var (cos, sin) = _rotary.Table(0, seq, packed.Positions.device, dtype);
+        // As transformers with position_ids: the table spans the longest document's positions (dynamic NTK scales by that length).
+        long span = packed.Positions.max().item<long>() + 1;
+        var (cos, sin) = _rotary.Table(0, span, packed.Positions.device, dtype);
         var flat = packed.Positions.flatten();
         return (cos.index_select(0, flat).view(batch, 1, seq, -1), sin.index_select(0, flat).view(batch, 1, seq, -1));
     }

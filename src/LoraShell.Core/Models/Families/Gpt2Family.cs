@@ -13,6 +13,7 @@ public sealed class Gpt2Family : ModelFamily
 {
     public const string Prefix = "transformer.";
     public override string ModelType => "gpt2";
+    public override bool TiesEmbeddingsByDefault => true; // GPT2Config's tie_word_embeddings
     public override string Architecture => "GPT2LMHeadModel";
     public override FamilyLayout Layout { get; } = new()
     {
@@ -44,7 +45,7 @@ public sealed class Gpt2Family : ModelFamily
             VocabSize = r.Int("vocab_size", 0),
             MaxPositionEmbeddings = r.Int("n_positions", 1024),
             RmsNormEps = r.Double("layer_norm_epsilon", 1e-5),
-            TieWordEmbeddings = r.Bool("tie_word_embeddings", true),
+            TieWordEmbeddings = r.Bool("tie_word_embeddings", TiesEmbeddingsByDefault),
             AttentionBias = true,
             MlpBias = true,
             HiddenAct = Activations.Check(r.String("activation_function", "gelu_new"), r.Source),

@@ -12,6 +12,9 @@ public readonly record struct TensorSpec(string Name, long[] Shape);
 /// </summary>
 public abstract class ModelFamily
 {
+    /// <summary>What a config.json without tie_word_embeddings means for this family (transformers' config class default).</summary>
+    public virtual bool TiesEmbeddingsByDefault => false;
+
     /// <summary>HF's <c>model_type</c>.</summary>
     public abstract string ModelType { get; }
 

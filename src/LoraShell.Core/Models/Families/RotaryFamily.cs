@@ -51,7 +51,7 @@ public abstract class RotaryFamily : ModelFamily
             RmsNormEps = r.Double("rms_norm_eps", DefaultNormEps),
             RopeTheta = r.Double("rope_theta", r.Json["rope_parameters"] is JsonObject p && p["rope_theta"] is not null ? new ConfigReader(p, r.Source).Double("rope_theta", 10000) : 10000),
             RopeScaling = r.RopeScaling(RopeScalingTypes),
-            TieWordEmbeddings = r.Bool("tie_word_embeddings", false),
+            TieWordEmbeddings = r.Bool("tie_word_embeddings", TiesEmbeddingsByDefault),
             HeadDimOverride = r.NullableInt("head_dim"),
             HiddenAct = Activations.Check(r.String("hidden_act", "silu"), r.Source),
             BosTokenId = r.FirstId("bos_token_id", 1),
