@@ -18,13 +18,7 @@ public class EmbeddingLoraTests
 {
     const double Tolerance = 1e-5;
 
-    static LoadedModel Model(TempFolder dir, string family)
-    {
-        var c = TinyFamilies.All.Single(x => x.Name == family);
-        if (!Directory.Exists(dir.File("model")))
-            using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
-        return LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model"), TokenizerPath = SharedData.Tok512 });
-    }
+    static LoadedModel Model(TempFolder dir, string family) => LoadTiny(dir, family);
 
     [Theory]
     [InlineData("llama-linear", "embed_tokens", "q_proj")]

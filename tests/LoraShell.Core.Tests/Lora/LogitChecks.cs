@@ -4,9 +4,20 @@ using static TorchSharp.torch;
 
 namespace LoraShell.Core.Tests;
 
-/// <summary>Logits of the tiny families' fixed ids, and how far two sets of them are apart (max |Δ| over the largest |logit|).</summary>
+/// <summary>
+/// A tiny family's model written as an HF folder and loaded from it, its logits for the fixed ids, and how far two
+/// sets of them are apart (max |Δ| over the largest |logit|).
+/// </summary>
 internal static class LogitChecks
 {
+    /// <summary>The tiny <paramref name="family"/> model, written once to <c>dir/model</c> (the reference reads that folder) and loaded from it.</summary>
+    public static LoadedModel LoadTiny(TempFolder dir, string family)
+    {
+        if (!Directory.Exists(dir.File("model")))
+            using (var written = TinyFamilies.Create(TinyFamilies.All.Single(x => x.Name == family))) Core.Models.HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
+        return LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model"), TokenizerPath = SharedData.Tok512 });
+    }
+
     public static Tensor Logits(LoadedModel m)
     {
         using var _ = no_grad();

@@ -20,9 +20,7 @@ public class ModulesToSaveTests
 
     static LoadedModel Untied(TempFolder dir)
     {
-        var c = TinyFamilies.All.Single(x => x.Name == "llama-linear");
-        using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
-        var m = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model"), TokenizerPath = SharedData.Tok512 });
+        var m = LoadTiny(dir, "llama-linear");
         Assert.False(m.Model.Config.TieWordEmbeddings);
         return m;
     }
@@ -140,9 +138,7 @@ public class ModulesToSaveTests
     public void OnATiedModelACopyOfOneSideLeavesTheOtherOnTheBaseWeight(string family, string module, string linear)
     {
         using var dir = new TempFolder();
-        var c = TinyFamilies.All.Single(x => x.Name == family);
-        using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
-        using var m = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") });
+        using var m = LoadTiny(dir, family);
         Assert.True(m.Model.Config.TieWordEmbeddings);
         using var plain = Logits(m);
         m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { linear }, ModulesToSave = new[] { module }, Init = LoraInit.Random }, seed: 1);
@@ -180,9 +176,7 @@ public class ModulesToSaveTests
     public void ReTyingTheHeadForgetsItsCopiesSoTheOtherAdaptersKeepWorking()
     {
         using var dir = new TempFolder();
-        var c = TinyFamilies.All.Single(x => x.Name == "qwen3");
-        using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
-        using var m = LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model") });
+        using var m = LoadTiny(dir, "qwen3");
         using var plain = Logits(m);
         m.Adapters.Add("head", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "lm_head" } });
         m.Adapters.Add("norm", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "model.norm" } });

@@ -22,13 +22,7 @@ public class TrainableTokensTests
     // 5, 42 and 71 occur in TinyFamilies.Ids (the lookup matters); 3 does not (only a tied head sees it).
     static readonly int[] Tokens = { 5, 42, 71, 3 };
 
-    static LoadedModel Model(TempFolder dir, string family)
-    {
-        var c = TinyFamilies.All.Single(x => x.Name == family);
-        if (!Directory.Exists(dir.File("model")))
-            using (var written = TinyFamilies.Create(c)) HuggingFaceWriter.Save(written, dir.File("model"), overwrite: false);
-        return LoadedModel.Load(new ModelLoadOptions { Path = dir.File("model"), TokenizerPath = SharedData.Tok512 });
-    }
+    static LoadedModel Model(TempFolder dir, string family) => LoadTiny(dir, family);
 
     static LoraConfig WithTokens(string linear, params int[] tokens) => new()
     {
