@@ -19,7 +19,8 @@ internal sealed class FisherImportance : IDisposable
 
     public static FisherImportance Estimate(CausalLM model, TokenStream data, TrainingOptions o)
     {
-        var sampler = new BatchSampler(data, o.SequenceLength, o.Seed + 1);
+        // Windows as training reads them: with -Packing Documents, whole documents, each read alone.
+        var sampler = new BatchSampler(data, o.SequenceLength, o.Seed + 1, o.Packing);
         var named = model.named_parameters().ToList();
         var scores = named.ToDictionary(p => p.name, p => zeros_like(p.parameter, dtype: ScalarType.Float32).DetachFromDisposeScope());
         var importance = new FisherImportance(scores);
@@ -29,8 +30,8 @@ internal sealed class FisherImportance : IDisposable
             for (int b = 0; b < o.FisherBatches; b++)
             {
                 using var scope = NewDisposeScope();
-                var (inputs, targets) = sampler.Batch((long)b * o.BatchSize, o.BatchSize, model.Device);
-                var logits = model.forward(inputs);
+                var (inputs, targets, packed) = sampler.Batch((long)b * o.BatchSize, o.BatchSize, model.Device);
+                var logits = model.Forward(inputs, packed);
                 nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), targets.reshape(-1), ignore_index: BatchSampler.IgnoreIndex).backward();
                 using (no_grad())
                     foreach (var (name, p) in named)
