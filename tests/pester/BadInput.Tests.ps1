@@ -1,8 +1,7 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSetup.ps1')
     $script:Root = New-TestFolder
-    $script:Text = Join-Path $Root 's.txt'
-    Set-Content -Path $Text -Value (Get-Content -Raw (Join-Path $Shared 'data/tinyshakespeare/input.txt')).Substring(0, 20000) -NoNewline
+    $script:Text = New-ShakespeareSample $Root
 }
 AfterAll { Remove-Item -Recurse -Force $Root -ErrorAction SilentlyContinue }
 

@@ -171,18 +171,12 @@ Describe 'DoRA and LoRA+ (issue 28)' {
     It 'adds, trains with LoRA+, saves and imports a DoRA adapter that gives the same loss' {
         $out = New-TestFolder
         try {
-            $text = Join-Path $out 's.txt'
-            Set-Content -Path $text -Value (Get-Content -Raw (Join-Path $Shared 'data/tinyshakespeare/input.txt')).Substring(0, 20000) -NoNewline
+            $text = New-ShakespeareSample $out
             $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -UseDora -TargetModules all-linear -Seed 1
             $r = $m | Start-LoraTraining -DataPath $text -MaxSteps 4 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 4 -LoraPlusRatio 16 -Seed 1
             $r.LoraPlusRatio | Should -Be 16
-            $m | Save-LoraAdapter -Path (Join-Path $out 'dora') | Out-Null
+            Assert-AdapterRoundTrip $m (Join-Path $out 'dora')
             (Get-Content -Raw (Join-Path $out 'dora/adapter_config.json') | ConvertFrom-Json).use_dora | Should -BeTrue
-            $probe = 'Once upon a time, there was a little girl.'
-            $back = Import-LoraModel $StoriesPath | Import-LoraAdapter (Join-Path $out 'dora')
-            ($back | Measure-LoraPerplexity -Text $probe).Loss | Should -Be ($m | Measure-LoraPerplexity -Text $probe).Loss
-            (Measure-LoraMemory -Model $back -Method Lora -BatchSize 4 -SequenceLength 64).TrainableParameters |
-                Should -Be ($back | Get-LoraAdapter).TrainableParameters
         }
         finally { Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue }
     }
@@ -196,18 +190,12 @@ Describe 'Trainable token rows (issue 28)' {
     It 'trains only the named rows, saves them in PEFT''s keys and imports them with the same loss' {
         $out = New-TestFolder
         try {
-            $text = Join-Path $out 's.txt'
-            Set-Content -Path $text -Value (Get-Content -Raw (Join-Path $Shared 'data/tinyshakespeare/input.txt')).Substring(0, 20000) -NoNewline
+            $text = New-ShakespeareSample $out
             $m = Import-LoraModel $StoriesPath | Add-LoraAdapter -TrainableTokenIndices 5, 6, 7 -Seed 1
             ($m | Get-LoraAdapter).TrainableTokenIndices | Should -Be @(5, 6, 7)
             $m | Start-LoraTraining -DataPath $text -MaxSteps 4 -BatchSize 2 -SequenceLength 32 -MaxEvalWindows 4 -Seed 1 | Out-Null
-            $m | Save-LoraAdapter -Path (Join-Path $out 'tokens') | Out-Null
+            Assert-AdapterRoundTrip $m (Join-Path $out 'tokens')
             (Get-Content -Raw (Join-Path $out 'tokens/adapter_config.json') | ConvertFrom-Json).trainable_token_indices | Should -Be @(5, 6, 7)
-            $probe = 'Once upon a time, there was a little girl.'
-            $back = Import-LoraModel $StoriesPath | Import-LoraAdapter (Join-Path $out 'tokens')
-            ($back | Measure-LoraPerplexity -Text $probe).Loss | Should -Be ($m | Measure-LoraPerplexity -Text $probe).Loss
-            (Measure-LoraMemory -Model $back -Method Lora -BatchSize 4 -SequenceLength 64).TrainableParameters |
-                Should -Be ($back | Get-LoraAdapter).TrainableParameters
         }
         finally { Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue }
     }

@@ -17,6 +17,24 @@ function Get-ThrownError([scriptblock] $Script) {
     throw "Expected an error, but the script completed."
 }
 
+# The first 20,000 characters of Tiny Shakespeare as a text file in $Folder: enough for a few training steps.
+function New-ShakespeareSample([string] $Folder) {
+    $path = Join-Path $Folder 's.txt'
+    Set-Content -Path $path -Value (Get-Content -Raw (Join-Path $Shared 'data/tinyshakespeare/input.txt')).Substring(0, 20000) -NoNewline
+    $path
+}
+
+# Saves the model's active adapter to $Folder and imports it into a fresh stories260K: the copy gives the same
+# loss, and Measure-LoraMemory counts the trainable parameters Get-LoraAdapter does.
+function Assert-AdapterRoundTrip($Model, [string] $Folder) {
+    $Model | Save-LoraAdapter -Path $Folder | Out-Null
+    $probe = 'Once upon a time, there was a little girl.'
+    $back = Import-LoraModel $StoriesPath | Import-LoraAdapter $Folder
+    ($back | Measure-LoraPerplexity -Text $probe).Loss | Should -Be ($Model | Measure-LoraPerplexity -Text $probe).Loss
+    (Measure-LoraMemory -Model $back -Method Lora -BatchSize 4 -SequenceLength 64).TrainableParameters |
+        Should -Be ($back | Get-LoraAdapter).TrainableParameters
+}
+
 # A small random checkpoint of any family, written by the module's own core (HF layout, nn defaults):
 # for tests that need a family's names and shapes, not trained weights.
 function New-TinyFamilyModel([string] $Family, [string] $Folder) {

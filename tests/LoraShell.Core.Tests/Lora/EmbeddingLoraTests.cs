@@ -18,8 +18,6 @@ public class EmbeddingLoraTests
 {
     const double Tolerance = 1e-5;
 
-    static LoadedModel Model(TempFolder dir, string family) => LoadTiny(dir, family);
-
     [Theory]
     [InlineData("llama-linear", "embed_tokens", "q_proj")]
     [InlineData("qwen3", "embed_tokens", "v_proj")]
@@ -27,7 +25,7 @@ public class EmbeddingLoraTests
     public void EmbeddingAdaptersGiveTheReferencesLogitsBothWays(string family, string embedding, string linear)
     {
         using var dir = new TempFolder();
-        using var m = Model(dir, family);
+        using var m = LoadTiny(dir, family);
         using var plain = Logits(m);
         m.Adapters.Add("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = new[] { embedding, linear }, Init = LoraInit.Random }, seed: 1);
         var info = m.Adapters.Info("default");
@@ -38,7 +36,7 @@ public class EmbeddingLoraTests
             Assert.Contains(PeftKeys.EmbeddingAKey(m.Model.EmbeddingSlot().Path), file.Names);
 
         PythonReference.WriteAdapter(dir.File("model"), dir.File("theirs"), new[] { embedding, linear }, rank: 4, alpha: 8, dora: false, seed: 3);
-        using var other = Model(dir, family);
+        using var other = LoadTiny(dir, family);
         PeftAdapterFormat.Load(other.Adapters, dir.File("theirs"), "default");
         using var theirsHere = Logits(other);
 
@@ -69,7 +67,7 @@ public class EmbeddingLoraTests
     public void AtPeftsInitTheEmbeddingAdapterChangesNothingAndTrainingLowersTheLoss()
     {
         using var dir = new TempFolder();
-        using var m = Model(dir, "llama-linear");
+        using var m = LoadTiny(dir, "llama-linear");
         File.WriteAllText(dir.File("s.txt"), File.ReadAllText(SharedData.TinyShakespeare)[..20_000]);
         using var plain = Logits(m);
         m.Adapters.Add("default", new LoraConfig { R = 4, TargetModules = new[] { "embed_tokens" } }, seed: 1);

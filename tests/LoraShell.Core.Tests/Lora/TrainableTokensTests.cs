@@ -22,8 +22,6 @@ public class TrainableTokensTests
     // 5, 42 and 71 occur in TinyFamilies.Ids (the lookup matters); 3 does not (only a tied head sees it).
     static readonly int[] Tokens = { 5, 42, 71, 3 };
 
-    static LoadedModel Model(TempFolder dir, string family) => LoadTiny(dir, family);
-
     static LoraConfig WithTokens(string linear, params int[] tokens) => new()
     {
         R = 4, LoraAlpha = 8, TargetModules = new[] { linear }, Init = LoraInit.Random,
@@ -45,7 +43,7 @@ public class TrainableTokensTests
     public void TokenRowsGiveTheReferencesLogitsBothWaysAndMergeExactly(string family, string linear)
     {
         using var dir = new TempFolder();
-        using var m = Model(dir, family);
+        using var m = LoadTiny(dir, family);
         using var plain = Logits(m);
         manual_seed(7);
         m.Adapters.Add("default", WithTokens(linear, Tokens), seed: 1);
@@ -62,7 +60,7 @@ public class TrainableTokensTests
         Assert.Contains("\"trainable_token_indices\": [", File.ReadAllText(Path.Combine(dir.File("ours"), PeftAdapterFiles.ConfigFile)));
 
         PythonReference.WriteAdapter(dir.File("model"), dir.File("theirs"), new[] { linear }, rank: 4, alpha: 8, dora: false, seed: 3, trainableTokens: Tokens);
-        using var other = Model(dir, family);
+        using var other = LoadTiny(dir, family);
         PeftAdapterFormat.Load(other.Adapters, dir.File("theirs"), "default");
         using var theirsHere = Logits(other);
 
@@ -109,7 +107,7 @@ public class TrainableTokensTests
     public void AtInitNothingChangesAndTrainingMovesOnlyTheNamedRows()
     {
         using var dir = new TempFolder();
-        using var m = Model(dir, "qwen3");
+        using var m = LoadTiny(dir, "qwen3");
         File.WriteAllText(dir.File("s.txt"), File.ReadAllText(SharedData.TinyShakespeare)[..20_000]);
         using var plain = Logits(m);
         using var baseWeight = m.Model.Decoder.Embedding.weight!.clone();
@@ -153,7 +151,7 @@ public class TrainableTokensTests
     public void BadTokenIndicesAreRefusedByName()
     {
         using var dir = new TempFolder();
-        using var untied = Model(dir, "llama-linear");
+        using var untied = LoadTiny(dir, "llama-linear");
         string Refusal(LoadedModel m, LoraConfig c) => Assert.Throws<LoraShellException>(() => m.Adapters.Add("x", c)).ErrorId;
         Assert.Equal("TokenIndexOutOfRange", Refusal(untied, WithTokens("q_proj", 5, 100_000)));
         Assert.Equal("InvalidTokenIndices", Refusal(untied, WithTokens("q_proj", 5, 5)));
@@ -178,7 +176,7 @@ public class TrainableTokensTests
         PeftAdapterFormat.Save(untied.Adapters, "a", dir.File("a"), overwrite: false, baseModelNameOrPath: null);
         string config = Path.Combine(dir.File("a"), PeftAdapterFiles.ConfigFile);
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"trainable_token_indices\": [\n    1,\n    2\n  ]", "\"trainable_token_indices\": [\n    1,\n    2,\n    3\n  ]"));
-        using var fresh = Model(dir, "llama-linear");
+        using var fresh = LoadTiny(dir, "llama-linear");
         var e = Assert.Throws<LoraShellException>(() => PeftAdapterFormat.Load(fresh.Adapters, dir.File("a"), "a"));
         Assert.Equal("AdapterDoesNotMatchModel", e.ErrorId);
         Assert.Contains("2 token rows", e.Message);
@@ -190,7 +188,7 @@ public class TrainableTokensTests
     public void TheEmbeddingIsTrainedOneWayAtATimeAndARefusalChangesNothing()
     {
         using var dir = new TempFolder();
-        using var m = Model(dir, "llama-linear");
+        using var m = LoadTiny(dir, "llama-linear");
         string Refusal(LoraConfig c) => Assert.Throws<LoraShellException>(() => m.Adapters.Add("y", c)).ErrorId;
 
         m.Adapters.Add("saver", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "embed_tokens" } });
@@ -221,7 +219,7 @@ public class TrainableTokensTests
     public void OnATiedModelTokenRowsAndAnUntyingCopyAreRefusedTogether()
     {
         using var dir = new TempFolder();
-        using var m = Model(dir, "qwen3");
+        using var m = LoadTiny(dir, "qwen3");
         m.Adapters.Add("rows", WithTokens("q_proj", 5));
         var e = Assert.Throws<LoraShellException>(() => m.Adapters.Add("head", new LoraConfig { TargetModules = new[] { "q_proj" }, ModulesToSave = new[] { "lm_head" } }));
         Assert.Equal("TrainableTokensOverlap", e.ErrorId);
