@@ -244,7 +244,7 @@ if ($results.Contains('svd-sweep-stories260K')) {
     [void]$md.AppendLine()
     [void]$md.AppendLine("Smallest rank within 0.05 nats of full fine-tuning: $(if ($smallest -lt 0) { 'none up to 32' } else { $smallest }).")
 }
-$peers = @('stories260K', 'synthetic50M') | Where-Object { $results.Contains("lora-step-vs-pytorch-$_") -and $results["lora-step-vs-pytorch-$_"].metrics.Contains('ours_over_pytorch') }
+$peers = @('stories260K', 'synthetic50M', 'synthetic50M-all-b16') | Where-Object { $results.Contains("lora-step-vs-pytorch-$_") -and $results["lora-step-vs-pytorch-$_"].metrics.Contains('ours_over_pytorch') }
 if (@($peers).Count) {
     [void]$md.AppendLine()
     [void]$md.AppendLine('## LoRA training step: LoraShell vs eager PyTorch (bench/peer/lora_step.py, Debian python3-torch 1.13 + OpenBLAS, same threads)')
@@ -257,7 +257,44 @@ if (@($peers).Count) {
         [void]$md.AppendLine("| $p ($($results["lora-step-vs-pytorch-$p"].settings.run)) | $(Format-Number $x.ours_ms_per_step.median) | $(Format-Number $x.pytorch_ms_per_step.median) | $('{0:N3}' -f $ratio) | $(if ($ratio -le 0.9) { 'pass' } else { 'short' }) | $('{0:E1}' -f $x.first_loss_abs_diff.median) | $('{0:E1}' -f $x.last_loss_abs_diff.median) |")
     }
     [void]$md.AppendLine()
-    [void]$md.AppendLine('Same weights, LoRA factors (r 8, alpha 16, q_proj + v_proj, random non-zero init), batch and AdamW settings on both sides; the loss columns check that both compute the same thing (goal: < 1e-4).')
+    [void]$md.AppendLine('Same weights, LoRA factors (r 8, alpha 16, on the projections each row names, random non-zero init), batch and AdamW settings on both sides; the loss columns check that both compute the same thing (goal: < 1e-4).')
+}
+# Training step speed as the work grows (issue 27): each row against the GEMM rate measured between its own steps.
+$speed50 = @(foreach ($m in 'lora', 'full') { foreach ($b in '-b1', '-b4', '-b8', '-b16', '-b16-ckpt') { "train-speed-synthetic50M-$m$b" } }) | Where-Object { $results.Contains($_) }
+$speed1b = @(foreach ($f in 'fp32', 'int8', 'nf4') { foreach ($c in '', '-ckpt') { "train-speed-tinyllama1b-lora-$f$c" } }) | Where-Object { $results.Contains($_) }
+if (@($speed50).Count + @($speed1b).Count) {
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## Training step speed at real sizes (the trainer a user runs; fp32 compute, no per-step memory trimming)')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| run | ms/step | µs/token | ideal GFLOP | GFLOP/s | GEMM GFLOP/s (same run) | share of GEMM | goal >= 60% (LoRA) | loss, first / last step |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|---:|---|---|')
+    foreach ($name in @($speed50) + @($speed1b)) {
+        $x = $results[$name].metrics
+        $goal = if ($name -like '*-full-*') { '' } elseif ($x.share_of_gemm.median -ge 0.6) { 'pass' } else { 'short' }
+        [void]$md.AppendLine("| $($results[$name].settings.run) | $('{0:N0}' -f $x.ms_per_step.median) | $('{0:N0}' -f $x.us_per_token.median) | $('{0:N0}' -f $x.ideal_gflop.median) | $('{0:N1}' -f $x.gflops.median) | $('{0:N1}' -f $x.gemm_gflops.median) | $('{0:P0}' -f $x.share_of_gemm.median) | $goal | $('{0:N6}' -f $x.first_loss.median) / $('{0:N6}' -f $x.last_loss.median) |")
+    }
+    [void]$md.AppendLine()
+    $m = @{}; foreach ($name in $speed50) { $m[$name -replace '^train-speed-synthetic50M-', ''] = $results[$name].metrics }
+    $lines = @()
+    if ($m.Contains('lora-b4') -and $m.Contains('lora-b16')) { $r = $m['lora-b16'].us_per_token.median / $m['lora-b4'].us_per_token.median; $lines += "per-token time, LoRA batch 16 / batch 4: $('{0:N2}' -f $r)x (goal <= 1.15x: $(if ($r -le 1.15) { 'pass' } else { 'short' }))" }
+    if ($m.Contains('full-b4') -and $m.Contains('full-b16')) { $r = $m['full-b16'].us_per_token.median / $m['full-b4'].us_per_token.median; $lines += "per-token time, Full batch 16 / batch 4: $('{0:N2}' -f $r)x" }
+    foreach ($b in 'b4', 'b16', 'b16-ckpt') {
+        if ($m.Contains("lora-$b") -and $m.Contains("full-$b")) {
+            # Each row's time scaled to the GEMM rate of its own run, so host drift between the two processes cancels.
+            $r = ($m["lora-$b"].ms_per_step.median * $m["lora-$b"].gemm_gflops.median) / ($m["full-$b"].ms_per_step.median * $m["full-$b"].gemm_gflops.median)
+            $lines += "LoRA step / Full step at $($b -replace '^b', 'batch ' -replace '-ckpt', ' with checkpointing') x 256: $('{0:N2}' -f $r)x, at equal GEMM rate (goal <= 0.75x: $(if ($r -le 0.75) { 'pass' } else { 'short' }); the FLOP ratio is 0.67x)"
+        }
+    }
+    $fp = $results['train-speed-tinyllama1b-lora-fp32']
+    foreach ($q in 'int8', 'nf4') {
+        foreach ($c in '', '-ckpt') {
+            $qr = $results["train-speed-tinyllama1b-lora-$q$c"]; $fr = $results["train-speed-tinyllama1b-lora-fp32$c"]
+            if ($qr -and $fr) { $lines += "dequantization cost, 1.1B $q$(if ($c) { ' with checkpointing' }): $('{0:N0}' -f (($qr.metrics.ms_per_step.median * $qr.metrics.gemm_gflops.median / $fr.metrics.gemm_gflops.median) - $fr.metrics.ms_per_step.median)) ms per step over the float32 base at equal GEMM rate" }
+        }
+    }
+    foreach ($l in $lines) { [void]$md.AppendLine("- $l") }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('Ideal FLOPs count the matmul weights N (every projection and the head; attention scores excluded) per token T: 4·N·T for a frozen base (forward and input gradients), 6·N·T for Full, 2·N·T more with checkpointing. This machine''s GEMM rate drifts by a third between processes (a shared host), so each row is divided by the 2048² GEMM rate sampled between its own steps.')
 }
 # Model FLOPs utilisation against this machine's measured GEMM throughput (forward: 2·P FLOPs per token; training: 6·P).
 if ($results.Contains('gemm')) {
@@ -315,6 +352,12 @@ if ((Test-Path (Join-Path $repo 'module/LoraShell/bin/LoraShell.dll')) -and (Get
     foreach ($p in 'stories260K', 'synthetic50M') {
         if ($results.Contains("lora-step-vs-pytorch-$p")) { $ratios += Bar "LoRA step, ours / PyTorch ($p)" $results["lora-step-vs-pytorch-$p"].metrics.ours_over_pytorch }
     }
+    Out-Chart 'time-per-token' 'Training time per token by batch size, synthetic 50.5M, sequence 256 (lower is better)' -style @{ YAxisTitle = 'µs per token (median step)' } @(
+        foreach ($m in 'lora', 'full') {
+            foreach ($b in 1, 4, 8, 16) {
+                if ($results.Contains("train-speed-synthetic50M-$m-b$b")) { Bar "batch $b" $results["train-speed-synthetic50M-$m-b$b"].metrics.us_per_token $(if ($m -eq 'lora') { 'LoRA r8 all-linear' } else { 'Full' }) }
+            }
+        })
     Out-Chart 'ratios' 'Ratios (1 = parity; lower is better)' -style @{ YAxisTitle = 'ratio (median of runs)'; Baseline = 1; BaselineName = 'parity' } $ratios
     if ($drawn.Count) {
         [void]$md.AppendLine()

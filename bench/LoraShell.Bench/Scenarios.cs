@@ -9,7 +9,9 @@ namespace LoraShell.Bench;
 /// <summary>Each scenario measures one thing in this process and returns its numbers.</summary>
 static partial class Scenarios
 {
-    public static readonly IReadOnlyDictionary<string, Func<bool, BenchResult>> All = new Dictionary<string, Func<bool, BenchResult>>
+    public static readonly IReadOnlyDictionary<string, Func<bool, BenchResult>> All = new Dictionary<string, Func<bool, BenchResult>>(Named().Concat(SpeedScenarios()));
+
+    static Dictionary<string, Func<bool, BenchResult>> Named() => new()
     {
         ["gemm"] = Gemm,
         ["forward-stories260K"] = quick => Forward("stories260K", quick ? 1 : 8, quick ? 32 : 256, quick),
@@ -46,6 +48,7 @@ static partial class Scenarios
         ["train-tinyllama1b-lora-nf4-ckpt"] = quick => TrainBigLora("nf4", true, quick),
         ["lora-step-vs-pytorch-stories260K"] = quick => PeerStep("stories260K", quick),
         ["lora-step-vs-pytorch-synthetic50M"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick),
+        ["lora-step-vs-pytorch-synthetic50M-all-b16"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick, batch: 16, allLinear: true),
         ["svd-sweep-stories260K"] = SvdSweep,
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
@@ -56,6 +59,9 @@ static partial class Scenarios
         ["gguf-import-tinyllama1b-q8_0"] = quick => GgufImport("Q8_0", quick),
         ["gguf-generate-tinyllama1b-vs-llamacpp"] = GgufGenerate,
         ["train-packing-synthetic50M-mixed-lengths"] = Packing,
+        ["gemm-head-chunks-synthetic50M"] = HeadChunks,
+        ["gemm-floor-synthetic50M-lora-b4"] = quick => GemmFloor(4, quick),
+        ["gemm-floor-synthetic50M-lora-b16"] = quick => GemmFloor(16, quick),
     };
 
     /// <summary>
@@ -109,23 +115,29 @@ static partial class Scenarios
     /// from identical weights and batch, run alternately in rounds. Reports the time ratio ours/peer
     /// and the loss differences (first step and last step).
     /// </summary>
-    static BenchResult PeerStep(string modelName, bool quick)
+    static BenchResult PeerStep(string modelName, bool quick, int? batch = null, bool allLinear = false)
     {
-        int batch = modelName == "synthetic50M" ? 4 : 8, seq = quick ? 32 : 256, steps = quick ? 2 : 6, rounds = quick ? 1 : 3;
+        string scenario = $"lora-step-vs-pytorch-{modelName}{(allLinear ? $"-all-b{batch}" : "")}";
+        // The batch-16 step takes seconds on each side: fewer steps and rounds keep the scenario to minutes.
+        int seq = quick ? 32 : 256, steps = quick ? 2 : batch > 4 ? 4 : 6, rounds = quick ? 1 : batch > 4 ? 2 : 3;
+        batch = quick ? 2 : batch ?? (modelName == "synthetic50M" ? 4 : 8);
         using var model = BenchModels.Load(modelName);
         var loaded = new LoadedModel(model, null, modelName, "bench");
-        loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetModules = new[] { "q_proj", "v_proj" }, Init = LoraShell.Core.Lora.LoraInit.Random }, seed: 1);
+        var config = allLinear
+            ? new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear", Init = LoraShell.Core.Lora.LoraInit.Random }
+            : new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetModules = new[] { "q_proj", "v_proj" }, Init = LoraShell.Core.Lora.LoraInit.Random };
+        loaded.Adapters.Add("default", config, seed: 1);
         loaded.Adapters.MarkTrainable("default");
         manual_seed(2);
-        var ids = randint(3, model.Config.VocabSize, new long[] { batch, seq });
-        var targets = randint(3, model.Config.VocabSize, new long[] { batch, seq });
+        var ids = randint(3, model.Config.VocabSize, new long[] { batch.Value, seq });
+        var targets = randint(3, model.Config.VocabSize, new long[] { batch.Value, seq });
         var lora = LoraShell.Core.Lora.PeftAdapterFormat.StateDict(loaded.Adapters, "default")
             .Select(p => KeyValuePair.Create(p.Key["base_model.model.".Length..], p.Value)).ToList();
         var initial = lora.Select(p => p.Value.detach().clone()).ToList();
 
         string dir = Path.Combine(Path.GetTempPath(), $"lorashell-peer-{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
-        var r = new BenchResult { Scenario = $"lora-step-vs-pytorch-{modelName}" };
+        var r = new BenchResult { Scenario = scenario };
         try
         {
             var inputs = LoraShell.Core.Models.HuggingFaceWriter.HuggingFaceStateDict(model).Concat(lora)
@@ -162,7 +174,7 @@ static partial class Scenarios
                 r.Metrics["first_loss_abs_diff"] = Math.Abs(ourLosses![0] - peerLosses![0]);
                 r.Metrics["last_loss_abs_diff"] = Math.Abs(ourLosses[^1] - peerLosses[^1]);
             }
-            r.Settings["run"] = $"{modelName}, batch {batch} x seq {seq}, {steps} steps x {rounds} alternating rounds{(peerAvailable ? "" : "; PyTorch peer not installed (apt-get install python3-torch libopenblas0-pthread)")}";
+            r.Settings["run"] = $"{modelName}, LoRA r8 {(allLinear ? "all-linear" : "q_proj + v_proj")}, batch {batch} x seq {seq}, {steps} steps x {rounds} alternating rounds{(peerAvailable ? "" : "; PyTorch peer not installed (apt-get install python3-torch libopenblas0-pthread)")}";
             return r;
         }
         finally { Directory.Delete(dir, recursive: true); }

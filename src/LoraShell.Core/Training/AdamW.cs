@@ -45,11 +45,15 @@ public sealed class AdamW : IDisposable
             double lr = learningRate * scale;
             var g = p.grad.to(ScalarType.Float32);
             if (decay && _weightDecay > 0) p.mul_(1 - lr * _weightDecay);
-            m.mul_(_beta1).add_(g, alpha: 1 - _beta1);
+            // Passes over the state are the optimizer's whole cost (Full: six per weight per step), so m moves in
+            // one (lerp: m + (1−β1)(g − m)) and the bias corrections ride on the scalars:
+            // lr/bc1 · m / (√v/√bc2 + ε) = (lr·√bc2/bc1) · m / (√v + ε·√bc2).
+            m.lerp_(g, 1 - _beta1);
             v.mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
-            var denom = (v.sqrt() / Math.Sqrt(bc2)).add_(_eps);
-            if (p.dtype == ScalarType.Float32) p.addcdiv_(m, denom, value: -lr / bc1);
-            else p.copy_((p.to(ScalarType.Float32) - lr / bc1 * m / denom).to(p.dtype));
+            var denom = v.sqrt().add_(_eps * Math.Sqrt(bc2));
+            double stepSize = lr * Math.Sqrt(bc2) / bc1;
+            if (p.dtype == ScalarType.Float32) p.addcdiv_(m, denom, value: -stepSize);
+            else p.copy_((p.to(ScalarType.Float32) - stepSize * m / denom).to(p.dtype));
         }
     }
 

@@ -32,6 +32,30 @@ public class ChunkedCrossEntropyTests
     }
 
     [Fact]
+    public void Rows_whose_logits_span_hundreds_give_the_loss_and_gradient_of_float64_cross_entropy()
+    {
+        // A random or early model's logits can span hundreds (the bench's synthetic model: a loss of 460), where
+        // exp underflows; the clamped exp must not change the loss or the gradient.
+        manual_seed(11);
+        var weight = (randn(500, 32) * 6).requires_grad_(true);
+        var hidden = (randn(9, 32) * 6).requires_grad_(true);
+        var targets = randint(0, 500, new long[] { 9 });
+        targets[2] = BatchSampler.IgnoreIndex;
+        using (var range = nn.functional.linear(hidden, weight)) Assert.True((range.amax(new long[] { 1 }) - range.amin(new long[] { 1 })).min().item<float>() > 200);
+
+        var w64 = weight.detach().to(ScalarType.Float64).requires_grad_(true);
+        var h64 = hidden.detach().to(ScalarType.Float64).requires_grad_(true);
+        var expected = nn.functional.cross_entropy(nn.functional.linear(h64, w64), targets, ignore_index: BatchSampler.IgnoreIndex, reduction: nn.Reduction.Sum);
+        (expected * 0.5).backward();
+
+        double sum = ChunkedCrossEntropy.SumAndBackward(hidden, h => nn.functional.linear(h, weight), targets, 4, 0.5, BatchSampler.IgnoreIndex);
+        Assert.Equal(expected.item<double>(), sum, 1e-4 * Math.Abs(expected.item<double>()));
+        Assert.True(TensorAssert.MaxAbsDiff(w64.grad!.to(ScalarType.Float32), weight.grad!) < 1e-4, "head gradient");
+        Assert.True(TensorAssert.MaxAbsDiff(h64.grad!.to(ScalarType.Float32), hidden.grad!) < 1e-3, "hidden gradient");
+        Assert.Equal(0, hidden.grad![2].abs().sum().item<float>()); // the ignored row gets nothing
+    }
+
+    [Fact]
     public void Bfloat16_logits_get_a_float32_loss_and_a_gradient_in_the_model_dtype()
     {
         manual_seed(5);
