@@ -104,3 +104,46 @@ static partial class Scenarios
         return res;
     }
 }
+
+static partial class Scenarios
+{
+    /// <summary>
+    /// LoRA's up-projection in autograd: addmm(y, x·Aᵀ, Bᵀ) with Bᵀ a transposed view of B [out, r] (PEFT's layout)
+    /// against a contiguous [r, out] copy. The two give autograd different strides for the weight gradient, and so
+    /// different GEMM shapes for dB ([out, T]·[T, r] or [r, T]·[T, out]).
+    /// </summary>
+    static BenchResult LoraBackwardLayouts(bool quick)
+    {
+        long t = quick ? 256 : 4096, r = 8;
+        var res = new BenchResult { Scenario = "lora-backward-layouts" };
+        foreach (long outF in new long[] { 512, 1536 })
+        {
+            using var scope = NewDisposeScope();
+            var down = randn(t, r);
+            var y = randn(t, outF);
+            var b = randn(outF, r).requires_grad_(true);
+            var g = randn(t, outF);
+            double Time(bool contiguous)
+            {
+                var times = new List<double>();
+                for (int i = 0; i < (quick ? 2 : 12); i++)
+                {
+                    using var inner = NewDisposeScope();
+                    var clock = Stopwatch.StartNew();
+                    var bt = contiguous ? b.t().contiguous() : b.t();
+                    var outp = addmm(y, down, bt, beta: 1, alpha: 2);
+                    outp.backward(new[] { g });
+                    times.Add(clock.Elapsed.TotalMilliseconds);
+                    b.grad!.zero_();
+                }
+                times.Sort();
+                return times[times.Count / 2];
+            }
+            Time(false);
+            res.Metrics[$"out {outF} transposed view ms"] = Time(false);
+            res.Metrics[$"out {outF} contiguous copy ms"] = Time(true);
+        }
+        res.Settings["run"] = $"{t} tokens, r {r}, forward + backward of the up-projection (dB only)";
+        return res;
+    }
+}

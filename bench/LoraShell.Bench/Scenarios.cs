@@ -60,6 +60,7 @@ static partial class Scenarios
         ["gguf-generate-tinyllama1b-vs-llamacpp"] = GgufGenerate,
         ["train-packing-synthetic50M-mixed-lengths"] = Packing,
         ["gemm-head-chunks-synthetic50M"] = HeadChunks,
+        ["lora-backward-layouts"] = LoraBackwardLayouts,
         ["gemm-floor-synthetic50M-lora-b4"] = quick => GemmFloor(4, quick),
         ["gemm-floor-synthetic50M-lora-b16"] = quick => GemmFloor(16, quick),
     };

@@ -16,7 +16,7 @@ namespace LoraShell.Bench;
 /// </summary>
 static partial class Scenarios
 {
-    static BenchResult TrainSpeed(string method, int batch, bool checkpointing, bool quick)
+    static BenchResult TrainSpeed(string method, int batch, bool checkpointing, bool quick, int accumulate = 1)
     {
         string shared = BenchModels.SharedRoot();
         string modelName = quick ? "stories260K" : "synthetic50M";
@@ -29,11 +29,11 @@ static partial class Scenarios
         var options = new TrainingOptions
         {
             Method = method == "full" ? TrainingMethod.Full : TrainingMethod.Lora,
-            DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = quick ? 2 : 5,
-            BatchSize = quick ? Math.Min(batch, 2) : batch, SequenceLength = seq, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
+            DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = quick ? 2 : 6,
+            BatchSize = quick ? Math.Min(batch, 2) : batch / accumulate, GradientAccumulationSteps = accumulate, SequenceLength = seq, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
             GradientCheckpointing = checkpointing,
         };
-        return Measured(SpeedName(method, batch, checkpointing), loaded, options, method, quick,
+        return Measured(SpeedName(method, batch, checkpointing) + (accumulate > 1 ? $"-accum{accumulate}" : ""), loaded, options, method, quick,
             $"{modelName}, {(method == "full" ? "Full" : "LoRA r8 all-linear")}");
     }
 
@@ -44,13 +44,25 @@ static partial class Scenarios
         bool checkpointing = options.GradientCheckpointing;
         int seq = options.SequenceLength;
         var perf = PerfControl.AfterFirstStep(options.MaxSteps!.Value);
-        var gemmSamples = new List<double>();
-        // Between steps (outside their timing), unless perf is profiling the steps.
-        var progress = perf ?? new StepHook(_ => gemmSamples.Add(GemmRate(quick, warmups: 1, runs: 3)));
-        var t = Trainer.Run(loaded, options, progress);
-        double tokens = (double)options.BatchSize * seq;
+        double tokens = (double)options.BatchSize * options.GradientAccumulationSteps * seq;
         double matmulWeights = MatmulWeights(model.Config);
         double ideal = (method == "full" ? 6 : 4) * matmulWeights * tokens + (checkpointing ? 2 * matmulWeights * tokens : 0);
+        // The GEMM rate is sampled after each step, outside its timing (unless perf is profiling the steps), and
+        // each step is set against the sample that follows it: the host's speed drifts over seconds, so a step
+        // and the GEMM run right after it see the same machine. A step's time is the interval from the end of
+        // the previous sample to this report; the first (warm-up, data loading) and the last (it evaluates) are left out.
+        var gemmSamples = new List<double>();
+        var shares = new List<double>();
+        var interval = System.Diagnostics.Stopwatch.StartNew();
+        var progress = perf ?? new StepHook(p =>
+        {
+            double stepSeconds = interval.Elapsed.TotalSeconds;
+            double rate = GemmRate(quick, warmups: 1, runs: 3);
+            gemmSamples.Add(rate);
+            if (p.Step > 1 && p.Step < p.TotalSteps) shares.Add(ideal / 1e9 / stepSeconds / rate);
+            interval.Restart();
+        });
+        var t = Trainer.Run(loaded, options, progress);
         var r = new BenchResult { Scenario = scenario };
         r.Metrics["ms_per_step"] = t.MillisecondsPerStep;
         r.Metrics["us_per_token"] = t.MillisecondsPerStep * 1000 / tokens;
@@ -61,6 +73,11 @@ static partial class Scenarios
         double gemm = gemmSamples[gemmSamples.Count / 2];
         r.Metrics["gemm_gflops"] = gemm;
         r.Metrics["share_of_gemm"] = r.Metrics["gflops"] / gemm;
+        if (shares.Count > 0)
+        {
+            shares.Sort();
+            r.Metrics["share_of_gemm_paired"] = shares[shares.Count / 2]; // median over the steps, each against its own sample
+        }
         // A quantized base dequantizes every projection in the forward, again in the backward and once more
         // in a checkpointed recompute: one pass timed here, on its own, gives that cost its own column.
         var quantized = model.modules().OfType<LoraShell.Core.Models.Blocks.QuantizedProjection>().Where(q => q.IsQuantized).ToList();
@@ -150,6 +167,7 @@ static partial class Scenarios
         foreach (var baseFormat in new[] { "fp32", "int8", "nf4" })
             foreach (bool checkpointing in new[] { false, true })
                 yield return KeyValuePair.Create<string, Func<bool, BenchResult>>($"train-speed-tinyllama1b-lora-{baseFormat}{(checkpointing ? "-ckpt" : "")}", quick => TrainBigSpeed(baseFormat, checkpointing, quick));
+        yield return KeyValuePair.Create<string, Func<bool, BenchResult>>("train-speed-synthetic50M-lora-b16-accum4", quick => TrainSpeed("lora", 16, false, quick, accumulate: 4));
         foreach (var method in new[] { "lora", "full" })
             foreach (int batch in new[] { 1, 4, 8, 16 })
                 foreach (bool checkpointing in new[] { false, true })

@@ -59,9 +59,12 @@ public abstract class LoraVariant
             var down = nn.functional.linear(h, layer.lora_A[name].weight!); // [..., r]
             if (result.dtype != ScalarType.Float32)
                 return result + (nn.functional.linear(down, layer.lora_B[name].weight!) * scaling).to(result.dtype);
-            // One fused GEMM: result + scaling·(x·Aᵀ)·Bᵀ, without materialising the scaled update.
+            // One fused GEMM: result + scaling·(x·Aᵀ)·Bᵀ, without materialising the scaled update. Bᵀ is copied
+            // contiguous ([r, out], a few KiB): given a transposed view, autograd computes dB as [out, T]·[T, r],
+            // a GEMM MKL runs at a fifth of the rate of the [r, T]·[T, out] it picks for a contiguous operand
+            // (bench: lora-backward-layouts, the up-projection's forward + backward 2x faster at 4,096 tokens).
             long outF = result.shape[^1];
-            return addmm(result.reshape(-1, outF), down.reshape(-1, down.shape[^1]), layer.lora_B[name].weight!.t(), beta: 1, alpha: (float)scaling)
+            return addmm(result.reshape(-1, outF), down.reshape(-1, down.shape[^1]), layer.lora_B[name].weight!.t().contiguous(), beta: 1, alpha: (float)scaling)
                 .view(result.shape);
         }
 
