@@ -272,7 +272,8 @@ if (@($speed50).Count + @($speed1b).Count) {
         $x = $results[$name].metrics
         # The paired share (each step against the GEMM sampled right after it) is the one the goal reads; runs too short to pair fall back.
         $share = if ($x.Contains('share_of_gemm_paired')) { $x.share_of_gemm_paired.median } else { $x.share_of_gemm.median }
-        $goal = if ($name -like '*-full-*') { '' } elseif ($share -ge 0.6) { 'pass' } else { 'short' }
+        # The goal names LoRA all-linear at 16 x 256 on the 50M model and the 1.1B shape; the other rows show the trend.
+        $goal = if ($name -notlike '*-lora-b16*' -and $name -notlike '*tinyllama1b*') { '' } elseif ($share -ge 0.6) { 'pass' } else { 'short' }
         $paired = if ($x.Contains('share_of_gemm_paired')) { '{0:P0}' -f $x.share_of_gemm_paired.median } else { '' }
         $dequant = if ($x.Contains('dequant_ms_per_step')) { '{0:N0}' -f $x.dequant_ms_per_step.median } else { '' }
         $without = if ($x.Contains('share_of_gemm_without_dequant')) { '{0:P0}' -f $x.share_of_gemm_without_dequant.median } else { '' }
@@ -290,7 +291,9 @@ if (@($speed50).Count + @($speed1b).Count) {
     foreach ($b in 'b4', 'b16', 'b16-ckpt') {
         if ($m.Contains("lora-$b") -and $m.Contains("full-$b")) {
             $r = AtEqualGemm $m["lora-$b"] $m["full-$b"] 'ms_per_step'
-            $lines += "LoRA step / Full step at $($b -replace '^b', 'batch ' -replace '-ckpt', ' with checkpointing') x 256: $('{0:N2}' -f $r)x, at equal GEMM rate (goal <= 0.75x: $(if ($r -le 0.75) { 'pass' } else { 'short' }); the FLOP ratio is 0.67x)"
+            # With checkpointing both recompute one forward (2·N·T): the FLOP ratio is 6/8, so 0.75x is its floor.
+            $flops = if ($b -like '*-ckpt') { 0.75 } else { 4 / 6 }
+            $lines += "LoRA step / Full step at $(if ($b -like '*-ckpt') { 'batch 16 x 256 with checkpointing' } else { "batch $($b.Substring(1)) x 256" }): $('{0:N2}' -f $r)x at equal GEMM rate (goal <= 0.75x: $(if ($r -le 0.75) { 'pass' } else { 'short' }); the FLOP ratio is $('{0:N2}' -f $flops)x)"
         }
     }
     foreach ($l in $lines) { [void]$md.AppendLine("- $l") }

@@ -39,7 +39,7 @@ static partial class Scenarios
             shapes.Add(new($"lora fwd h·Bᵀ ({kind})", t, r, outF, true, count));
             shapes.Add(new($"lora bwd dY·B ({kind})", t, outF, r, false, count));
             shapes.Add(new($"lora bwd dA = (dY·B)ᵀ·x ({kind})", r, t, inF, false, count));
-            shapes.Add(new($"lora bwd dB = dYᵀ·h ({kind})", outF, t, r, false, count));
+            shapes.Add(new($"lora bwd dBᵀ = hᵀ·dY ({kind})", r, t, outF, false, count)); // the shape autograd picks for a contiguous Bᵀ (LoraVariant)
         }
         var res = new BenchResult { Scenario = $"gemm-floor-synthetic50M-lora-b{batch}" };
         double floorMs = 0, flops = 0;

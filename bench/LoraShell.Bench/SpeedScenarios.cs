@@ -98,7 +98,8 @@ static partial class Scenarios
         }
         r.Metrics["first_loss"] = t.Losses[0];
         r.Metrics["last_loss"] = t.Losses[^1];
-        r.Settings["run"] = $"{what}, batch {options.BatchSize} x {seq}, {t.Steps} steps (median; the first warms up){(checkpointing ? ", gradient checkpointing" : "")}";
+        string batch = options.GradientAccumulationSteps > 1 ? $"batch {options.BatchSize * options.GradientAccumulationSteps} x {seq} as {options.GradientAccumulationSteps} accumulated micro-batches of {options.BatchSize}" : $"batch {options.BatchSize} x {seq}";
+        r.Settings["run"] = $"{what}, {batch}, {t.Steps} steps (median; the first warms up){(checkpointing ? ", gradient checkpointing" : "")}";
         return r;
     }
 
