@@ -23,8 +23,7 @@ static partial class Scenarios
     /// </summary>
     static BenchResult TrainBigLora(string baseFormat, bool checkpointing, bool quick)
     {
-        string folder = BenchModels.TinyLlamaFolder(quick);
-        string shared = BenchModels.SharedRoot();
+        BenchModels.TinyLlamaFolder(quick); // written once, before the memory baseline
         NativeMemory.MapLargeAllocations();
         using (var warm = ones(64, 64)) warm.matmul(warm).Dispose();
         NativeMemory.ReleaseManagedGarbage();
@@ -33,29 +32,12 @@ static partial class Scenarios
         MemoryMeter.ResetPeak();
 
         var clock = Stopwatch.StartNew();
-        var load = new ModelLoadOptions
-        {
-            Path = folder,
-            DType = baseFormat == "bf16" ? ModelDType.BFloat16 : ModelDType.Float32,
-            Quantization = baseFormat switch { "int8" => BaseQuantization.Int8, "nf4" => BaseQuantization.Nf4, _ => BaseQuantization.None },
-        };
+        var load = TinyLlamaLoad(baseFormat, quick);
         var model = LoadedModel.Load(load).Model;
         double loadSeconds = clock.Elapsed.TotalSeconds;
         double loadPeakMiB = MemoryMeter.PeakMiB - runtimeMiB;
         double modelMiB = model.WeightBytes / 1048576.0;
-
-        // The model's vocabulary is TinyLlama's 32,000; the text is tokenized with stories260K's 512 tokens,
-        // a subset of its ids, which is all a speed and memory measurement needs.
-        var tokenizer = LoraShell.Core.Tokenizers.Llama2cTokenizer.Load(Path.Combine(shared, "models", "stories260K", "tok512.bin"));
-        var loaded = new LoadedModel(model, tokenizer, "tinyllama-1.1b-shape", "bench");
-        loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
-        var options = new TrainingOptions
-        {
-            Method = TrainingMethod.Lora,
-            DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = 2,
-            BatchSize = 1, SequenceLength = quick ? 64 : 512, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
-            TrimMemoryEachStep = true, GradientCheckpointing = checkpointing,
-        };
+        var (loaded, options) = TinyLlamaLoraRun(model, checkpointing, quick, steps: 2, trimEachStep: true);
         var t = Trainer.Run(loaded, options);
         var estimate = MemoryEstimator.Estimate(model.Config, new MemoryEstimateOptions
         {
@@ -78,6 +60,32 @@ static partial class Scenarios
         r.Settings["base"] = baseFormat switch { "fp32" => "float32", "bf16" => "bfloat16 (compute in bfloat16)", "int8" => "int8 projections, float32 rest", _ => "NF4 projections, float32 rest" };
         r.Settings["parameters"] = model.Config.ParameterCount.ToString("N0");
         return r;
+    }
+
+    /// <summary>The TinyLlama-shaped folder loaded as a float32 (or bfloat16), int8 or NF4 base.</summary>
+    static ModelLoadOptions TinyLlamaLoad(string baseFormat, bool quick) => new()
+    {
+        Path = BenchModels.TinyLlamaFolder(quick),
+        DType = baseFormat == "bf16" ? ModelDType.BFloat16 : ModelDType.Float32,
+        Quantization = baseFormat switch { "int8" => BaseQuantization.Int8, "nf4" => BaseQuantization.Nf4, _ => BaseQuantization.None },
+    };
+
+    /// <summary>LoRA r8 on every linear layer of the 1.1B model, trained at batch 1 x 512 on Tiny Shakespeare.</summary>
+    static (LoadedModel Loaded, TrainingOptions Options) TinyLlamaLoraRun(CausalLM model, bool checkpointing, bool quick, int steps, bool trimEachStep)
+    {
+        // The model's vocabulary is TinyLlama's 32,000; the text is tokenized with stories260K's 512 tokens,
+        // a subset of its ids, which is all a speed and memory measurement needs.
+        string shared = BenchModels.SharedRoot();
+        var tokenizer = LoraShell.Core.Tokenizers.Llama2cTokenizer.Load(Path.Combine(shared, "models", "stories260K", "tok512.bin"));
+        var loaded = new LoadedModel(model, tokenizer, "tinyllama-1.1b-shape", "bench");
+        loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
+        return (loaded, new TrainingOptions
+        {
+            Method = TrainingMethod.Lora,
+            DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = steps,
+            BatchSize = 1, SequenceLength = quick ? 64 : 512, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
+            TrimMemoryEachStep = trimEachStep, GradientCheckpointing = checkpointing,
+        });
     }
 
     /// <summary>

@@ -142,23 +142,8 @@ static partial class Scenarios
     /// </summary>
     static BenchResult TrainBigSpeed(string baseFormat, bool checkpointing, bool quick)
     {
-        string shared = BenchModels.SharedRoot();
-        var load = new ModelLoadOptions
-        {
-            Path = BenchModels.TinyLlamaFolder(quick), DType = ModelDType.Float32,
-            Quantization = baseFormat switch { "int8" => BaseQuantization.Int8, "nf4" => BaseQuantization.Nf4, _ => BaseQuantization.None },
-        };
-        var model = LoadedModel.Load(load).Model;
-        var tokenizer = LoraShell.Core.Tokenizers.Llama2cTokenizer.Load(Path.Combine(shared, "models", "stories260K", "tok512.bin"));
-        var loaded = new LoadedModel(model, tokenizer, "tinyllama-1.1b-shape", "bench");
-        loaded.Adapters.Add("default", new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear" }, seed: 1);
-        var options = new TrainingOptions
-        {
-            Method = TrainingMethod.Lora,
-            DataPaths = new[] { Path.Combine(shared, "data", "tinyshakespeare", "input.txt") }, MaxSteps = 3,
-            BatchSize = 1, SequenceLength = quick ? 64 : 512, LearningRate = 1e-4, MaxEvalWindows = 1, Seed = 1,
-            GradientCheckpointing = checkpointing,
-        };
+        var model = LoadedModel.Load(TinyLlamaLoad(baseFormat, quick)).Model;
+        var (loaded, options) = TinyLlamaLoraRun(model, checkpointing, quick, steps: 3, trimEachStep: false);
         return Measured($"train-speed-tinyllama1b-lora-{baseFormat}{(checkpointing ? "-ckpt" : "")}", loaded, options, "lora", quick,
             $"TinyLlama-1.1B shape, LoRA r8 all-linear, {baseFormat} base");
     }
