@@ -244,7 +244,7 @@ if ($results.Contains('svd-sweep-stories260K')) {
     [void]$md.AppendLine()
     [void]$md.AppendLine("Smallest rank within 0.05 nats of full fine-tuning: $(if ($smallest -lt 0) { 'none up to 32' } else { $smallest }).")
 }
-$peers = @('stories260K', 'synthetic50M', 'synthetic50M-all-b16') | Where-Object { $results.Contains("lora-step-vs-pytorch-$_") -and $results["lora-step-vs-pytorch-$_"].metrics.Contains('ours_over_pytorch') }
+$peers = @('stories260K', 'synthetic50M', 'synthetic50M-all-b16', 'tinyllama1b-all') | Where-Object { $results.Contains("lora-step-vs-pytorch-$_") -and $results["lora-step-vs-pytorch-$_"].metrics.Contains('ours_over_pytorch') }
 if (@($peers).Count) {
     [void]$md.AppendLine()
     [void]$md.AppendLine('## LoRA training step: LoraShell vs eager PyTorch (bench/peer/lora_step.py, Debian python3-torch 1.13 + OpenBLAS, same threads)')

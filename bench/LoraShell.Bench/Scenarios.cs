@@ -49,6 +49,7 @@ static partial class Scenarios
         ["lora-step-vs-pytorch-stories260K"] = quick => PeerStep("stories260K", quick),
         ["lora-step-vs-pytorch-synthetic50M"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick),
         ["lora-step-vs-pytorch-synthetic50M-all-b16"] = quick => PeerStep(quick ? "stories260K" : "synthetic50M", quick, batch: 16, allLinear: true),
+        ["lora-step-vs-pytorch-tinyllama1b-all"] = quick => PeerStep("tinyllama1b", quick, batch: 1, allLinear: true),
         ["svd-sweep-stories260K"] = SvdSweep,
         ["svd-exact-vs-randomized"] = SvdSpeed,
         ["svd-stream-1GB"] = SvdStream,
@@ -118,11 +119,13 @@ static partial class Scenarios
     /// </summary>
     static BenchResult PeerStep(string modelName, bool quick, int? batch = null, bool allLinear = false)
     {
-        string scenario = $"lora-step-vs-pytorch-{modelName}{(allLinear ? $"-all-b{batch}" : "")}";
-        // The batch-16 step takes seconds on each side: fewer steps and rounds keep the scenario to minutes.
-        int seq = quick ? 32 : 256, steps = quick ? 2 : batch > 4 ? 4 : 6, rounds = quick ? 1 : batch > 4 ? 2 : 3;
+        bool big = modelName == "tinyllama1b";
+        string scenario = $"lora-step-vs-pytorch-{modelName}{(allLinear ? big ? "-all" : $"-all-b{batch}" : "")}";
+        // The batch-16 and 1.1B steps take seconds on each side: fewer steps and rounds keep the scenario to minutes.
+        int seq = quick ? 32 : big ? 512 : 256, steps = quick ? 2 : big ? 3 : batch > 4 ? 4 : 6, rounds = quick ? 1 : big ? 1 : batch > 4 ? 2 : 3;
         batch = quick ? 2 : batch ?? (modelName == "synthetic50M" ? 4 : 8);
-        using var model = BenchModels.Load(modelName);
+        // The 1.1B shape: the bench's bfloat16 folder read as float32 (both sides then hold 4.2 GiB of weights).
+        using var model = big ? LoadedModel.Load(TinyLlamaLoad("fp32", quick)).Model : BenchModels.Load(modelName);
         var loaded = new LoadedModel(model, null, modelName, "bench");
         var config = allLinear
             ? new LoraShell.Core.Lora.LoraConfig { R = 8, LoraAlpha = 16, TargetRegex = "all-linear", Init = LoraShell.Core.Lora.LoraInit.Random }
