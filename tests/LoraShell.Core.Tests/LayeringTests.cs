@@ -18,7 +18,7 @@ public class LayeringTests
         ["Models"] = 2,
         ["Lora"] = 3, ["SideTuning"] = 3,
         ["Training"] = 4, ["Delta"] = 4, ["Inference"] = 4, ["Export"] = 4,
-        ["Memory"] = 5,
+        ["Memory"] = 5, ["Jobs"] = 5,
         ["Session"] = 6,
         ["Experiments"] = 7,
     };

@@ -137,3 +137,51 @@ Describe 'Sentence classification from PowerShell' {
         $e.Exception.Message | Should -Match 'bad.tsv:2'
     }
 }
+
+Describe 'Export-LoraTrainingJob' {
+    It 'writes a job Python compiles, under -WhatIf nothing, and says how to launch it' {
+        $folder = New-TestFolder
+        try {
+            $model = Import-LoraModel $StoriesPath | Add-LoraAdapter -TargetModules all-linear -Rank 4
+            $job = Join-Path $folder 'job'
+            $model | Export-LoraTrainingJob -DataPath (New-ShakespeareSample $folder) -Path $job -ModelId my-org/stories260K-hf -MaxSteps 5 -WhatIf
+            Test-Path $job | Should -BeFalse
+            $result = $model | Export-LoraTrainingJob -DataPath (New-ShakespeareSample $folder) -Path $job -ModelId my-org/stories260K-hf -MaxSteps 5 -BatchSize 2 -SequenceLength 64
+            $result.PSObject.TypeNames[0] | Should -Be 'LoraShell.TrainingJob'
+            $result.Files | Should -Contain 'train.py'
+            $result.Files | Should -Contain 'accelerate_config.yaml'
+            ($result.Method, $result.Gpus, $result.Strategy, $result.TrainRecords) | Should -Be @('LoRA', 1, 'SingleGpu', 1)
+            & /usr/bin/python3 -m py_compile (Join-Path $job 'train.py')
+            $LASTEXITCODE | Should -Be 0
+            (Get-Content -Raw (Join-Path $job 'train.py')) | Should -Match 'MODEL = "my-org/stories260K-hf"'
+            ($result | Out-String -Width 80) | Should -Match 'accelerate launch --config_file accelerate_config.yaml train.py'
+            (Get-ThrownError { $model | Export-LoraTrainingJob -DataPath (New-ShakespeareSample $folder) -Path $job -ModelId x -MaxSteps 5 }).FullyQualifiedErrorId | Should -Match '^OutputPathExists,'
+        }
+        finally { Remove-Item -Recurse -Force $folder }
+    }
+
+    It 'names what transformers cannot load, and refuses what the job cannot reproduce' {
+        $folder = New-TestFolder
+        try {
+            $model = Import-LoraModel $StoriesPath
+            $data = New-ShakespeareSample $folder
+            $job = Join-Path $folder 'job'
+            $e = Get-ThrownError { $model | Export-LoraTrainingJob -DataPath $data -Path $job -MaxSteps 5 }
+            $e.FullyQualifiedErrorId | Should -Match '^ModelNotReadableByTransformers,'
+            $e.Exception.Message | Should -Match 'tok512.bin'
+            $e.Exception.Message | Should -Match '-ModelId'
+            (Get-ThrownError { $model | Export-LoraTrainingJob -DataPath $data -Path $job -ModelId x -MaxSteps 5 -Strategy SingleGpu -Gpus 2 }).FullyQualifiedErrorId | Should -Match '^SingleGpuStrategyWithSeveralGpus,'
+            (Get-ThrownError { $model | Export-LoraTrainingJob -DataPath (Join-Path $Shared 'data/sst2/validation.tsv') -Path $job -ModelId x -MaxSteps 5 }).FullyQualifiedErrorId | Should -Match '^JobTaskNotSupported,'
+            $chat = Join-Path $folder 'chat.jsonl'
+            Set-Content $chat '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
+            (Get-ThrownError { $model | Export-LoraTrainingJob -DataPath $chat -Path $job -ModelId x -MaxSteps 5 -ValidationFraction 0 }).FullyQualifiedErrorId | Should -Match '^NoChatTemplate,'
+            Test-Path $job | Should -BeFalse
+            # A model from a Hugging Face folder is read from there when no -ModelId is given.
+            $hf = New-TinyFamilyModel 'llama' (Join-Path $folder 'tiny-llama')
+            $fromFolder = Import-LoraModel $hf | Export-LoraTrainingJob -DataPath $data -Path $job -MaxSteps 5
+            $fromFolder.Model | Should -Be (Resolve-Path $hf).Path
+            $fromFolder.CarriesModel | Should -BeFalse
+        }
+        finally { Remove-Item -Recurse -Force $folder }
+    }
+}

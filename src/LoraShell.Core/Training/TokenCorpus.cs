@@ -144,16 +144,14 @@ public sealed class TokenCorpus
         else if (files.Count == 1 && !IsJsonl(files[0]))
         {
             string text = ReadText(files[0], reading);
-            int cut = (int)(text.Length * (1 - fraction));
-            if (cut > 0 && cut < text.Length && char.IsLowSurrogate(text[cut])) cut++;
+            int cut = TextCut(text, fraction);
             trainStream = Document(reading, null, text[..cut]);
             validationStream = fraction > 0 ? Document(reading, null, text[cut..]) : new TokenStream(Array.Empty<int>(), Array.Empty<bool>());
         }
         else
         {
             var docs = files.SelectMany(f => Documents(f, reading)).ToList();
-            int held = fraction > 0 ? Math.Max(1, (int)Math.Round(docs.Count * fraction)) : 0;
-            if (held >= docs.Count) throw LoraShellException.InvalidArgument("TooFewDocuments", $"The data holds {docs.Count} document(s); holding out {fraction:P0} for validation leaves none to train on. Pass -ValidationPath.", fraction);
+            int held = HeldOutDocuments(docs.Count, fraction);
             trainStream = TokenStream.Concat(docs.Take(docs.Count - held));
             validationStream = TokenStream.Concat(docs.Skip(docs.Count - held));
         }
@@ -166,7 +164,26 @@ public sealed class TokenCorpus
         return new TokenCorpus(trainStream, validationStream, files, fromCache: false, reading.Warnings);
     }
 
-    static bool IsJsonl(string file) => file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
+    /// <summary>
+    /// Where one text file's validation part starts: the last <paramref name="fraction"/> of its characters
+    /// (never between the halves of a surrogate pair).
+    /// </summary>
+    public static int TextCut(string text, double fraction)
+    {
+        int cut = (int)(text.Length * (1 - fraction));
+        if (cut > 0 && cut < text.Length && char.IsLowSurrogate(text[cut])) cut++;
+        return cut;
+    }
+
+    /// <summary>How many of the last documents are held out for validation (at least one when the fraction is positive); refuses a split that leaves none to train on.</summary>
+    public static int HeldOutDocuments(int documents, double fraction)
+    {
+        int held = fraction > 0 ? Math.Max(1, (int)Math.Round(documents * fraction)) : 0;
+        if (held >= documents) throw LoraShellException.InvalidArgument("TooFewDocuments", $"The data holds {documents} document(s); holding out {fraction:P0} for validation leaves none to train on. Pass -ValidationPath.", fraction);
+        return held;
+    }
+
+    public static bool IsJsonl(string file) => file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
 
     static string ReadText(string file, Reading reading) => TextFile.Read(file, reading.Warn);
 
@@ -208,37 +225,7 @@ public sealed class TokenCorpus
     }
 
     static IEnumerable<TokenStream> Documents(string file, Reading reading)
-    {
-        if (!IsJsonl(file)) { yield return Document(reading, null, ReadText(file, reading)); yield break; }
-        int lineNumber = 0, count = 0;
-        foreach (var line in File.ReadLines(file))
-        {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string? prompt = null, text;
-            string where = $"'{file}' line {lineNumber}";
-            JsonElement root;
-            try { using var doc = JsonDocument.Parse(line); root = doc.RootElement.Clone(); }
-            catch (JsonException e) { throw LoraShellException.InvalidData("InvalidJsonlLine", $"{where} is not valid JSON: {e.Message}", $"{file}:{lineNumber}"); }
-            try
-            {
-                if (root.ValueKind != JsonValueKind.Object) throw new JsonException("not an object");
-                if (ChatData.IsConversation(root)) { prompt = null; text = null; }
-                else if (root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String) text = t.GetString()!;
-                else if (root.TryGetProperty("prompt", out var p) && p.ValueKind == JsonValueKind.String
-                      && root.TryGetProperty("completion", out var c) && c.ValueKind == JsonValueKind.String)
-                { prompt = p.GetString()!; text = c.GetString()!; }
-                else throw new JsonException("expected {\"text\": …}, {\"prompt\": …, \"completion\": …} with string values, or {\"messages\": […]}");
-            }
-            catch (JsonException e)
-            {
-                throw LoraShellException.InvalidData("InvalidJsonlLine", $"{where} is not a usable JSONL record: {e.Message}", $"{file}:{lineNumber}");
-            }
-            count++;
-            yield return text is null ? Conversation(reading, root, where) : Document(reading, prompt, text);
-        }
-        if (count == 0) throw LoraShellException.InvalidData("EmptyDataFile", $"Data file '{file}' has no records.", file);
-    }
+        => DataRecords.Read(file, reading.Warn).Select(r => r.IsConversation ? Conversation(reading, r.Record!.Value, r.Where) : Document(reading, r.Prompt, r.Text!));
 
     static string CacheKey(List<string> files, List<string>? validation, double fraction, ITextTokenizer tokenizer, string reading)
     {

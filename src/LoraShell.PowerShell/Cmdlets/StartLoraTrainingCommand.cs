@@ -57,67 +57,16 @@ namespace LoraShell.PowerShell;
         Export-LoraChart -Path ./out/full/loss.html
     """,
     "Full fine-tuning with checkpoints, then the loss curves as an offline HTML chart.")]
-public sealed class StartLoraTrainingCommand : LoraCmdlet
+public sealed class StartLoraTrainingCommand : TrainingSettingsCmdlet
 {
     [Parameter(Mandatory = true, ValueFromPipeline = true, HelpMessage = "The model to train, usually piped from Import-LoraModel or Add-LoraAdapter.")]
     public LoraModel Model { get; set; } = null!;
-
-    [Parameter(Mandatory = true, Position = 0, HelpMessage = "Training data: text files, folders or wildcards; .jsonl files hold {\"text\"} or {\"prompt\",\"completion\"} records.")]
-    [ValidateNotNullOrEmpty]
-    public string[] DataPath { get; set; } = Array.Empty<string>();
 
     [Parameter(HelpMessage = "What trains: Lora (default; the active adapter), Full (every weight) or Ladder (a side network).")]
     public TrainingMethod Method { get; set; } = TrainingMethod.Lora;
 
     [Parameter(HelpMessage = "LanguageModeling (next-token loss on text) or Classification (sentence<TAB>label .tsv data, a head on the last token, accuracy); default: Classification when every -DataPath is a .tsv file.")]
     public TrainingTask? Task { get; set; }
-
-    [Parameter(HelpMessage = "For {\"messages\": […]} chat data: the loss on the assistant's replies only (AssistantTurns, default, like TRL's assistant_only_loss) or on every token (AllTokens).")]
-    public ChatLoss ChatLoss { get; set; } = ChatLoss.AssistantTurns;
-
-    [Parameter(HelpMessage = "How a training window holds several documents (each .jsonl record, conversation or text file is one): Documents (default) packs whole documents into windows (best-fit; only one longer than a window is cut) and reads each as if alone, with its own positions and attention inside it (TRL's padding-free packing), so no token sees another document; Stream cuts one continuous stream, as before, so a document attends to the ones before it and may be split across windows.")]
-    public PackingMode Packing { get; set; } = PackingMode.Documents;
-
-    [Parameter(HelpMessage = "Number of optimizer steps. Give this or -Epochs.")]
-    [ValidateRange(1, int.MaxValue)]
-    public int? MaxSteps { get; set; }
-
-    [Parameter(HelpMessage = "Passes over the training windows (fractions allowed). Give this or -MaxSteps.")]
-    [ValidateRange(1e-6, 1e6)]
-    public double? Epochs { get; set; }
-
-    [Parameter(HelpMessage = "Sequences per micro-batch (default 8).")]
-    [ValidateRange(1, 65536)]
-    public int BatchSize { get; set; } = 8;
-
-    [Parameter(HelpMessage = "Tokens per training sequence (default 256).")]
-    [ValidateRange(2, 1_000_000)]
-    public int SequenceLength { get; set; } = 256;
-
-    [Parameter(HelpMessage = "Peak learning rate (default 1e-3); must be positive.")]
-    public double LearningRate { get; set; } = 1e-3;
-
-    [Parameter(HelpMessage = "Steps of linear warmup before the cosine decay (default 0).")]
-    [ValidateRange(0, int.MaxValue)]
-    public int WarmupSteps { get; set; }
-
-    [Parameter(HelpMessage = "Micro-batches whose gradients add up to one optimizer step (default 1).")]
-    [ValidateRange(1, 65536)]
-    public int GradientAccumulationSteps { get; set; } = 1;
-
-    [Parameter(HelpMessage = "Keep only each decoder layer's input and recompute the layer in backward: activations of one layer instead of all, for about a third more compute per step. Gradients are unchanged. With -Method Ladder it applies to the side network.")]
-    public SwitchParameter GradientCheckpointing { get; set; }
-
-    [Parameter(HelpMessage = "Validation data (files, folders, wildcards); default: the last -ValidationFraction of -DataPath.")]
-    public string[]? ValidationPath { get; set; }
-
-    [Parameter(HelpMessage = "Share of the data held out for validation when -ValidationPath is not given (default 0.1: the last 10%).")]
-    [ValidateRange(0.0, 0.9)]
-    public double ValidationFraction { get; set; } = 0.1;
-
-    [Parameter(HelpMessage = "Evaluate on the validation data every N steps (default: only before and after training).")]
-    [ValidateRange(0, int.MaxValue)]
-    public int EvalEvery { get; set; }
 
     [Parameter(HelpMessage = "At most this many validation windows (or sentences) per evaluation; 0 scores all. Default: sized to the run, a quarter of the windows it trains on and at least 64 (all, with -Epochs), so a short trial run is not dominated by evaluation; the progress line says how many are scored.")]
     [ValidateRange(0, int.MaxValue)]
@@ -127,38 +76,15 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     [Parameter(HelpMessage = "Folder for metrics.jsonl, the token cache, checkpoints and the trained adapter or model.")]
     public string? OutputPath { get; set; }
 
-    [Parameter(HelpMessage = "Write a resumable checkpoint every N steps (needs -OutputPath).")]
-    [ValidateRange(0, int.MaxValue)]
-    public int CheckpointEvery { get; set; }
-
     [Parameter(HelpMessage = "Continue from the latest checkpoint in -OutputPath.")]
     public SwitchParameter Resume { get; set; }
 
     [Parameter(HelpMessage = "Replace an -OutputPath that already holds files. The old folder is moved aside and deleted only once this run has written a checkpoint or its result; if the run fails first, it is put back.")]
     public SwitchParameter Force { get; set; }
 
-    [Parameter(HelpMessage = "How many checkpoints to keep: the newest N (default 3; 0 keeps all). The newest, which -Resume reads, is never deleted.")]
-    [ValidateRange(0, int.MaxValue)]
-    public int KeepCheckpoints { get; set; } = 3;
-
-    [Parameter(HelpMessage = "Seed for data order and initialisation; the same seed reproduces a run on CPU (default 1337).")]
-    public long Seed { get; set; } = 1337;
-
-    [Parameter(HelpMessage = "Clip the gradient norm to this value; 0 disables clipping (default 1).")]
-    [ValidateRange(0.0, double.MaxValue)]
-    public double MaxGradNorm { get; set; } = 1.0;
-
-    [Parameter(HelpMessage = "AdamW weight decay for weight matrices (default 0).")]
-    [ValidateRange(0.0, 10.0)]
-    public double WeightDecay { get; set; }
-
     [Parameter(HelpMessage = "LoRA+: lora_B (and biases, DoRA magnitudes) learn at this multiple of -LearningRate, lora_A at -LearningRate (PEFT's create_loraplus_optimizer; its documentation suggests 16). -Method Lora only.")]
     [ValidateRange(0.0001, 1e6)]
     public double? LoraPlusRatio { get; set; }
-
-    [Parameter(HelpMessage = "With -Method Lora, the adapter to train (default: the active one).")]
-    [ArgumentCompleter(typeof(AdapterNameCompleter))]
-    public string? AdapterName { get; set; }
 
     [Parameter(HelpMessage = "With -Method Ladder, the side network's width is the backbone's divided by this (default 8); it must divide the width and the head count.")]
     [ValidateRange(1, 4096)]
@@ -187,19 +113,13 @@ public sealed class StartLoraTrainingCommand : LoraCmdlet
     protected override void Process()
     {
         string? output = OutputPath is null ? null : ResolveLiteral(OutputPath);
-        var options = new TrainingOptions
+        var options = SharedOptions() with
         {
             Method = Method,
             Task = Task,
-            ChatLoss = ChatLoss,
-            Packing = Packing,
-            DataPaths = DataPath.Select(ResolveLiteral).ToList(),
-            ValidationPaths = ValidationPath?.Select(ResolveLiteral).ToList(),
-            ValidationFraction = ValidationFraction, MaxSteps = MaxSteps, Epochs = Epochs, BatchSize = BatchSize,
-            SequenceLength = SequenceLength, LearningRate = LearningRate, WarmupSteps = WarmupSteps,
-            GradientAccumulationSteps = GradientAccumulationSteps, EvalEvery = EvalEvery, MaxEvalWindows = EvaluationBudget(),
-            OutputPath = output, CheckpointEvery = CheckpointEvery, Resume = Resume, Overwrite = Force, KeepCheckpoints = KeepCheckpoints, Seed = Seed, MaxGradNorm = MaxGradNorm,
-            WeightDecay = WeightDecay, LoraPlusRatio = LoraPlusRatio, AdapterName = AdapterName, GradientCheckpointing = GradientCheckpointing,
+            MaxEvalWindows = EvaluationBudget(),
+            OutputPath = output, Resume = Resume, Overwrite = Force,
+            LoraPlusRatio = LoraPlusRatio,
             Ladder = new LadderConfig { ReductionFactor = ReductionFactor, SideLayers = SideLayers, Init = PruneBy },
         };
         options.Validate();
