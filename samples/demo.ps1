@@ -6,13 +6,18 @@
     Shakespeare with LoRA (train, save, import, merge), and compress a full fine-tune with SVD.
 .PARAMETER Shared
     The folder holding models/stories260K and data/ (default: ../shared beside the repository).
+.PARAMETER Module
+    The LoraShell manifest to import (default: the repository's module/LoraShell; samples/demo.sh passes the
+    installed package).
 #>
 param(
     [string] $Shared = (Join-Path $PSScriptRoot '../../shared'),
-    [string] $OutputPath = (Join-Path $PSScriptRoot '../out/demo')
+    [string] $OutputPath = (Join-Path $PSScriptRoot '../out/demo'),
+    # The module to run: samples/demo.sh passes the package it installed; by default the repository's build.
+    [string] $Module = (Join-Path $PSScriptRoot '../module/LoraShell/LoraShell.psd1')
 )
 $ErrorActionPreference = 'Stop'
-Import-Module (Join-Path $PSScriptRoot '../module/LoraShell/LoraShell.psd1')
+Import-Module $Module
 $Shared = (Resolve-Path $Shared).Path
 $stories = Join-Path $Shared 'models/stories260K'
 

@@ -1,6 +1,6 @@
 @{
     RootModule           = 'bin/LoraShell.dll'
-    ModuleVersion        = '0.1.0'
+    ModuleVersion        = '0.2.0'
     GUID                 = '6f0c3a53-4c1e-4a59-9f62-7d1d2b8e4a10'
     Author               = 'LoraShell contributors'
     CompanyName          = 'LoraShell'
@@ -24,8 +24,10 @@
         'Export-LoraModel'
         'Export-LoraTrainingJob'
         'Get-LoraAdapter'
+        'Get-LoraBackend'
         'Import-LoraAdapter'
         'Import-LoraModel'
+        'Install-LoraBackend'
         'Invoke-LoraGeneration'
         'Invoke-SvdDelta'
         'Join-LoraAdapter'
@@ -46,7 +48,7 @@
             Tags         = @('LoRA', 'PEFT', 'QLoRA', 'fine-tuning', 'LLM', 'Llama', 'Qwen', 'TorchSharp', 'machine-learning', 'SVD', 'PSEdition_Core', 'Linux')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://github.com/lorashell/lorashell'
-            ReleaseNotes = '0.1.0: six model families (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, GPT-2) from Hugging Face folders and llama2.c checkpoints; Hugging Face tokenizer.json and chat templates; LoRA in PEFT format (add, train, save, import, merge, unmerge, enable, disable, remove); Full, LoRA and Ladder side-tuning for text, chat and classification with checkpoints, exact resume and gradient checkpointing; NF4 and int8 frozen bases (QLoRA); SVD delta compression to PEFT adapters; training memory estimates; every failure a named error (about_LoraShell lists them). Set-, Enable-, Disable- and Remove-LoraAdapter write nothing unless -PassThru (then the model); -Name completes adapter names; typed Method, Task, Status and Shape; help examples with their output; charts with titled axes, baselines (-Baseline) and spread (Low/High).'
+            ReleaseNotes = '0.2.0: installable with Install-PSResource (a package without libtorch, 21 MB); libtorch comes per user from your NuGet sources on first use or with Install-LoraBackend (CPU or CUDA; -Path a local libtorch 2.10), and Get-LoraBackend says which is loaded; Export-LoraTrainingJob writes a LoRA or QLoRA run as an Accelerate job folder (TRL SFTTrainer, PEFT LoraConfig, FSDP or ZeRO-3) for runs bigger than one machine; DoRA, LoRA+, modules_to_save, trainable token rows, adapter combination (Join-LoraAdapter) and GGUF export for llama.cpp and Ollama. 0.1.0: six model families (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, GPT-2) from Hugging Face folders and llama2.c checkpoints; Hugging Face tokenizer.json and chat templates; LoRA in PEFT format (add, train, save, import, merge, unmerge, enable, disable, remove); Full, LoRA and Ladder side-tuning for text, chat and classification with checkpoints, exact resume and gradient checkpointing; NF4 and int8 frozen bases (QLoRA); SVD delta compression to PEFT adapters; training memory estimates; every failure a named error (about_LoraShell lists them). Set-, Enable-, Disable- and Remove-LoraAdapter write nothing unless -PassThru (then the model); -Name completes adapter names; typed Method, Task, Status and Shape; help examples with their output; charts with titled axes, baselines (-Baseline) and spread (Low/High).'
         }
     }
 }

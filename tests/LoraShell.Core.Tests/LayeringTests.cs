@@ -14,7 +14,7 @@ public class LayeringTests
     static readonly Dictionary<string, int> Plan = new(StringComparer.Ordinal)
     {
         ["(root)"] = 0, ["IO"] = 0, ["Templates"] = 0,
-        ["Tokenizers"] = 1,
+        ["Tokenizers"] = 1, ["Backend"] = 1,
         ["Models"] = 2,
         ["Lora"] = 3, ["SideTuning"] = 3,
         ["Training"] = 4, ["Delta"] = 4, ["Inference"] = 4, ["Export"] = 4,

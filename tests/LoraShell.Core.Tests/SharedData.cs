@@ -23,6 +23,21 @@ public static class SharedData
         => LoadedModel.Load(new ModelLoadOptions { Path = Stories260K, TokenizerPath = Tok512, DType = dtype });
 }
 
+/// <summary>Files of the repository the tests run from (scripts under tests/reference, the solution).</summary>
+public static class RepositoryFiles
+{
+    /// <summary>The file at <paramref name="relative"/> below the first folder above the test binaries that has it.</summary>
+    public static string Find(string relative)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, relative);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new FileNotFoundException($"{relative} not found above the test binaries ({AppContext.BaseDirectory}).");
+    }
+}
+
 /// <summary>A temporary folder deleted at the end of a test.</summary>
 public sealed class TempFolder : IDisposable
 {

@@ -29,6 +29,8 @@ Describe 'Every format view renders' {
             $svd[-1]
             Measure-LoraMemory -Preset stories260K -Method Lora
             $model | ConvertTo-LoraToken -Text 'Once' | Select-Object -First 1
+            $model | Export-LoraTrainingJob -DataPath $Data -Path (Join-Path $Dir 'job') -ModelId example/stories260K-hf -MaxSteps 1
+            Get-LoraBackend
         )
         $seen = @{}
         foreach ($o in $objects) {

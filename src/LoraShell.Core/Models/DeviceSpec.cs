@@ -17,7 +17,7 @@ public static class DeviceSpec
                 throw LoraShellException.InvalidArgument("InvalidDevice", $"Device '{name}' is not valid; expected cpu, cuda or cuda:N.", name);
             if (!cuda.is_available())
                 throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "CudaNotAvailable",
-                    $"Device '{name}' was requested but CUDA is not available in this process (this build references the CPU libtorch; see README \"CUDA\").", name);
+                    $"Device '{name}' was requested but CUDA is not available in this process: {CudaAbsence()}", name);
             int count = cuda.device_count();
             if (index < 0 || index >= count)
                 throw new LoraShellException(LoraErrorKind.ResourceUnavailable, "CudaDeviceNotFound",
@@ -26,6 +26,15 @@ public static class DeviceSpec
         }
         throw LoraShellException.InvalidArgument("InvalidDevice", $"Device '{name}' is not valid; expected cpu, cuda or cuda:N.", name);
     }
+
+    /// <summary>Why CUDA is missing, and the command that installs it.</summary>
+    static string CudaAbsence() => Backend.LibTorchLoader.Loaded switch
+    {
+        { Source: Backend.BackendSource.Bundled } or null =>
+            "the libtorch beside TorchSharp.dll (a build of this repository) has no CUDA, or finds no CUDA device. Build with -p:LoraShellTorchBackend=cuda (README \"CUDA\"), or install the module as a package and run Install-LoraBackend -Backend Cuda.",
+        { Flavor.Kind: Backend.BackendKind.Cuda } b => $"the CUDA build of libtorch is loaded ({b.Folder}) but finds no CUDA device or driver.",
+        var b => $"the libtorch loaded is the CPU build ({b.Source}: {b.Folder}). Install-LoraBackend -Backend Cuda installs the CUDA build (or -Path a PyTorch 2.10 CUDA installation's torch/lib); it is used from the next session on.",
+    };
 
     /// <summary>The devices this process can use, for completion: cpu, then cuda:0..N-1.</summary>
     public static IEnumerable<string> AvailableDevices()

@@ -25,9 +25,16 @@ public abstract class LoraCmdlet : PSCmdlet
     /// </summary>
     protected virtual bool ErrorsArePerItem => false;
 
+    /// <summary>Whether the cmdlet computes with libtorch (all but the backend cmdlets): it is loaded, or fetched, first.</summary>
+    protected virtual bool NeedsLibTorch => true;
+
     protected sealed override void ProcessRecord()
     {
-        try { Process(); }
+        try
+        {
+            if (NeedsLibTorch) EnsureBackend();
+            Process();
+        }
         catch (LoraShellException e) when (ErrorsArePerItem) { WriteError(ToErrorRecord(e)); }
         catch (LoraShellException e) { ThrowTerminatingError(ToErrorRecord(e)); }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { throw new PipelineStoppedException(); }
@@ -53,6 +60,39 @@ public abstract class LoraCmdlet : PSCmdlet
         var wrapped = new LoraShellException(LoraErrorKind.ResourceUnavailable, id, $"{what}: {firstLine}", null, e);
         return new ErrorRecord(wrapped, id, category, null);
     }
+
+    /// <summary>
+    /// Loads libtorch before TorchSharp first runs: the bundled, chosen or cached one; on first use, with
+    /// none installed, it is fetched from the user's NuGet sources with a progress bar and a line saying
+    /// what is fetched and how big.
+    /// </summary>
+    void EnsureBackend()
+    {
+        if (Core.Backend.LibTorchLoader.Loaded is not null) return;
+        var plan = Core.Backend.LibTorchLoader.Plan();
+        if (plan.Folder is not null || plan.Problem is not null)
+        {
+            Core.Backend.LibTorchLoader.EnsureLoaded(NewFeed, null, null, Cancellation);
+            return;
+        }
+        RunWithProgress($"Fetching {plan.Flavor.Description}", (report, emit, cancel) =>
+            Core.Backend.LibTorchLoader.EnsureLoaded(NewFeed, DownloadReporter(report, line => emit(new WarningLine(line))), line => emit(new WarningLine(line)), cancel));
+    }
+
+    /// <summary>Progress of package downloads: a line per package saying what is fetched, how big and from where, and the bytes so far.</summary>
+    protected static Action<Core.Backend.PackageDownload> DownloadReporter(Action<string, double> report, Action<string> announce)
+    {
+        var announced = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        return d =>
+        {
+            if (announced.Add(d.PackageId))
+                announce($"Fetching {d.PackageId} {d.Version}{(d.TotalBytes is long total ? $" ({total / 1048576.0:N1} MiB)" : "")} from {d.Source}");
+            report($"{d.PackageId}: {d.DoneBytes / 1048576.0:N1}{(d.TotalBytes is long all ? $" of {all / 1048576.0:N1}" : "")} MiB", d.TotalBytes is long size && size > 0 ? (double)d.DoneBytes / size : -1);
+        };
+    }
+
+    /// <summary>The package sources of the user's NuGet configuration.</summary>
+    protected static Core.Backend.NuGetFeed NewFeed() => new(Core.Backend.NuGetSources.FromUserConfig());
 
     /// <summary>The cmdlet's work for one pipeline input.</summary>
     protected abstract void Process();

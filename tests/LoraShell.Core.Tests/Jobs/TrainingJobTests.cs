@@ -18,18 +18,7 @@ public class TrainingJobTests
 {
     static string Python => Environment.GetEnvironmentVariable("LORASHELL_PYTHON") ?? "/usr/bin/python3";
 
-    static string Checker
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "tests", "reference", "training_job_check.py");
-                if (File.Exists(candidate)) return candidate;
-            }
-            throw new FileNotFoundException("tests/reference/training_job_check.py not found above the test binaries.");
-        }
-    }
+    static string Checker => RepositoryFiles.Find(Path.Combine("tests", "reference", "training_job_check.py"));
 
     /// <summary>What Python read from the job folder.</summary>
     static JsonObject ReadBack(string job, int totalSteps)

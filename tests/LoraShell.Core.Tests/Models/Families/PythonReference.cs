@@ -16,18 +16,7 @@ public static class PythonReference
 
     static string Python => Environment.GetEnvironmentVariable("LORASHELL_PYTHON") ?? "/usr/bin/python3";
 
-    static string Script
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "tests", "reference", "hf_reference.py");
-                if (File.Exists(candidate)) return candidate;
-            }
-            throw new FileNotFoundException("tests/reference/hf_reference.py not found above the test binaries.");
-        }
-    }
+    static string Script => RepositoryFiles.Find(Path.Combine("tests", "reference", "hf_reference.py"));
 
     /// <summary>Runs every job in one Python process and returns their logits and losses, in order.</summary>
     public static List<Result> Run(IReadOnlyList<Job> jobs, long[][] ids, string scratch)
