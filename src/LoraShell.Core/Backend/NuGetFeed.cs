@@ -70,9 +70,9 @@ public sealed class NuGetFeed(IReadOnlyList<NuGetSource> sources, HttpClient? ht
         if (flat is null) throw new IOException("its service index lists no PackageBaseAddress/3.0.0 resource");
         string lower = id.ToLowerInvariant();
         string url = $"{flat.TrimEnd('/')}/{lower}/{version.ToLowerInvariant()}/{lower}.{version.ToLowerInvariant()}.nupkg";
-        using var response = _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancel).GetAwaiter().GetResult();
+        using var response = _http.Send(Request(source, url), HttpCompletionOption.ResponseHeadersRead, cancel);
         if (response.StatusCode == System.Net.HttpStatusCode.NotFound) return false;
-        response.EnsureSuccessStatusCode();
+        Succeeded(response, source);
         using var input = response.Content.ReadAsStream(cancel);
         Copy(input, target, new PackageDownload(id, version, url, response.Content.Headers.ContentLength, 0), progress, cancel);
         return true;
@@ -82,14 +82,34 @@ public sealed class NuGetFeed(IReadOnlyList<NuGetSource> sources, HttpClient? ht
     string? FlatContainer(NuGetSource source, CancellationToken cancel)
     {
         if (_flatContainers.TryGetValue(source.Location, out var known)) return known;
-        string json = _http.GetStringAsync(source.Location, cancel).GetAwaiter().GetResult();
-        using var doc = JsonDocument.Parse(json);
+        using var response = _http.Send(Request(source, source.Location), HttpCompletionOption.ResponseContentRead, cancel);
+        Succeeded(response, source);
+        using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cancel));
         string? address = null;
         if (doc.RootElement.TryGetProperty("resources", out var resources))
             foreach (var r in resources.EnumerateArray())
                 if (r.TryGetProperty("@type", out var type) && type.GetString() is string t && t.StartsWith("PackageBaseAddress/3.0.0", StringComparison.Ordinal)
                     && r.TryGetProperty("@id", out var at)) { address = at.GetString(); break; }
         return _flatContainers[source.Location] = address;
+    }
+
+    /// <summary>A GET with the source's credentials (basic authentication, as NuGet sends them).</summary>
+    static HttpRequestMessage Request(NuGetSource source, string url)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (source.Credential is { } c)
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
+                Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{c.UserName}:{c.Password}")));
+        return request;
+    }
+
+    static void Succeeded(HttpResponseMessage response, NuGetSource source)
+    {
+        if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+            throw new HttpRequestException(source.Credential is null
+                ? $"the feed answered {(int)response.StatusCode} {response.ReasonPhrase}: it needs credentials (packageSourceCredentials in NuGet.Config, e.g. dotnet nuget update source {source.Name} -u USER -p TOKEN --store-password-in-clear-text)"
+                : $"the feed refused the credentials of user {source.Credential.UserName} ({(int)response.StatusCode} {response.ReasonPhrase})");
+        response.EnsureSuccessStatusCode();
     }
 
     static void Copy(Stream input, string target, PackageDownload state, Action<PackageDownload>? progress, CancellationToken cancel)

@@ -2,10 +2,16 @@ using System.Xml.Linq;
 
 namespace LoraShell.Core.Backend;
 
-/// <summary>One package source: a v3 feed's service index URL, or a local folder.</summary>
-public sealed record NuGetSource(string Name, string Location)
+/// <summary>One package source: a v3 feed's service index URL, or a local folder; a company feed may carry credentials.</summary>
+public sealed record NuGetSource(string Name, string Location, NuGetCredential? Credential = null)
 {
     public bool IsLocal => !Location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !Location.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>A feed's user name and password (or token), from NuGet.Config's packageSourceCredentials.</summary>
+public sealed record NuGetCredential(string UserName, string Password)
+{
+    public override string ToString() => $"{UserName} (password hidden)";
 }
 
 /// <summary>
@@ -56,6 +62,26 @@ public static class NuGetSources
             .Select(e => (string?)e.Attribute("key")).ToHashSet() ?? new HashSet<string?>();
         // A config without a packageSources section still gets the gallery (NuGet's default source).
         if (sourcesElement is null) sources.Add(new NuGetSource("nuget.org", Gallery));
-        return sources.Where(s => !disabled.Contains(s.Name)).ToList();
+        return sources.Where(s => !disabled.Contains(s.Name)).Select(s => s with { Credential = CredentialFor(doc, s.Name, configPath) }).ToList();
+    }
+
+    /// <summary>
+    /// packageSourceCredentials/&lt;name&gt;: Username with ClearTextPassword (a password or a token). The
+    /// encrypted Password form is Windows DPAPI, readable only by NuGet on the machine that wrote it:
+    /// refused by name rather than sent wrong.
+    /// </summary>
+    static NuGetCredential? CredentialFor(XDocument doc, string sourceName, string configPath)
+    {
+        // NuGet writes a source name that is not a valid XML name with its spaces encoded as _x0020_.
+        var section = doc.Root?.Element("packageSourceCredentials")?.Elements()
+            .FirstOrDefault(e => System.Xml.XmlConvert.DecodeName(e.Name.LocalName) == sourceName);
+        if (section is null) return null;
+        string? Value(string key) => (string?)section.Elements("add").FirstOrDefault(e => (string?)e.Attribute("key") == key)?.Attribute("value");
+        string? user = Value("Username"), clear = Value("ClearTextPassword");
+        if (user is not null && clear is not null) return new NuGetCredential(user, clear);
+        if (Value("Password") is not null)
+            throw LoraShellException.InvalidData("EncryptedNuGetPassword",
+                $"'{configPath}' stores the password of source '{sourceName}' encrypted (Windows DPAPI), which only NuGet itself can read. Store it with dotnet nuget update source {sourceName} --store-password-in-clear-text, or use Install-LoraBackend -Path.", configPath);
+        return null;
     }
 }

@@ -39,8 +39,19 @@ public class BackendRestoreTests
               <add key="off" value="https://off.example/v3/index.json" />
             </packageSources>
             <disabledPackageSources><add key="off" value="true" /></disabledPackageSources>
+            <packageSourceCredentials>
+              <company><add key="Username" value="ci" /><add key="ClearTextPassword" value="t0ken" /></company>
+            </packageSourceCredentials>
             """));
         Assert.Equal(new[] { "company", "local" }, sources.Select(s => s.Name));
+        Assert.Equal(new NuGetCredential("ci", "t0ken"), sources[0].Credential);
+        Assert.Null(sources[1].Credential);
+        var encrypted = Assert.Throws<LoraShellException>(() => NuGetSources.Read(Config(dir, """
+            <packageSources><add key="my feed" value="https://pkgs.example/v3/index.json" /></packageSources>
+            <packageSourceCredentials><my_x0020_feed><add key="Username" value="ci" /><add key="Password" value="AQAAANCMnd8B" /></my_x0020_feed></packageSourceCredentials>
+            """)));
+        Assert.Equal("EncryptedNuGetPassword", encrypted.ErrorId);
+        Assert.Contains("'my feed'", encrypted.Message);
         Assert.Equal(Path.Combine(dir.Path, "feed"), sources[1].Location);
         Assert.True(sources[1].IsLocal && !sources[0].IsLocal);
         File.WriteAllText(dir.File("bad.config"), "<configuration><packageSources>");
@@ -147,9 +158,21 @@ public class BackendRestoreTests
                 try { context = server.GetContext(); } catch (HttpListenerException) { return; } catch (ObjectDisposedException) { return; }
                 string path = context.Request.Url!.AbsolutePath;
                 lock (served) served.Add(path);
+                // /private/… is the same feed behind basic authentication, as a company feed is.
+                if (path.StartsWith("/private/", StringComparison.Ordinal))
+                {
+                    if (context.Request.Headers["Authorization"] != "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("ci:t0ken")))
+                    {
+                        context.Response.StatusCode = 401;
+                        context.Response.Close();
+                        continue;
+                    }
+                    path = path["/private".Length..];
+                }
+                string prefix = context.Request.Url!.AbsolutePath.StartsWith("/private/", StringComparison.Ordinal) ? $"{root}private/" : root;
                 byte[]? body = null;
                 if (path == "/v3/index.json")
-                    body = Encoding.UTF8.GetBytes($"{{\"version\":\"3.0.0\",\"resources\":[{{\"@id\":\"{root}search\",\"@type\":\"SearchQueryService\"}},{{\"@id\":\"{root}flat/\",\"@type\":\"PackageBaseAddress/3.0.0\"}}]}}");
+                    body = Encoding.UTF8.GetBytes($"{{\"version\":\"3.0.0\",\"resources\":[{{\"@id\":\"{prefix}search\",\"@type\":\"SearchQueryService\"}},{{\"@id\":\"{prefix}flat/\",\"@type\":\"PackageBaseAddress/3.0.0\"}}]}}");
                 else if (path.StartsWith("/flat/", StringComparison.Ordinal))
                 {
                     var parts = path["/flat/".Length..].Split('/'); // id/version/id.version.nupkg, lower case
@@ -179,6 +202,15 @@ public class BackendRestoreTests
             Assert.Contains($"web ({root}v3/index.json): no libtorch-cpu-win-x64 2.10.0", missing.Message);
             Assert.Contains($"folder ({dir.File("empty")}): folder '{dir.File("empty")}' does not exist", missing.Message);
             Assert.Contains("Install-LoraBackend -Path", missing.Message);
+
+            // A feed behind authentication: the configured credentials are sent; without them the error says what is missing.
+            string fetched = new NuGetFeed(new[] { new NuGetSource("company", $"{root}private/v3/index.json", new NuGetCredential("ci", "t0ken")) })
+                .Fetch("libtorch-cuda-12.8-linux-x64-part1", "2.10.0", dir.Path, null, default);
+            Assert.True(new FileInfo(fetched).Length > 0);
+            var refused = Assert.Throws<LoraShellException>(() => new NuGetFeed(new[] { new NuGetSource("company", $"{root}private/v3/index.json") })
+                .Fetch("libtorch-cuda-12.8-linux-x64-part1", "2.10.0", dir.File("x"), null, default));
+            Assert.Contains("401", refused.Message);
+            Assert.Contains("packageSourceCredentials", refused.Message);
         }
         finally { server.Stop(); await serving.WaitAsync(TimeSpan.FromSeconds(5)); }
     }
