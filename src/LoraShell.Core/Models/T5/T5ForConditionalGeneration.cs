@@ -1,0 +1,191 @@
+using LoraShell.Core.Models.Blocks;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LoraShell.Core.Models.T5;
+
+/// <summary>An encoder or decoder stack: its blocks and final_layer_norm (the token embedding is the model's shared one).</summary>
+public sealed class T5Stack : nn.Module
+{
+    public ModuleList<T5Block> block;
+    public RmsNorm final_layer_norm;
+
+    public T5Stack(T5Config c, bool decoder) : base(nameof(T5Stack))
+    {
+        block = nn.ModuleList<T5Block>();
+        int layers = decoder ? c.NumDecoderLayers : c.NumLayers;
+        for (int i = 0; i < layers; i++) block.Add(new T5Block(c, decoder, hasRelativeBias: i == 0));
+        final_layer_norm = new RmsNorm(c.DModel, c.LayerNormEpsilon);
+        RegisterComponents();
+    }
+
+    /// <summary>The relative position bias table, held by the first block and shared by all.</summary>
+    public Embedding BiasTable => block[0].Self.SelfAttention.relative_attention_bias!;
+}
+
+/// <summary>
+/// T5 as transformers' T5ForConditionalGeneration computes it: the encoder reads the input with
+/// bidirectional relative position bias, the decoder reads the target shifted right behind
+/// decoder_start_token_id with causal bias and cross-attention to the encoder's output, and the head is
+/// the shared embedding (its input rescaled by d_model^-0.5) or an untied lm_head. Module names are HF's,
+/// so state dicts load and save under the checkpoint's own names.
+/// </summary>
+public sealed class T5ForConditionalGeneration : nn.Module
+{
+    public Embedding shared;
+    public T5Stack encoder, decoder;
+    public LinearProjection? lm_head;
+
+    public T5Config Config { get; }
+
+    public T5ForConditionalGeneration(T5Config config) : base(nameof(T5ForConditionalGeneration))
+    {
+        Config = config;
+        shared = nn.Embedding(config.VocabSize, config.DModel);
+        encoder = new T5Stack(config, decoder: false);
+        decoder = new T5Stack(config, decoder: true);
+        if (!config.TieWordEmbeddings) lm_head = new LinearProjection(config.DModel, config.VocabSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    /// <summary>The additive mask for padded keys: [B, 1, 1, S], 0 where attended, the dtype's lowest value where not (as transformers).</summary>
+    static Tensor? PaddingMask(Tensor? attentionMask, ScalarType dtype)
+        => attentionMask is null ? null : ((1 - attentionMask.to(dtype)) * MinValue(dtype)).unsqueeze(1).unsqueeze(1);
+
+    static double MinValue(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float64 => double.MinValue,
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        ScalarType.Float16 => -65504.0,
+        _ => float.MinValue,
+    };
+
+    /// <summary>The encoder's output [B, S, d_model] for <paramref name="inputIds"/> [B, S] (mask: 1 for tokens, 0 for padding).</summary>
+    public Tensor Encode(Tensor inputIds, Tensor? attentionMask = null)
+    {
+        using var scope = NewDisposeScope();
+        var h = shared.forward(inputIds);
+        long s = inputIds.shape[1];
+        var bias = RelativePositionBias.Compute(encoder.BiasTable, s, s, 0, bidirectional: true, Config.RelativeAttentionNumBuckets, Config.RelativeAttentionMaxDistance).to(h.dtype);
+        if (PaddingMask(attentionMask, h.dtype) is { } mask) bias = bias + mask;
+        foreach (var block in encoder.block)
+        {
+            var self = block.Self;
+            var normed = self.layer_norm.forward(h);
+            var (keys, values) = self.SelfAttention.KeysValues(normed);
+            h = h + self.SelfAttention.Attend(normed, keys, values, bias);
+            h = block.FeedForward.Apply(h);
+        }
+        return encoder.final_layer_norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Logits [B, T, vocab] of the decoder reading <paramref name="decoderIds"/> [B, T] over the encoder's
+    /// output. With a cache, <paramref name="decoderIds"/> continue the tokens the cache has seen: their
+    /// keys and values are appended, and the cross-attention keys and values are computed once.
+    /// </summary>
+    public Tensor Decode(Tensor decoderIds, Tensor encoderOutput, Tensor? encoderMask = null, T5DecoderCache? cache = null)
+    {
+        using var scope = NewDisposeScope();
+        var h = shared.forward(decoderIds);
+        long t = decoderIds.shape[1], past = cache?.Length ?? 0, total = past + t;
+        var selfBias = RelativePositionBias.Compute(decoder.BiasTable, t, total, past, bidirectional: false, Config.RelativeAttentionNumBuckets, Config.RelativeAttentionMaxDistance).to(h.dtype);
+        // Causal: query past+i sees keys 0..past+i.
+        var future = ones(t, total, dtype: ScalarType.Bool, device: h.device).triu(past + 1);
+        selfBias = selfBias.masked_fill(future, MinValue(h.dtype));
+        var crossBias = PaddingMask(encoderMask, h.dtype) ?? zeros(1, dtype: h.dtype, device: h.device);
+        for (int i = 0; i < decoder.block.Count; i++)
+        {
+            var block = decoder.block[i];
+            var self = block.Self;
+            var normed = self.layer_norm.forward(h);
+            var (keys, values) = self.SelfAttention.KeysValues(normed);
+            if (cache is not null) (keys, values) = cache.AppendSelf(i, keys, values);
+            h = h + self.SelfAttention.Attend(normed, keys, values, selfBias);
+
+            var cross = block.Cross!;
+            var crossNormed = cross.layer_norm.forward(h);
+            var (crossKeys, crossValues) = cache?.Cross(i) ?? cross.EncDecAttention.KeysValues(encoderOutput);
+            cache?.KeepCross(i, crossKeys, crossValues);
+            h = h + cross.EncDecAttention.Attend(crossNormed, crossKeys, crossValues, crossBias);
+            h = block.FeedForward.Apply(h);
+        }
+        cache?.Advance(t);
+        h = decoder.final_layer_norm.forward(h);
+        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h * Math.Pow(Config.DModel, -0.5), shared.weight!);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits for a source and a decoder input (teacher forcing).</summary>
+    public Tensor Logits(Tensor inputIds, Tensor decoderIds, Tensor? attentionMask = null)
+    {
+        using var scope = NewDisposeScope();
+        return Decode(decoderIds, Encode(inputIds, attentionMask), attentionMask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The decoder's input for <paramref name="labels"/>: decoder_start_token_id, then the labels but the last, -100 read as pad.</summary>
+    public Tensor ShiftRight(Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var start = full(labels.shape[0], 1, (long)Config.DecoderStartTokenId, dtype: ScalarType.Int64, device: labels.device);
+        var shifted = cat(new[] { start, labels[.., ..^1] }, 1);
+        return shifted.masked_fill(shifted == -100, Config.PadTokenId).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits and the mean cross-entropy over the labels that are not -100, as T5ForConditionalGeneration's loss.</summary>
+    public (Tensor Logits, Tensor Loss) LogitsAndLoss(Tensor inputIds, Tensor labels, Tensor? attentionMask = null)
+    {
+        using var scope = NewDisposeScope();
+        var logits = Logits(inputIds, ShiftRight(labels), attentionMask);
+        var loss = nn.functional.cross_entropy(logits.to(ScalarType.Float32).view(-1, logits.shape[^1]), labels.view(-1), ignore_index: -100);
+        return (logits.MoveToOuterDisposeScope(), loss.MoveToOuterDisposeScope());
+    }
+}
+
+/// <summary>
+/// The decoder's keys and values during generation: each layer's self-attention keys and values grow by
+/// the tokens decoded, the cross-attention ones are the encoder output's, computed on the first step.
+/// </summary>
+public sealed class T5DecoderCache : IDisposable
+{
+    readonly Tensor?[] _selfKeys, _selfValues, _crossKeys, _crossValues;
+
+    public T5DecoderCache(int layers)
+    {
+        _selfKeys = new Tensor?[layers];
+        _selfValues = new Tensor?[layers];
+        _crossKeys = new Tensor?[layers];
+        _crossValues = new Tensor?[layers];
+    }
+
+    /// <summary>Tokens decoded so far.</summary>
+    public long Length { get; private set; }
+
+    public (Tensor Keys, Tensor Values) AppendSelf(int layer, Tensor keys, Tensor values)
+    {
+        var k = _selfKeys[layer] is { } oldK ? cat(new[] { oldK, keys }, 2) : keys.alias();
+        var v = _selfValues[layer] is { } oldV ? cat(new[] { oldV, values }, 2) : values.alias();
+        _selfKeys[layer]?.Dispose();
+        _selfValues[layer]?.Dispose();
+        _selfKeys[layer] = k.DetachFromDisposeScope();
+        _selfValues[layer] = v.DetachFromDisposeScope();
+        return (k.alias(), v.alias());
+    }
+
+    public (Tensor Keys, Tensor Values)? Cross(int layer) => _crossKeys[layer] is { } k ? (k.alias(), _crossValues[layer]!.alias()) : null;
+
+    public void KeepCross(int layer, Tensor keys, Tensor values)
+    {
+        if (_crossKeys[layer] is not null) return;
+        _crossKeys[layer] = keys.alias().DetachFromDisposeScope();
+        _crossValues[layer] = values.alias().DetachFromDisposeScope();
+    }
+
+    public void Advance(long tokens) => Length += tokens;
+
+    public void Dispose()
+    {
+        foreach (var t in _selfKeys.Concat(_selfValues).Concat(_crossKeys).Concat(_crossValues)) t?.Dispose();
+    }
+}
