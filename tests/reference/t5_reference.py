@@ -8,7 +8,9 @@ lm_head, and the loss as CrossEntropyLoss(ignore_index=-100). Debian's python3-t
 
 usage:
   t5_reference.py --write-random DIR --variant t5|v1_1 [--seed N]   a random checkpoint in HF layout
-  t5_reference.py --jobs JOBS.json                                  [{model, input_ids, labels, attention_mask?, out}]
+  t5_reference.py --write-adapter DIR --model DIR [--targets q,v] [--rank 4] [--alpha 8] [--seed N]
+                                                                    a random PEFT LoRA adapter (SEQ_2_SEQ_LM)
+  t5_reference.py --jobs JOBS.json                                  [{model, adapter?, input_ids, labels, attention_mask?, out}]
 """
 import argparse
 import json
@@ -125,6 +127,51 @@ def load(model_dir):
     return {k: v.to(DT) for k, v in tensors.items()}, c
 
 
+def lora_paths(p, targets):
+    """Module paths PEFT wraps for target names: every bias-free projection whose last name is a target."""
+    return sorted(k[: -len(".weight")] for k in p if k.endswith(".weight") and k.split(".")[-2] in targets
+                  and (".SelfAttention." in k or ".EncDecAttention." in k or ".DenseReluDense." in k))
+
+
+def write_adapter(adapter_dir, model_dir, targets, rank, alpha, seed):
+    """A PEFT LoRA adapter as save_pretrained lays it out for a seq2seq model, B not zero."""
+    p, c = load(model_dir)
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for path in lora_paths(p, targets):
+        out_f, in_f = p[path + ".weight"].shape
+        tensors[f"base_model.model.{path}.lora_A.weight"] = (torch.randn(rank, in_f, generator=g, dtype=DT) / math.sqrt(in_f)).to(torch.float32)
+        tensors[f"base_model.model.{path}.lora_B.weight"] = (torch.randn(out_f, rank, generator=g, dtype=DT) * 0.05).to(torch.float32)
+    os.makedirs(adapter_dir, exist_ok=True)
+    write_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"), tensors, {"format": "pt"})
+    config = {"peft_type": "LORA", "task_type": "SEQ_2_SEQ_LM", "r": rank, "lora_alpha": alpha, "lora_dropout": 0.0,
+              "target_modules": sorted(targets), "bias": "none", "fan_in_fan_out": False, "use_rslora": False,
+              "use_dora": False, "init_lora_weights": True, "inference_mode": True, "base_model_name_or_path": model_dir}
+    with open(os.path.join(adapter_dir, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+
+def apply_adapter(p, adapter_dir):
+    """W + scaling * B @ A for every module the adapter holds factors for (PEFT's LoRA Linear, merged: the same function)."""
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        a = json.load(f)
+    assert a.get("peft_type", "LORA") == "LORA" and not a.get("use_dora"), "plain LoRA only"
+    tensors, _ = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    r, alpha = a["r"], a["lora_alpha"]
+    scaling = alpha / math.sqrt(r) if a.get("use_rslora") else alpha / r
+    p = dict(p)
+    found = 0
+    for key, value in tensors.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        path = key[len("base_model.model."): -len(".lora_A.weight")]
+        b = tensors[f"base_model.model.{path}.lora_B.weight"].to(DT)
+        p[path + ".weight"] = p[path + ".weight"] + scaling * (b @ value.to(DT))
+        found += 1
+    assert found > 0, f"{adapter_dir}: no LoRA factors"
+    return p
+
+
 def write_random(model_dir, variant, seed):
     g = torch.Generator().manual_seed(seed)
     v11 = variant == "v1_1"
@@ -191,17 +238,26 @@ def main():
     ap.add_argument("--variant", default="t5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs")
+    ap.add_argument("--write-adapter")
+    ap.add_argument("--model")
+    ap.add_argument("--targets", default="q,v")
+    ap.add_argument("--rank", type=int, default=4)
+    ap.add_argument("--alpha", type=float, default=8.0)
     ap.add_argument("--selftest", action="store_true")
     a = ap.parse_args()
     if a.selftest:
         selftest()
     if a.write_random:
         write_random(a.write_random, a.variant, a.seed)
+    if a.write_adapter:
+        write_adapter(a.write_adapter, a.model, set(a.targets.split(",")), a.rank, a.alpha, a.seed)
     if a.jobs:
         with open(a.jobs) as f:
             jobs = json.load(f)
         for job in jobs:
             p, c = load(job["model"])
+            if job.get("adapter"):
+                p = apply_adapter(p, job["adapter"])
             ids = torch.tensor(job["input_ids"], dtype=torch.long)
             labels = torch.tensor(job["labels"], dtype=torch.long)
             mask = torch.tensor(job["attention_mask"], dtype=torch.long) if job.get("attention_mask") else None

@@ -20,7 +20,8 @@ public static class GgufAdapterExport
     public static GgufWriter Plan(LoraAdapterSet adapters, string name, List<string> warnings)
     {
         var config = adapters.ConfigOf(name);
-        var model = adapters.Model;
+        var model = adapters.Model as Models.CausalLM ?? throw new LoraShellException(LoraErrorKind.InvalidOperation, "GgufAdapterNotExpressible",
+            $"Adapter '{name}' belongs to an encoder-decoder model; llama.cpp's GGUF adapters are for decoder-only models.", name);
         var c = model.Config;
         if (config.UseDora)
             throw LoraShellException.InvalidArgument("GgufAdapterNotExpressible", $"Adapter '{name}' uses DoRA; a GGUF LoRA adapter has no magnitude vector, so llama.cpp could not apply it. Merge it and export the model instead.", name);

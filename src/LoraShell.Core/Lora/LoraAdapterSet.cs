@@ -14,15 +14,15 @@ namespace LoraShell.Core.Lora;
 /// </summary>
 public sealed class LoraAdapterSet
 {
-    readonly CausalLM _model;
+    readonly IAdaptableModel _model;
     readonly List<string> _order = new();
     readonly Dictionary<string, LoraConfig> _configs = new(StringComparer.Ordinal);
     readonly ModulesToSaveCopies _savedModules = new();
 
-    public LoraAdapterSet(CausalLM model) => _model = model;
+    public LoraAdapterSet(IAdaptableModel model) => _model = model;
 
     /// <summary>The model the adapters live in.</summary>
-    public CausalLM Model => _model;
+    public IAdaptableModel Model => _model;
 
     public IReadOnlyList<string> Names => _order;
     public bool Contains(string name) => _configs.ContainsKey(name);
@@ -96,7 +96,7 @@ public sealed class LoraAdapterSet
             throw LoraShellException.InvalidArgument("EmbeddingInUse", $"Adapter '{wrapper}' {(EmbeddingLayer() is not null ? "has LoRA on" : "trains token rows of")} the embedding '{e.Path}'; a modules_to_save copy of it cannot sit beside that. Delete that adapter first, or leave the embedding out of modules_to_save.", e.Path);
         if (rows is not null && EmbeddingLayer()?.Layer.Adapters.FirstOrDefault() is string loraAdapter)
             throw LoraShellException.InvalidArgument("EmbeddingAlreadyWrapped", $"Adapter '{loraAdapter}' has LoRA on the embedding '{e.Path}'; trained token rows cannot sit beside it. Delete that adapter first, or leave out the token ids.", e.Path);
-        bool tiedOrigin = _model.Config.TieWordEmbeddings || _headUntied;
+        bool tiedOrigin = _model.TieWordEmbeddings || _headUntied;
         if (tiedOrigin && rows is not null && _configs.FirstOrDefault(c => CopiesTiedSide(c.Value)).Key is string copier)
             throw LoraShellException.InvalidArgument("TrainableTokensOverlap", $"Adapter '{copier}' keeps a modules_to_save copy of this model's tied head or embedding, which unties them; trained token rows would then reach the embedding only. Delete that adapter first, or leave out the token ids.", copier);
         if (tiedOrigin && CopiesTiedSide(config) && TokenRowsLayer()?.Layer.Adapters.FirstOrDefault() is string rowing)
@@ -104,7 +104,7 @@ public sealed class LoraAdapterSet
     }
 
     /// <summary>On a tied model, whether modules_to_save names the head, which is the embedding's weight until an adapter needs its own copy.</summary>
-    bool SavesTiedHead(IReadOnlyList<string>? modulesToSave) => _model.Config.TieWordEmbeddings && LoraConfig.SavesModule(modulesToSave, FamilyLayoutHead);
+    bool SavesTiedHead(IReadOnlyList<string>? modulesToSave) => _model.TieWordEmbeddings && LoraConfig.SavesModule(modulesToSave, FamilyLayoutHead);
 
     /// <summary>
     /// Whether the config's modules_to_save copies one side of a tied head/embedding pair. PEFT deep-copies the
@@ -153,7 +153,7 @@ public sealed class LoraAdapterSet
                 if (embedding.Module is not LoraEmbedding wrapped)
                 {
                     wrapped = new LoraEmbedding(embedding.Base);
-                    wrapped.train(_model.training);
+                    wrapped.train(_model.Module.training);
                     embedding.Host.ReplaceEmbeddingLookup(wrapped);
                 }
                 wrapped.AddAdapter(name, item.Rank, item.Scaling, config.Init);
@@ -163,7 +163,7 @@ public sealed class LoraAdapterSet
             if (slot.Module is not LoraLinear wrapper)
             {
                 wrapper = new LoraLinear((Projection)slot.Module);
-                wrapper.train(_model.training); // a new module starts in training mode; follow the model
+                wrapper.train(_model.Module.training); // a new module starts in training mode; follow the model
                 slot.Host.ReplaceProjection(slot.Name, wrapper);
             }
             wrapper.AddAdapter(name, item.Rank, item.Scaling, config.LoraDropout, config.Init, LoraVariant.For(config.UseDora));
@@ -173,13 +173,13 @@ public sealed class LoraAdapterSet
             if (embedding.Module is not TrainableTokensEmbedding tokens)
             {
                 tokens = new TrainableTokensEmbedding(embedding.Base);
-                tokens.train(_model.training);
+                tokens.train(_model.Module.training);
                 embedding.Host.ReplaceEmbeddingLookup(tokens);
             }
             tokens.AddAdapter(name, rows);
         }
         _order.Add(name);
-        if (_model.Config.TieWordEmbeddings && CopiesTiedSide(config)) _headUntied |= _model.UntieHead();
+        if (_model.TieWordEmbeddings && CopiesTiedSide(config)) _headUntied |= _model.UntieHead();
         _savedModules.Add(name, ModulesToSaveParameters(config));
         // As PEFT does, fan_in_fan_out follows the layers: true for GPT-2's Conv1D, false for Linear.
         bool fanInFanOut = plan.Where(p => slots.ContainsKey(p.ModulePath)).All(p => ProjectionSlots.BaseOf(slots[p.ModulePath].Module).FanInFanOut);
@@ -231,7 +231,7 @@ public sealed class LoraAdapterSet
     /// <summary>The model's modules_to_save parameters hold the active adapter's copy, or the base values when disabled or none has one.</summary>
     void SyncSavedModules()
     {
-        var parameters = new Lazy<Dictionary<string, Parameter>>(() => _model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal));
+        var parameters = new Lazy<Dictionary<string, Parameter>>(() => _model.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal));
         _savedModules.MakeLive(Disabled ? null : ActiveNames.FirstOrDefault(_savedModules.Has), n => parameters.Value[n]);
     }
 
@@ -320,7 +320,7 @@ public sealed class LoraAdapterSet
             {
                 // PEFT merges into the shared tensor, so a tied head changes too and the merged model no longer
                 // computes what the unmerged one did; refused rather than followed.
-                if (_model.Config.TieWordEmbeddings)
+                if (_model.TieWordEmbeddings)
                     throw new LoraShellException(LoraErrorKind.InvalidOperation, "MergeWouldChangeTiedHead",
                         $"Adapter '{n}' adapts the embedding '{e.Path}', whose weight is also this model's output head (tie_word_embeddings): merging would change the head too, unlike the unmerged adapter. Keep it unmerged, or save it and merge in a model with an untied head.", n);
                 any |= e.Layer.Merge(n, safe);
@@ -382,7 +382,7 @@ public sealed class LoraAdapterSet
     public void MarkTrainable(string name)
     {
         var config = ConfigOf(name);
-        foreach (var p in _model.parameters()) p.requires_grad = false;
+        foreach (var p in _model.Module.parameters()) p.requires_grad = false;
         foreach (var (path, layer) in Layers().Where(l => l.Layer.Adapters.Contains(name)))
         {
             layer.lora_A[name].weight!.requires_grad = true;
@@ -409,7 +409,7 @@ public sealed class LoraAdapterSet
         var config = ConfigOf(name);
         if (config.Bias == "none") yield break;
         var wrapped = Layers().Where(l => l.Layer.Adapters.Contains(name)).Select(l => l.Path + ".bias").ToHashSet(StringComparer.Ordinal);
-        foreach (var (pname, p) in _model.named_parameters())
+        foreach (var (pname, p) in _model.Module.named_parameters())
         {
             if (!pname.EndsWith(".bias", StringComparison.Ordinal)) continue;
             string hfName = PeftKeys.WithoutBaseLayer(pname);
@@ -432,7 +432,7 @@ public sealed class LoraAdapterSet
     public IEnumerable<(string Name, Parameter Parameter)> ModulesToSaveParameters(LoraConfig config)
     {
         if (config.ModulesToSave is null) yield break;
-        foreach (var (pname, p) in _model.named_parameters())
+        foreach (var (pname, p) in _model.Module.named_parameters())
         {
             string module = pname[..pname.LastIndexOf('.')];
             if (LoraConfig.SavesModule(config.ModulesToSave, module))
@@ -443,7 +443,7 @@ public sealed class LoraAdapterSet
     public TrainableSummary Summary()
     {
         long trainable = 0, all = 0;
-        foreach (var p in _model.parameters())
+        foreach (var p in _model.Module.parameters())
         {
             all += p.numel();
             if (p.requires_grad) trainable += p.numel();
@@ -464,7 +464,7 @@ public sealed class LoraAdapterSet
         bool merged = (layers.Count > 0 || embedding is not null) && layers.All(l => l.Layer.Merged.Contains(name)) && embedding?.Layer.Merged.Contains(name) != false
             && (!HasTokenRows(name) || TokenRowsLayer()!.Value.Layer.Merged.Contains(name));
         return new AdapterInfo(name, config.R, config.LoraAlpha, config.ScalingFor(layers.FirstOrDefault().Path ?? ""),
-            targets, paths, trainable, _model.parameters().Sum(p => p.numel()),
+            targets, paths, trainable, _model.Module.parameters().Sum(p => p.numel()),
             merged, !Disabled && ActiveNames.Contains(name), config)
         { TrainableTokens = HasTokenRows(name) ? TokenRowsLayer()!.Value.Layer.Indices(name).Count : 0 };
     }

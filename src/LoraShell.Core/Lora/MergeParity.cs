@@ -32,7 +32,8 @@ public static class MergeParityCheck
         var model = set.Model;
         set.MergeTargets(names);
         set.SetActive(set.ActiveNames.Union(names).ToArray());
-        var ids = SampleIds(model.Config.VocabSize, Math.Min(32, model.Config.MaxPositionEmbeddings), model.Config.BosTokenId);
+        var (vocab, longest, start) = model.ProbeShape;
+        var ids = SampleIds(vocab, Math.Min(32, longest), start);
         using var before = Logits(model, ids);
         set.Merge(names, safe: true);
         using var after = Logits(model, ids);
@@ -41,10 +42,10 @@ public static class MergeParityCheck
         return new MergeParity(names.ToList(), diff.max().item<float>(), diff.mean().item<float>(), before.abs().max().item<float>(), ids.Length);
     }
 
-    static Tensor Logits(CausalLM model, long[] ids)
+    static Tensor Logits(IAdaptableModel model, long[] ids)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        return model.forward(tensor(ids, device: model.Device).unsqueeze(0)).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
+        return model.ProbeLogits(ids).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
     }
 }

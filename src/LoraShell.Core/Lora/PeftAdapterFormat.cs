@@ -111,7 +111,7 @@ public static class PeftAdapterFormat
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'; import this one under another -Name.", name);
 
-        int layerCount = set.Model.Config.NumHiddenLayers;
+        int layerCount = set.Model.LayerCount;
         var outside = config.LayersToTransform?.Where(i => i < 0 || i >= layerCount).ToList();
         if (outside is { Count: > 0 })
             throw LoraShellException.InvalidData("AdapterDoesNotMatchModel",
@@ -130,7 +130,7 @@ public static class PeftAdapterFormat
         }
 
         // What PEFT warns about and corrects, or would silently not use.
-        bool conv1d = set.Model.Family.Layout.Storage == Models.Families.ProjectionStorage.Conv1D;
+        bool conv1d = set.Model.FanInFanOut;
         if (config.FanInFanOut != conv1d)
             warn?.Invoke($"Adapter '{dir}' sets fan_in_fan_out {(config.FanInFanOut ? "true" : "false")}, but this model's layers are {(conv1d ? "Conv1D ([in, out] weights)" : "Linear ([out, in] weights)")}; as PEFT does, it is read as {(conv1d ? "true" : "false")}.");
         foreach (var (pattern, key) in config.UnusedPatternKeys(plan.Select(p => p.ModulePath).ToList()))

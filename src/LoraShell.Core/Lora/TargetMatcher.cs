@@ -75,7 +75,7 @@ public static class TargetMatcher
     }
 
     /// <summary>The slots an adapter with this config wraps; the error lists the model's Linear modules when none match.</summary>
-    public static List<LinearSlot> Select(CausalLM model, LoraConfig config)
+    public static List<LinearSlot> Select(IAdaptableModel model, LoraConfig config)
     {
         var slots = model.LinearSlots().ToList();
         var chosen = slots.Where(s => Matches(config, s.Path)).ToList();
@@ -85,7 +85,7 @@ public static class TargetMatcher
             var shortNames = slots.Select(s => s.Name).Distinct();
             throw LoraShellException.InvalidArgument("NoTargetModulesMatched",
                 $"Target modules '{wanted}'{(config.LayersToTransform is null ? "" : $" in layers [{string.Join(", ", config.LayersToTransform)}]")} match no Linear module of this model. " +
-                $"Its Linear modules are {string.Join(", ", shortNames)} in layers 0..{model.Config.NumHiddenLayers - 1} (e.g. '{slots[0].Path}'); " +
+                $"Its Linear modules are {string.Join(", ", shortNames)} in layers 0..{model.LayerCount - 1} (e.g. '{slots[0].Path}'); " +
                 "a name matches a path that equals it or ends with '.' + name, a single value with regex characters must match whole paths, or use all-linear.", wanted);
         }
         return chosen;
@@ -96,9 +96,9 @@ public static class TargetMatcher
     /// PEFT raises only when nothing matches; the names that matched nothing are worth a warning.
     /// </summary>
     /// <summary>Whether the config targets the token embedding (by name or regex; all-linear never does, as in PEFT).</summary>
-    public static bool SelectsEmbedding(CausalLM model, LoraConfig config) => Matches(config, model.EmbeddingSlot().Path, isLinear: false);
+    public static bool SelectsEmbedding(IAdaptableModel model, LoraConfig config) => Matches(config, model.EmbeddingSlot().Path, isLinear: false);
 
-    public static IReadOnlyList<string> UnmatchedNames(CausalLM model, LoraConfig config)
+    public static IReadOnlyList<string> UnmatchedNames(IAdaptableModel model, LoraConfig config)
     {
         if (config.IsAllLinear || config.TargetRegex is not null || config.TargetModules is null) return Array.Empty<string>();
         var paths = model.LinearSlots().Select(s => s.Path).Append(model.EmbeddingSlot().Path).ToList();

@@ -13,11 +13,11 @@ namespace LoraShell.Core.Lora;
 public static class TrainableTokenTargets
 {
     /// <summary>The embedding rows to train, in the order given (the adapter's rows follow it), or null when the config trains none.</summary>
-    public static long[]? Resolve(CausalLM model, LoraConfig config)
+    public static long[]? Resolve(IAdaptableModel model, LoraConfig config)
     {
         if (config.TrainableTokenIndices is not { Count: > 0 } map) return null;
         var embedding = model.EmbeddingSlot();
-        bool tied = model.Config.TieWordEmbeddings;
+        bool tied = model.TieWordEmbeddings;
         IReadOnlyList<int>? rows = null;
         var headEntries = new List<(string Module, IReadOnlyList<int> Indices)>();
         foreach (var (module, indices) in map)

@@ -10,14 +10,14 @@ namespace LoraShell.Core.Models;
 public sealed record LinearSlot(string Path, string Name, nn.Module<Tensor, Tensor> Module, ILinearHost Host, int LayerIndex);
 
 /// <summary>The token embedding at its HF path (<c>model.embed_tokens</c>, <c>transformer.wte</c>): its base module and what computes the lookup now.</summary>
-public sealed record EmbeddingSlot(string Path, string Name, TorchSharp.Modules.Embedding Base, nn.Module<Tensor, Tensor> Module, Blocks.Decoder Host);
+public sealed record EmbeddingSlot(string Path, string Name, TorchSharp.Modules.Embedding Base, nn.Module<Tensor, Tensor> Module, IEmbeddingHost Host);
 
 /// <summary>
 /// A decoder-only causal LM of any supported family, laid out exactly like its transformers class
 /// (CausalLM, Qwen3ForCausalLM, GPT2LMHeadModel, …), so its state-dict names are HF's. With
 /// tied embeddings there is no <c>lm_head</c>: logits use the token embedding.
 /// </summary>
-public sealed class CausalLM : nn.Module<Tensor, Tensor>
+public sealed class CausalLM : nn.Module<Tensor, Tensor>, IAdaptableModel
 {
     readonly Decoder _decoder;
     Linear? _head;
@@ -131,6 +131,13 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>
     /// <summary>The token embedding, which LoRA may wrap too (PEFT's lora.Embedding).</summary>
     public EmbeddingSlot EmbeddingSlot()
         => new($"{Family.Layout.Backbone}.{Family.Layout.Embedding}", Family.Layout.Embedding, _decoder.Embedding, _decoder.EmbeddingLookup, _decoder);
+
+    nn.Module IAdaptableModel.Module => this;
+    public int LayerCount => Config.NumHiddenLayers;
+    public bool TieWordEmbeddings => Config.TieWordEmbeddings;
+    public bool FanInFanOut => Family.Layout.Storage == ProjectionStorage.Conv1D;
+    public Tensor ProbeLogits(long[] ids) => forward(tensor(ids, device: Device).unsqueeze(0));
+    public (int VocabSize, int MaxProbeLength, int StartToken) ProbeShape => (Config.VocabSize, Config.MaxPositionEmbeddings, Config.BosTokenId);
 
     /// <summary>The projection module at an HF path such as <c>model.layers.0.self_attn.q_proj</c>.</summary>
     public nn.Module<Tensor, Tensor> Module(string path)

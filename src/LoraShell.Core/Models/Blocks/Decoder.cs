@@ -9,7 +9,7 @@ namespace LoraShell.Core.Models.Blocks;
 /// The backbone (HF's <c>model.</c> or <c>transformer.</c>): token embeddings, learned positions when the
 /// family has them, the decoder layers and the final norm, registered under the family's names.
 /// </summary>
-public sealed class Decoder : nn.Module
+public sealed class Decoder : nn.Module, IEmbeddingHost
 {
     readonly Embedding _embed;
     readonly string _embedName;

@@ -10,29 +10,34 @@ namespace LoraShell.Core.Models.T5;
 /// scores (T5 folds it into the initialisation), and — in the first layer of each stack only — the
 /// relative position bias table every layer of the stack shares.
 /// </summary>
-public sealed class T5Attention : nn.Module
+public sealed class T5Attention : T5ProjectionHost
 {
-    public LinearProjection q, k, v, o;
-    public Embedding? relative_attention_bias;
+    readonly Embedding? _relativeBias;
     readonly int _heads, _dKv;
 
     public T5Attention(T5Config c, bool hasRelativeBias) : base(nameof(T5Attention))
     {
         _heads = c.NumHeads;
         _dKv = c.DKv;
-        q = new LinearProjection(c.DModel, c.InnerDim, hasBias: false);
-        k = new LinearProjection(c.DModel, c.InnerDim, hasBias: false);
-        v = new LinearProjection(c.DModel, c.InnerDim, hasBias: false);
-        o = new LinearProjection(c.InnerDim, c.DModel, hasBias: false);
-        if (hasRelativeBias) relative_attention_bias = nn.Embedding(c.RelativeAttentionNumBuckets, c.NumHeads);
-        RegisterComponents();
+        AddProjection("q", c.DModel, c.InnerDim);
+        AddProjection("k", c.DModel, c.InnerDim);
+        AddProjection("v", c.DModel, c.InnerDim);
+        AddProjection("o", c.InnerDim, c.DModel);
+        if (hasRelativeBias)
+        {
+            _relativeBias = nn.Embedding(c.RelativeAttentionNumBuckets, c.NumHeads);
+            register_module("relative_attention_bias", _relativeBias);
+        }
     }
+
+    /// <summary>The relative position bias table (the first layer of each stack only).</summary>
+    public Embedding? relative_attention_bias => _relativeBias;
 
     /// <summary>[B, S, inner] → [B, heads, S, d_kv].</summary>
     Tensor Heads(Tensor x) => x.view(x.shape[0], x.shape[1], _heads, _dKv).transpose(1, 2);
 
     /// <summary>The keys and values of <paramref name="source"/> [B, S, d_model], each [B, heads, S, d_kv].</summary>
-    public (Tensor Keys, Tensor Values) KeysValues(Tensor source) => (Heads(k.forward(source)), Heads(v.forward(source)));
+    public (Tensor Keys, Tensor Values) KeysValues(Tensor source) => (Heads(Get("k").forward(source)), Heads(Get("v").forward(source)));
 
     /// <summary>
     /// Attention of <paramref name="x"/> [B, T, d_model] over the given keys and values, with
@@ -41,40 +46,37 @@ public sealed class T5Attention : nn.Module
     public Tensor Attend(Tensor x, Tensor keys, Tensor values, Tensor bias)
     {
         using var scope = NewDisposeScope();
-        var queries = Heads(q.forward(x));
+        var queries = Heads(Get("q").forward(x));
         var scores = matmul(queries, keys.transpose(2, 3)) + bias;
         var probabilities = scores.to(ScalarType.Float32).softmax(-1).to(scores.dtype);
         var mixed = matmul(probabilities, values).transpose(1, 2).reshape(x.shape[0], x.shape[1], _heads * _dKv);
-        return o.forward(mixed).MoveToOuterDisposeScope();
+        return Get("o").forward(mixed).MoveToOuterDisposeScope();
     }
 }
 
 /// <summary>T5's feed-forward (DenseReluDense): wo(act(wi·x)), or wo(act(wi_0·x) ⊙ wi_1·x) when gated.</summary>
-public sealed class T5FeedForward : nn.Module<Tensor, Tensor>
+public sealed class T5FeedForward : T5ProjectionHost
 {
-    public LinearProjection? wi, wi_0, wi_1;
-    public LinearProjection wo;
     readonly string _activation;
 
     public T5FeedForward(T5Config c) : base(nameof(T5FeedForward))
     {
         if (c.GatedFeedForward)
         {
-            wi_0 = new LinearProjection(c.DModel, c.DFf, hasBias: false);
-            wi_1 = new LinearProjection(c.DModel, c.DFf, hasBias: false);
+            AddProjection("wi_0", c.DModel, c.DFf);
+            AddProjection("wi_1", c.DModel, c.DFf);
         }
-        else wi = new LinearProjection(c.DModel, c.DFf, hasBias: false);
-        wo = new LinearProjection(c.DFf, c.DModel, hasBias: false);
+        else AddProjection("wi", c.DModel, c.DFf);
+        AddProjection("wo", c.DFf, c.DModel);
         _activation = c.DenseActivation;
-        RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var hidden = wi is not null
-            ? Families.Activations.Apply(_activation, wi.forward(x))
-            : Families.Activations.Apply(_activation, wi_0!.forward(x)) * wi_1!.forward(x);
-        return wo.forward(hidden).MoveToOuterDisposeScope();
+        var hidden = Has("wi")
+            ? Families.Activations.Apply(_activation, Get("wi").forward(x))
+            : Families.Activations.Apply(_activation, Get("wi_0").forward(x)) * Get("wi_1").forward(x);
+        return Get("wo").forward(hidden).MoveToOuterDisposeScope();
     }
 }

@@ -31,9 +31,11 @@ public sealed class T5Stack : nn.Module
 /// the shared embedding (its input rescaled by d_model^-0.5) or an untied lm_head. Module names are HF's,
 /// so state dicts load and save under the checkpoint's own names.
 /// </summary>
-public sealed class T5ForConditionalGeneration : nn.Module
+public sealed class T5ForConditionalGeneration : nn.Module, IAdaptableModel, IEmbeddingHost
 {
-    public Embedding shared;
+    public const string SharedName = "shared";
+    readonly Embedding _shared;
+    nn.Module<Tensor, Tensor> _lookup; // the shared embedding, or a wrapper around it (LoRA on the embedding)
     public T5Stack encoder, decoder;
     public LinearProjection? lm_head;
 
@@ -42,12 +44,82 @@ public sealed class T5ForConditionalGeneration : nn.Module
     public T5ForConditionalGeneration(T5Config config) : base(nameof(T5ForConditionalGeneration))
     {
         Config = config;
-        shared = nn.Embedding(config.VocabSize, config.DModel);
+        _shared = nn.Embedding(config.VocabSize, config.DModel);
+        _lookup = _shared;
+        register_module(SharedName, _shared);
         encoder = new T5Stack(config, decoder: false);
+        register_module(nameof(encoder), encoder);
         decoder = new T5Stack(config, decoder: true);
-        if (!config.TieWordEmbeddings) lm_head = new LinearProjection(config.DModel, config.VocabSize, hasBias: false);
-        RegisterComponents();
+        register_module(nameof(decoder), decoder);
+        if (!config.TieWordEmbeddings)
+        {
+            lm_head = new LinearProjection(config.DModel, config.VocabSize, hasBias: false);
+            register_module(nameof(lm_head), lm_head);
+        }
     }
+
+    // Children are registered explicitly under their HF names, so a wrapped embedding can take "shared".
+    protected override void RegisterComponents() { }
+
+    /// <summary>The shared token embedding (both stacks' input, and a tied head's weight), whatever wraps its lookup.</summary>
+    public Embedding shared => _shared;
+
+    public nn.Module<Tensor, Tensor> EmbeddingLookup => _lookup;
+
+    public void ReplaceEmbeddingLookup(nn.Module<Tensor, Tensor> lookup)
+    {
+        register_module(SharedName, null!);
+        register_module(SharedName, lookup);
+        _lookup = lookup;
+    }
+
+    // ---- IAdaptableModel: PEFT's view of T5 (module paths as in transformers' T5ForConditionalGeneration).
+    nn.Module IAdaptableModel.Module => this;
+
+    /// <summary>Every projection of both stacks, encoder first (PEFT's layer index is the block's number in its stack).</summary>
+    public IEnumerable<LinearSlot> LinearSlots()
+    {
+        foreach (var (stackName, stack) in new[] { ("encoder", encoder), ("decoder", decoder) })
+            for (int i = 0; i < stack.block.Count; i++)
+            {
+                var b = stack.block[i];
+                string prefix = $"{stackName}.block.{i}.layer";
+                foreach (var (name, module) in b.Self.SelfAttention.Projections)
+                    yield return new LinearSlot($"{prefix}.0.SelfAttention.{name}", name, module, b.Self.SelfAttention, i);
+                if (b.Cross is { } cross)
+                    foreach (var (name, module) in cross.EncDecAttention.Projections)
+                        yield return new LinearSlot($"{prefix}.1.EncDecAttention.{name}", name, module, cross.EncDecAttention, i);
+                int ff = b.Cross is null ? 1 : 2;
+                foreach (var (name, module) in b.FeedForward.DenseReluDense.Projections)
+                    yield return new LinearSlot($"{prefix}.{ff}.DenseReluDense.{name}", name, module, b.FeedForward.DenseReluDense, i);
+            }
+    }
+
+    public EmbeddingSlot EmbeddingSlot() => new(SharedName, SharedName, _shared, _lookup, this);
+
+    public IEnumerable<QuantizedProjection> QuantizedProjections() => Enumerable.Empty<QuantizedProjection>();
+
+    public WeightFormat Format => WeightFormat.Default;
+
+    public int LayerCount => Math.Max(Config.NumLayers, Config.NumDecoderLayers);
+
+    public bool TieWordEmbeddings => Config.TieWordEmbeddings;
+
+    public bool FanInFanOut => false;
+
+    public bool UntieHead() => throw new LoraShellException(LoraErrorKind.InvalidOperation, "NotSupportedForT5",
+        "modules_to_save with the tied head (lm_head) of a T5 model is not supported yet; save the shared embedding or an untied model's lm_head.", "lm_head");
+
+    public bool RetieHead() => false;
+
+    /// <summary>The probe read as both the source and the decoder's input (teacher forcing).</summary>
+    public Tensor ProbeLogits(long[] ids)
+    {
+        var input = tensor(ids, device: _shared.weight!.device).unsqueeze(0);
+        return Logits(input, input);
+    }
+
+    public (int VocabSize, int MaxProbeLength, int StartToken) ProbeShape => (Config.VocabSize, 32, Config.DecoderStartTokenId);
 
     /// <summary>The additive mask for padded keys: [B, 1, 1, S], 0 where attended, the dtype's lowest value where not (as transformers).</summary>
     static Tensor? PaddingMask(Tensor? attentionMask, ScalarType dtype)
@@ -65,7 +137,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     public Tensor Encode(Tensor inputIds, Tensor? attentionMask = null)
     {
         using var scope = NewDisposeScope();
-        var h = shared.forward(inputIds);
+        var h = _lookup.forward(inputIds);
         long s = inputIds.shape[1];
         var bias = RelativePositionBias.Compute(encoder.BiasTable, s, s, 0, bidirectional: true, Config.RelativeAttentionNumBuckets, Config.RelativeAttentionMaxDistance).to(h.dtype);
         if (PaddingMask(attentionMask, h.dtype) is { } mask) bias = bias + mask;
@@ -88,7 +160,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     public Tensor Decode(Tensor decoderIds, Tensor encoderOutput, Tensor? encoderMask = null, T5DecoderCache? cache = null)
     {
         using var scope = NewDisposeScope();
-        var h = shared.forward(decoderIds);
+        var h = _lookup.forward(decoderIds);
         long t = decoderIds.shape[1], past = cache?.Length ?? 0, total = past + t;
         var selfBias = RelativePositionBias.Compute(decoder.BiasTable, t, total, past, bidirectional: false, Config.RelativeAttentionNumBuckets, Config.RelativeAttentionMaxDistance).to(h.dtype);
         // Causal: query past+i sees keys 0..past+i.
@@ -113,7 +185,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         }
         cache?.Advance(t);
         h = decoder.final_layer_norm.forward(h);
-        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h * Math.Pow(Config.DModel, -0.5), shared.weight!);
+        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h * Math.Pow(Config.DModel, -0.5), _shared.weight!);
         return logits.MoveToOuterDisposeScope();
     }
 

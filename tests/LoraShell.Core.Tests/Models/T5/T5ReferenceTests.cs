@@ -56,28 +56,94 @@ public class T5ReferenceTests
             ourLoss = loss.item<float>();
         }
 
-        string jobs = dir.File("jobs.json");
+        var (theirs, theirLoss) = Reference(dir, model);
+        double error = RelativeError(ours, theirs);
+        Assert.True(error < 1e-4, $"{variant}: max |Δlogit| / max |logit| = {error:E3}");
+        Assert.True(Math.Abs(ourLoss - theirLoss) / theirLoss < 1e-4, $"{variant}: loss {ourLoss} vs reference {theirLoss}");
+    }
+
+    /// <summary>The reference's logits and loss for the test batch, with a PEFT adapter applied when given.</summary>
+    static (double[,,] Logits, double Loss) Reference(TempFolder dir, string model, string? adapter = null)
+    {
+        string jobs = dir.File("jobs.json"), output = dir.File($"out-{Guid.NewGuid():N}.json");
         File.WriteAllText(jobs, new JsonArray(new JsonObject
         {
-            ["model"] = model, ["input_ids"] = JsonSerializer.SerializeToNode(Inputs), ["labels"] = JsonSerializer.SerializeToNode(Labels),
-            ["attention_mask"] = JsonSerializer.SerializeToNode(Masks), ["out"] = dir.File("out.json"),
+            ["model"] = model, ["adapter"] = adapter, ["input_ids"] = JsonSerializer.SerializeToNode(Inputs), ["labels"] = JsonSerializer.SerializeToNode(Labels),
+            ["attention_mask"] = JsonSerializer.SerializeToNode(Masks), ["out"] = output,
         }).ToJsonString());
         RunReference("--jobs", jobs);
-        var reference = JsonNode.Parse(File.ReadAllText(dir.File("out.json")))!;
-        var theirs = reference["logits"]!.AsArray();
+        var reference = JsonNode.Parse(File.ReadAllText(output))!;
+        var rows = reference["logits"]!.AsArray();
+        var logits = new double[rows.Count, rows[0]!.AsArray().Count, rows[0]![0]!.AsArray().Count];
+        for (int b = 0; b < logits.GetLength(0); b++)
+            for (int t = 0; t < logits.GetLength(1); t++)
+                for (int v = 0; v < logits.GetLength(2); v++) logits[b, t, v] = (double)rows[b]![t]![v]!;
+        return (logits, (double)reference["loss"]!);
+    }
+
+    /// <summary>max |ours − theirs| over max |theirs| (theirs must be large enough to compare against).</summary>
+    static double RelativeError(double[,,] ours, double[,,] theirs)
+    {
         double maxDiff = 0, scale = 0;
         for (int b = 0; b < ours.GetLength(0); b++)
             for (int t = 0; t < ours.GetLength(1); t++)
                 for (int v = 0; v < ours.GetLength(2); v++)
                 {
-                    double r = (double)theirs[b]![t]![v]!;
-                    maxDiff = Math.Max(maxDiff, Math.Abs(ours[b, t, v] - r));
-                    scale = Math.Max(scale, Math.Abs(r));
+                    maxDiff = Math.Max(maxDiff, Math.Abs(ours[b, t, v] - theirs[b, t, v]));
+                    scale = Math.Max(scale, Math.Abs(theirs[b, t, v]));
                 }
         Assert.True(scale > 0.5, $"logits too small to compare ({scale})");
-        Assert.True(maxDiff / scale < 1e-4, $"{variant}: max |Δlogit| {maxDiff:E3} against the largest |logit| {scale:F3}");
-        double theirLoss = (double)reference["loss"]!;
-        Assert.True(Math.Abs(ourLoss - theirLoss) / theirLoss < 1e-4, $"{variant}: loss {ourLoss} vs reference {theirLoss}");
+        return maxDiff / scale;
+    }
+
+    static double[,,] OurLogits(T5ForConditionalGeneration t5)
+    {
+        using var _ = no_grad();
+        return ToArray(t5.LogitsAndLoss(Tensor(Inputs), Tensor(Labels), Tensor(Masks)).Logits);
+    }
+
+    [Theory]
+    [InlineData("t5", "q,v")]
+    [InlineData("v1_1", "q,k,v,o,wi_0,wi_1,wo")]
+    public void PeftAdaptersMoveBothWaysAndMergeWithoutChangingTheLogits(string variant, string targets)
+    {
+        using var dir = new TempFolder();
+        string model = dir.File(variant), theirs = dir.File("theirs"), ours = dir.File("ours");
+        RunReference("--write-random", model, "--variant", variant, "--seed", "7");
+        RunReference("--write-adapter", theirs, "--model", model, "--targets", targets, "--rank", "4", "--alpha", "8", "--seed", "9");
+        using var t5 = T5Loader.Load(model);
+        var plain = OurLogits(t5);
+        var adapters = new Core.Lora.LoraAdapterSet(t5);
+
+        // Written there, read here: the same logits as the reference with the adapter applied.
+        var config = Core.Lora.PeftAdapterFormat.Load(adapters, theirs, "theirs");
+        Assert.Equal("SEQ_2_SEQ_LM", config.TaskType);
+        // Both stacks: an attention name in each encoder block and twice (self, cross) in each decoder block.
+        int encoderBlocks = 2, decoderBlocks = variant == "t5" ? 2 : 3;
+        int expectedModules = targets.Split(',').Sum(t => t is "q" or "k" or "v" or "o" ? encoderBlocks + 2 * decoderBlocks : encoderBlocks + decoderBlocks);
+        Assert.Equal(expectedModules, adapters.Layers().Count());
+        adapters.SetActive("theirs");
+        var loaded = OurLogits(t5);
+        var (reference, _) = Reference(dir, model, theirs);
+        Assert.True(RelativeError(loaded, reference) < 1e-4, $"{variant}: PEFT adapter read here {RelativeError(loaded, reference):E3}");
+        Assert.True(RelativeError(plain, reference) > 1e-3, "the adapter should change the logits");
+
+        // Merged into the weights and back: the logits stay.
+        var parity = Core.Lora.MergeParityCheck.Merge(adapters, new[] { "theirs" });
+        Assert.True(parity.Relative < 1e-5, $"merge parity {parity.Relative:E3}");
+        Assert.True(RelativeError(OurLogits(t5), reference) < 1e-4);
+        adapters.Unmerge();
+
+        // Made here (T5's PEFT targets, B not zero), read there.
+        adapters.Add("ours", new Core.Lora.LoraConfig { R = 2, LoraAlpha = 4, TargetModules = new[] { "q", "v" }, TaskType = "SEQ_2_SEQ_LM" }, seed: 5);
+        using (no_grad())
+            foreach (var (_, layer) in adapters.Layers().Where(l => l.Layer.Adapters.Contains("ours")))
+                nn.init.normal_(layer.lora_B["ours"].weight!, 0, 0.05);
+        adapters.SetActive("ours");
+        Core.Lora.PeftAdapterFormat.Save(adapters, "ours", ours, overwrite: false, baseModelNameOrPath: model);
+        Assert.Contains("\"task_type\": \"SEQ_2_SEQ_LM\"", File.ReadAllText(Path.Combine(ours, "adapter_config.json")));
+        var (theirsForOurs, _) = Reference(dir, model, ours);
+        Assert.True(RelativeError(OurLogits(t5), theirsForOurs) < 1e-4, $"{variant}: adapter saved here {RelativeError(OurLogits(t5), theirsForOurs):E3}");
     }
 
     [Theory]
