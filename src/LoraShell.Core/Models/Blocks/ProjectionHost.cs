@@ -8,10 +8,9 @@ namespace LoraShell.Core.Models.Blocks;
 /// names, any of which can be swapped for a wrapper (a LoRA layer) in place. The names and roles come
 /// from the family's layout; forward code asks for a projection by role.
 /// </summary>
-public abstract class ProjectionHost : nn.Module, ILinearHost
+public abstract class ProjectionHost : NamedProjectionHost
 {
     readonly List<ProjectionName> _names;
-    readonly Dictionary<string, nn.Module<Tensor, Tensor>> _modules = new(StringComparer.Ordinal);
 
     protected ProjectionHost(string typeName, IReadOnlyList<ProjectionName> names, ModelConfig c, ProjectionStorage storage, WeightFormat format) : base(typeName)
     {
@@ -25,28 +24,13 @@ public abstract class ProjectionHost : nn.Module, ILinearHost
                 : storage == ProjectionStorage.Conv1D
                     ? new Conv1DProjection(inF, outF, format.DType, format.Initialize)
                     : new LinearProjection(inF, outF, bias, format.DType, format.Initialize);
-            _modules[p.Name] = module;
-            register_module(p.Name, module);
+            AddProjection(p.Name, module);
         }
     }
 
-    protected nn.Module<Tensor, Tensor> Get(ProjectionRole role) => _modules[_names.First(n => n.Role == role).Name];
+    protected nn.Module<Tensor, Tensor> Get(ProjectionRole role) => Projection(_names.First(n => n.Role == role).Name);
 
     protected bool Has(ProjectionRole role) => _names.Any(n => n.Role == role);
 
-    // Children are registered explicitly under the family's HF names; TorchSharp's registration by
-    // field name (which runs when this module is registered in its parent) would add them twice.
-    protected override void RegisterComponents() { }
-
-    public IEnumerable<(string Name, nn.Module<Tensor, Tensor> Module)> Projections => _names.Select(n => (n.Name, _modules[n.Name]));
-
-    public IEnumerable<(ProjectionName Name, nn.Module<Tensor, Tensor> Module)> ProjectionsWithRoles => _names.Select(n => (n, _modules[n.Name]));
-
-    public void ReplaceProjection(string name, nn.Module<Tensor, Tensor> replacement)
-    {
-        if (!_modules.ContainsKey(name)) throw new ArgumentException($"{GetName()} has no projection '{name}'.", nameof(name));
-        _modules[name] = replacement;
-        register_module(name, null!);
-        register_module(name, replacement);
-    }
+    public IEnumerable<(ProjectionName Name, nn.Module<Tensor, Tensor> Module)> ProjectionsWithRoles => _names.Select(n => (n, Projection(n.Name)));
 }
