@@ -20,7 +20,7 @@ public static class GgufAdapterExport
     public static GgufWriter Plan(LoraAdapterSet adapters, string name, List<string> warnings)
     {
         var config = adapters.ConfigOf(name);
-        var model = adapters.Model as Models.CausalLM ?? throw new LoraShellException(LoraErrorKind.InvalidOperation, "GgufAdapterNotExpressible",
+        var model = adapters.Model as Models.CausalLM ?? throw LoraShellException.InvalidArgument("GgufAdapterNotExpressible",
             $"Adapter '{name}' belongs to an encoder-decoder model; llama.cpp's GGUF adapters are for decoder-only models.", name);
         var c = model.Config;
         if (config.UseDora)

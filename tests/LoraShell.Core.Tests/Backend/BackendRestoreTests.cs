@@ -238,6 +238,20 @@ public class BackendRestoreTests
             Assert.Equal("LibTorchVersionMismatch", e.ErrorId);
             Assert.Contains($"version {other}", e.Message);
         }
+        // A zip from pytorch.org is unpacked into the cache (checked before it is kept) and used from there.
+        File.WriteAllText(dir.File("zip/libtorch/build-version"), "2.10.0+cpu");
+        using (var cache = new CacheHome(dir.File("cache")))
+        {
+            ZipFile.CreateFromDirectory(dir.File("zip"), dir.File("libtorch-shared-with-deps-2.10.0+cpu.zip"));
+            var unpacked = LocalLibTorch.UnpackZip(dir.File("libtorch-shared-with-deps-2.10.0+cpu.zip"), flavor);
+            Assert.Equal((Path.Combine(LibTorchCache.Root(), "local-libtorch-shared-with-deps-2.10.0+cpu", "libtorch", "lib"), "2.10.0+cpu"), (unpacked.LibFolder, unpacked.Version));
+            File.WriteAllText(dir.File("zip/libtorch/build-version"), "2.8.0+cpu");
+            ZipFile.CreateFromDirectory(dir.File("zip"), dir.File("libtorch-2.8.zip"));
+            Assert.Equal("LibTorchVersionMismatch", Assert.Throws<LoraShellException>(() => LocalLibTorch.UnpackZip(dir.File("libtorch-2.8.zip"), flavor)).ErrorId);
+            Assert.DoesNotContain(Directory.GetDirectories(LibTorchCache.Root()), d => Path.GetFileName(d).Contains("2.8")); // nothing of the refused zip stays
+            File.WriteAllText(dir.File("not-a.zip"), "text");
+            Assert.Equal("LibTorchZipInvalid", Assert.Throws<LoraShellException>(() => LocalLibTorch.UnpackZip(dir.File("not-a.zip"), flavor)).ErrorId);
+        }
         File.Delete(dir.File("zip/libtorch/build-version"));
         Assert.Equal("LibTorchVersionUnknown", Assert.Throws<LoraShellException>(() => LocalLibTorch.Inspect(dir.File("zip"), flavor)).ErrorId);
         Assert.Equal("LibTorchNotInPath", Assert.Throws<LoraShellException>(() => LocalLibTorch.Inspect(dir.Path, flavor)).ErrorId);
