@@ -38,6 +38,25 @@ public static class RepositoryFiles
     }
 }
 
+/// <summary>The Python scripts under tests/reference, run with Debian's python3 (or LORASHELL_PYTHON).</summary>
+public static class ReferenceScripts
+{
+    public static string Python => Environment.GetEnvironmentVariable("LORASHELL_PYTHON") ?? "/usr/bin/python3";
+
+    /// <summary>Runs tests/reference/<paramref name="script"/> with <paramref name="args"/>; both streams are read to the end together, so neither can fill up and stall it.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Run(string script, params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
+        start.ArgumentList.Add(RepositoryFiles.Find(Path.Combine("tests", "reference", script)));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        string stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result, stderr);
+    }
+}
+
 /// <summary>A temporary folder deleted at the end of a test.</summary>
 public sealed class TempFolder : IDisposable
 {

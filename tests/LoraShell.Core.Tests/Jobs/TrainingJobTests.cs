@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LoraShell.Core.Jobs;
@@ -16,21 +15,13 @@ namespace LoraShell.Core.Tests.TrainingJobs;
 /// </summary>
 public class TrainingJobTests
 {
-    static string Python => Environment.GetEnvironmentVariable("LORASHELL_PYTHON") ?? "/usr/bin/python3";
-
-    static string Checker => RepositoryFiles.Find(Path.Combine("tests", "reference", "training_job_check.py"));
-
     /// <summary>What Python read from the job folder.</summary>
     static JsonObject ReadBack(string job, int totalSteps)
     {
-        var start = new ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { Checker, job, totalSteps.ToString() }) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        string stdout = process.StandardOutput.ReadToEnd(), stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0 && stderr.Contains("No module named 'yaml'"))
-            throw new InvalidOperationException($"{Python} has no yaml module; install Debian's python3-yaml (tests/run.sh does).");
-        Assert.True(process.ExitCode == 0, $"training_job_check.py failed (exit {process.ExitCode}):\n{stderr}");
+        var (exitCode, stdout, stderr) = ReferenceScripts.Run("training_job_check.py", job, totalSteps.ToString());
+        if (exitCode != 0 && stderr.Contains("No module named 'yaml'"))
+            throw new InvalidOperationException($"{ReferenceScripts.Python} has no yaml module; install Debian's python3-yaml (tests/run.sh does).");
+        Assert.True(exitCode == 0, $"training_job_check.py failed (exit {exitCode}):\n{stderr}");
         return JsonNode.Parse(stdout)!.AsObject();
     }
 

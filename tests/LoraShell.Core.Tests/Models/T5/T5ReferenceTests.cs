@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LoraShell.Core.Models.T5;
@@ -15,19 +14,10 @@ namespace LoraShell.Core.Tests.T5;
 /// </summary>
 public class T5ReferenceTests
 {
-    static string Python => Environment.GetEnvironmentVariable("LORASHELL_PYTHON") ?? "/usr/bin/python3";
-    static string Script => RepositoryFiles.Find(Path.Combine("tests", "reference", "t5_reference.py"));
-
     static void RunReference(params string[] args)
     {
-        var start = new ProcessStartInfo(Python) { RedirectStandardError = true, RedirectStandardOutput = true };
-        start.ArgumentList.Add(Script);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        string stderr = process.StandardError.ReadToEnd();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"t5_reference.py {string.Join(' ', args)} failed:\n{stderr}");
+        var (exitCode, _, stderr) = ReferenceScripts.Run("t5_reference.py", args);
+        Assert.True(exitCode == 0, $"t5_reference.py {string.Join(' ', args)} failed:\n{stderr}");
     }
 
     static readonly long[][] Inputs = { new long[] { 5, 17, 42, 8, 63, 1 }, new long[] { 9, 33, 71, 1, 0, 0 } };
