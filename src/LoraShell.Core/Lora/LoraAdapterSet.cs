@@ -132,6 +132,8 @@ public sealed class LoraAdapterSet
     public void Add(string name, LoraConfig config, long? seed = null)
     {
         CheckName(name);
+        // A config built without a task (LoraConfig's default) takes the model's, as PEFT's get_peft_model is told it.
+        if (config.TaskType == new LoraConfig().TaskType) config = config with { TaskType = _model.PeftTaskType };
         if (_configs.ContainsKey(name))
             throw new LoraShellException(LoraErrorKind.InvalidOperation, "AdapterExists",
                 $"The model already has an adapter named '{name}'. Choose another -Name or remove it first.", name);

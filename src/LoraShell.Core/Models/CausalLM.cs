@@ -133,6 +133,12 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor>, IAdaptableModel
         => new($"{Family.Layout.Backbone}.{Family.Layout.Embedding}", Family.Layout.Embedding, _decoder.Embedding, _decoder.EmbeddingLookup, _decoder);
 
     nn.Module IAdaptableModel.Module => this;
+
+    public IReadOnlyList<string> DefaultLoraTargets => new[] { "q_proj", "v_proj" };
+
+    public string ConfigFingerprint => Config.ToJson("any");
+
+    public string PeftTaskType => "CAUSAL_LM";
     public int LayerCount => Config.NumHiddenLayers;
     public bool TieWordEmbeddings => Config.TieWordEmbeddings;
     public bool FanInFanOut => Family.Layout.Storage == ProjectionStorage.Conv1D;

@@ -49,6 +49,15 @@ public interface IAdaptableModel
     /// <summary>Logits of a short probe sequence: what a merge must leave unchanged (the vocabulary and context it may use).</summary>
     Tensor ProbeLogits(long[] ids);
 
+    /// <summary>The modules LoRA targets when none are named (PEFT's per-architecture defaults: q_proj, v_proj; T5's q, v).</summary>
+    IReadOnlyList<string> DefaultLoraTargets { get; }
+
+    /// <summary>PEFT's task_type for this architecture's adapters: CAUSAL_LM, or SEQ_2_SEQ_LM for T5.</summary>
+    string PeftTaskType { get; }
+
+    /// <summary>The model's shape as JSON, telling a checkpoint of this model from another's.</summary>
+    string ConfigFingerprint { get; }
+
     /// <summary>The vocabulary, the longest probe and a token to start it with, for <see cref="ProbeLogits"/>.</summary>
     (int VocabSize, int MaxProbeLength, int StartToken) ProbeShape { get; }
 }

@@ -1,6 +1,7 @@
 using LoraShell.Core.Inference;
 using LoraShell.Core.Lora;
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.T5;
 using LoraShell.Core.SideTuning;
 using LoraShell.Core.Tokenizers;
 using LoraShell.Core.Training;
@@ -16,18 +17,40 @@ namespace LoraShell.Core.Session;
 public sealed class LoadedModel : ITrainingSubject, IDisposable
 {
     public LoadedModel(CausalLM model, ITextTokenizer? tokenizer, string sourcePath, string format)
+        : this((IAdaptableModel)model, tokenizer, sourcePath, format) => _decoderOnly = model;
+
+    /// <summary>An encoder-decoder (T5) model: adapters, text-to-text training and scoring, generation.</summary>
+    public LoadedModel(T5ForConditionalGeneration model, ITextTokenizer? tokenizer, string sourcePath, string format)
+        : this((IAdaptableModel)model, tokenizer, sourcePath, format) => EncoderDecoder = model;
+
+    LoadedModel(IAdaptableModel network, ITextTokenizer? tokenizer, string sourcePath, string format)
     {
-        Model = model;
+        Network = network;
         Tokenizer = tokenizer;
         SourcePath = sourcePath;
         Format = format;
-        Adapters = new LoraAdapterSet(model);
+        Adapters = new LoraAdapterSet(network);
     }
+
+    readonly CausalLM? _decoderOnly;
 
     /// <summary>Loads a llama2.c checkpoint or a Hugging Face folder (see <see cref="ModelLoader"/>).</summary>
     public static LoadedModel Load(ModelLoadOptions options) => ModelLoader.Load(options);
 
-    public CausalLM Model { get; }
+    /// <summary>The model as adapters and training see it, whatever its architecture.</summary>
+    public IAdaptableModel Network { get; }
+
+    /// <summary>The decoder-only model; what works on decoder-only models alone refuses a T5 here, by name.</summary>
+    public CausalLM Model => _decoderOnly ?? throw new LoraShellException(LoraErrorKind.InvalidOperation, "NotSupportedForT5",
+        $"'{Name}' is a T5 encoder-decoder; this works on decoder-only models only. T5 trains on {{\"input\", \"target\"}} pairs, scores a target with Measure-LoraPerplexity -InputText, and takes LoRA adapters (q, v, k, o, wi, wo) and Ladder side networks.", Name);
+
+    /// <summary>The encoder-decoder model, when this is one.</summary>
+    public T5ForConditionalGeneration? EncoderDecoder { get; }
+
+    public bool IsEncoderDecoder => EncoderDecoder is not null;
+
+    /// <summary>A ladder side network beside a T5 model (side encoder and decoder).</summary>
+    public T5LadderSideNetwork? EncoderDecoderSideNetwork { get; set; }
     public ITextTokenizer? Tokenizer { get; }
     /// <summary>The model's LoRA adapters.</summary>
     public LoraAdapterSet Adapters { get; }
@@ -102,6 +125,7 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     public void Dispose()
     {
         SideNetwork?.Dispose();
-        Model.Dispose();
+        EncoderDecoderSideNetwork?.Dispose();
+        Network.Module.Dispose();
     }
 }

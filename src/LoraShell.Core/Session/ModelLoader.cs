@@ -24,6 +24,7 @@ public static class ModelLoader
         weights.Validate();
 
         var warnings = new List<string>();
+        if (Directory.Exists(full) && Models.T5.T5Loader.IsT5Folder(full)) return LoadEncoderDecoder(full, options, weights, device, warnings);
         var (model, format, embedded) = ReadModel(full, weights, warnings.Add);
         // Hand the reading and quantizing temporaries back to the OS: the allocator keeps freed pages
         // otherwise (NF4 loading of a 1B model held 0.5 GB more than the model until the next trim).
@@ -35,12 +36,32 @@ public static class ModelLoader
             string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath)
                 : format == GgufFormat ? null : TokenizerLoader.FindBeside(full);
             if (tokenizerPath != null) tokenizer = TokenizerLoader.Load(tokenizerPath);
-            if (tokenizer != null) CheckVocabulary(tokenizer, model.Config, full);
+            if (tokenizer != null) CheckVocabulary(tokenizer, model.Config.VocabSize, full);
             if (device.type != DeviceType.CPU) model.to(device);
             model.eval();
             string? hubId = model.Config.Source?["_name_or_path"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var id)
                 && id.Length > 0 && !System.IO.Path.IsPathRooted(id) && !id.StartsWith('.') ? id : null;
             return new LoadedModel(model, tokenizer, full, format) { NameOrPath = hubId ?? options.NameOrPath ?? options.Path, LoadWarnings = warnings };
+        }
+        catch { model.Dispose(); throw; }
+    }
+
+    /// <summary>A T5 folder: float weights (quantized T5 bases are not supported yet), its tokenizer beside it or given.</summary>
+    static LoadedModel LoadEncoderDecoder(string full, ModelLoadOptions options, WeightFormat weights, Device device, List<string> warnings)
+    {
+        if (weights.Quantization != Models.Quantization.BaseQuantization.None)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "NotSupportedForT5",
+                $"'{full}' is a T5 model; -Quantization {weights.Quantization} is for decoder-only models so far. Import it without -Quantization.", full);
+        var model = Models.T5.T5Loader.Load(full, warnings.Add);
+        try
+        {
+            if (weights.DType != ScalarType.Float32) model.to(weights.DType);
+            string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath) : TokenizerLoader.FindBeside(full);
+            var tokenizer = tokenizerPath is null ? null : TokenizerLoader.Load(tokenizerPath);
+            if (tokenizer != null) CheckVocabulary(tokenizer, model.Config.VocabSize, full);
+            if (device.type != DeviceType.CPU) model.to(device);
+            model.eval();
+            return new LoadedModel(model, tokenizer, full, HuggingFaceFormat) { NameOrPath = options.NameOrPath ?? options.Path, LoadWarnings = warnings };
         }
         catch { model.Dispose(); throw; }
     }
@@ -79,18 +100,18 @@ public static class ModelLoader
         catch (LoraShellException) { return false; }
     }
 
-    static void CheckVocabulary(ITextTokenizer tokenizer, ModelConfig config, string modelPath)
+    static void CheckVocabulary(ITextTokenizer tokenizer, int vocabSize, string modelPath)
     {
         // HF models often pad the embedding past the tokenizer (Qwen: 151,936 rows for 151,669 tokens); llama2.c's are equal.
         bool exact = tokenizer is Llama2cTokenizer;
-        if (tokenizer.VocabSize > config.VocabSize || (exact && tokenizer.VocabSize != config.VocabSize))
+        if (tokenizer.VocabSize > vocabSize || (exact && tokenizer.VocabSize != vocabSize))
             throw LoraShellException.InvalidData("TokenizerVocabMismatch",
-                $"Tokenizer '{tokenizer.Source}' has {tokenizer.VocabSize} tokens but model '{modelPath}' has vocab_size {config.VocabSize}; they do not belong together.", tokenizer.Source);
+                $"Tokenizer '{tokenizer.Source}' has {tokenizer.VocabSize} tokens but model '{modelPath}' has vocab_size {vocabSize}; they do not belong together.", tokenizer.Source);
         // The ids a tokenizer adds by itself (its post-processor's BOS/EOS, the ids generation stops at) must be
         // rows of the embedding too, or the first forward pass fails deep in libtorch.
         var added = tokenizer.EncodeWithSpecialTokens("a").Concat(tokenizer.StopIds).Concat(new[] { tokenizer.BosId, tokenizer.EosId }.OfType<int>());
-        if (added.Where(id => id < 0 || id >= config.VocabSize).Select(id => (int?)id).FirstOrDefault() is int outside)
+        if (added.Where(id => id < 0 || id >= vocabSize).Select(id => (int?)id).FirstOrDefault() is int outside)
             throw LoraShellException.InvalidData("TokenizerVocabMismatch",
-                $"Tokenizer '{tokenizer.Source}' adds token id {outside} by itself (a special token of its post-processor or a stop id), but model '{modelPath}' has only {config.VocabSize} embedding rows (ids 0..{config.VocabSize - 1}); they do not belong together.", tokenizer.Source);
+                $"Tokenizer '{tokenizer.Source}' adds token id {outside} by itself (a special token of its post-processor or a stop id), but model '{modelPath}' has only {vocabSize} embedding rows (ids 0..{vocabSize - 1}); they do not belong together.", tokenizer.Source);
     }
 }

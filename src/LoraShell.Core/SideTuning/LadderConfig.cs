@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using LoraShell.Core.Models;
 
 namespace LoraShell.Core.SideTuning;
@@ -17,7 +18,17 @@ public sealed record LadderConfig
     /// <summary>Gate temperature T in μ = sigmoid(α / T).</summary>
     public double GateTemperature { get; init; } = 0.1;
 
-    // Filled in for the backbone it was built for, and checked on load.
+    /// <summary>T5 only: the decoder's fed layers (null: <see cref="SideLayers"/>, or all of them).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<int>? SideDecoderLayers { get; init; }
+
+    // Filled in for the backbone it was built for, and checked on load. A decoder-only side network
+    // writes neither field below, so its files and checkpoint fingerprints are as before T5.
+    /// <summary>"t5" for an encoder-decoder's side network; null for a decoder-only one.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Architecture { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int BackboneDecoderLayers { get; init; }
     public int BackboneHiddenSize { get; init; }
     public int BackboneLayers { get; init; }
     public int BackboneHeads { get; init; }

@@ -187,6 +187,9 @@ public sealed class LadderSideNetwork : nn.Module
             throw LoraShellException.NotFound("SideNetworkNotFound", $"'{full}' has no {ConfigFile}; a side-network folder holds {ConfigFile} and {WeightsFile}.", full);
         var config = LadderConfig.FromJson(File.ReadAllText(configPath), configPath);
         var c = backbone.Config;
+        if (config.Architecture is not null)
+            throw LoraShellException.InvalidData("SideNetworkForAnotherBackbone",
+                $"Side network '{full}' was built for a {config.Architecture} encoder-decoder; this model is a decoder-only {c.ModelType}.", full);
         if (config.BackboneHiddenSize != c.HiddenSize || config.BackboneLayers != c.NumHiddenLayers || config.BackboneHeads != c.NumAttentionHeads || config.BackboneVocabSize != c.VocabSize)
             throw LoraShellException.InvalidData("SideNetworkForAnotherBackbone",
                 $"Side network '{full}' was built for a backbone with hidden size {config.BackboneHiddenSize}, {config.BackboneLayers} layers, {config.BackboneHeads} heads and vocabulary {config.BackboneVocabSize}; this model has {c.HiddenSize}, {c.NumHiddenLayers}, {c.NumAttentionHeads} and {c.VocabSize}.", full);

@@ -23,7 +23,7 @@ internal sealed class ClassificationObjective : TrainingObjective
     readonly ClassificationData _data;
     readonly IReadOnlyList<LabeledSequence> _validation;
     readonly int _batchSize;
-    Shuffler? _order;
+    ExampleShuffler? _order;
     ClassificationHead? _head;
     Func<Tensor, Tensor>? _hidden;
     Device _device = CPU;
@@ -46,14 +46,15 @@ internal sealed class ClassificationObjective : TrainingObjective
     public override IReadOnlyList<(string name, Parameter parameter)> Parameters
         => _head!.named_parameters().Select(p => (name: $"head.{p.name}", parameter: p.parameter)).ToList();
 
-    public override void Bind(CausalLM model, Tuner tuner, long seed, RunLog? log)
+    public override void Bind(IAdaptableModel network, Tuner tuner, long seed, RunLog? log)
     {
+        var model = (CausalLM)network; // TrainingRun gives an encoder-decoder the text-to-text objective
         manual_seed(seed);
         _head = new ClassificationHead(model.Config.HiddenSize, _data.Labels.Count);
         _head.to(model.Device);
         _device = model.Device;
         _hidden = ids => tuner.HiddenStates(ids);
-        _order = new Shuffler(_data.Train.Count, seed);
+        _order = new ExampleShuffler(_data.Train.Count, seed);
         log?.Info($"Data: {_data.Train.Count:N0} training and {_validation.Count:N0} validation sentences, labels {string.Join(", ", _data.Labels)}.");
     }
 
@@ -129,39 +130,5 @@ internal sealed class ClassificationObjective : TrainingObjective
             done?.Invoke(Math.Min(1.0, (double)(start + batch.Count) / examples.Count));
         }
         return (lossSum / examples.Count, correct / (double)examples.Count);
-    }
-
-    /// <summary>
-    /// Seeded draws without replacement, a new permutation each epoch. Draws are addressed by their
-    /// index, so a resumed run (or any jump) replays the permutations up to it and continues identically.
-    /// </summary>
-    sealed class Shuffler
-    {
-        readonly int _count;
-        readonly long _seed;
-        Random _random = null!;
-        int[] _order = null!;
-        int _next;
-        long _drawn;
-
-        public Shuffler(int count, long seed) { _count = count; _seed = seed; Restart(); }
-
-        void Restart() { _random = new Random((int)(_seed ^ (_seed >> 32))); _order = Array.Empty<int>(); _next = 0; _drawn = 0; }
-
-        public IReadOnlyList<int> Take(long firstDraw, int n)
-        {
-            if (firstDraw < _drawn) Restart();
-            while (_drawn < firstDraw) Draw();
-            var picked = new List<int>(n);
-            while (picked.Count < n) picked.Add(Draw());
-            return picked;
-        }
-
-        int Draw()
-        {
-            if (_next >= _order.Length) { _order = Enumerable.Range(0, _count).ToArray(); _random.Shuffle(_order); _next = 0; }
-            _drawn++;
-            return _order[_next++];
-        }
     }
 }

@@ -5,7 +5,8 @@ namespace LoraShell.Core.Training;
 
 /// <summary>
 /// One document of the training data: a whole text file, or one JSONL line that is {"text"},
-/// {"prompt", "completion"} or {"messages": […]} (<see cref="Record"/> keeps the line as parsed).
+/// {"prompt", "completion"}, {"input", "target"} (read as prompt and completion) or {"messages": […]}
+/// (<see cref="Record"/> keeps the line as parsed).
 /// </summary>
 public sealed record DataRecord(string Where, string? Text, string? Prompt, JsonElement? Record)
 {
@@ -37,7 +38,11 @@ public static class DataRecords
                 else if (root.TryGetProperty("prompt", out var p) && p.ValueKind == JsonValueKind.String
                       && root.TryGetProperty("completion", out var c) && c.ValueKind == JsonValueKind.String)
                 { prompt = p.GetString()!; text = c.GetString()!; }
-                else throw new JsonException("expected {\"text\": …}, {\"prompt\": …, \"completion\": …} with string values, or {\"messages\": […]}");
+                // Text-to-text pairs (T5's data): the input is what a decoder-only model reads as the prompt.
+                else if (root.TryGetProperty("input", out var i) && i.ValueKind == JsonValueKind.String
+                      && root.TryGetProperty("target", out var g) && g.ValueKind == JsonValueKind.String)
+                { prompt = i.GetString()!; text = g.GetString()!; }
+                else throw new JsonException("expected {\"text\": …}, {\"prompt\": …, \"completion\": …}, {\"input\": …, \"target\": …} with string values, or {\"messages\": […]}");
             }
             catch (JsonException e)
             {

@@ -12,11 +12,16 @@ namespace LoraShell.Core.Training;
 /// </summary>
 public interface ITrainingSubject
 {
+    /// <summary>The model as adapters and tuners see it: a decoder-only <see cref="CausalLM"/> or T5.</summary>
+    IAdaptableModel Network { get; }
+    /// <summary>The decoder-only model (language modelling, classification); refused with a clear error for T5.</summary>
     CausalLM Model { get; }
     LoraAdapterSet Adapters { get; }
     ITextTokenizer RequireTokenizer();
     /// <summary>The ladder side network beside the model; Ladder training creates one when it is null.</summary>
     LadderSideNetwork? SideNetwork { get; set; }
+    /// <summary>The ladder side network beside a T5 model (encoder and decoder side stacks).</summary>
+    T5LadderSideNetwork? EncoderDecoderSideNetwork { get; set; }
     /// <summary>A short name for results and messages.</summary>
     string Name { get; }
     /// <summary>Where the model came from (full path).</summary>

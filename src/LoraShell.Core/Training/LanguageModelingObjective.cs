@@ -54,9 +54,9 @@ internal sealed class LanguageModelingObjective : TrainingObjective
         ? $"{_o.MaxEvalWindows:N0} of {_validation.WindowCount:N0} windows" : $"all {_validation.WindowCount:N0} windows";
     public override TokenStream FisherData => _corpus.Train;
 
-    public override void Bind(CausalLM model, Tuner tuner, long seed, RunLog? log)
+    public override void Bind(IAdaptableModel model, Tuner tuner, long seed, RunLog? log)
     {
-        _model = model;
+        _model = (CausalLM)model; // TrainingRun gives an encoder-decoder the text-to-text objective
         _hidden = tuner.HiddenStates;
         _forward = tuner.Logits;
         log?.Info($"Data: {_corpus.Train.Length:N0} training tokens, {_corpus.Validation.Length:N0} validation tokens{(_corpus.FromCache ? " (from cache)" : "")}; "

@@ -38,7 +38,7 @@ internal abstract class TrainingObjective : IDisposable
     public virtual string BatchingFingerprint => "";
 
     /// <summary>Connects the task to the model once the method is prepared (for Ladder, once the side network exists).</summary>
-    public abstract void Bind(CausalLM model, Tuner tuner, long seed, RunLog? log);
+    public abstract void Bind(IAdaptableModel model, Tuner tuner, long seed, RunLog? log);
 
     /// <summary>
     /// Forward and backward of the micro-batch made of draws [firstDraw, firstDraw + batchSize), its loss

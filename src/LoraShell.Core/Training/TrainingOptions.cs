@@ -18,6 +18,8 @@ public enum TrainingTask
     LanguageModeling,
     /// <summary>One label per sentence (.tsv: sentence&lt;TAB&gt;label), from the last token's hidden state.</summary>
     Classification,
+    /// <summary>Text-to-text (encoder-decoder models: T5): {"input", "target"} JSONL pairs, the loss on the target.</summary>
+    TextToText,
 }
 
 /// <summary>Settings of one training run; the same for every method so runs compare on equal terms.</summary>

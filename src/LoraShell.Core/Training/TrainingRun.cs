@@ -74,28 +74,27 @@ internal sealed class TrainingRun : IDisposable
     public static TrainingRun Start(ITrainingSubject subject, TrainingOptions o, RunLog? log, Action<TrainingActivity>? activity = null)
     {
         var tokenizer = subject.RequireTokenizer();
-        var config = subject.Model.Config;
-        if (o.SequenceLength > config.MaxPositionEmbeddings)
-        {
-            // Learned positions end at the last one; rotary ones go on, past what the model was trained on.
-            if (config.RotaryDim == 0)
-                throw LoraShellException.InvalidArgument("SequenceLengthTooLong",
-                    $"-SequenceLength {o.SequenceLength} is longer than the model's {config.MaxPositionEmbeddings} learned positions; choose at most {config.MaxPositionEmbeddings}.", o.SequenceLength);
-            log?.Warn($"-SequenceLength {o.SequenceLength} is longer than the model's context (max_position_embeddings {config.MaxPositionEmbeddings}); positions past it were not seen in pre-training{(config.RopeScaling?.Type == Models.RopeScaling.Dynamic ? " (dynamic NTK scaling stretches them)" : "")}. Choose -SequenceLength {config.MaxPositionEmbeddings} or less unless you mean to extend the context.");
-        }
+        var encoderDecoder = subject.Network as Models.T5.T5ForConditionalGeneration;
+        if (encoderDecoder is not null) RefuseForEncoderDecoder(o);
+        else if (o.Task == TrainingTask.TextToText)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "TextToTextNeedsEncoderDecoder",
+                $"-Task TextToText trains an encoder-decoder (T5) model; '{subject.Name}' is decoder-only. It learns {{\"input\", \"target\"}} pairs as prompt and completion with -Task LanguageModeling.", o.Task);
+        else CheckSequenceLength(subject.Model.Config, o, log);
         var folder = o.OutputPath is null ? null : TrainingOutput.Prepare(o.OutputPath, o.Resume, o.Overwrite);
         string? output = folder?.Path;
         TrainingObjective? objective = null;
         TrainingRun? run = null;
         try
         {
-            objective = o.IsClassification
-                ? new ClassificationObjective(o, tokenizer)
+            objective = encoderDecoder is not null ? new TextToTextObjective(o, tokenizer, encoderDecoder.Config, log)
+                : o.IsClassification ? new ClassificationObjective(o, tokenizer)
                 : new LanguageModelingObjective(o, tokenizer, output, log, activity);
             NativeMemory.ReleaseManagedGarbage();
             var tuner = Tuner.For(o.Method, subject);
+            if (tuner is T5LadderTuner ladder && objective is TextToTextObjective pairs)
+                ladder.FisherLoss = i => pairs.BackboneLoss(encoderDecoder!, i, o.BatchSize);
             tuner.Prepare(o, () => objective.FisherData, log);
-            objective.Bind(subject.Model, tuner, o.Seed, log);
+            objective.Bind(subject.Network, tuner, o.Seed, log);
             run = new TrainingRun(subject, o, folder, objective, tuner) { _activity = activity };
             if (o.Resume) run.Resume(log); else run.Begin();
             return run;
@@ -105,6 +104,29 @@ internal sealed class TrainingRun : IDisposable
             folder?.Abandon(hasCheckpoint: false); // puts the folder back, then lets go of its lock
             if (run is not null) run.Dispose(); else objective?.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>What a T5 run cannot do yet, refused before anything is read or written.</summary>
+    static void RefuseForEncoderDecoder(TrainingOptions o)
+    {
+        if (o.GradientCheckpointing)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "NotSupportedForT5",
+                "-GradientCheckpointing recomputes decoder-only layers; T5's encoder and decoder blocks do not recompute yet. Train without it (or with a smaller -BatchSize).", o.GradientCheckpointing);
+        if (o.Task == TrainingTask.Classification)
+            throw new LoraShellException(LoraErrorKind.InvalidOperation, "NotSupportedForT5",
+                "A T5 model classifies as text, as in the T5 paper: give .jsonl lines such as {\"input\": \"sst2 sentence: a gripping film\", \"target\": \"positive\"} (-Task TextToText); validation then reports accuracy by generation.", o.Task);
+    }
+
+    static void CheckSequenceLength(Models.ModelConfig config, TrainingOptions o, RunLog? log)
+    {
+        if (o.SequenceLength > config.MaxPositionEmbeddings)
+        {
+            // Learned positions end at the last one; rotary ones go on, past what the model was trained on.
+            if (config.RotaryDim == 0)
+                throw LoraShellException.InvalidArgument("SequenceLengthTooLong",
+                    $"-SequenceLength {o.SequenceLength} is longer than the model's {config.MaxPositionEmbeddings} learned positions; choose at most {config.MaxPositionEmbeddings}.", o.SequenceLength);
+            log?.Warn($"-SequenceLength {o.SequenceLength} is longer than the model's context (max_position_embeddings {config.MaxPositionEmbeddings}); positions past it were not seen in pre-training{(config.RopeScaling?.Type == Models.RopeScaling.Dynamic ? " (dynamic NTK scaling stretches them)" : "")}. Choose -SequenceLength {config.MaxPositionEmbeddings} or less unless you mean to extend the context.");
         }
     }
 
@@ -300,7 +322,7 @@ internal sealed class TrainingRun : IDisposable
 
         var initialEval = _evaluations.FirstOrDefault(e => e.Step == 0);
         var finalEval = _evaluations.Count > 0 && _evaluations[^1].Step == _step && _step > 0 ? _evaluations[^1] : null;
-        var model = _subject.Model;
+        var model = _subject.Network.Module;
         var result = new TrainingResult
         {
             Method = _o.Method.ToString(), Model = _subject.Name, Task = _objective.Task.ToString(), Steps = _step, TotalSteps = _totalSteps, BatchSize = _o.BatchSize,
@@ -315,7 +337,7 @@ internal sealed class TrainingRun : IDisposable
             PeakMemoryMiB = MemoryMeter.PeakMiB, StartMemoryMiB = _startMemory, Seconds = _clock.Elapsed.TotalSeconds, TrainingTokens = _tokensSeen,
             Cancelled = _cancelled, ResumedFromStep = _startStep, OutputPath = _output, AdapterPath = artifacts.AdapterPath, ModelPath = artifacts.ModelPath,
             MetricsPath = _metricsPath, CheckpointPath = _lastCheckpoint, SideNetworkPath = artifacts.SideNetworkPath, ClassifierPath = classifierPath,
-            GateValues = _tuner.SideNetwork?.GateValues(),
+            GateValues = _tuner.GateValues,
         };
         if (_output != null) AtomicFile.WriteAllText(Path.Combine(_output, Trainer.ResultFile), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
         _folder?.Keep();
@@ -334,8 +356,8 @@ internal sealed class TrainingRun : IDisposable
     string Fingerprint()
     {
         var text = new StringBuilder();
-        text.Append(_subject.Model.Config.ToJson("any"));
-        foreach (var (name, p) in _subject.Model.named_parameters()) text.Append($"{name}:{string.Join("x", p.shape)};");
+        text.Append(_subject.Network.ConfigFingerprint);
+        foreach (var (name, p) in _subject.Network.Module.named_parameters()) text.Append($"{name}:{string.Join("x", p.shape)};");
         text.Append($"|{_o.Method}|{_o.BatchSize}|{_o.SequenceLength}|{_o.GradientAccumulationSteps}|{_tuner.AdapterName}");
         // Language modelling adds nothing, so checkpoints written before tasks existed still resume.
         if (_objective.Task != TrainingTask.LanguageModeling) text.Append($"|{_objective.Fingerprint}");

@@ -57,10 +57,10 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
     [ValidateRange(0.0, 0.999999)]
     public double Dropout { get; set; }
 
-    [Parameter(Position = 0, HelpMessage = "Modules to wrap: names such as q_proj,v_proj; a regular expression matching whole module paths; or all-linear (default q_proj,v_proj). Tab completion lists the model's Linear modules.")]
+    [Parameter(Position = 0, HelpMessage = "Modules to wrap: names such as q_proj,v_proj; a regular expression matching whole module paths; or all-linear (default PEFT's for the architecture: q_proj,v_proj; T5's q,v). Tab completion lists the model's Linear modules.")]
     [ArgumentCompleter(typeof(TargetModulesCompleter))]
     [ValidateNotNullOrEmpty]
-    public string[] TargetModules { get; set; } = { "q_proj", "v_proj" };
+    public string[]? TargetModules { get; set; }
 
     [Parameter(HelpMessage = "Which biases train and are saved with the adapter: none (default), all, or lora_only (biases of wrapped layers).")]
     public LoraBias Bias { get; set; } = LoraBias.none;
@@ -115,7 +115,7 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
 
     protected override void Process()
     {
-        var (names, regex) = TargetMatcher.FromUserValues(TargetModules);
+        var (names, regex) = TargetMatcher.FromUserValues(TargetModules ?? Model.Loaded.Network.DefaultLoraTargets.ToArray());
         var config = new LoraConfig
         {
             TargetModules = names, TargetRegex = regex,
@@ -132,14 +132,14 @@ public sealed class AddLoraAdapterCommand : LoraCmdlet
         lock (Model.Gate)
         {
             var plan = Model.Loaded.Adapters.Plan(config);
-            foreach (var unmatched in TargetMatcher.UnmatchedNames(Model.Loaded.Model, config))
+            foreach (var unmatched in TargetMatcher.UnmatchedNames(Model.Loaded.Network, config))
                 WriteWarning($"Target module '{unmatched}' matches no module of this model (its Linear modules: {string.Join(", ", Model.LinearModules.Select(m => m[(m.LastIndexOf('.') + 1)..]).Distinct())}); the adapter wraps the other targets only.");
             long parameters = plan.Sum(p => p.Parameters);
             // One entry per module name (q_proj in 22 layers is one entry), so -WhatIf stays readable.
             string what = $"Add LoRA adapter '{Name}' (r={Rank}, alpha={Alpha}) to {plan.Count} modules, {parameters:N0} parameters: " +
                           string.Join("; ", plan.GroupBy(p => (Short: p.ModulePath[(p.ModulePath.LastIndexOf('.') + 1)..], p.OutFeatures, p.InFeatures, p.Rank))
                               .Select(g => $"{g.Key.Short} [{g.Key.OutFeatures}x{g.Key.InFeatures}] r={g.Key.Rank} in {g.Count()} layer{(g.Count() == 1 ? "" : "s")}"))
-                          + (TrainableTokenIndices is { Length: > 0 } ids ? $"; trains {ids.Length} token row{(ids.Length == 1 ? "" : "s")} of {Model.Loaded.Model.EmbeddingSlot().Path} ({string.Join(", ", ids.Take(8))}{(ids.Length > 8 ? ", …" : "")})" : "");
+                          + (TrainableTokenIndices is { Length: > 0 } ids ? $"; trains {ids.Length} token row{(ids.Length == 1 ? "" : "s")} of {Model.Loaded.Network.EmbeddingSlot().Path} ({string.Join(", ", ids.Take(8))}{(ids.Length > 8 ? ", …" : "")})" : "");
             if (!ShouldProcess(Model.Name, what)) return;
             Model.Loaded.Adapters.Add(Name, config, Seed);
             Model.Loaded.Adapters.MarkTrainable(Name);

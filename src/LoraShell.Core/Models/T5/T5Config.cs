@@ -33,6 +33,23 @@ public sealed record T5Config
 
     public int InnerDim => NumHeads * DKv;
 
+    /// <summary>config.json as transformers writes it for this shape (what <see cref="FromJson"/> reads back).</summary>
+    public string ToJson()
+    {
+        string activation = GatedFeedForward && DenseActivation == "gelu_new" ? "gelu" : DenseActivation;
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray("T5ForConditionalGeneration"), ["model_type"] = ModelType, ["is_encoder_decoder"] = true,
+            ["vocab_size"] = VocabSize, ["d_model"] = DModel, ["d_kv"] = DKv, ["d_ff"] = DFf,
+            ["num_layers"] = NumLayers, ["num_decoder_layers"] = NumDecoderLayers, ["num_heads"] = NumHeads,
+            ["relative_attention_num_buckets"] = RelativeAttentionNumBuckets, ["relative_attention_max_distance"] = RelativeAttentionMaxDistance,
+            ["layer_norm_epsilon"] = LayerNormEpsilon, ["feed_forward_proj"] = GatedFeedForward ? $"gated-{activation}" : activation,
+            ["tie_word_embeddings"] = TieWordEmbeddings, ["pad_token_id"] = PadTokenId, ["eos_token_id"] = EosTokenId,
+            ["decoder_start_token_id"] = DecoderStartTokenId, ["torch_dtype"] = "float32",
+        };
+        return config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+    }
+
     public static bool IsT5(JsonObject config) => (string?)config["model_type"] is "t5" or "mt5";
 
     public static T5Config FromJson(string json, string source)

@@ -5,25 +5,6 @@ using static TorchSharp.torch;
 
 namespace LoraShell.Core.Models.T5;
 
-/// <summary>An encoder or decoder stack: its blocks and final_layer_norm (the token embedding is the model's shared one).</summary>
-public sealed class T5Stack : nn.Module
-{
-    public ModuleList<T5Block> block;
-    public RmsNorm final_layer_norm;
-
-    public T5Stack(T5Config c, bool decoder) : base(nameof(T5Stack))
-    {
-        block = nn.ModuleList<T5Block>();
-        int layers = decoder ? c.NumDecoderLayers : c.NumLayers;
-        for (int i = 0; i < layers; i++) block.Add(new T5Block(c, decoder, hasRelativeBias: i == 0));
-        final_layer_norm = new RmsNorm(c.DModel, c.LayerNormEpsilon);
-        RegisterComponents();
-    }
-
-    /// <summary>The relative position bias table, held by the first block and shared by all.</summary>
-    public Embedding BiasTable => block[0].Self.SelfAttention.relative_attention_bias!;
-}
-
 /// <summary>
 /// T5 as transformers' T5ForConditionalGeneration computes it: the encoder reads the input with
 /// bidirectional relative position bias, the decoder reads the target shifted right behind
@@ -76,6 +57,12 @@ public sealed class T5ForConditionalGeneration : nn.Module, IAdaptableModel, IEm
     // ---- IAdaptableModel: PEFT's view of T5 (module paths as in transformers' T5ForConditionalGeneration).
     nn.Module IAdaptableModel.Module => this;
 
+    public IReadOnlyList<string> DefaultLoraTargets => new[] { "q", "v" };
+
+    public string ConfigFingerprint => Config.ToJson();
+
+    public string PeftTaskType => "SEQ_2_SEQ_LM";
+
     /// <summary>Every projection of both stacks, encoder first (PEFT's layer index is the block's number in its stack).</summary>
     public IEnumerable<LinearSlot> LinearSlots()
     {
@@ -121,72 +108,41 @@ public sealed class T5ForConditionalGeneration : nn.Module, IAdaptableModel, IEm
 
     public (int VocabSize, int MaxProbeLength, int StartToken) ProbeShape => (Config.VocabSize, 32, Config.DecoderStartTokenId);
 
-    /// <summary>The additive mask for padded keys: [B, 1, 1, S], 0 where attended, the dtype's lowest value where not (as transformers).</summary>
-    static Tensor? PaddingMask(Tensor? attentionMask, ScalarType dtype)
-        => attentionMask is null ? null : ((1 - attentionMask.to(dtype)) * MinValue(dtype)).unsqueeze(1).unsqueeze(1);
-
-    static double MinValue(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float64 => double.MinValue,
-        ScalarType.BFloat16 => -3.3895313892515355e38,
-        ScalarType.Float16 => -65504.0,
-        _ => float.MinValue,
-    };
-
     /// <summary>The encoder's output [B, S, d_model] for <paramref name="inputIds"/> [B, S] (mask: 1 for tokens, 0 for padding).</summary>
-    public Tensor Encode(Tensor inputIds, Tensor? attentionMask = null)
+    /// <param name="layerOutput">hears the embeddings (layer -1) and each block's output, for a side network</param>
+    public Tensor Encode(Tensor inputIds, Tensor? attentionMask = null, Action<int, Tensor>? layerOutput = null)
     {
         using var scope = NewDisposeScope();
         var h = _lookup.forward(inputIds);
-        long s = inputIds.shape[1];
-        var bias = RelativePositionBias.Compute(encoder.BiasTable, s, s, 0, bidirectional: true, Config.RelativeAttentionNumBuckets, Config.RelativeAttentionMaxDistance).to(h.dtype);
-        if (PaddingMask(attentionMask, h.dtype) is { } mask) bias = bias + mask;
-        foreach (var block in encoder.block)
-        {
-            var self = block.Self;
-            var normed = self.layer_norm.forward(h);
-            var (keys, values) = self.SelfAttention.KeysValues(normed);
-            h = h + self.SelfAttention.Attend(normed, keys, values, bias);
-            h = block.FeedForward.Apply(h);
-        }
-        return encoder.final_layer_norm.forward(h).MoveToOuterDisposeScope();
+        var bias = encoder.SelfBias(inputIds.shape[1], 0, attentionMask, h.dtype, h.device);
+        return encoder.Forward(h, bias, layerOutput: layerOutput).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// Logits [B, T, vocab] of the decoder reading <paramref name="decoderIds"/> [B, T] over the encoder's
-    /// output. With a cache, <paramref name="decoderIds"/> continue the tokens the cache has seen: their
-    /// keys and values are appended, and the cross-attention keys and values are computed once.
+    /// The decoder's final hidden states [B, T, d_model] for <paramref name="decoderIds"/> [B, T] over the
+    /// encoder's output. With a cache, <paramref name="decoderIds"/> continue the tokens the cache has seen:
+    /// their keys and values are appended, and the cross-attention keys and values are computed once.
     /// </summary>
-    public Tensor Decode(Tensor decoderIds, Tensor encoderOutput, Tensor? encoderMask = null, T5DecoderCache? cache = null)
+    public Tensor DecoderHidden(Tensor decoderIds, Tensor encoderOutput, Tensor? encoderMask = null, T5DecoderCache? cache = null, Action<int, Tensor>? layerOutput = null)
     {
         using var scope = NewDisposeScope();
         var h = _lookup.forward(decoderIds);
-        long t = decoderIds.shape[1], past = cache?.Length ?? 0, total = past + t;
-        var selfBias = RelativePositionBias.Compute(decoder.BiasTable, t, total, past, bidirectional: false, Config.RelativeAttentionNumBuckets, Config.RelativeAttentionMaxDistance).to(h.dtype);
-        // Causal: query past+i sees keys 0..past+i.
-        var future = ones(t, total, dtype: ScalarType.Bool, device: h.device).triu(past + 1);
-        selfBias = selfBias.masked_fill(future, MinValue(h.dtype));
-        var crossBias = PaddingMask(encoderMask, h.dtype) ?? zeros(1, dtype: h.dtype, device: h.device);
-        for (int i = 0; i < decoder.block.Count; i++)
-        {
-            var block = decoder.block[i];
-            var self = block.Self;
-            var normed = self.layer_norm.forward(h);
-            var (keys, values) = self.SelfAttention.KeysValues(normed);
-            if (cache is not null) (keys, values) = cache.AppendSelf(i, keys, values);
-            h = h + self.SelfAttention.Attend(normed, keys, values, selfBias);
+        var selfBias = decoder.SelfBias(decoderIds.shape[1], cache?.Length ?? 0, null, h.dtype, h.device);
+        var crossBias = T5Stack.CrossBias(encoderMask, h.dtype, h.device);
+        var final = decoder.Forward(h, selfBias, encoderOutput, crossBias, cache, layerOutput);
+        cache?.Advance(decoderIds.shape[1]);
+        return final.MoveToOuterDisposeScope();
+    }
 
-            var cross = block.Cross!;
-            var crossNormed = cross.layer_norm.forward(h);
-            var (crossKeys, crossValues) = cache?.Cross(i) ?? cross.EncDecAttention.KeysValues(encoderOutput);
-            cache?.KeepCross(i, crossKeys, crossValues);
-            h = h + cross.EncDecAttention.Attend(crossNormed, crossKeys, crossValues, crossBias);
-            h = block.FeedForward.Apply(h);
-        }
-        cache?.Advance(t);
-        h = decoder.final_layer_norm.forward(h);
-        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h * Math.Pow(Config.DModel, -0.5), _shared.weight!);
-        return logits.MoveToOuterDisposeScope();
+    /// <summary>Vocabulary logits of decoder hidden states: the untied lm_head, or the shared embedding after the d_model^-0.5 rescale.</summary>
+    public Tensor Head(Tensor hidden)
+        => lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden * Math.Pow(Config.DModel, -0.5), _shared.weight!);
+
+    /// <summary>Logits [B, T, vocab] of the decoder reading <paramref name="decoderIds"/> (see <see cref="DecoderHidden"/>).</summary>
+    public Tensor Decode(Tensor decoderIds, Tensor encoderOutput, Tensor? encoderMask = null, T5DecoderCache? cache = null)
+    {
+        using var scope = NewDisposeScope();
+        return Head(DecoderHidden(decoderIds, encoderOutput, encoderMask, cache)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Logits for a source and a decoder input (teacher forcing).</summary>

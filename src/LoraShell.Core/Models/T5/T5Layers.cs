@@ -71,4 +71,25 @@ public sealed class T5Block : nn.Module
     public T5SelfAttentionLayer Self => (T5SelfAttentionLayer)layer[0];
     public T5CrossAttentionLayer? Cross => _decoder ? (T5CrossAttentionLayer)layer[1] : null;
     public T5FeedForwardLayer FeedForward => (T5FeedForwardLayer)layer[_decoder ? 2 : 1];
+
+    /// <summary>
+    /// The block on <paramref name="h"/> [B, T, d_model]: self-attention with <paramref name="selfBias"/> (its keys
+    /// and values appended to <paramref name="cache"/>'s layer <paramref name="index"/> when given), then in a
+    /// decoder cross-attention over <paramref name="encoderOutput"/> (computed once per cache), then feed-forward.
+    /// </summary>
+    public Tensor Forward(Tensor h, Tensor selfBias, Tensor? encoderOutput = null, Tensor? crossBias = null, T5DecoderCache? cache = null, int index = 0)
+    {
+        var normed = Self.layer_norm.forward(h);
+        var (keys, values) = Self.SelfAttention.KeysValues(normed);
+        if (cache is not null) (keys, values) = cache.AppendSelf(index, keys, values);
+        h = h + Self.SelfAttention.Attend(normed, keys, values, selfBias);
+        if (Cross is { } cross)
+        {
+            var crossNormed = cross.layer_norm.forward(h);
+            var (crossKeys, crossValues) = cache?.Cross(index) ?? cross.EncDecAttention.KeysValues(encoderOutput!);
+            cache?.KeepCross(index, crossKeys, crossValues);
+            h = h + cross.EncDecAttention.Attend(crossNormed, crossKeys, crossValues, crossBias!);
+        }
+        return FeedForward.Apply(h);
+    }
 }

@@ -26,21 +26,27 @@ public static class T5Loader
         if (!File.Exists(configPath))
             throw LoraShellException.NotFound("ModelConfigNotFound", $"'{full}' has no config.json; a Hugging Face model folder needs one. Found: {SafetensorsCheckpoint.ListFolder(full)}.", full);
         var config = T5Config.FromJson(File.ReadAllText(configPath), configPath);
-        using var checkpoint = SafetensorsCheckpoint.Open(full);
+        var model = new T5ForConditionalGeneration(config);
+        try { LoadWeights(model, full, warn); }
+        catch { model.Dispose(); throw; }
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Reads a folder's weights into <paramref name="model"/> (a checkpoint of full fine-tuning, or the model's own folder).</summary>
+    public static void LoadWeights(T5ForConditionalGeneration model, string folder, Action<string>? warn = null)
+    {
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
         var ignore = new HashSet<string>(StringComparer.Ordinal) { "encoder.embed_tokens.weight", "decoder.embed_tokens.weight" };
-        if (config.TieWordEmbeddings && checkpoint.Contains("lm_head.weight"))
+        if (model.Config.TieWordEmbeddings && checkpoint.Contains("lm_head.weight"))
         {
             ignore.Add("lm_head.weight");
-            warn?.Invoke($"'{full}' ties the output head to the shared embedding (tie_word_embeddings is true), so the file's lm_head.weight is not used, as in transformers.");
+            warn?.Invoke($"'{folder}' ties the output head to the shared embedding (tie_word_embeddings is true), so the file's lm_head.weight is not used, as in transformers.");
         }
         var shapes = checkpoint.Names.ToDictionary(n => n, n => checkpoint.Entry(n).Shape, StringComparer.Ordinal);
         foreach (var name in shapes.Keys)
             if (checkpoint.Entry(name).DType is not ("F32" or "F16" or "BF16"))
-                throw LoraShellException.InvalidData("UnsupportedWeightDType", $"Tensor '{name}' in '{full}' is {checkpoint.Entry(name).DType}; model weights must be F32, F16 or BF16.", name);
-        var model = new T5ForConditionalGeneration(config);
-        try { StateDictLoader.Load(model, full, shapes, name => checkpoint.Read(name), ignore); }
-        catch { model.Dispose(); throw; }
-        model.eval();
-        return model;
+                throw LoraShellException.InvalidData("UnsupportedWeightDType", $"Tensor '{name}' in '{folder}' is {checkpoint.Entry(name).DType}; model weights must be F32, F16 or BF16.", name);
+        StateDictLoader.Load(model, folder, shapes, name => checkpoint.Read(name), ignore);
     }
 }

@@ -21,7 +21,7 @@ internal sealed class LoraTuner : Tuner
         {
             name = "default";
             // The same adapter Add-LoraAdapter adds without arguments: PEFT's defaults.
-            var config = new LoraConfig { BaseModelNameOrPath = Subject.NameOrPath };
+            var config = new LoraConfig { BaseModelNameOrPath = Subject.NameOrPath, TargetModules = Subject.Network.DefaultLoraTargets };
             Adapters.Add(name, config, o.Seed);
             log?.Info($"The model had no adapter; added 'default' (r {config.R}, alpha {config.LoraAlpha}, {string.Join(" and ", config.TargetModules!)}), as Add-LoraAdapter does without arguments.");
         }

@@ -24,12 +24,17 @@ internal abstract class Tuner
     {
         TrainingMethod.Full => new FullTuner(subject),
         TrainingMethod.Lora => new LoraTuner(subject),
-        TrainingMethod.Ladder => new LadderTuner(subject),
+        TrainingMethod.Ladder => subject.Network is Models.T5.T5ForConditionalGeneration ? new T5LadderTuner(subject) : new LadderTuner(subject),
         _ => throw LoraShellException.InvalidArgument("MethodNotAvailable", $"Training method {method} is not available.", method),
     };
 
     public ITrainingSubject Subject { get; }
+    /// <summary>The decoder-only model (the language-modelling and classification paths).</summary>
     protected CausalLM Model => Subject.Model;
+    /// <summary>The model whatever its architecture.</summary>
+    protected IAdaptableModel Network => Subject.Network;
+    /// <summary>The encoder-decoder model (the text-to-text path).</summary>
+    protected Models.T5.T5ForConditionalGeneration EncoderDecoder => (Models.T5.T5ForConditionalGeneration)Subject.Network;
 
     public abstract TrainingMethod Method { get; }
 
@@ -39,6 +44,9 @@ internal abstract class Tuner
     /// <summary>The side network being trained (Ladder).</summary>
     public virtual LadderSideNetwork? SideNetwork => null;
 
+    /// <summary>The ladders' gate values μ, for the result (Ladder only).</summary>
+    public virtual double[]? GateValues => SideNetwork?.GateValues();
+
     /// <summary>
     /// Sets what trains. <paramref name="fisherData"/> feeds Fisher pruning and is asked for only when
     /// that init is chosen (building it costs a pass over the data for classification).
@@ -47,7 +55,7 @@ internal abstract class Tuner
 
     /// <summary>What the optimizer updates, named as its state is stored in checkpoints.</summary>
     public virtual IReadOnlyList<(string name, Parameter parameter)> Trainable
-        => Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
+        => Network.Module.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
 
     /// <summary>Final hidden states [batch, seq, hidden] that the LM head or a classification head reads.</summary>
     public virtual Tensor HiddenStates(Tensor ids, PackedLayout? packed = null) => Model.Decoder.Forward(ids, packed: packed);
@@ -55,16 +63,26 @@ internal abstract class Tuner
     /// <summary>Vocabulary logits of the whole trained model.</summary>
     public virtual Tensor Logits(Tensor ids, PackedLayout? packed = null) => Model.Forward(ids, packed);
 
+    /// <summary>Text-to-text: the encoding of a padded source batch [B, S] (mask 1 for tokens).</summary>
+    public virtual Models.T5.T5Encoding Encode(Tensor inputIds, Tensor mask) => new(EncoderDecoder.Encode(inputIds, mask), null, mask);
+
+    /// <summary>Text-to-text: the decoder's final hidden states [B, T, d_model] reading <paramref name="decoderIds"/> over an encoding.</summary>
+    public virtual Tensor DecoderHidden(Tensor decoderIds, Models.T5.T5Encoding encoding) => EncoderDecoder.DecoderHidden(decoderIds, encoding.Backbone, encoding.Mask);
+
     /// <summary>What, beside the model and the loop settings, tells this method's checkpoints from another setup's (an adapter's or side network's config).</summary>
     public virtual string FingerprintExtra => "";
 
     public virtual void SetTraining(bool training)
     {
-        if (training) Model.train(); else Model.eval();
+        if (training) Network.Module.train(); else Network.Module.eval();
     }
 
     /// <summary>Recompute layers in backward instead of keeping their activations (see <see cref="Models.Blocks.LayerRecompute"/>).</summary>
-    public virtual void SetGradientCheckpointing(bool on) => Model.Decoder.GradientCheckpointing = on;
+    public virtual void SetGradientCheckpointing(bool on)
+    {
+        if (Network is CausalLM decoderOnly) decoderOnly.Decoder.GradientCheckpointing = on;
+        // T5: refused when the run starts (TrainingRun), so only "off" reaches here.
+    }
 
     /// <summary>Writes the result of a finished run under <paramref name="output"/>.</summary>
     public abstract TrainedArtifacts SaveFinal(string output);
