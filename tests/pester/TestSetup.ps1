@@ -49,6 +49,15 @@ function New-TinyFamilyModel([string] $Family, [string] $Folder) {
     $Folder
 }
 
+# A small random T5 (HF layout, written by the module's own core, nn defaults) with tok512.bin beside it.
+function New-TinyT5Model([string] $Folder, [switch] $Gated) {
+    $ff = if ($Gated) { 'gated-gelu' } else { 'relu' }
+    $config = '{"model_type":"t5","vocab_size":512,"d_model":32,"d_kv":8,"d_ff":64,"num_layers":2,"num_heads":4,"relative_attention_num_buckets":8,"relative_attention_max_distance":32,"feed_forward_proj":"' + $ff + '","eos_token_id":2,"pad_token_id":0,"decoder_start_token_id":0}'
+    $model = [LoraShell.Core.Models.T5.T5ForConditionalGeneration]::new([LoraShell.Core.Models.T5.T5Config]::FromJson($config, 't5 test config'))
+    try { [LoraShell.Core.Models.T5.T5Writer]::Save($model, $Folder, $false, [string[]] @((Join-Path $Shared 'models/stories260K/tok512.bin'))) | Out-Null } finally { $model.Dispose() }
+    $Folder
+}
+
 # Compares what an example printed with the output its help shows: the text exactly (runs of spaces
 # and trailing blanks aside) and every number to within 1% (or 0.01), because float results differ
 # in their last digits between CPUs and the help shows them rounded.

@@ -72,6 +72,35 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
     public ITextTokenizer RequireTokenizer() => Tokenizer ?? throw LoraShellException.NotFound("TokenizerRequired",
         $"Model '{SourcePath}' was loaded without a tokenizer; load it with a tokenizer path (-TokenizerPath) to work with text.", SourcePath);
 
+    /// <summary>
+    /// Attaches a saved ladder side network (a Start-LoraTraining -Method Ladder result) beside the model: a
+    /// decoder-only one or a T5 one, whichever this model is; one built for another backbone is refused.
+    /// </summary>
+    public void AttachSideNetwork(string folder)
+    {
+        if (EncoderDecoder is { } t5)
+        {
+            var side = T5LadderSideNetwork.Load(folder, t5);
+            EncoderDecoderSideNetwork?.Dispose();
+            EncoderDecoderSideNetwork = side;
+        }
+        else
+        {
+            var side = LadderSideNetwork.Load(folder, Model);
+            SideNetwork?.Dispose();
+            SideNetwork = side;
+        }
+    }
+
+    /// <summary>The T5 model with its side network, if attached, as scoring and generation run it.</summary>
+    public EncoderDecoderPass EncoderDecoderPass => new(RequireEncoderDecoder("an input and a target"), EncoderDecoderSideNetwork);
+
+    T5ForConditionalGeneration RequireEncoderDecoder(string what) => EncoderDecoder ?? throw new LoraShellException(LoraErrorKind.InvalidOperation, "NeedsEncoderDecoder",
+        $"Scoring {what} needs an encoder-decoder (T5) model; '{Name}' is decoder-only. Score the whole text (without -InputText) instead.", Name);
+
+    /// <summary>How likely the model makes <paramref name="target"/> given <paramref name="input"/> (T5): the target tokens' mean loss.</summary>
+    public PerplexityResult ScoreTarget(string input, string target) => TextToTextScorer.Score(EncoderDecoderPass, RequireTokenizer(), input, target);
+
     /// <summary>Logits of the whole model: backbone (with adapters) plus the side network if attached.</summary>
     public Tensor Logits(Tensor ids) => SideNetwork?.Forward(Model, ids) ?? Model.forward(ids);
 
@@ -79,7 +108,25 @@ public sealed class LoadedModel : ITrainingSubject, IDisposable
         => PerplexityEvaluator.Evaluate(Model, RequireTokenizer(), text, SideNetwork is null ? null : Logits, windowLength, batchSize, progress, cancel);
 
     public GenerationResult Generate(GenerationOptions options, IProgress<int>? tokensDone = null, CancellationToken cancel = default)
-        => TextGenerator.Generate(Model, RequireTokenizer(), options, SideNetwork, tokensDone, cancel);
+        => EncoderDecoder is null ? TextGenerator.Generate(Model, RequireTokenizer(), options, SideNetwork, tokensDone, cancel)
+            : GenerateFromInput(options, tokensDone, cancel);
+
+    /// <summary>T5: the prompt is the encoder's input; the result is what the decoder writes (EOS ends it).</summary>
+    GenerationResult GenerateFromInput(GenerationOptions options, IProgress<int>? tokensDone, CancellationToken cancel)
+    {
+        options.Validate();
+        var tokenizer = RequireTokenizer();
+        var pass = EncoderDecoderPass;
+        var input = TextToTextEncoding.Source(tokenizer, options.Prompt, pass.Model.Config.EosTokenId);
+        using var generator = options.Seed is long seed ? new TorchSharp.torch.Generator((ulong)seed, TorchSharp.torch.CPU) : null;
+        var stops = options.StopAtSpecialTokens ? tokenizer.StopIds.Select(i => (long)i).Append(pass.Model.Config.EosTokenId).ToHashSet() : new HashSet<long>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var tokens = T5Generation.Decode(pass, input, options.MaxTokens, logits => TextGenerator.Pick(logits, options, generator), stops, tokensDone: tokensDone, cancel: cancel);
+        bool stopped = tokens.Count > 0 && stops.Contains(tokens[^1]);
+        var generated = (stopped ? tokens.Take(tokens.Count - 1) : tokens).Select(t => (int)t).ToList();
+        string completion = tokenizer.Decode(generated, skipSpecialTokens: true);
+        return new GenerationResult(completion, completion, input.Select(i => (int)i).ToList(), generated, stopped ? "EndOfText" : "MaxTokens", clock.Elapsed.TotalSeconds);
+    }
 
     /// <summary>The model's reply to a conversation, rendered with its chat template.</summary>
     public GenerationResult GenerateChat(IReadOnlyList<ChatMessage> messages, GenerationOptions options, IReadOnlyDictionary<string, object?>? templateArguments = null,

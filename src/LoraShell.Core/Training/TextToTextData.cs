@@ -35,16 +35,6 @@ public sealed class TextToTextData
         return new TextToTextData { Train = train, Validation = validation };
     }
 
-    /// <summary>tokenizer(text): its tokens, then EOS unless the tokenizer's own post-processor added it.</summary>
-    public static long[] EncodeSource(ITextTokenizer tokenizer, string text, int eosId)
-        => WithEos(tokenizer.EncodeWithSpecialTokens(text), eosId);
-
-    /// <summary>tokenizer(text_target=text): the text's tokens, then EOS.</summary>
-    public static long[] EncodeTarget(ITextTokenizer tokenizer, string text, int eosId) => WithEos(tokenizer.Encode(text), eosId);
-
-    static long[] WithEos(IReadOnlyList<int> ids, int eosId)
-        => ids.Count > 0 && ids[^1] == eosId ? ids.Select(i => (long)i).ToArray() : ids.Select(i => (long)i).Append(eosId).ToArray();
-
     static long[] Cut(long[] ids, int maxLength, ref int truncated)
     {
         if (ids.Length <= maxLength) return ids;
@@ -67,8 +57,8 @@ public sealed class TextToTextData
                 if (record.Prompt is null || record.Text is null)
                     throw LoraShellException.InvalidData("TextToTextNeedsPairs",
                         $"{record.Where} is {(record.IsConversation ? "a conversation" : "a {\"text\"} record")}; an encoder-decoder model trains on {{\"input\": …, \"target\": …}} (or {{\"prompt\": …, \"completion\": …}}) pairs.", file);
-                pairs.Add(new TextPair(Cut(EncodeSource(tokenizer, record.Prompt, eosId), maxLength, ref truncated),
-                    Cut(EncodeTarget(tokenizer, record.Text, eosId), maxLength, ref truncated), record.Text));
+                pairs.Add(new TextPair(Cut(TextToTextEncoding.Source(tokenizer, record.Prompt, eosId), maxLength, ref truncated),
+                    Cut(TextToTextEncoding.Target(tokenizer, record.Text, eosId), maxLength, ref truncated), record.Text));
             }
         }
         return pairs;

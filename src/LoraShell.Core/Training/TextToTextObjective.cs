@@ -25,7 +25,7 @@ internal sealed class TextToTextObjective : TrainingObjective
     readonly IReadOnlyList<string>? _labels;
     readonly int _batchSize;
     T5ForConditionalGeneration? _model;
-    Tuner? _tuner;
+    SideTuning.EncoderDecoderPass? _pass;
     ExampleShuffler? _order;
 
     public TextToTextObjective(TrainingOptions o, ITextTokenizer tokenizer, T5Config config, RunLog? log)
@@ -49,7 +49,7 @@ internal sealed class TextToTextObjective : TrainingObjective
     public override void Bind(IAdaptableModel model, Tuner tuner, long seed, RunLog? log)
     {
         _model = (T5ForConditionalGeneration)model;
-        _tuner = tuner;
+        _pass = tuner.EncoderDecoderPass;
         _order = new ExampleShuffler(_data.Train.Count, seed);
         log?.Info($"Data: {_data.Train.Count:N0} training and {_data.Validation.Count:N0} validation pairs"
             + (_labels is null ? "." : $"; {_labels.Count} distinct targets ({string.Join(", ", _labels.Take(4))}{(_labels.Count > 4 ? ", …" : "")}), so validation also scores accuracy by generation."));
@@ -60,7 +60,7 @@ internal sealed class TextToTextObjective : TrainingObjective
         var model = _model!;
         var batch = _order!.Take(firstDraw, batchSize).Select(i => _data.Train[i]).ToList();
         var (inputs, mask, labels) = Collate(batch, model.Config.PadTokenId, Device);
-        var loss = Loss(_tuner!.Encode, _tuner.DecoderHidden, inputs, mask, labels, nn.Reduction.Mean);
+        var loss = Loss(inputs, mask, labels, nn.Reduction.Mean);
         (loss * scale).backward();
         return (loss.item<float>(), batch.Sum(p => (long)p.Input.Length + p.Target.Length));
     }
@@ -75,12 +75,7 @@ internal sealed class TextToTextObjective : TrainingObjective
 
     Device Device => _model!.shared.weight!.device;
 
-    Tensor Loss(Func<Tensor, Tensor, T5Encoding> encode, Func<Tensor, T5Encoding, Tensor> decoderHidden, Tensor inputs, Tensor mask, Tensor labels, nn.Reduction reduction)
-    {
-        var hidden = decoderHidden(_model!.ShiftRight(labels), encode(inputs, mask));
-        var logits = _model.Head(hidden).to(ScalarType.Float32);
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: IgnoreIndex, reduction: reduction);
-    }
+    Tensor Loss(Tensor inputs, Tensor mask, Tensor labels, nn.Reduction reduction) => _pass!.TargetLoss(inputs, mask, labels, reduction);
 
     public override EvalRecord Evaluate(int step, Action<double>? done = null)
     {
@@ -93,7 +88,7 @@ internal sealed class TextToTextObjective : TrainingObjective
             using var scope = NewDisposeScope();
             var batch = _validation.Skip(start).Take(_batchSize).ToList();
             var (inputs, mask, labels) = Collate(batch, model.Config.PadTokenId, Device);
-            lossSum += Loss(_tuner!.Encode, _tuner.DecoderHidden, inputs, mask, labels, nn.Reduction.Sum).item<float>();
+            lossSum += Loss(inputs, mask, labels, nn.Reduction.Sum).item<float>();
             tokens += batch.Sum(p => (long)p.Target.Length);
             if (_labels is not null) correct += CountExactGenerations(inputs, mask, batch);
             done?.Invoke(Math.Min(1.0, (double)(start + batch.Count) / _validation.Count));
@@ -109,12 +104,12 @@ internal sealed class TextToTextObjective : TrainingObjective
     long CountExactGenerations(Tensor inputs, Tensor mask, IReadOnlyList<TextPair> batch)
     {
         var model = _model!;
-        var encoding = _tuner!.Encode(inputs, mask);
+        var encoding = _pass!.Encode(inputs, mask);
         int longest = batch.Max(p => p.Target.Length);
         var decoded = full(batch.Count, 1, (long)model.Config.DecoderStartTokenId, dtype: ScalarType.Int64, device: inputs.device);
         for (int t = 0; t < longest; t++)
         {
-            var hidden = _tuner.DecoderHidden(decoded, encoding);
+            var hidden = _pass.DecoderHidden(decoded, encoding);
             var next = model.Head(hidden.narrow(1, hidden.shape[1] - 1, 1)).argmax(-1);
             decoded = cat(new[] { decoded, next }, 1);
         }

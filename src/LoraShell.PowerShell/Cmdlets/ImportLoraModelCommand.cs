@@ -86,7 +86,7 @@ public sealed class ImportLoraModelCommand : LoraCmdlet
         });
         if (SideNetworkPath is not null)
         {
-            try { loaded.SideNetwork = Core.SideTuning.LadderSideNetwork.Load(ResolveLiteral(SideNetworkPath), loaded.Model); }
+            try { loaded.AttachSideNetwork(ResolveLiteral(SideNetworkPath)); }
             catch { loaded.Dispose(); throw; }
         }
         foreach (var warning in loaded.LoadWarnings) WriteWarning(warning);

@@ -8,7 +8,7 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(PerplexityReport))]
 [CmdletHelp(
     "Measures a model's mean token loss and perplexity on a text or a file.",
-    "Measure-LoraPerplexity uses LoraShell's one loss definition: the sequence is BOS followed by the encoded text, and the loss is the mean natural-log cross-entropy of predicting tokens 2..n; perplexity is exp(loss). Text longer than the context is cut into windows that overlap by one token, so each token is predicted once. -Path accepts wildcards and reports one result per file.")]
+    "Measure-LoraPerplexity uses LoraShell's one loss definition: the sequence is BOS followed by the encoded text, and the loss is the mean natural-log cross-entropy of predicting tokens 2..n; perplexity is exp(loss). Text longer than the context is cut into windows that overlap by one token, so each token is predicted once. -Path accepts wildcards and reports one result per file. For an encoder-decoder (T5), -InputText gives the encoder's input and -Text the target: the loss is the target tokens' and EOS's given the input, as T5ForConditionalGeneration's loss for those labels.")]
 [CmdletExample(
     """
     Import-LoraModel ../shared/models/stories260K/stories260K.bin |
@@ -40,6 +40,9 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = TextSet, HelpMessage = "The text to score.")]
     public string Text { get; set; } = "";
 
+    [Parameter(ParameterSetName = TextSet, HelpMessage = "T5 models: the encoder's input; -Text is then the target whose loss is measured (e.g. -InputText 'sst2 sentence: a gripping film' -Text positive).")]
+    public string? InputText { get; set; }
+
     [Parameter(Mandatory = true, ParameterSetName = PathSet, HelpMessage = "UTF-8 text file(s) to score; wildcards allowed, one result per file.")]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = Array.Empty<string>();
@@ -55,6 +58,7 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
 
     protected override void Process()
     {
+        if (InputText is not null) { WriteObject(MeasureTarget()); return; }
         if (ParameterSetName == TextSet) { WriteObject(Measure(Text, "(text)")); return; }
         foreach (var file in Files())
         {
@@ -66,6 +70,18 @@ public sealed class MeasureLoraPerplexityCommand : LoraCmdlet
 
     IEnumerable<string> Files()
         => ParameterSetName == LiteralPathSet ? LiteralPath.Select(ResolveLiteral) : Path.SelectMany(p => ResolveMany(p, nameof(Path))).ToList();
+
+    PerplexityReport MeasureTarget()
+    {
+        var clock = Stopwatch.StartNew();
+        PerplexityResult result;
+        lock (Model.Gate) result = Model.Loaded.ScoreTarget(InputText!, Text);
+        return new PerplexityReport
+        {
+            Model = Model.Name, Source = "(target given input)", Loss = result.Loss, Perplexity = result.Perplexity,
+            Tokens = result.Tokens, Windows = result.Windows, Seconds = clock.Elapsed.TotalSeconds,
+        };
+    }
 
     PerplexityReport Measure(string text, string source)
     {

@@ -19,7 +19,7 @@ public sealed class TargetModulesCompleter : IArgumentCompleter
         var model = CompletionModel.Find(fakeBoundParameters, commandAst);
         var names = model is null
             ? LlamaNames.Select(n => (Text: n, Tip: n))
-            : model.Loaded.Model.LinearSlots()
+            : model.Loaded.Network.LinearSlots()
                 .GroupBy(s => s.Name)
                 .Select(g => (Text: g.Key, Tip: $"{g.Key}: {g.Count()} modules, e.g. {g.First().Path}"));
         return names.Append((Text: "all-linear", Tip: "every Linear module except the output head"))

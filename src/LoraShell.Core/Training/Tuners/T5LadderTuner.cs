@@ -56,9 +56,7 @@ internal sealed class T5LadderTuner : Tuner
     public override IReadOnlyList<(string name, Parameter parameter)> Trainable
         => _side!.named_parameters().Where(p => p.parameter.requires_grad).Select(p => ($"side.{p.name}", p.parameter)).ToList();
 
-    public override T5Encoding Encode(Tensor inputIds, Tensor mask) => _side!.Encode(EncoderDecoder, inputIds, mask);
-
-    public override Tensor DecoderHidden(Tensor decoderIds, T5Encoding encoding) => _side!.DecoderHidden(EncoderDecoder, decoderIds, encoding);
+    public override EncoderDecoderPass EncoderDecoderPass => new(EncoderDecoder, _side);
 
     public override string FingerprintExtra => _side!.Config.ToJson();
 

@@ -63,11 +63,8 @@ internal abstract class Tuner
     /// <summary>Vocabulary logits of the whole trained model.</summary>
     public virtual Tensor Logits(Tensor ids, PackedLayout? packed = null) => Model.Forward(ids, packed);
 
-    /// <summary>Text-to-text: the encoding of a padded source batch [B, S] (mask 1 for tokens).</summary>
-    public virtual Models.T5.T5Encoding Encode(Tensor inputIds, Tensor mask) => new(EncoderDecoder.Encode(inputIds, mask), null, mask);
-
-    /// <summary>Text-to-text: the decoder's final hidden states [B, T, d_model] reading <paramref name="decoderIds"/> over an encoding.</summary>
-    public virtual Tensor DecoderHidden(Tensor decoderIds, Models.T5.T5Encoding encoding) => EncoderDecoder.DecoderHidden(decoderIds, encoding.Backbone, encoding.Mask);
+    /// <summary>Text-to-text: the encoder-decoder as this method computes it (with its side network, for Ladder).</summary>
+    public virtual EncoderDecoderPass EncoderDecoderPass => new(EncoderDecoder);
 
     /// <summary>What, beside the model and the loop settings, tells this method's checkpoints from another setup's (an adapter's or side network's config).</summary>
     public virtual string FingerprintExtra => "";

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LoraShell.Core.Inference;
 using LoraShell.Core.Models.T5;
 using static TorchSharp.torch;
 

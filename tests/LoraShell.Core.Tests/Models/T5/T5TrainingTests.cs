@@ -148,8 +148,8 @@ public class T5TrainingTests
     public void Text_to_text_pairs_are_tokenized_as_transformers_t5_does()
     {
         var tokenizer = SharedData.Stories.Tokenizer!;
-        var source = TextToTextData.EncodeSource(tokenizer, "Lily was happy", 2);
-        var target = TextToTextData.EncodeTarget(tokenizer, "positive", 2);
+        var source = Core.Tokenizers.TextToTextEncoding.Source(tokenizer, "Lily was happy", 2);
+        var target = Core.Tokenizers.TextToTextEncoding.Target(tokenizer, "positive", 2);
         Assert.Equal(tokenizer.EncodeWithSpecialTokens("Lily was happy").Select(i => (long)i).Append(2), source);
         Assert.Equal(tokenizer.Encode("positive").Select(i => (long)i).Append(2), target);
         var (inputs, mask, labels) = TextToTextObjective.Collate(new[] { new TextPair(new long[] { 5, 6, 2 }, new long[] { 7, 2 }, "x"), new TextPair(new long[] { 9, 2 }, new long[] { 8, 9, 10, 2 }, "y") }, 0, CPU);
@@ -178,5 +178,64 @@ public class T5TrainingTests
         Assert.False(Directory.Exists(dir.File("bad")), "a refused run left its output folder");
         var e = Assert.Throws<LoraShellException>(() => loaded.Model);
         Assert.Equal("NotSupportedForT5", e.ErrorId);
+    }
+}
+
+/// <summary>Scoring and generation of a loaded T5, with and without a side network beside it.</summary>
+public class T5SessionTests
+{
+    [Fact]
+    public void Scoring_a_target_is_the_models_loss_for_those_labels()
+    {
+        using var dir = new TempFolder();
+        using var loaded = LoadedModel.Load(new ModelLoadOptions { Path = T5TrainingTests.WriteRandomT5(dir) });
+        var tokenizer = loaded.Tokenizer!;
+        var result = loaded.ScoreTarget("sst2 sentence: a gripping film", "positive");
+        var input = Core.Tokenizers.TextToTextEncoding.Source(tokenizer, "sst2 sentence: a gripping film", 2);
+        var labels = Core.Tokenizers.TextToTextEncoding.Target(tokenizer, "positive", 2);
+        using var _ = no_grad();
+        var (_, loss) = loaded.EncoderDecoder!.LogitsAndLoss(tensor(input).unsqueeze(0), tensor(labels).unsqueeze(0));
+        Assert.Equal(loss.item<float>(), result.Loss, 5);
+        Assert.Equal(labels.Length, result.Tokens);
+        Assert.Equal(Math.Exp(result.Loss), result.Perplexity, 6);
+        Assert.Equal("NeedsEncoderDecoder", Assert.Throws<LoraShellException>(() => SharedData.Stories.ScoreTarget("a", "b")).ErrorId);
+    }
+
+    [Fact]
+    public void Generation_with_a_side_network_reuses_both_caches_and_equals_recomputing()
+    {
+        using var dir = new TempFolder();
+        using var loaded = LoadedModel.Load(new ModelLoadOptions { Path = T5TrainingTests.WriteRandomT5(dir, gated: true) });
+        manual_seed(3);
+        loaded.EncoderDecoderSideNetwork = new T5LadderSideNetwork(new LadderConfig { ReductionFactor = 2 }, loaded.EncoderDecoder!.Config);
+        using (no_grad()) loaded.EncoderDecoderSideNetwork.up.weight!.normal_(0, 0.5); // a side network that changes the output
+        var input = Core.Tokenizers.TextToTextEncoding.Source(loaded.Tokenizer!, "Once upon a time", 2);
+        var stops = new long[] { 2 };
+        var cached = Core.Inference.T5Generation.Decode(loaded.EncoderDecoderPass, input, 10, l => l.argmax().item<long>(), stops, useCache: true);
+        var recomputed = Core.Inference.T5Generation.Decode(loaded.EncoderDecoderPass, input, 10, l => l.argmax().item<long>(), stops, useCache: false);
+        var backboneOnly = Core.Inference.T5Generation.Decode(new EncoderDecoderPass(loaded.EncoderDecoder), input, 10, l => l.argmax().item<long>(), stops);
+        Assert.Equal(recomputed, cached);
+        Assert.NotEqual(backboneOnly, cached);
+
+        var generated = loaded.Generate(new Core.Inference.GenerationOptions { Prompt = "Once upon a time", MaxTokens = 10, Temperature = 0 });
+        Assert.Equal(cached.TakeWhile(t => t != 2).Select(t => (int)t), generated.GeneratedTokens);
+        Assert.Equal(cached.Contains(2) ? "EndOfText" : "MaxTokens", generated.StopReason);
+        Assert.Equal(loaded.Tokenizer!.Decode(generated.GeneratedTokens, skipSpecialTokens: true), generated.Text);
+    }
+
+    [Fact]
+    public void A_side_network_attaches_only_to_the_backbone_it_was_built_for()
+    {
+        using var dir = new TempFolder();
+        using var loaded = LoadedModel.Load(new ModelLoadOptions { Path = T5TrainingTests.WriteRandomT5(dir, gated: true) });
+        using var side = new T5LadderSideNetwork(new LadderConfig { ReductionFactor = 2 }, loaded.EncoderDecoder!.Config);
+        side.Save(dir.File("side"), overwrite: false);
+        loaded.AttachSideNetwork(dir.File("side"));
+        Assert.NotNull(loaded.EncoderDecoderSideNetwork);
+        using var other = LoadedModel.Load(new ModelLoadOptions { Path = T5TrainingTests.WriteRandomT5(dir, gated: false, name: "relu") });
+        Assert.Equal("SideNetworkForAnotherBackbone", Assert.Throws<LoraShellException>(() => other.AttachSideNetwork(dir.File("side"))).ErrorId);
+        var stories = SharedData.LoadStories();
+        try { Assert.Equal("SideNetworkForAnotherBackbone", Assert.Throws<LoraShellException>(() => stories.AttachSideNetwork(dir.File("side"))).ErrorId); }
+        finally { stories.Dispose(); }
     }
 }
