@@ -168,6 +168,22 @@ if (@($memoryBatches).Count) {
     [void]$md.AppendLine()
     [void]$md.AppendLine("Goals, on peak RSS: $($goals -join '; '). The LST paper reports 69% saved by LST and about 26% by LoRA/Adapters against full fine-tuning of T5.")
 }
+# The same comparison on T5, the LST paper's own architecture: text-to-text SST-2 at batch 16.
+if (@('full', 'lora', 'ladder' | Where-Object { $results.Contains("train-memory-t5small-$_-b16") }).Count -eq 3) {
+    $x = @{}; foreach ($m in 'full', 'lora', 'ladder') { $x[$m] = $results["train-memory-t5small-$m-b16"].metrics }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('## Training memory on T5: Full vs LoRA vs Ladder side-tuning (t5-small shape, random weights, SST-2 text-to-text, batch 16, fp32, CPU)')
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("The LST paper's setting on a smaller T5: inputs ""sst2 sentence: ..."" (up to 128 tokens), targets ""positive""/""negative"". LoRA is r 8 on q and v (PEFT's T5 default), Ladder k 8 beside every encoder and decoder block. $($results['train-memory-t5small-full-b16'].settings.run).")
+    [void]$md.AppendLine()
+    [void]$md.AppendLine('| method | trainable params | trainable share | peak RSS MiB | model memory MiB | saved vs Full (model memory) | model memory / LoRA | ms/step |')
+    [void]$md.AppendLine('|---|---:|---:|---:|---:|---:|---:|---:|')
+    foreach ($m in 'full', 'lora', 'ladder') {
+        [void]$md.AppendLine("| $m | $('{0:N0}' -f $x[$m].trainable_params.median) | $('{0:P2}' -f ($x[$m].trainable_params.median / $x[$m].total_params.median)) | $('{0:N0}' -f $x[$m].peak_mib.median) | $('{0:N0}' -f $x[$m].model_mib.median) | $('{0:P0}' -f (1 - $x[$m].model_mib.median / $x.full.model_mib.median)) | $('{0:N2}' -f ($x[$m].model_mib.median / $x.lora.model_mib.median)) | $('{0:N0}' -f $x[$m].ms_per_step.median) |")
+    }
+    [void]$md.AppendLine()
+    [void]$md.AppendLine("LST vs LoRA at batch 16: $('{0:N2}' -f ($x.ladder.model_mib.median / $x.lora.model_mib.median))x the model memory, $('{0:N2}' -f ($x.ladder.peak_mib.median / $x.lora.peak_mib.median))x the peak RSS. The paper (T5-base, GLUE, batch 100): LST saves 69% of full fine-tuning's memory, LoRA and Adapters about 26%.")
+}
 # Gradient checkpointing at batch 16 x 256, where activations dominate: the goal is LoRA <= 0.5x Full.
 $ckptRows = @('full-b16', 'lora-b16', 'full-b16-ckpt', 'lora-b16-ckpt') | Where-Object { $results.Contains("train-memory-synthetic50M-$_") }
 if (@($ckptRows).Count -eq 4) {

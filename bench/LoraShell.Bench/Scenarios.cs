@@ -9,7 +9,7 @@ namespace LoraShell.Bench;
 /// <summary>Each scenario measures one thing in this process and returns its numbers.</summary>
 static partial class Scenarios
 {
-    public static readonly IReadOnlyDictionary<string, Func<bool, BenchResult>> All = new Dictionary<string, Func<bool, BenchResult>>(Named().Concat(SpeedScenarios()));
+    public static readonly IReadOnlyDictionary<string, Func<bool, BenchResult>> All = new Dictionary<string, Func<bool, BenchResult>>(Named().Concat(SpeedScenarios()).Concat(T5Scenarios()));
 
     static Dictionary<string, Func<bool, BenchResult>> Named() => new()
     {
