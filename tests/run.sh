@@ -51,6 +51,10 @@ if runnable core; then
     dotnet test tests/LoraShell.Core.Tests -c Debug --no-build --filter "Category=MemoryMeasurement&FullyQualifiedName=LoraShell.Core.Tests.MemoryEstimatorMeasuredTests.$case" \
       --logger "trx;LogFileName=memory-$case.trx" --results-directory "$results" || status=1
   done
+  for case in Full Lora Ladder; do
+    dotnet test tests/LoraShell.Core.Tests -c Debug --no-build --filter "Category=MemoryMeasurement&FullyQualifiedName=LoraShell.Core.Tests.T5MemoryMeasuredTests.$case" \
+      --logger "trx;LogFileName=memory-t5-$case.trx" --results-directory "$results" || status=1
+  done
 fi
 end "core tests"
 

@@ -49,3 +49,23 @@ Describe 'T5 through the cmdlets' {
             Should -Not -Be (Import-LoraModel $T5 | Measure-LoraPerplexity -InputText 'sst2 sentence: a gripping film' -Text 'positive').Loss
     }
 }
+
+Describe 'Measure-LoraMemory for T5' {
+    It 'estimates the T5 presets text-to-text, Ladder below LoRA below Full' {
+        $r = Measure-LoraMemory -Preset t5-base -Method Full, Lora, Ladder -TargetModules q, v -BatchSize 100 -SequenceLength 128 -TargetLength 4
+        $r.Count | Should -Be 3
+        $full, $lora, $ladder = $r
+        $full.Parameters | Should -Be 222903552
+        $ladder.TotalGB | Should -BeLessThan $lora.TotalGB
+        $lora.TotalGB | Should -BeLessThan $full.TotalGB
+        (Measure-LoraMemory -Preset mt0-xxl -Method Lora -TargetModules q, v -SequenceLength 256 -TargetLength 32).Parameters | Should -BeGreaterThan 12.9e9
+    }
+
+    It 'reads a piped T5 model with its own default targets, and a T5 config.json' {
+        $m = Import-LoraModel $T5
+        $piped = $m | Measure-LoraMemory -Method Lora -BatchSize 4 -SequenceLength 32 -TargetLength 4
+        (Measure-LoraMemory -Path (Join-Path $T5 'config.json') -Method Full -SequenceLength 32).Parameters | Should -Be $m.Parameters
+        $piped.TrainableParameters | Should -Be (($m | Add-LoraAdapter | Get-LoraAdapter).TrainableParameters)
+        (Get-ThrownError { Measure-LoraMemory -Preset t5-base -Method Lora -TargetModules q_proj }).FullyQualifiedErrorId | Should -BeLike 'UnknownTarget*'
+    }
+}

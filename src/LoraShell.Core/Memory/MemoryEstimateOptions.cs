@@ -19,6 +19,9 @@ public sealed record MemoryEstimateOptions
     public int BatchSize { get; init; } = 1;
     public int SequenceLength { get; init; } = 2048;
 
+    /// <summary>Encoder-decoder models: the target's length in tokens (the decoder's sequence; -SequenceLength is the input's). Null: the same as the input.</summary>
+    public int? TargetLength { get; init; }
+
     /// <summary>Keep only each layer's input and recompute the layer in backward (one layer's activations live at a time).</summary>
     public bool ActivationCheckpointing { get; init; }
 

@@ -86,7 +86,7 @@ public static class MemoryEstimator
     /// accumulation buffer in mixed precision), AdamW's two float32 moments (plus float32 master weights
     /// in mixed precision).
     /// </summary>
-    static MemoryEstimate Sized(string modelName, MemoryEstimateOptions o, long total, long trainable, double frozenBytes, double activationBytes)
+    internal static MemoryEstimate Sized(string modelName, MemoryEstimateOptions o, long total, long trainable, double frozenBytes, double activationBytes)
     {
         bool mixed = o.Precision != TrainingPrecision.Fp32;
         var estimate = new MemoryEstimate
@@ -284,7 +284,7 @@ public static class MemoryEstimator
     /// <summary>Weights of the decoder's projections (what 8-/4-bit formats quantise).</summary>
     static long LinearWeights(ModelConfig c) => c.NumHiddenLayers * LayerProjections(c).Sum(p => p.In * p.Out);
 
-    static void Validate(MemoryEstimateOptions o)
+    internal static void Validate(MemoryEstimateOptions o)
     {
         if (o.BatchSize < 1) throw LoraShellException.InvalidArgument("InvalidBatchSize", $"Batch size must be at least 1 (got {o.BatchSize}).", o.BatchSize);
         if (o.LossChunkTokens is < 1) throw LoraShellException.InvalidArgument("InvalidLossChunk", $"Loss chunk must be at least 1 token (got {o.LossChunkTokens}).", o.LossChunkTokens);

@@ -1,4 +1,5 @@
 using LoraShell.Core.Models;
+using LoraShell.Core.Models.T5;
 
 namespace LoraShell.Core.Memory;
 
@@ -29,12 +30,28 @@ public static class ModelPresets
         ["stories260K"] = new() { HiddenSize = 64, IntermediateSize = 172, NumHiddenLayers = 5, NumAttentionHeads = 8, NumKeyValueHeads = 4, VocabSize = 512, MaxPositionEmbeddings = 512, TieWordEmbeddings = true },
     };
 
+    /// <summary>
+    /// Encoder-decoders (T5) from their published config.json: t5 (relu, tied head rescaled), flan-t5 and mt0
+    /// (t5 v1.1 / mT5: gated-gelu, untied lm_head; mT5's 250k vocabulary).
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, T5Config> EncoderDecoder = new Dictionary<string, T5Config>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["t5-small"] = new() { VocabSize = 32128, DModel = 512, DKv = 64, DFf = 2048, NumLayers = 6, NumDecoderLayers = 6, NumHeads = 8 },
+        ["t5-base"] = new() { VocabSize = 32128, DModel = 768, DKv = 64, DFf = 3072, NumLayers = 12, NumDecoderLayers = 12, NumHeads = 12 },
+        ["flan-t5-base"] = new() { VocabSize = 32128, DModel = 768, DKv = 64, DFf = 2048, NumLayers = 12, NumDecoderLayers = 12, NumHeads = 12, GatedFeedForward = true, DenseActivation = "gelu_new", TieWordEmbeddings = false },
+        ["flan-t5-large"] = new() { VocabSize = 32128, DModel = 1024, DKv = 64, DFf = 2816, NumLayers = 24, NumDecoderLayers = 24, NumHeads = 16, GatedFeedForward = true, DenseActivation = "gelu_new", TieWordEmbeddings = false },
+        ["mt0-xxl"] = new() { ModelType = "mt5", VocabSize = 250112, DModel = 4096, DKv = 64, DFf = 10240, NumLayers = 24, NumDecoderLayers = 24, NumHeads = 64, GatedFeedForward = true, DenseActivation = "gelu_new", TieWordEmbeddings = false },
+    };
+
+    public static bool IsEncoderDecoder(string name) => EncoderDecoder.ContainsKey(name);
+
     static RopeScaling Llama3Scaling(double factor) => new() { Type = RopeScaling.Llama3, Factor = factor, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 };
 
     /// <summary>The preset's architecture; an unknown name is an error that lists the known ones.</summary>
     public static ModelConfig Get(string name)
         => All.TryGetValue(name, out var c) ? c
+            : IsEncoderDecoder(name) ? throw LoraShellException.InvalidArgument("EncoderDecoderPreset", $"'{name}' is an encoder-decoder preset; read it with ModelPresets.EncoderDecoder.", name)
             : throw LoraShellException.InvalidArgument("UnknownPreset", $"There is no model preset '{name}'. Known presets: {string.Join(", ", Names)}.", name);
 
-    public static IEnumerable<string> Names => All.Keys;
+    public static IEnumerable<string> Names => All.Keys.Concat(EncoderDecoder.Keys);
 }

@@ -10,8 +10,8 @@ namespace LoraShell.Core.SideTuning;
 
 /// <summary>
 /// Ladder side-tuning on T5 as the LST paper's code builds it (Sung et al. 2022): a side encoder beside the
-/// frozen encoder and a side decoder beside the frozen decoder, each made of T5 blocks at width d/k (heads/k,
-/// d_ff/k, the backbone's d_kv), each fed through gated ladders: before side block j the side state s becomes
+/// frozen encoder and a side decoder beside the frozen decoder, each made of T5 blocks at width d/k (d_kv/k and
+/// d_ff/k, the backbone's number of heads, as the paper's code shrinks T5), each fed through gated ladders: before side block j the side state s becomes
 /// μ_j·down_j(h_j) + (1 − μ_j)·s, with h_j the backbone stack's output of its j-th fed layer and
 /// μ_j = sigmoid(α_j / T). The side decoder's blocks have their own cross-attention, to the side encoder's
 /// output. The side decoder's output is up-projected (d/k → d) and added to the backbone decoder's final
@@ -40,7 +40,7 @@ public sealed class T5LadderSideNetwork : nn.Module
         int k = config.ReductionFactor;
         SideConfig = backbone with
         {
-            DModel = backbone.DModel / k, NumHeads = backbone.NumHeads / k, DFf = Math.Max(1, backbone.DFf / k),
+            DModel = backbone.DModel / k, DKv = backbone.DKv / k, DFf = Math.Max(1, backbone.DFf / k),
             NumLayers = EncoderLayers.Count, NumDecoderLayers = DecoderLayers.Count,
         };
         int d = backbone.DModel, ds = SideConfig.DModel;
@@ -65,11 +65,11 @@ public sealed class T5LadderSideNetwork : nn.Module
     public static void Validate(LadderConfig config, T5Config c)
     {
         int k = config.ReductionFactor;
-        if (k < 1 || c.DModel % k != 0 || c.NumHeads % k != 0)
+        if (k < 1 || c.DModel % k != 0 || c.DKv % k != 0)
         {
-            var valid = Enumerable.Range(1, c.NumHeads).Where(f => c.DModel % f == 0 && c.NumHeads % f == 0);
+            var valid = Enumerable.Range(1, c.DKv).Where(f => c.DModel % f == 0 && c.DKv % f == 0);
             throw LoraShellException.InvalidArgument("InvalidReductionFactor",
-                $"Reduction factor {k} must divide d_model ({c.DModel}) and num_heads ({c.NumHeads}) so the side stacks keep whole heads; valid factors: {string.Join(", ", valid)}.", k);
+                $"Reduction factor {k} must divide d_model ({c.DModel}) and d_kv ({c.DKv}): the side stacks keep every head at d_kv/k; valid factors: {string.Join(", ", valid)}.", k);
         }
         void Check(IReadOnlyList<int>? layers, int count, string stack)
         {
@@ -152,7 +152,7 @@ public sealed class T5LadderSideNetwork : nn.Module
 
     /// <summary>
     /// Structured pruning from the backbone (the paper's initialisation): each side block keeps the d/k model
-    /// dimensions, heads/k heads (self- and cross-attention each) and d_ff/k feed-forward rows of highest
+    /// dimensions, d_kv/k dimensions of every head (self- and cross-attention each) and d_ff/k feed-forward rows of highest
     /// importance in its fed backbone block, and its ladder selects the same dimensions of that block's output.
     /// The side decoder's cross-attention reads the side encoder's output, so its keys and values keep the
     /// dimensions the last side encoder block kept.
@@ -184,7 +184,7 @@ public sealed class T5LadderSideNetwork : nn.Module
                 if (decoder) { inputs = inputs.Append($"{cross}.q").ToArray(); outputs.Add($"{cross}.o"); }
                 var dimScore = inputs.Select(n => I(n).sum(new long[] { 0 })).Concat(outputs.Select(n => I(n).sum(1))).Aggregate((a, b) => a + b);
                 var dims = dimScore.topk(SideConfig.DModel).indexes.sort().Values;
-                var (rows, heads) = HeadRows(I($"{self}.q"), I($"{self}.o"), c);
+                var rows = HeadRows(I($"{self}.q") + I($"{self}.k") + I($"{self}.v"), I($"{self}.o"), c);
                 var ffScore = (c.GatedFeedForward ? I($"{ff}.wi_0").sum(1) + I($"{ff}.wi_1").sum(1) : I($"{ff}.wi").sum(1)) + I($"{ff}.wo").sum(new long[] { 0 });
                 var ffRows = ffScore.topk(SideConfig.DFf).indexes.sort().Values;
 
@@ -200,7 +200,7 @@ public sealed class T5LadderSideNetwork : nn.Module
                 side["layer.0.layer_norm.weight"].copy_(weights[$"{prefix}.0.layer_norm.weight"].index_select(0, dims));
                 if (decoder)
                 {
-                    var (crossRows, _) = HeadRows(I($"{cross}.q"), I($"{cross}.o"), c);
+                    var crossRows = HeadRows(I($"{cross}.q") + I($"{cross}.k") + I($"{cross}.v"), I($"{cross}.o"), c);
                     Put("layer.1.EncDecAttention.q", W($"{cross}.q"), crossRows, dims);
                     Put("layer.1.EncDecAttention.k", W($"{cross}.k"), crossRows, crossSourceDims!);
                     Put("layer.1.EncDecAttention.v", W($"{cross}.v"), crossRows, crossSourceDims!);
@@ -217,8 +217,8 @@ public sealed class T5LadderSideNetwork : nn.Module
                 side[$"layer.{(decoder ? 2 : 1)}.layer_norm.weight"].copy_(weights[$"{prefix}.{(decoder ? 2 : 1)}.layer_norm.weight"].index_select(0, dims));
                 if (j == 0)
                 {
-                    // The stack's relative position bias lives in its first block: keep the columns of the heads kept.
-                    side["layer.0.SelfAttention.relative_attention_bias.weight"].copy_(weights[$"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].index_select(1, heads));
+                    // The stack's relative position bias lives in its first block; every head is kept, so is the table.
+                    side["layer.0.SelfAttention.relative_attention_bias.weight"].copy_(weights[$"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]);
                 }
                 var select = zeros(SideConfig.DModel, c.DModel);
                 select.index_put_(ones(SideConfig.DModel), arange(SideConfig.DModel), dims);
@@ -232,12 +232,15 @@ public sealed class T5LadderSideNetwork : nn.Module
         }
     }
 
-    /// <summary>The heads/k heads of highest importance and their q rows (o columns), head by head.</summary>
-    (Tensor Rows, Tensor Heads) HeadRows(Tensor q, Tensor o, T5Config c)
+    /// <summary>
+    /// In every head, the d_kv/k dimensions of highest importance (q, k and v rows, o columns together, so the
+    /// kept query and key dimensions still pair up): the rows of q, k, v (columns of o) kept, head by head.
+    /// </summary>
+    Tensor HeadRows(Tensor qkv, Tensor o, T5Config c)
     {
-        var score = q.reshape(c.NumHeads, c.DKv, -1).sum(new long[] { 1, 2 }) + o.reshape(-1, c.NumHeads, c.DKv).sum(new long[] { 0, 2 });
-        var heads = score.topk(SideConfig.NumHeads).indexes.sort().Values.data<long>().ToArray();
-        return (tensor(heads.SelectMany(h => Enumerable.Range((int)h * c.DKv, c.DKv).Select(i => (long)i)).ToArray()), tensor(heads));
+        var score = qkv.sum(1).reshape(c.NumHeads, c.DKv) + o.sum(new long[] { 0 }).reshape(c.NumHeads, c.DKv);
+        var kept = score.topk(SideConfig.DKv, dim: 1).indexes.sort(dim: 1).Values + arange(c.NumHeads, dtype: ScalarType.Int64).unsqueeze(1) * c.DKv;
+        return kept.reshape(-1);
     }
 
     // ---- files: side_network.safetensors + side_network.json, as the decoder-only side network ----

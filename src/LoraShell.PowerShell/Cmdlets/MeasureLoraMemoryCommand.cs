@@ -11,7 +11,7 @@ namespace LoraShell.PowerShell;
 [OutputType(typeof(MemoryEstimateReport))]
 [CmdletHelp(
     "Estimates the training memory of Full, Lora and Ladder fine-tuning, and the GPUs it takes.",
-    "Measure-LoraMemory counts, from a model's architecture, the bytes of weights, gradients and AdamW states for the chosen -Precision (Fp32; Bf16Mixed: bf16 weights and gradients with a float32 gradient buffer, float32 master weights and moments, 20 bytes per trainable weight; Int8Base/Int4Base: quantised frozen Linear weights for Lora and Ladder) and -Quantization (how Import-LoraModel -Quantization stores the frozen decoder projections: Int8 about 1 byte per weight, Nf4 about 0.56, 0.52 with -DoubleQuant; a piped quantized model brings its own), plus the activations backward keeps for one micro-batch of -BatchSize x -SequenceLength tokens, tensor by tensor for a Llama block (with -ActivationCheckpointing only each layer's input and one recomputed layer), and the loss's logits buffers (-FusedCrossEntropy: logits and their gradient only). -Gpus is the fewest GPUs of -GpuMemoryGB that hold the states sharded across them (ZeRO-3/FSDP) plus each GPU's own activations. The architecture comes from -Preset, a config.json (-Path reads nothing else), a piped model, or -HiddenSize and -LayerCount; -ParameterCount alone gives weights, gradients and optimizer states of full fine-tuning only. Nothing is loaded or allocated. The estimate was checked against measured peak memory of real training runs (tests: within 10% for Full and Lora with and without checkpointing and on Int8 and NF4 bases, 25% for Ladder).")]
+    "Measure-LoraMemory counts, from a model's architecture, the bytes of weights, gradients and AdamW states for the chosen -Precision (Fp32; Bf16Mixed: bf16 weights and gradients with a float32 gradient buffer, float32 master weights and moments, 20 bytes per trainable weight; Int8Base/Int4Base: quantised frozen Linear weights for Lora and Ladder) and -Quantization (how Import-LoraModel -Quantization stores the frozen decoder projections: Int8 about 1 byte per weight, Nf4 about 0.56, 0.52 with -DoubleQuant; a piped quantized model brings its own), plus the activations backward keeps for one micro-batch of -BatchSize x -SequenceLength tokens, tensor by tensor for a Llama block (with -ActivationCheckpointing only each layer's input and one recomputed layer), and the loss's logits buffers (-FusedCrossEntropy: logits and their gradient only). -Gpus is the fewest GPUs of -GpuMemoryGB that hold the states sharded across them (ZeRO-3/FSDP) plus each GPU's own activations. The architecture comes from -Preset, a config.json (-Path reads nothing else), a piped model, or -HiddenSize and -LayerCount; -ParameterCount alone gives weights, gradients and optimizer states of full fine-tuning only. Nothing is loaded or allocated. The estimate was checked against measured peak memory of real training runs (tests: within 10% for Full and Lora with and without checkpointing and on Int8 and NF4 bases, 25% for Ladder). Encoder-decoders (T5: -Preset t5-small, t5-base, flan-t5-base, flan-t5-large, mt0-xxl, a T5 config.json or a piped T5 model) are counted text-to-text: the encoder over -SequenceLength input tokens, the decoder over -TargetLength target tokens with cross-attention to the input, T5's eager attention, and for Ladder side stacks beside both (checked against measured runs within 15%, 25% for Ladder).")]
 [CmdletExample(
     """
     Measure-LoraMemory -Preset Qwen1.5-7B, Qwen1.5-72B -Method Full, Lora `
@@ -53,11 +53,17 @@ namespace LoraShell.PowerShell;
         -Method Lora -Quantization Nf4 -ActivationCheckpointing -SequenceLength 512
     """,
     "What QLoRA training of a TinyLlama-1.1B-shaped model with gradient checkpointing takes on this machine (float32 compute over an NF4 base).")]
+[CmdletExample(
+    """
+    Measure-LoraMemory -Preset t5-base -Method Full, Lora, Ladder -TargetModules q, v `
+        -BatchSize 100 -SequenceLength 128 -TargetLength 4
+    """,
+    "The LST paper's setting: T5-base trained text-to-text on GLUE-length inputs at batch 100; Ladder side-tuning (k 8 beside both stacks) against LoRA on q and v and full fine-tuning.")]
 public sealed class MeasureLoraMemoryCommand : LoraCmdlet
 {
     const string PresetSet = "Preset", PathSet = "Path", LiteralPathSet = "LiteralPath", ModelSet = "Model", ShapeSet = "Architecture", CountSet = "ParameterCount";
 
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PresetSet, HelpMessage = "Known architectures: Qwen1.5-7B, Qwen1.5-72B, Llama-2-7B, Llama-3-8B, stories260K.")]
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PresetSet, HelpMessage = "Known architectures: Qwen1.5-7B, Qwen1.5-72B, Llama-2-7B, Llama-3-8B, stories260K, … and the encoder-decoders t5-small, t5-base, flan-t5-base, flan-t5-large, mt0-xxl (tab completion lists them all).")]
     [ArgumentCompleter(typeof(PresetCompleter))]
     public string[] Preset { get; set; } = Array.Empty<string>();
 
@@ -121,6 +127,10 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     [ValidateRange(1, int.MaxValue)]
     public int SequenceLength { get; set; } = 2048;
 
+    [Parameter(HelpMessage = "Encoder-decoder (T5) models: tokens per target (the decoder's sequence; default: -SequenceLength).")]
+    [ValidateRange(1, int.MaxValue)]
+    public int? TargetLength { get; set; }
+
     [Parameter(HelpMessage = "Keep only each layer's input and recompute layers in backward.")]
     public SwitchParameter ActivationCheckpointing { get; set; }
 
@@ -170,7 +180,9 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
     protected override void Process()
     {
         var targets = TargetModules;
-        if (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(TargetModules)))
+        if (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(TargetModules)) && Model.EncoderDecoder)
+            targets = Model.Loaded.Adapters.ActiveNames.FirstOrDefault() is string t5Active ? Model.Loaded.Adapters.Info(t5Active).TargetModules.ToArray() : Model.Loaded.Network.DefaultLoraTargets.ToArray();
+        else if (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(TargetModules)))
         {
             // The same defaults as a training run of this model: its active adapter, else the one Start-LoraTraining adds.
             var active = Model.Loaded.Adapters.ActiveNames.FirstOrDefault();
@@ -183,12 +195,12 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
             ? Model.Loaded.Adapters.ConfigOf(saving).ModulesToSave?.ToArray() : null);
         int trainableTokens = TrainableTokens ?? (ParameterSetName == ModelSet && Model.Loaded.Adapters.ActiveNames.FirstOrDefault() is string rowing
             ? Model.Loaded.Adapters.Info(rowing).TrainableTokens : 0);
-        foreach (var (name, config) in Architectures())
+        foreach (var (name, config, t5) in Architectures())
             foreach (var method in Method)
                 foreach (var precision in Precision)
                 {
-                    var quantization = Quantization ?? (ParameterSetName == ModelSet ? Model.Loaded.Model.Format.Quantization : BaseQuantization.None);
-                    bool doubleQuant = DoubleQuant || (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(Quantization)) && Model.Loaded.Model.Format.DoubleQuant);
+                    var quantization = Quantization ?? (ParameterSetName == ModelSet ? Model.Loaded.Network.Format.Quantization : BaseQuantization.None);
+                    bool doubleQuant = DoubleQuant || (ParameterSetName == ModelSet && !MyInvocation.BoundParameters.ContainsKey(nameof(Quantization)) && Model.Loaded.Network.Format.DoubleQuant);
                     if (method == TrainingMethod.Full && quantization != BaseQuantization.None)
                     {
                         if (!MyInvocation.BoundParameters.ContainsKey(nameof(Method))) { WriteVerbose($"Full left out: it cannot train a {quantization} base."); continue; }
@@ -198,24 +210,27 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                     var options = new MemoryEstimateOptions
                     {
                         Method = method, Precision = precision, Quantization = quantization, DoubleQuant = doubleQuant,
-                        BatchSize = BatchSize, SequenceLength = SequenceLength, ActivationCheckpointing = ActivationCheckpointing,
+                        BatchSize = BatchSize, SequenceLength = SequenceLength, TargetLength = TargetLength, ActivationCheckpointing = ActivationCheckpointing,
                         FusedCrossEntropy = FusedCrossEntropy, LossChunkTokens = LossChunkTokens, EagerAttention = EagerAttention, LoraRank = Rank, LoraTargets = targets, UseDora = useDora, ModulesToSave = modulesToSave, TrainableTokens = trainableTokens,
                         ReductionFactor = ReductionFactor, SideLayers = SideLayers, GpuMemoryGB = GpuMemoryGB, PerGpuOverheadGB = PerGpuOverheadGB,
                     };
-                    var estimate = config is null ? MemoryEstimator.EstimateStates(ParameterCount, options, name) : MemoryEstimator.Estimate(config, options, name);
+                    var estimate = t5 is not null ? T5MemoryEstimator.Estimate(t5, options, name)
+                        : config is null ? MemoryEstimator.EstimateStates(ParameterCount, options, name) : MemoryEstimator.Estimate(config, options, name);
                     WriteObject(MemoryEstimateReport.From(estimate));
                 }
     }
 
-    IEnumerable<(string Name, ModelConfig? Config)> Architectures()
+    /// <summary>The architectures asked for: a decoder-only one, a T5 one, or (parameter count alone) neither.</summary>
+    IEnumerable<(string Name, ModelConfig? Config, Core.Models.T5.T5Config? T5)> Architectures()
     {
         switch (ParameterSetName)
         {
             case PresetSet:
-                foreach (var p in Preset) yield return (p, ModelPresets.Get(p));
+                foreach (var p in Preset)
+                    yield return ModelPresets.EncoderDecoder.TryGetValue(p, out var t5) ? (p, null, t5) : (p, ModelPresets.Get(p), null);
                 break;
             case ModelSet:
-                yield return (Model.Name, Model.Loaded.Model.Config);
+                yield return Model.Loaded.EncoderDecoder is { } t5Model ? (Model.Name, null, t5Model.Config) : (Model.Name, Model.Loaded.Model.Config, null);
                 break;
             case ShapeSet:
                 int heads = HeadCount ?? Math.Max(1, HiddenSize / 128);
@@ -223,16 +238,25 @@ public sealed class MeasureLoraMemoryCommand : LoraCmdlet
                 {
                     HiddenSize = HiddenSize, NumHiddenLayers = LayerCount, NumAttentionHeads = heads, NumKeyValueHeads = KeyValueHeadCount ?? heads,
                     IntermediateSize = IntermediateSize ?? (int)(Math.Ceiling(8.0 * HiddenSize / 3 / 256) * 256), VocabSize = VocabSize,
-                });
+                }, null);
                 break;
             case CountSet:
-                yield return ($"{ParameterCount:N0} parameters", null);
+                yield return ($"{ParameterCount:N0} parameters", null, null);
                 break;
             default:
                 foreach (var file in ConfigFiles())
-                    yield return (System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(file)) ?? file, ModelConfig.FromJson(File.ReadAllText(file), file));
+                {
+                    string name = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(file)) ?? file, json = File.ReadAllText(file);
+                    yield return IsT5Config(json) ? (name, null, Core.Models.T5.T5Config.FromJson(json, file)) : (name, ModelConfig.FromJson(json, file), null);
+                }
                 break;
         }
+    }
+
+    static bool IsT5Config(string json)
+    {
+        try { return System.Text.Json.Nodes.JsonNode.Parse(json) is System.Text.Json.Nodes.JsonObject o && Core.Models.T5.T5Config.IsT5(o); }
+        catch (System.Text.Json.JsonException) { return false; } // ModelConfig.FromJson says what is wrong
     }
 
     IEnumerable<string> ConfigFiles()
@@ -255,5 +279,5 @@ public sealed class PresetCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters)
         => ModelPresets.Names.Where(n => n.StartsWith(wordToComplete.Trim('\'', '"'), StringComparison.OrdinalIgnoreCase))
-            .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, $"{n}: {ModelPresets.Get(n).ParameterCount:N0} parameters"));
+            .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, $"{n}: {(ModelPresets.EncoderDecoder.TryGetValue(n, out var t5) ? T5MemoryEstimator.Parameters(t5) : ModelPresets.Get(n).ParameterCount):N0} parameters"));
 }
