@@ -11,7 +11,7 @@ Describe 'Notebook <Name> and its twin' -ForEach $Notebooks {
         # A C# notebook's twin is a `dotnet run` file; a PowerShell notebook's a script.
         $script:Twin = Join-Path $Root "samples/$Name.$(if ($powerShell) { 'ps1' } else { 'cs' })"
         # Entry points: the library's experiments and their charts, or the module's cmdlets.
-        $pattern = if ($powerShell) { '\b[A-Z][a-z]+-(?:Lora[A-Za-z]+|SvdDelta)\b' } else { '\b(?:LoraExperiments|LadderExperiments|SvdExperiments|ExperimentCharts)\.\w+' }
+        $pattern = if ($powerShell) { '\b[A-Z][a-z]+-(?:Lora[A-Za-z]+|SvdDelta)\b' } else { '\b(?:LoraExperiments|LadderExperiments|SvdExperiments|T5Experiments|ExperimentCharts)\.\w+' }
         $script:Calls = { param($text) [regex]::Matches($text, $pattern) | ForEach-Object Value | Sort-Object -Unique }.GetNewClosure()
     }
 
