@@ -19,8 +19,10 @@ namespace LoraShell.Core.SideTuning;
 /// initial model equals the backbone exactly. Backpropagation stays inside the side network: no
 /// backbone activation is kept for backward.
 /// </summary>
-public sealed class LadderSideNetwork : nn.Module
+public sealed class LadderSideNetwork : nn.Module, ISideNetwork
 {
+    nn.Module ISideNetwork.Module => this;
+
     public ModuleList<Linear> downs;
     public Parameter gates;
     public ModuleList<DecoderLayer> blocks;

@@ -18,8 +18,10 @@ namespace LoraShell.Core.SideTuning;
 /// state before the frozen head; the up-projection starts at zero, so the untrained network is the backbone.
 /// The backbone runs without autograd: backward never enters it.
 /// </summary>
-public sealed class T5LadderSideNetwork : nn.Module
+public sealed class T5LadderSideNetwork : nn.Module, ISideNetwork
 {
+    nn.Module ISideNetwork.Module => this;
+
     public ModuleList<Linear> encoder_downs, decoder_downs;
     public Parameter encoder_gates, decoder_gates;
     public T5Stack side_encoder, side_decoder;

@@ -11,22 +11,19 @@ namespace LoraShell.Core.Training.Tuners;
 /// <see cref="T5LadderSideNetwork"/> (side encoder and side decoder, pruned from the backbone unless it
 /// exists already) trains. The result is a side-network folder, as for the decoder-only families.
 /// </summary>
-internal sealed class T5LadderTuner : Tuner
+internal sealed class T5LadderTuner : SideNetworkTuner
 {
     T5LadderSideNetwork? _side;
 
     public T5LadderTuner(ITrainingSubject subject) : base(subject) { }
 
-    public override TrainingMethod Method => TrainingMethod.Ladder;
-    public override double[]? GateValues => _side?.GateValues();
+    protected override ISideNetwork? Side => _side;
+
+    protected override ISideNetwork LoadSaved(string folder) => T5LadderSideNetwork.Load(folder, EncoderDecoder);
 
     public override void Prepare(TrainingOptions o, Func<TokenStream> fisherData, RunLog? log)
     {
-        var adapters = Subject.Adapters;
-        if (adapters.ActiveNames.Except(adapters.MergedNames).Any() && !adapters.Disabled)
-            throw new LoraShellException(LoraErrorKind.InvalidOperation, "LadderWithAdapters",
-                "Ladder side-tuning keeps the backbone frozen as it is; merge, disable or remove the active adapters first.");
-        foreach (var p in EncoderDecoder.parameters()) p.requires_grad = false;
+        FreezeBackbone();
         if (Subject.EncoderDecoderSideNetwork is null)
         {
             var config = o.Ladder ?? new LadderConfig();
@@ -53,40 +50,7 @@ internal sealed class T5LadderTuner : Tuner
     /// <summary>The loss of Fisher batch i (the text-to-text objective sets it before the method is prepared).</summary>
     public Func<int, Tensor>? FisherLoss { get; set; }
 
-    public override IReadOnlyList<(string name, Parameter parameter)> Trainable
-        => _side!.named_parameters().Where(p => p.parameter.requires_grad).Select(p => ($"side.{p.name}", p.parameter)).ToList();
-
     public override EncoderDecoderPass EncoderDecoderPass => new(EncoderDecoder, _side);
 
-    public override string FingerprintExtra => _side!.Config.ToJson();
-
     public override void SetGradientCheckpointing(bool on) { } // refused for T5 when the run starts
-
-    public override void SetTraining(bool training)
-    {
-        base.SetTraining(training);
-        if (training) _side!.train(); else _side!.eval();
-    }
-
-    public override TrainedArtifacts SaveFinal(string output)
-    {
-        string folder = Path.Combine(output, Trainer.SideNetworkFolder);
-        _side!.Save(folder, overwrite: true);
-        return new TrainedArtifacts(SideNetworkPath: folder);
-    }
-
-    public override void WriteCheckpoint(string folder)
-    {
-        string target = Path.Combine(folder, Trainer.SideNetworkFolder);
-        Directory.CreateDirectory(target);
-        _side!.WriteInto(target);
-    }
-
-    public override void RestoreCheckpoint(string folder)
-    {
-        using var restored = T5LadderSideNetwork.Load(Path.Combine(folder, Trainer.SideNetworkFolder), EncoderDecoder);
-        var values = restored.state_dict();
-        using var _ = no_grad();
-        foreach (var (name, t) in _side!.state_dict()) t.copy_(values[name]);
-    }
 }

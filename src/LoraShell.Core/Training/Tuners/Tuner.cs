@@ -41,11 +41,8 @@ internal abstract class Tuner
     /// <summary>The adapter being trained (LoRA), for checkpoints and results.</summary>
     public virtual string? AdapterName => null;
 
-    /// <summary>The side network being trained (Ladder).</summary>
-    public virtual LadderSideNetwork? SideNetwork => null;
-
     /// <summary>The ladders' gate values μ, for the result (Ladder only).</summary>
-    public virtual double[]? GateValues => SideNetwork?.GateValues();
+    public virtual double[]? GateValues => null;
 
     /// <summary>
     /// Sets what trains. <paramref name="fisherData"/> feeds Fisher pruning and is asked for only when
