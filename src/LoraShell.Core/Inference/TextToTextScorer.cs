@@ -19,7 +19,7 @@ public static class TextToTextScorer
         var labels = TextToTextEncoding.Target(tokenizer, target, eos);
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var loss = pass.TargetLoss(tensor(source, device: pass.Device).unsqueeze(0), null, tensor(labels, device: pass.Device).unsqueeze(0)).item<float>();
+        var loss = pass.TargetLoss(pass.Encode(tensor(source, device: pass.Device).unsqueeze(0)), tensor(labels, device: pass.Device).unsqueeze(0)).item<float>();
         return new PerplexityResult(loss, Math.Exp(loss), labels.Length, 1, labels.Length);
     }
 }

@@ -33,12 +33,12 @@ public sealed class EncoderDecoderPass
     public Tensor Logits(Tensor decoderIds, T5Encoding encoding, DecoderCaches? caches = null) => Model.Head(DecoderHidden(decoderIds, encoding, caches));
 
     /// <summary>
-    /// Cross-entropy of <paramref name="labels"/> [B, T] given the sources [B, S], teacher-forced as transformers'
+    /// Cross-entropy of <paramref name="labels"/> [B, T] given the encoded sources, teacher-forced as transformers'
     /// T5ForConditionalGeneration computes its loss: labels of -100 are not scored.
     /// </summary>
-    public Tensor TargetLoss(Tensor inputIds, Tensor? mask, Tensor labels, nn.Reduction reduction = nn.Reduction.Mean)
+    public Tensor TargetLoss(T5Encoding encoding, Tensor labels, nn.Reduction reduction = nn.Reduction.Mean)
     {
-        var logits = Logits(Model.ShiftRight(labels), Encode(inputIds, mask)).to(ScalarType.Float32);
+        var logits = Logits(Model.ShiftRight(labels), encoding).to(ScalarType.Float32);
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: -100, reduction: reduction);
     }
 

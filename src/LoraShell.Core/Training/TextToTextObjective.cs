@@ -60,7 +60,7 @@ internal sealed class TextToTextObjective : TrainingObjective
         var model = _model!;
         var batch = _order!.Take(firstDraw, batchSize).Select(i => _data.Train[i]).ToList();
         var (inputs, mask, labels) = Collate(batch, model.Config.PadTokenId, Device);
-        var loss = Loss(inputs, mask, labels, nn.Reduction.Mean);
+        var loss = _pass!.TargetLoss(_pass.Encode(inputs, mask), labels);
         (loss * scale).backward();
         return (loss.item<float>(), batch.Sum(p => (long)p.Input.Length + p.Target.Length));
     }
@@ -75,8 +75,6 @@ internal sealed class TextToTextObjective : TrainingObjective
 
     Device Device => _model!.shared.weight!.device;
 
-    Tensor Loss(Tensor inputs, Tensor mask, Tensor labels, nn.Reduction reduction) => _pass!.TargetLoss(inputs, mask, labels, reduction);
-
     public override EvalRecord Evaluate(int step, Action<double>? done = null)
     {
         var model = _model!;
@@ -88,9 +86,10 @@ internal sealed class TextToTextObjective : TrainingObjective
             using var scope = NewDisposeScope();
             var batch = _validation.Skip(start).Take(_batchSize).ToList();
             var (inputs, mask, labels) = Collate(batch, model.Config.PadTokenId, Device);
-            lossSum += Loss(inputs, mask, labels, nn.Reduction.Sum).item<float>();
+            var encoding = _pass!.Encode(inputs, mask); // once, for the loss and the generation
+            lossSum += _pass.TargetLoss(encoding, labels, nn.Reduction.Sum).item<float>();
             tokens += batch.Sum(p => (long)p.Target.Length);
-            if (_labels is not null) correct += CountExactGenerations(inputs, mask, batch);
+            if (_labels is not null) correct += CountExactGenerations(encoding, batch);
             done?.Invoke(Math.Min(1.0, (double)(start + batch.Count) / _validation.Count));
         }
         if (tokens == 0) return new EvalRecord(step, double.NaN);
@@ -101,15 +100,14 @@ internal sealed class TextToTextObjective : TrainingObjective
     /// Greedy decoding of the batch (the encoder once, the decoder over the tokens so far each step: targets are a
     /// few tokens) and how many rows produce their target exactly, EOS included.
     /// </summary>
-    long CountExactGenerations(Tensor inputs, Tensor mask, IReadOnlyList<TextPair> batch)
+    long CountExactGenerations(T5Encoding encoding, IReadOnlyList<TextPair> batch)
     {
         var model = _model!;
-        var encoding = _pass!.Encode(inputs, mask);
         int longest = batch.Max(p => p.Target.Length);
-        var decoded = full(batch.Count, 1, (long)model.Config.DecoderStartTokenId, dtype: ScalarType.Int64, device: inputs.device);
+        var decoded = full(batch.Count, 1, (long)model.Config.DecoderStartTokenId, dtype: ScalarType.Int64, device: Device);
         for (int t = 0; t < longest; t++)
         {
-            var hidden = _pass.DecoderHidden(decoded, encoding);
+            var hidden = _pass!.DecoderHidden(decoded, encoding);
             var next = model.Head(hidden.narrow(1, hidden.shape[1] - 1, 1)).argmax(-1);
             decoded = cat(new[] { decoded, next }, 1);
         }
