@@ -31,12 +31,7 @@ public static class ModelLoader
         IO.NativeMemory.Trim();
         try
         {
-            // A GGUF file carries its tokenizer; other formats find it beside the model. -TokenizerPath wins.
-            ITextTokenizer? tokenizer = embedded;
-            string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath)
-                : format == GgufFormat ? null : TokenizerLoader.FindBeside(full);
-            if (tokenizerPath != null) tokenizer = TokenizerLoader.Load(tokenizerPath);
-            if (tokenizer != null) CheckVocabulary(tokenizer, model.Config.VocabSize, full);
+            var tokenizer = Tokenizer(options, full, embedded, lookBeside: format != GgufFormat, model.Config.VocabSize);
             if (device.type != DeviceType.CPU) model.to(device);
             model.eval();
             string? hubId = model.Config.Source?["_name_or_path"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var id)
@@ -56,14 +51,24 @@ public static class ModelLoader
         try
         {
             if (weights.DType != ScalarType.Float32) model.to(weights.DType);
-            string? tokenizerPath = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath) : TokenizerLoader.FindBeside(full);
-            var tokenizer = tokenizerPath is null ? null : TokenizerLoader.Load(tokenizerPath);
-            if (tokenizer != null) CheckVocabulary(tokenizer, model.Config.VocabSize, full);
+            var tokenizer = Tokenizer(options, full, embedded: null, lookBeside: true, model.Config.VocabSize);
             if (device.type != DeviceType.CPU) model.to(device);
             model.eval();
             return new LoadedModel(model, tokenizer, full, HuggingFaceFormat) { NameOrPath = options.NameOrPath ?? options.Path, LoadWarnings = warnings };
         }
         catch { model.Dispose(); throw; }
+    }
+
+    /// <summary>
+    /// The model's tokenizer: -TokenizerPath wins; else the one its file carries (GGUF) or the one beside it;
+    /// checked against the embedding's rows.
+    /// </summary>
+    static ITextTokenizer? Tokenizer(ModelLoadOptions options, string full, ITextTokenizer? embedded, bool lookBeside, int vocabSize)
+    {
+        string? path = options.TokenizerPath != null ? System.IO.Path.GetFullPath(options.TokenizerPath) : lookBeside ? TokenizerLoader.FindBeside(full) : null;
+        var tokenizer = path != null ? TokenizerLoader.Load(path) : embedded;
+        if (tokenizer != null) CheckVocabulary(tokenizer, vocabSize, full);
+        return tokenizer;
     }
 
     static (CausalLM Model, string Format, ITextTokenizer? Tokenizer) ReadModel(string full, WeightFormat weights, Action<string> warn)
